@@ -1,0 +1,23 @@
+// The catalogue of recorded events: every decision and state change the gateway records has one
+// of these types and one of its reason codes. The evidence digest reads events by these names;
+// add to the catalogue, never rename. README.md ("Recorded events") lists them.
+
+export const EVENT_TYPES = {
+  session_opened: ["initialize", "sse_connect"],
+  session_closed: [
+    "client_delete", "client_disconnect", "idle_timeout", "upstream_exited", "upstream_closed",
+    "gateway_shutdown", "initialize_failed",
+  ],
+  upstream_started: ["spawned", "connected"],
+  upstream_failed: ["spawn_failed", "connect_failed", "crash_loop_backoff", "exited", "http_error"],
+  message_rejected: [
+    "parse_error", "invalid_jsonrpc", "body_too_large", "unknown_session", "batch_not_allowed",
+    "upstream_message_too_large", "upstream_invalid_json", "unknown_response_id", "upstream_flood",
+  ],
+  message_undeliverable: ["client_stream_closed", "no_stream"],
+  audit_store: ["unavailable", "recovered"],
+  gateway: ["started", "stopped"],
+} as const;
+
+export type EventType = keyof typeof EVENT_TYPES;
+export type EventReason<T extends EventType> = (typeof EVENT_TYPES)[T][number];

@@ -1,0 +1,190 @@
+// Records messages and events durably before they move on (invariant 1 in the architecture).
+// Concurrent records are committed together: while one INSERT is in flight, new rows queue, and
+// the next flush writes them all in one statement (group commit). A caller's promise resolves
+// only when its row is committed; it rejects with CS_ERR_AUDIT_UNAVAILABLE when the store cannot
+// commit in time, and the caller then fails closed.
+import type { Db } from "../db/client.js";
+import { CountersignError } from "../errors.js";
+import type { MessageKind } from "../mcp/jsonrpc.js";
+import type { EventReason, EventType } from "./events.js";
+
+export interface MessageRecord {
+  sessionId: string | null;
+  connection: string;
+  direction: "in" | "out";
+  origin: "client" | "upstream" | "gateway";
+  kind: MessageKind;
+  jsonrpcId: string | null;
+  method: string | null;
+  size: number;
+  payload: unknown;
+  subject: string | null;
+  at: Date;
+}
+
+export interface EventRecord<T extends EventType = EventType> {
+  type: T;
+  reason: EventReason<T>;
+  sessionId?: string | null;
+  connection?: string | null;
+  subject?: string | null;
+  detail?: Record<string, unknown>;
+}
+
+interface Pending<T> {
+  row: T;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+export interface RecorderStatus {
+  healthy: boolean;
+  lastError?: string;
+  unhealthySince?: Date;
+  committedRows: number;
+  batches: number;
+  failedBatches: number;
+}
+
+export interface RecorderOptions {
+  commitTimeoutMs: number;
+  /** Rows per INSERT at most; the rest wait for the next flush. */
+  maxBatch?: number;
+  onStatusChange?: (status: RecorderStatus) => void;
+  onBatch?: (rows: number, ms: number, ok: boolean) => void;
+}
+
+export class Recorder {
+  #messages: Pending<MessageRecord>[] = [];
+  #events: Pending<EventRecord>[] = [];
+  #flushing = false;
+  #status: RecorderStatus = { healthy: true, committedRows: 0, batches: 0, failedBatches: 0 };
+
+  constructor(private readonly db: Db, private readonly opts: RecorderOptions) {}
+
+  get status(): RecorderStatus {
+    return { ...this.#status };
+  }
+
+  message(row: MessageRecord): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#messages.push({ row, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  event<T extends EventType>(row: EventRecord<T>): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#events.push({ row: row as EventRecord, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  /** Records an event whose loss must not stop the data path; a failure is left to the log. */
+  eventBestEffort<T extends EventType>(row: EventRecord<T>): void {
+    this.event(row).catch(() => {});
+  }
+
+  /** Resolves when everything queued so far has been attempted. */
+  async drain(): Promise<void> {
+    while (this.#flushing || this.#messages.length > 0 || this.#events.length > 0) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  #schedule(): void {
+    if (this.#flushing) return;
+    this.#flushing = true;
+    // Let the current tick's records join this batch.
+    queueMicrotask(() => void this.#flushLoop());
+  }
+
+  async #flushLoop(): Promise<void> {
+    const max = this.opts.maxBatch ?? 500;
+    while (this.#messages.length > 0 || this.#events.length > 0) {
+      const messages = this.#messages.splice(0, max);
+      const events = this.#events.splice(0, max);
+      const started = performance.now();
+      try {
+        await this.#commit(messages.map((p) => p.row), events.map((p) => p.row));
+        this.#status.committedRows += messages.length + events.length;
+        this.#status.batches++;
+        this.opts.onBatch?.(messages.length + events.length, performance.now() - started, true);
+        this.#setHealthy(true);
+        for (const p of messages) p.resolve();
+        for (const p of events) p.resolve();
+      } catch (err) {
+        this.#status.failedBatches++;
+        this.opts.onBatch?.(messages.length + events.length, performance.now() - started, false);
+        this.#setHealthy(false, err);
+        const failure = new CountersignError("CS_ERR_AUDIT_UNAVAILABLE", describeDbError(err));
+        for (const p of messages) p.reject(failure);
+        for (const p of events) p.reject(failure);
+      }
+    }
+    this.#flushing = false;
+  }
+
+  async #commit(messages: MessageRecord[], events: EventRecord[]): Promise<void> {
+    const work: Promise<unknown>[] = [];
+    const ops = [];
+    if (messages.length > 0) {
+      ops.push(this.db.message.createMany({ data: messages.map((m) => ({ ...m, payload: m.payload as object })) }));
+    }
+    if (events.length > 0) {
+      ops.push(
+        this.db.event.createMany({
+          data: events.map((e) => ({
+            type: e.type,
+            reason: e.reason,
+            sessionId: e.sessionId ?? null,
+            connection: e.connection ?? null,
+            subject: e.subject ?? null,
+            ...(e.detail ? { detail: e.detail as object } : {}),
+          })),
+        }),
+      );
+    }
+    work.push(ops.length === 1 ? ops[0]! : this.db.$transaction(ops));
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`commit did not finish within ${this.opts.commitTimeoutMs} ms`)), this.opts.commitTimeoutMs);
+    });
+    try {
+      await Promise.race([Promise.all(work), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #setHealthy(healthy: boolean, err?: unknown): void {
+    const was = this.#status.healthy;
+    if (healthy) {
+      this.#status.healthy = true;
+      delete this.#status.lastError;
+      const since = this.#status.unhealthySince;
+      delete this.#status.unhealthySince;
+      if (!was) {
+        this.opts.onStatusChange?.(this.status);
+        // The outage itself could not be recorded while it lasted; record it now.
+        this.eventBestEffort({
+          type: "audit_store",
+          reason: "recovered",
+          detail: { unavailableSince: since?.toISOString(), recoveredAt: new Date().toISOString() },
+        });
+      }
+    } else {
+      this.#status.healthy = false;
+      this.#status.lastError = describeDbError(err);
+      this.#status.unhealthySince ??= new Date();
+      if (was) this.opts.onStatusChange?.(this.status);
+    }
+  }
+}
+
+export function describeDbError(err: unknown): string {
+  const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  const code = e?.cause?.code ?? e?.code;
+  const msg = (e?.message ?? String(err)).split("\n").filter(Boolean).slice(-1)[0] ?? "unknown error";
+  return code ? `${code}: ${msg}`.slice(0, 300) : msg.slice(0, 300);
+}

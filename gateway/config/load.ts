@@ -1,0 +1,211 @@
+// Loads the configuration: finds the file, parses YAML, validates it against the schema, applies
+// environment overrides (environment > file > defaults) and resolves secret references.
+// Every problem is reported with the key path that is wrong; the gateway refuses to start.
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { parseDocument } from "yaml";
+import type { z } from "zod";
+import { PACKAGE_ROOT, QUICKSTART_CONFIG } from "../paths.js";
+import { configSchema, type ParsedConfig, type SecretRef } from "./schema.js";
+import { Secret, type ConfigValue } from "./secret.js";
+
+export class ConfigError extends Error {
+  constructor(readonly source: string, readonly problems: string[]) {
+    super(`Invalid configuration in ${source}:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+export interface TlsConfig {
+  ca?: Secret;
+  cert?: Secret;
+  key?: Secret;
+  rejectUnauthorized: boolean;
+}
+
+export type UpstreamConfig =
+  | { type: "stdio"; command: string; args: string[]; cwd?: string; env: Record<string, ConfigValue> }
+  | { type: "streamable_http" | "sse"; url: string; headers: Record<string, ConfigValue>; tls?: TlsConfig };
+
+export interface ConnectionConfig {
+  name: string;
+  description?: string;
+  upstream: UpstreamConfig;
+  maxSessions: number;
+  idleTimeoutSeconds: number;
+}
+
+export interface GatewayConfig {
+  /** The file the configuration came from. */
+  source: string;
+  /** SHA-256 of the file's bytes: identifies a configuration across replicas. */
+  hash: string;
+  /** True when the bundled quick-start configuration is in use. */
+  quickstart: boolean;
+  version: number;
+  publicUrl: string;
+  server: { host: string; port: number };
+  database: { url?: Secret; migrateOnStart: boolean; embeddedDataDir: string; commitTimeoutMs: number };
+  limits: ParsedConfig["limits"];
+  log: ParsedConfig["log"];
+  connections: ConnectionConfig[];
+}
+
+/** Which file to read: --config, then COUNTERSIGN_CONFIG, then ./countersign.yaml, then the quick start. */
+export function findConfigFile(explicit: string | undefined, env: Env = process.env, cwd = process.cwd()): string {
+  if (explicit) return resolve(cwd, explicit);
+  if (env.COUNTERSIGN_CONFIG) return resolve(cwd, env.COUNTERSIGN_CONFIG);
+  const local = resolve(cwd, "countersign.yaml");
+  return existsSync(local) ? local : QUICKSTART_CONFIG;
+}
+
+export function loadConfigFile(file: string, env: Env = process.env): GatewayConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new ConfigError(file, [`cannot read the file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
+  }
+  const cfg = parseConfigText(text, file, env);
+  if (cfg.quickstart) {
+    // The bundled file names its server relative to the package, wherever the gateway runs from.
+    for (const c of cfg.connections) if (c.upstream.type === "stdio" && !c.upstream.cwd) c.upstream.cwd = PACKAGE_ROOT;
+  }
+  return cfg;
+}
+
+export function parseConfigText(text: string, source: string, env: Env = process.env): GatewayConfig {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(source, doc.errors.map((e) => `YAML: ${e.message.split("\n")[0]}`));
+  }
+  const raw: unknown = doc.toJS();
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+    throw new ConfigError(source, ["the file must hold a mapping with at least `version` and `connections`"]);
+  }
+  const withEnv = applyEnvironment(raw as Record<string, unknown>, env);
+  const parsed = configSchema.safeParse(withEnv);
+  if (!parsed.success) throw new ConfigError(source, parsed.error.issues.map(formatIssue));
+
+  const problems: string[] = [];
+  const secret = (ref: SecretRef, path: string): Secret | undefined => {
+    try {
+      return resolveSecret(ref, env);
+    } catch (err) {
+      problems.push(`${path}: ${(err as Error).message}`);
+      return undefined;
+    }
+  };
+  const value = (v: string | SecretRef, path: string): ConfigValue => (typeof v === "string" ? v : (secret(v, path) ?? ""));
+  const values = (rec: Record<string, string | SecretRef>, path: string) =>
+    Object.fromEntries(Object.entries(rec).map(([k, v]) => [k, value(v, `${path}.${k}`)]));
+
+  const p = parsed.data;
+  const envDbUrl = env.DATABASE_URL ? new Secret(env.DATABASE_URL, "env DATABASE_URL") : undefined;
+  const connections: ConnectionConfig[] = p.connections.map((c, i) => {
+    const base = `connections[${i}].upstream`;
+    const u = c.upstream;
+    const upstream: UpstreamConfig =
+      u.type === "stdio"
+        ? { type: "stdio", command: u.command, args: u.args, ...(u.cwd ? { cwd: u.cwd } : {}), env: values(u.env, `${base}.env`) }
+        : {
+            type: u.type,
+            url: u.url,
+            headers: values(u.headers, `${base}.headers`),
+            ...(u.tls
+              ? {
+                  tls: {
+                    rejectUnauthorized: u.tls.rejectUnauthorized,
+                    ...(u.tls.ca ? { ca: secret(u.tls.ca, `${base}.tls.ca`) } : {}),
+                    ...(u.tls.cert ? { cert: secret(u.tls.cert, `${base}.tls.cert`) } : {}),
+                    ...(u.tls.key ? { key: secret(u.tls.key, `${base}.tls.key`) } : {}),
+                  } as TlsConfig,
+                }
+              : {}),
+          };
+    return {
+      name: c.name,
+      ...(c.description ? { description: c.description } : {}),
+      upstream,
+      maxSessions: c.maxSessions,
+      idleTimeoutSeconds: c.idleTimeoutSeconds ?? p.sessions.idleTimeoutSeconds,
+    };
+  });
+  const dbUrl = envDbUrl ?? (p.database.url ? secret(p.database.url, "database.url") : undefined);
+  if (problems.length > 0) throw new ConfigError(source, problems);
+
+  return {
+    source,
+    hash: createHash("sha256").update(text).digest("hex"),
+    quickstart: resolve(source) === QUICKSTART_CONFIG,
+    version: p.version,
+    publicUrl: (p.publicUrl ?? `http://${p.server.host.includes(":") ? `[${p.server.host}]` : p.server.host}:${p.server.port}`).replace(/\/+$/, ""),
+    server: p.server,
+    database: {
+      ...(dbUrl ? { url: dbUrl } : {}),
+      migrateOnStart: p.database.migrateOnStart,
+      embeddedDataDir: resolve(p.database.embeddedDataDir),
+      commitTimeoutMs: p.database.commitTimeoutMs,
+    },
+    limits: p.limits,
+    log: p.log,
+    connections,
+  };
+}
+
+/** Environment variables win over the file (12-factor); each maps to one key. */
+export const ENV_OVERRIDES: ReadonlyArray<{ env: string; path: string[]; type: "string" | "int" | "bool" }> = [
+  { env: "HOST", path: ["server", "host"], type: "string" },
+  { env: "PORT", path: ["server", "port"], type: "int" },
+  { env: "COUNTERSIGN_PUBLIC_URL", path: ["publicUrl"], type: "string" },
+  { env: "COUNTERSIGN_LOG_LEVEL", path: ["log", "level"], type: "string" },
+  { env: "COUNTERSIGN_MIGRATE_ON_START", path: ["database", "migrateOnStart"], type: "bool" },
+  { env: "COUNTERSIGN_DATA_DIR", path: ["database", "embeddedDataDir"], type: "string" },
+  { env: "COUNTERSIGN_REQUEST_BODY_BYTES", path: ["limits", "requestBodyBytes"], type: "int" },
+  { env: "COUNTERSIGN_UPSTREAM_MESSAGE_BYTES", path: ["limits", "upstreamMessageBytes"], type: "int" },
+];
+
+function applyEnvironment(raw: Record<string, unknown>, env: Env): Record<string, unknown> {
+  const out = structuredClone(raw);
+  for (const o of ENV_OVERRIDES) {
+    const v = env[o.env];
+    if (v === undefined || v === "") continue;
+    let node = out;
+    for (const key of o.path.slice(0, -1)) {
+      const next = node[key];
+      node = (next && typeof next === "object" ? next : (node[key] = {})) as Record<string, unknown>;
+    }
+    // Leave the value as text when it does not convert, so validation names the key and the problem.
+    node[o.path[o.path.length - 1]!] =
+      o.type === "int" ? (/^\d+$/.test(v) ? Number(v) : v) : o.type === "bool" ? (v === "true" ? true : v === "false" ? false : v) : v;
+  }
+  return out;
+}
+
+function resolveSecret(ref: SecretRef, env: Env): Secret {
+  if ("env" in ref) {
+    const v = env[ref.env];
+    if (v === undefined || v === "") throw new Error(`environment variable ${ref.env} is not set: set it or change the reference`);
+    return new Secret(v, `env ${ref.env}`);
+  }
+  try {
+    return new Secret(readFileSync(ref.file, "utf8").replace(/\r?\n$/, ""), `file ${ref.file}`);
+  } catch (err) {
+    throw new Error(`cannot read secret file ${ref.file} (${(err as NodeJS.ErrnoException).code ?? "error"}): check the path and its permissions`);
+  }
+}
+
+/** `connections[1].upstream.url: not a URL` */
+export function formatIssue(issue: z.core.$ZodIssue): string {
+  const path = issue.path.reduce<string>(
+    (acc, seg) => (typeof seg === "number" ? `${acc}[${seg}]` : acc ? `${acc}.${String(seg)}` : String(seg)),
+    "",
+  );
+  let message = issue.message;
+  if (issue.code === "unrecognized_keys") message = `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `'${k}'`).join(", ")}: remove ${issue.keys.length > 1 ? "them" : "it"} or check the spelling`;
+  else if (issue.code === "invalid_type" && /received undefined/.test(issue.message)) message = `required (${issue.expected})`;
+  return `${path || "(top level)"}: ${message}`;
+}

@@ -1,0 +1,134 @@
+// The one catalogue of errors Countersign can return. Each has a stable code (tests and clients
+// match on it), the HTTP status used when the error ends an HTTP exchange, the JSON-RPC error
+// code used inside a session, and a message that says what is wrong and what to do.
+// README.md lists them; keep the two in step.
+
+export interface ErrorSpec {
+  readonly http: number;
+  readonly jsonrpc: number;
+  readonly message: string;
+}
+
+export const ERRORS = {
+  CS_ERR_PARSE: {
+    http: 400, jsonrpc: -32700,
+    message: "The request body is not valid JSON: send one JSON-RPC message or a batch as JSON.",
+  },
+  CS_ERR_INVALID_REQUEST: {
+    http: 400, jsonrpc: -32600,
+    message: "The body is JSON but not a JSON-RPC 2.0 message: each message needs \"jsonrpc\": \"2.0\" and a method, or an id with a result or an error.",
+  },
+  CS_ERR_BATCH_NOT_ALLOWED: {
+    http: 400, jsonrpc: -32600,
+    message: "JSON-RPC batches are not allowed by the negotiated protocol version: send messages one per request.",
+  },
+  CS_ERR_UNSUPPORTED_MEDIA_TYPE: {
+    http: 415, jsonrpc: -32600,
+    message: "The request's Content-Type must be application/json.",
+  },
+  CS_ERR_NOT_ACCEPTABLE: {
+    http: 406, jsonrpc: -32600,
+    message: "The Accept header must allow text/event-stream for this stream.",
+  },
+  CS_ERR_BODY_TOO_LARGE: {
+    http: 413, jsonrpc: -32600,
+    message: "The request body exceeds the gateway's limit (limits.requestBodyBytes): send a smaller message or raise the limit.",
+  },
+  CS_ERR_UNKNOWN_CONNECTION: {
+    http: 404, jsonrpc: -32601,
+    message: "No connection has this name: check the URL against the connections in the gateway's configuration.",
+  },
+  CS_ERR_SESSION_REQUIRED: {
+    http: 400, jsonrpc: -32600,
+    message: "This request needs an Mcp-Session-Id header: send initialize first and reuse the session id it returned.",
+  },
+  CS_ERR_UNKNOWN_SESSION: {
+    http: 404, jsonrpc: -32001,
+    message: "The session does not exist or has ended: start a new session with initialize.",
+  },
+  CS_ERR_UNSUPPORTED_PROTOCOL_VERSION: {
+    http: 400, jsonrpc: -32600,
+    message: "The MCP-Protocol-Version header names a version this gateway does not support.",
+  },
+  CS_ERR_STREAM_CONFLICT: {
+    http: 409, jsonrpc: -32600,
+    message: "This session already has an open GET stream: close it before opening another.",
+  },
+  CS_ERR_METHOD_NOT_ALLOWED: {
+    http: 405, jsonrpc: -32600,
+    message: "This HTTP method is not supported on this endpoint.",
+  },
+  CS_ERR_AUDIT_UNAVAILABLE: {
+    http: 503, jsonrpc: -32010,
+    message: "The audit store is unavailable, so nothing was forwarded or delivered (the gateway fails closed): retry when the database is back.",
+  },
+  CS_ERR_SESSION_LIMIT: {
+    http: 503, jsonrpc: -32011,
+    message: "The connection has reached its limit of concurrent sessions (connections[].maxSessions): close idle sessions or raise the limit.",
+  },
+  CS_ERR_UPSTREAM_UNAVAILABLE: {
+    http: 502, jsonrpc: -32012,
+    message: "The upstream MCP server could not be started or reached: check its command or URL and its log.",
+  },
+  CS_ERR_UPSTREAM_EXITED: {
+    http: 502, jsonrpc: -32013,
+    message: "The upstream MCP server ended before answering: start a new session; the gateway log has the server's last output.",
+  },
+  CS_ERR_UPSTREAM_HTTP: {
+    http: 502, jsonrpc: -32014,
+    message: "The upstream MCP server answered with an HTTP error instead of a JSON-RPC message.",
+  },
+  CS_ERR_UPSTREAM_RESPONSE_TOO_LARGE: {
+    http: 502, jsonrpc: -32015,
+    message: "The upstream's message exceeds the gateway's limit (limits.upstreamMessageBytes): ask for less data or raise the limit.",
+  },
+  CS_ERR_UPSTREAM_TIMEOUT: {
+    http: 504, jsonrpc: -32016,
+    message: "The upstream MCP server did not answer in time (limits.upstreamTimeoutMs).",
+  },
+  CS_ERR_SHUTTING_DOWN: {
+    http: 503, jsonrpc: -32017,
+    message: "The gateway is shutting down: retry; another replica or the restarted gateway will answer.",
+  },
+  CS_ERR_NOT_FOUND: {
+    http: 404, jsonrpc: -32601,
+    message: "No such endpoint: MCP clients connect to /mcp/<connection> (Streamable HTTP) or /sse/<connection> (legacy SSE).",
+  },
+  CS_ERR_INTERNAL: {
+    http: 500, jsonrpc: -32603,
+    message: "The gateway failed unexpectedly; nothing was forwarded. The gateway log has the details under this request id.",
+  },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** An error with a catalogue code; `detail` adds the specific thing that was wrong. */
+export class CountersignError extends Error {
+  readonly code: ErrorCode;
+  readonly http: number;
+  readonly jsonrpc: number;
+  readonly detail?: string;
+
+  constructor(code: ErrorCode, detail?: string) {
+    const spec = ERRORS[code];
+    super(detail ? `${spec.message} (${detail})` : spec.message);
+    this.name = "CountersignError";
+    this.code = code;
+    this.http = spec.http;
+    this.jsonrpc = spec.jsonrpc;
+    if (detail !== undefined) this.detail = detail;
+  }
+
+  /** The `error` member of a JSON-RPC error response. */
+  toJsonRpcError(): { code: number; message: string; data: { code: ErrorCode; detail?: string } } {
+    return {
+      code: this.jsonrpc,
+      message: this.message,
+      data: this.detail === undefined ? { code: this.code } : { code: this.code, detail: this.detail },
+    };
+  }
+}
+
+export function jsonRpcErrorResponse(id: string | number | null, err: CountersignError) {
+  return { jsonrpc: "2.0" as const, id, error: err.toJsonRpcError() };
+}

@@ -1,0 +1,98 @@
+// Starting and stopping a gateway instance: the database (given or embedded), migrations, this
+// instance's row, the recorder, the sessions, and the HTTP service, then the reverse on shutdown.
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import type { FastifyInstance } from "fastify";
+import { Recorder } from "./audit/recorder.js";
+import { RejectionLog } from "./audit/rejections.js";
+import type { GatewayConfig } from "./config/load.js";
+import { createDb, redactUrl, type Db } from "./db/client.js";
+import { startEmbeddedDatabase, type EmbeddedDatabase } from "./db/embedded.js";
+import { migrateDatabase } from "./db/migrate.js";
+import type { Logger } from "./log.js";
+import { SessionRegistry } from "./mcp/sessions.js";
+import { buildServer } from "./server.js";
+import { VERSION } from "./version.js";
+
+export interface Gateway {
+  config: GatewayConfig;
+  app: FastifyInstance;
+  db: Db;
+  recorder: Recorder;
+  sessions: SessionRegistry;
+  instanceId: string;
+  /** The address the service listens on, e.g. http://127.0.0.1:8080 */
+  address: string;
+  databaseUrl: string;
+  embedded?: EmbeddedDatabase | undefined;
+  stop(graceMs?: number): Promise<void>;
+}
+
+export interface StartOptions {
+  log: Logger;
+  /** Progress lines for a person (start-up steps); default: the log. */
+  progress?: (line: string) => void;
+}
+
+export async function resolveDatabase(config: GatewayConfig, progress: (line: string) => void): Promise<{ url: string; embedded?: EmbeddedDatabase }> {
+  if (config.database.url) return { url: config.database.url.reveal() };
+  progress(`no DATABASE_URL: starting the embedded PostgreSQL in ${config.database.embeddedDataDir}`);
+  const embedded = await startEmbeddedDatabase(config.database.embeddedDataDir, progress);
+  return { url: embedded.connection.url, embedded };
+}
+
+export async function startGateway(config: GatewayConfig, opts: StartOptions): Promise<Gateway> {
+  const { log } = opts;
+  const progress = opts.progress ?? ((line: string) => log.info(line));
+  const { url, embedded } = await resolveDatabase(config, progress);
+  try {
+    if (config.database.migrateOnStart || embedded) {
+      progress(`applying migrations to ${redactUrl(url)}`);
+      await migrateDatabase(url);
+    }
+    const db = createDb(url);
+    const instanceId = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
+    try {
+      await db.instance.create({ data: { id: instanceId, host: hostname(), pid: process.pid, version: VERSION } });
+    } catch (err) {
+      throw new Error(`cannot write to the database at ${redactUrl(url)}: ${(err as Error).message.split("\n").pop()}. Is it running, and are the migrations applied (countersign migrate)?`);
+    }
+    const heartbeat = setInterval(() => {
+      void db.instance.update({ where: { id: instanceId }, data: { lastSeenAt: new Date() } }).catch(() => {});
+    }, 15_000);
+    heartbeat.unref();
+
+    const recorder = new Recorder(db, {
+      commitTimeoutMs: config.database.commitTimeoutMs,
+      onStatusChange: (s) =>
+        s.healthy ? log.warn("audit store recovered; traffic flows again") : log.error({ error: s.lastError }, "audit store unavailable: failing closed"),
+    });
+    const rejections = new RejectionLog(recorder);
+    const sessions = new SessionRegistry(config, db, recorder, instanceId, log);
+    const app = buildServer({ config, log, sessions, recorder, rejections });
+    await app.listen({ host: config.server.host, port: config.server.port });
+    const addr = app.server.address();
+    const port = typeof addr === "object" && addr ? addr.port : config.server.port;
+    const host = config.server.host.includes(":") ? `[${config.server.host}]` : config.server.host;
+    const address = `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
+    recorder.eventBestEffort({ type: "gateway", reason: "started", detail: { instanceId, version: VERSION, configHash: config.hash } });
+
+    let stopping: Promise<void> | undefined;
+    const stop = (graceMs = 10_000) =>
+      (stopping ??= (async () => {
+        await sessions.shutdown(graceMs);
+        await app.close();
+        rejections.stop();
+        await recorder.event({ type: "gateway", reason: "stopped", detail: { instanceId } }).catch(() => {});
+        await recorder.drain();
+        clearInterval(heartbeat);
+        await db.instance.update({ where: { id: instanceId }, data: { stoppedAt: new Date() } }).catch(() => {});
+        await db.$disconnect();
+        if (embedded?.owned) await embedded.stop();
+      })());
+    return { config, app, db, recorder, sessions, instanceId, address, databaseUrl: url, embedded, stop };
+  } catch (err) {
+    if (embedded?.owned) await embedded.stop().catch(() => {});
+    throw err;
+  }
+}

@@ -1,0 +1,261 @@
+// The MCP Streamable HTTP front at /mcp/<connection>: POST carries client messages (answered
+// with 202, a JSON body, or an SSE stream that carries the responses and related messages), GET
+// opens the stream for server-initiated messages, DELETE ends the session.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { RejectionLog } from "../../audit/rejections.js";
+import { CountersignError, jsonRpcErrorResponse } from "../../errors.js";
+import { batchesAllowed, idKey, SUPPORTED_PROTOCOL_VERSIONS, type JsonRpcId, type JsonRpcMessage } from "../jsonrpc.js";
+import type { ClientSink, ProxySession } from "../session.js";
+import type { SessionRegistry } from "../sessions.js";
+import { parseJsonRpcBody } from "./body.js";
+import { SseWriter } from "./sse.js";
+
+type Params = { connection: string };
+
+/** The answer to one POST that carried requests: an SSE stream, or a JSON body sent at the end. */
+class PostResponse {
+  readonly #waiting = new Set<string>();
+  readonly #collected: JsonRpcMessage[] = [];
+  #sse?: SseWriter;
+  #done = false;
+
+  constructor(
+    private readonly reply: FastifyReply,
+    requestIds: JsonRpcId[],
+    private readonly mode: "sse" | "json",
+    private readonly batch: boolean,
+    private readonly headers: Record<string, string>,
+    private readonly onFinish: (ids: string[]) => void,
+  ) {
+    for (const id of requestIds) this.#waiting.add(idKey(id));
+    if (mode === "sse") {
+      reply.hijack();
+      this.#sse = new SseWriter(reply.raw, headers);
+      this.#sse.onClose(() => this.#finish());
+    } else {
+      reply.raw.on("close", () => this.#finish());
+    }
+  }
+
+  get open(): boolean {
+    return !this.#done;
+  }
+
+  get canStream(): boolean {
+    return this.mode === "sse" && !this.#done;
+  }
+
+  /** A message related to this POST's requests (progress, a server request…). SSE only. */
+  sendRelated(msg: JsonRpcMessage): boolean {
+    return this.canStream && this.#sse!.send(JSON.stringify(msg));
+  }
+
+  sendResponse(id: JsonRpcId, msg: JsonRpcMessage): boolean {
+    if (this.#done) return false;
+    this.#waiting.delete(idKey(id));
+    let ok = true;
+    if (this.mode === "sse") ok = this.#sse!.send(JSON.stringify(msg));
+    else this.#collected.push(msg);
+    if (this.#waiting.size === 0) this.#complete();
+    return ok;
+  }
+
+  #complete(): void {
+    if (this.mode === "sse") this.#sse!.end();
+    else {
+      void this.reply
+        .code(200)
+        .headers({ ...this.headers, "content-type": "application/json" })
+        .send(JSON.stringify(this.batch ? this.#collected : this.#collected[0]));
+    }
+    this.#finish();
+  }
+
+  #finish(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.onFinish([...this.#waiting]);
+  }
+}
+
+/** Routes a session's server→client messages to the right HTTP stream. */
+export class StreamableHttpSink implements ClientSink {
+  readonly #byRequest = new Map<string, PostResponse>();
+  #get?: SseWriter;
+  /** Messages that had no stream to go to, delivered when the client opens its GET stream. */
+  readonly #backlog: JsonRpcMessage[] = [];
+  static readonly BACKLOG_MAX = 1000;
+
+  attach(ids: JsonRpcId[], post: PostResponse): void {
+    for (const id of ids) this.#byRequest.set(idKey(id), post);
+  }
+
+  detach(keys: string[]): void {
+    for (const k of keys) this.#byRequest.delete(k);
+  }
+
+  openGet(writer: SseWriter): void {
+    this.#get = writer;
+    writer.onClose(() => {
+      if (this.#get === writer) this.#get = undefined;
+    });
+    for (const msg of this.#backlog.splice(0)) writer.send(JSON.stringify(msg));
+  }
+
+  get hasGet(): boolean {
+    return this.#get !== undefined && !this.#get.closed;
+  }
+
+  deliver(msg: JsonRpcMessage, route: { responseTo?: JsonRpcId | undefined; relatedTo?: JsonRpcId | undefined }): boolean {
+    if (route.responseTo !== undefined) {
+      const post = this.#byRequest.get(idKey(route.responseTo));
+      this.#byRequest.delete(idKey(route.responseTo));
+      return post ? post.sendResponse(route.responseTo, msg) : false;
+    }
+    // A message tied to a request goes on that request's stream; others on the GET stream; if
+    // there is none, on the newest open request stream, or kept until a GET stream opens.
+    const related = route.relatedTo === undefined ? undefined : this.#byRequest.get(idKey(route.relatedTo));
+    if (related?.canStream) return related.sendRelated(msg);
+    if (this.hasGet) return this.#get!.send(JSON.stringify(msg));
+    const newest = [...this.#byRequest.values()].reverse().find((p) => p.canStream);
+    if (newest) return newest.sendRelated(msg);
+    if (this.#backlog.length >= StreamableHttpSink.BACKLOG_MAX) return false;
+    this.#backlog.push(msg);
+    return true;
+  }
+
+  end(): void {
+    this.#get?.end();
+  }
+}
+
+export interface FrontDeps {
+  sessions: SessionRegistry;
+  rejections: RejectionLog;
+}
+
+function sendError(reply: FastifyReply, err: CountersignError, id: JsonRpcId | null = null, headers: Record<string, string> = {}) {
+  return reply.code(err.http).headers(headers).type("application/json").send(jsonRpcErrorResponse(id, err));
+}
+
+function header(req: FastifyRequest, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDeps): void {
+  const { sessions, rejections } = deps;
+
+  const lookup = (req: FastifyRequest<{ Params: Params }>): ProxySession => {
+    const sid = header(req, "mcp-session-id");
+    if (!sid) throw new CountersignError("CS_ERR_SESSION_REQUIRED");
+    const session = sessions.get(sid);
+    if (!session || session.connection.name !== req.params.connection || session.frontTransport !== "streamable_http") {
+      rejections.record("unknown_session", { connection: req.params.connection }, { remoteAddress: req.ip });
+      throw new CountersignError("CS_ERR_UNKNOWN_SESSION");
+    }
+    const version = header(req, "mcp-protocol-version");
+    if (version !== undefined && !(SUPPORTED_PROTOCOL_VERSIONS as readonly string[]).includes(version)) {
+      throw new CountersignError("CS_ERR_UNSUPPORTED_PROTOCOL_VERSION", `${version}; supported: ${SUPPORTED_PROTOCOL_VERSIONS.join(", ")}`);
+    }
+    return session;
+  };
+
+  const connectionOf = (req: FastifyRequest<{ Params: Params }>) => {
+    const connection = sessions.connection(req.params.connection);
+    if (!connection) throw new CountersignError("CS_ERR_UNKNOWN_CONNECTION", `'${req.params.connection}'`);
+    return connection;
+  };
+
+  app.post<{ Params: Params }>("/mcp/:connection", async (req, reply) => {
+    let requestId: JsonRpcId | null = null;
+    try {
+      const connection = connectionOf(req);
+      let parsed;
+      try {
+        parsed = parseJsonRpcBody(req.body);
+      } catch (err) {
+        const e = err as CountersignError;
+        rejections.record(e.code === "CS_ERR_PARSE" ? "parse_error" : "invalid_jsonrpc", { connection: connection.name }, {
+          remoteAddress: req.ip,
+          size: typeof req.body === "string" ? Buffer.byteLength(req.body) : 0,
+          error: e.detail ?? e.code,
+        });
+        throw err;
+      }
+      const { messages, batch } = parsed;
+      const init = messages.find((m) => m.c.method === "initialize" && m.c.kind === "request");
+      if (init) requestId = init.c.id ?? null;
+
+      let session: ProxySession;
+      if (init) {
+        if (messages.length > 1) throw new CountersignError("CS_ERR_INVALID_REQUEST", "initialize must be sent alone");
+        if (header(req, "mcp-session-id")) throw new CountersignError("CS_ERR_INVALID_REQUEST", "initialize must not carry an Mcp-Session-Id");
+        session = await sessions.open(connection, "streamable_http", { remoteAddress: req.ip, userAgent: header(req, "user-agent") });
+        session.sink = new StreamableHttpSink();
+        sessions.noteClientInfo(session, init.msg.params as Record<string, unknown> | undefined);
+      } else {
+        session = lookup(req);
+        if (batch && !batchesAllowed(session.protocolVersion)) {
+          rejections.record("batch_not_allowed", { connection: connection.name, sessionId: session.id }, { protocolVersion: session.protocolVersion ?? null });
+          throw new CountersignError("CS_ERR_BATCH_NOT_ALLOWED", `negotiated ${session.protocolVersion}`);
+        }
+      }
+      const sink = session.sink as StreamableHttpSink;
+      const requestIds = messages.filter((m) => m.c.kind === "request").map((m) => m.c.id!);
+
+      if (requestIds.length === 0) {
+        // Only notifications and responses: 202 once each is recorded and forwarded.
+        for (const m of messages) await session.fromClient(m.msg, m.c);
+        return reply.code(202).send();
+      }
+
+      const accept = header(req, "accept") ?? "";
+      const mode = accept.includes("text/event-stream") ? "sse" : "json";
+      const post = new PostResponse(reply, requestIds, mode, batch, { "mcp-session-id": session.id }, (keys) => sink.detach(keys));
+      sink.attach(requestIds, post);
+      for (const m of messages) {
+        try {
+          await session.fromClient(m.msg, m.c);
+        } catch (err) {
+          // A notification in a mixed batch failed: its requests still get their own answers.
+          req.log.warn({ err: String(err) }, "a notification in a batch was not forwarded");
+        }
+      }
+      return reply;
+    } catch (err) {
+      if (reply.sent || reply.raw.headersSent) return reply;
+      const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_INTERNAL", String(err));
+      if (e.code === "CS_ERR_INTERNAL") req.log.error({ err }, "unexpected error on POST");
+      return sendError(reply, e, requestId);
+    }
+  });
+
+  app.get<{ Params: Params }>("/mcp/:connection", async (req, reply) => {
+    try {
+      connectionOf(req);
+      const session = lookup(req);
+      if (!(header(req, "accept") ?? "").includes("text/event-stream")) throw new CountersignError("CS_ERR_NOT_ACCEPTABLE");
+      const sink = session.sink as StreamableHttpSink;
+      if (sink.hasGet) throw new CountersignError("CS_ERR_STREAM_CONFLICT");
+      reply.hijack();
+      sink.openGet(new SseWriter(reply.raw, { "mcp-session-id": session.id }));
+      return reply;
+    } catch (err) {
+      const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_INTERNAL", String(err));
+      return sendError(reply, e);
+    }
+  });
+
+  app.delete<{ Params: Params }>("/mcp/:connection", async (req, reply) => {
+    try {
+      connectionOf(req);
+      const session = lookup(req);
+      await session.close("client_delete");
+      return reply.code(200).send();
+    } catch (err) {
+      const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_INTERNAL", String(err));
+      return sendError(reply, e);
+    }
+  });
+}

@@ -1,0 +1,52 @@
+// JSON-RPC 2.0 shapes as the gateway needs them: enough to route and record a message, never a
+// re-serialisation. Messages are kept as the parsed objects the peer sent, so fields, methods and
+// notifications the gateway does not know pass through untouched.
+
+export type JsonRpcId = string | number;
+export type JsonRpcMessage = Record<string, unknown> & { jsonrpc: "2.0" };
+export type MessageKind = "request" | "notification" | "response" | "error";
+
+export interface Classified {
+  kind: MessageKind;
+  id?: JsonRpcId;
+  method?: string;
+}
+
+function isId(v: unknown): v is JsonRpcId {
+  return typeof v === "string" || (typeof v === "number" && Number.isFinite(v));
+}
+
+/** What a message is, or undefined when it is not a JSON-RPC 2.0 message. */
+export function classify(msg: unknown): Classified | undefined {
+  if (msg === null || typeof msg !== "object" || Array.isArray(msg)) return undefined;
+  const m = msg as Record<string, unknown>;
+  if (m.jsonrpc !== "2.0") return undefined;
+  if (typeof m.method === "string") {
+    if (m.params !== undefined && (m.params === null || typeof m.params !== "object")) return undefined;
+    if ("id" in m) return isId(m.id) ? { kind: "request", id: m.id, method: m.method } : undefined;
+    return { kind: "notification", method: m.method };
+  }
+  if ("result" in m && isId(m.id)) return { kind: "response", id: m.id };
+  if ("error" in m && m.error !== null && typeof m.error === "object" && (isId(m.id) || m.id === null)) {
+    return m.id === null ? { kind: "error" } : { kind: "error", id: m.id };
+  }
+  return undefined;
+}
+
+/** A map key that keeps 1 and "1" apart, as JSON-RPC does. */
+export function idKey(id: JsonRpcId): string {
+  return typeof id === "number" ? `n:${id}` : `s:${id}`;
+}
+
+export function progressTokenOf(msg: JsonRpcMessage): JsonRpcId | undefined {
+  const params = msg.params as { _meta?: { progressToken?: unknown } } | undefined;
+  const token = params?._meta?.progressToken;
+  return isId(token) ? token : undefined;
+}
+
+export const SUPPORTED_PROTOCOL_VERSIONS = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"] as const;
+
+/** Batches exist in the JSON-RPC versions before 2025-06-18 removed them from MCP. */
+export function batchesAllowed(protocolVersion: string | undefined): boolean {
+  return protocolVersion === undefined || protocolVersion === "2024-11-05" || protocolVersion === "2025-03-26";
+}

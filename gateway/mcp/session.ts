@@ -1,0 +1,303 @@
+// One client session paired with one upstream session: the data path of the architecture, in
+// the order it runs.
+//
+//   client message  ─▶ record(in) ─▶ forward to upstream
+//   upstream message ─▶ record(out) ─▶ deliver to the client
+//
+// Nothing is forwarded before its record is committed, and nothing is delivered before its record
+// is committed. When the store cannot commit, a request gets a CS_ERR_AUDIT_UNAVAILABLE error and
+// nothing moves on (fail closed). Later stages (authenticate, decide, mask) slot in here.
+import type { Recorder } from "../audit/recorder.js";
+import type { ConnectionConfig } from "../config/load.js";
+import { CountersignError, jsonRpcErrorResponse } from "../errors.js";
+import type { Logger } from "../log.js";
+import { classify, idKey, progressTokenOf, type Classified, type JsonRpcId, type JsonRpcMessage } from "./jsonrpc.js";
+import type { UpstreamEvents, UpstreamTransport } from "./upstream/types.js";
+
+/** Where committed server→client messages go: implemented by each front transport. */
+export interface ClientSink {
+  /** `responseTo`: the message answers this client request. `relatedTo`: it belongs to that request's stream. */
+  deliver(msg: JsonRpcMessage, route: { responseTo?: JsonRpcId | undefined; relatedTo?: JsonRpcId | undefined }): boolean;
+  /** The session is over: end the client's streams. */
+  end(): void;
+}
+
+interface PendingRequest {
+  id: JsonRpcId;
+  method: string;
+  progressToken?: JsonRpcId | undefined;
+  timer: NodeJS.Timeout;
+}
+
+export interface SessionInit {
+  id: string;
+  connection: ConnectionConfig;
+  frontTransport: "streamable_http" | "sse";
+  recorder: Recorder;
+  log: Logger;
+  upstreamTimeoutMs: number;
+  notificationsPerSecond: number;
+  subject?: string | null;
+  /** Called once when the session ends, whatever ended it. */
+  onClosed: (session: ProxySession, reason: string, detail?: string) => void;
+  /** Called with the negotiated protocol version and server info once initialize succeeds. */
+  onInitialized: (session: ProxySession, result: Record<string, unknown>) => void;
+}
+
+export class ProxySession implements UpstreamEvents {
+  readonly id: string;
+  readonly connection: ConnectionConfig;
+  readonly frontTransport: "streamable_http" | "sse";
+  protocolVersion: string | undefined;
+  readonly startedAt = Date.now();
+  lastActivity = Date.now();
+  ended = false;
+  sink: ClientSink | undefined;
+  upstream!: UpstreamTransport;
+
+  readonly #init: SessionInit;
+  readonly #pending = new Map<string, PendingRequest>();
+  /** Progress token → the client request that carried it, to route progress to its stream. */
+  readonly #progress = new Map<string, JsonRpcId>();
+  /** Server→client requests awaiting the client's answer (for the method of the answer's record). */
+  readonly #serverRequests = new Map<string, string>();
+  #bucket: { tokens: number; at: number; dropped: number };
+
+  constructor(init: SessionInit) {
+    this.#init = init;
+    this.id = init.id;
+    this.connection = init.connection;
+    this.frontTransport = init.frontTransport;
+    this.#bucket = { tokens: init.notificationsPerSecond * 2, at: Date.now(), dropped: 0 };
+  }
+
+  get pendingCount(): number {
+    return this.#pending.size;
+  }
+
+  // ── client → server ─────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Takes one message from the client. Requests always end in a response through the sink (the
+   * upstream's, or an error). For notifications and responses a failure is thrown, for the front
+   * to report in its HTTP answer.
+   */
+  async fromClient(msg: JsonRpcMessage, c: Classified): Promise<void> {
+    if (this.ended) throw new CountersignError("CS_ERR_UNKNOWN_SESSION", "the session has ended");
+    this.lastActivity = Date.now();
+    const isRequest = c.kind === "request" && c.id !== undefined;
+    if (isRequest) this.#track(msg, c.id!, c.method!);
+    let method = c.method ?? null;
+    if ((c.kind === "response" || c.kind === "error") && c.id !== undefined) {
+      method = this.#serverRequests.get(idKey(c.id)) ?? null;
+      this.#serverRequests.delete(idKey(c.id));
+    }
+
+    try {
+      await this.#record("in", "client", msg, c, method);
+    } catch (err) {
+      if (!isRequest) throw err;
+      return this.#fail(c.id!, err);
+    }
+    try {
+      await this.upstream.send(msg, this.protocolVersion);
+    } catch (err) {
+      if (!isRequest) throw err instanceof CountersignError ? err : new CountersignError("CS_ERR_UPSTREAM_UNAVAILABLE", String(err));
+      return this.#fail(c.id!, err);
+    }
+  }
+
+  #track(msg: JsonRpcMessage, id: JsonRpcId, method: string): void {
+    const progressToken = progressTokenOf(msg);
+    const timer = setTimeout(() => {
+      // The upstream has taken too long: answer the client, and tell the upstream to stop.
+      this.#fail(id, new CountersignError("CS_ERR_UPSTREAM_TIMEOUT", `${method} took longer than ${this.#init.upstreamTimeoutMs} ms`));
+      void this.upstream
+        .send({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: id, reason: "timed out at the gateway" } }, this.protocolVersion)
+        .catch(() => {});
+    }, this.#init.upstreamTimeoutMs);
+    timer.unref();
+    this.#pending.set(idKey(id), { id, method, progressToken, timer });
+    if (progressToken !== undefined) this.#progress.set(idKey(progressToken), id);
+  }
+
+  #untrack(id: JsonRpcId): PendingRequest | undefined {
+    const p = this.#pending.get(idKey(id));
+    if (!p) return undefined;
+    clearTimeout(p.timer);
+    this.#pending.delete(idKey(id));
+    if (p.progressToken !== undefined) this.#progress.delete(idKey(p.progressToken));
+    return p;
+  }
+
+  // ── server → client ─────────────────────────────────────────────────────────────────────────
+
+  message(raw: unknown, _size: number, relatedTo?: JsonRpcId): void {
+    if (this.ended) return;
+    this.lastActivity = Date.now();
+    const c = classify(raw);
+    if (!c) {
+      this.#rejected("upstream_invalid_json", { note: "the upstream sent JSON that is not a JSON-RPC 2.0 message" });
+      return;
+    }
+    const msg = raw as JsonRpcMessage;
+    let method = c.method ?? null;
+    let route: { responseTo?: JsonRpcId; relatedTo?: JsonRpcId | undefined } = { relatedTo };
+
+    if (c.kind === "response" || c.kind === "error") {
+      const p = c.id === undefined ? undefined : this.#untrack(c.id);
+      if (!p) {
+        this.#rejected("unknown_response_id", { id: c.id ?? null, note: "the upstream answered a request the client never sent (or one already answered)" });
+        return;
+      }
+      method = p.method;
+      route = { responseTo: p.id };
+      if (p.method === "initialize" && c.kind === "response") this.#initialized(msg);
+    } else if (c.kind === "notification") {
+      if (!this.#admitNotification()) return;
+      if (c.method === "notifications/progress") {
+        const token = (msg.params as { progressToken?: JsonRpcId } | undefined)?.progressToken;
+        const owner = token === undefined ? undefined : this.#progress.get(idKey(token));
+        if (owner !== undefined) route = { relatedTo: owner };
+      }
+    } else if (c.kind === "request") {
+      this.#serverRequests.set(idKey(c.id!), c.method!);
+    }
+
+    this.#record("out", "upstream", msg, c, method).then(
+      () => this.#deliver(msg, route),
+      (err) => {
+        // Fail closed: the upstream's message is not delivered unrecorded.
+        if (route.responseTo !== undefined) this.#deliverError(route.responseTo, err as CountersignError, false);
+        else if (c.kind === "request") {
+          void this.upstream.send(jsonRpcErrorResponse(c.id!, err as CountersignError), this.protocolVersion).catch(() => {});
+        }
+      },
+    );
+  }
+
+  failure(err: CountersignError, requestIds: JsonRpcId[]): void {
+    this.#init.log.warn({ session: this.id, code: err.code, detail: err.detail }, "upstream failure");
+    if (requestIds.length === 0) {
+      const reason = err.code === "CS_ERR_UPSTREAM_RESPONSE_TOO_LARGE" ? "upstream_message_too_large" : "upstream_invalid_json";
+      this.#rejected(reason, { code: err.code, detail: err.detail ?? null });
+    }
+    for (const id of requestIds) this.#fail(id, err);
+  }
+
+  closed(reason: "exited" | "closed", detail: string): void {
+    void this.close(reason === "exited" ? "upstream_exited" : "upstream_closed", detail);
+  }
+
+  /** Ends the session: pending requests get a clear error, streams end, the upstream is closed. */
+  async close(reason: string, detail?: string): Promise<void> {
+    if (this.ended) return;
+    const err =
+      reason === "upstream_exited" || reason === "upstream_closed"
+        ? new CountersignError("CS_ERR_UPSTREAM_EXITED", detail)
+        : reason === "gateway_shutdown"
+          ? new CountersignError("CS_ERR_SHUTTING_DOWN")
+          : new CountersignError("CS_ERR_UNKNOWN_SESSION", `the session was closed (${reason})`);
+    const pending = [...this.#pending.values()];
+    await Promise.all(pending.map((p) => this.#fail(p.id, err)));
+    this.ended = true;
+    this.sink?.end();
+    await this.upstream?.close().catch(() => {});
+    this.#init.onClosed(this, reason, detail);
+  }
+
+  // ── shared steps ────────────────────────────────────────────────────────────────────────────
+
+  #record(direction: "in" | "out", origin: "client" | "upstream" | "gateway", msg: JsonRpcMessage, c: Classified, method: string | null): Promise<void> {
+    return this.#init.recorder.message({
+      sessionId: this.id,
+      connection: this.connection.name,
+      direction,
+      origin,
+      kind: c.kind,
+      jsonrpcId: c.id === undefined ? null : String(c.id),
+      method,
+      size: Buffer.byteLength(JSON.stringify(msg)),
+      payload: msg,
+      subject: this.#init.subject ?? null,
+      at: new Date(),
+    });
+  }
+
+  #deliver(msg: JsonRpcMessage, route: { responseTo?: JsonRpcId | undefined; relatedTo?: JsonRpcId | undefined }): void {
+    const ok = this.sink?.deliver(msg, route) ?? false;
+    if (!ok) {
+      this.#init.recorder.eventBestEffort({
+        type: "message_undeliverable",
+        reason: this.sink ? "client_stream_closed" : "no_stream",
+        sessionId: this.id,
+        connection: this.connection.name,
+        detail: { responseTo: route.responseTo ?? null, method: (msg.method as string | undefined) ?? null },
+      });
+    }
+  }
+
+  /** Answers a client request with a gateway error (recorded first when the store allows). */
+  async #fail(id: JsonRpcId, err: unknown): Promise<void> {
+    if (!this.#untrack(id) && this.ended) return;
+    const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_INTERNAL", String(err));
+    await this.#deliverError(id, e, true);
+  }
+
+  async #deliverError(id: JsonRpcId, err: CountersignError, record: boolean): Promise<void> {
+    const response = jsonRpcErrorResponse(id, err) as unknown as JsonRpcMessage;
+    if (record) {
+      // An error carries no upstream data, so it is delivered even if the store cannot take it:
+      // the caller must not be left hanging.
+      await this.#record("out", "gateway", response, { kind: "error", id }, null).catch(() => {});
+    }
+    this.#deliver(response, { responseTo: id });
+  }
+
+  #initialized(msg: JsonRpcMessage): void {
+    const result = (msg.result ?? {}) as Record<string, unknown>;
+    if (typeof result.protocolVersion === "string") this.protocolVersion = result.protocolVersion;
+    this.#init.onInitialized(this, result);
+  }
+
+  /** A token bucket per session: an upstream flooding notifications cannot flood the client or the store. */
+  #admitNotification(): boolean {
+    const rate = this.#init.notificationsPerSecond;
+    const b = this.#bucket;
+    const now = Date.now();
+    b.tokens = Math.min(rate * 2, b.tokens + ((now - b.at) / 1000) * rate);
+    b.at = now;
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      if (b.dropped > 0) this.#reportFlood();
+      return true;
+    }
+    if (b.dropped++ === 0) setTimeout(() => this.#reportFlood(), 1000).unref();
+    return false;
+  }
+
+  #reportFlood(): void {
+    const dropped = this.#bucket.dropped;
+    if (dropped === 0 || this.ended) return;
+    this.#bucket.dropped = 0;
+    this.#rejected("upstream_flood", { dropped, limitPerSecond: this.#init.notificationsPerSecond });
+    // Tell the client, in the session, that it did not get everything.
+    const notice: JsonRpcMessage = {
+      jsonrpc: "2.0",
+      method: "notifications/message",
+      params: {
+        level: "warning",
+        logger: "countersign",
+        data: `Countersign dropped ${dropped} notifications from upstream '${this.connection.name}': it sent more than ${this.#init.notificationsPerSecond} per second (limits.notificationsPerSecond).`,
+      },
+    };
+    this.#record("out", "gateway", notice, { kind: "notification", method: "notifications/message" }, "notifications/message").then(
+      () => this.#deliver(notice, {}),
+      () => {},
+    );
+  }
+
+  #rejected(reason: "upstream_invalid_json" | "unknown_response_id" | "upstream_flood" | "upstream_message_too_large", detail: Record<string, unknown>): void {
+    this.#init.recorder.eventBestEffort({ type: "message_rejected", reason, sessionId: this.id, connection: this.connection.name, detail });
+  }
+}

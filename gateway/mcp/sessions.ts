@@ -1,0 +1,221 @@
+// The sessions this gateway instance holds: opening them (cap per connection, crash-loop
+// back-off for stdio servers), looking them up, closing idle ones, and recording each session's
+// life in the database with this instance as its owner.
+import { randomBytes } from "node:crypto";
+import type { Recorder } from "../audit/recorder.js";
+import type { ConnectionConfig, GatewayConfig } from "../config/load.js";
+import type { Db } from "../db/client.js";
+import { CountersignError } from "../errors.js";
+import type { Logger } from "../log.js";
+import { ProxySession } from "./session.js";
+import { LegacySseUpstream } from "./upstream/legacy-sse.js";
+import { StdioUpstream } from "./upstream/stdio.js";
+import { StreamableHttpUpstream } from "./upstream/streamable-http.js";
+import type { UpstreamTransport } from "./upstream/types.js";
+
+export interface OpenMeta {
+  remoteAddress?: string | undefined;
+  userAgent?: string | undefined;
+}
+
+/** A child that dies this soon after starting counts toward crash-loop back-off. */
+const QUICK_EXIT_MS = 5000;
+const MAX_BACKOFF_MS = 30_000;
+
+/** ≥ 128 bits from the OS's CSPRNG: session ids cannot be guessed. */
+export function newSessionId(): string {
+  return randomBytes(18).toString("base64url");
+}
+
+export class SessionRegistry {
+  readonly #sessions = new Map<string, ProxySession>();
+  readonly #backoff = new Map<string, { failures: number; until: number }>();
+  #sweeper: NodeJS.Timeout;
+  #shuttingDown = false;
+
+  constructor(
+    private readonly config: GatewayConfig,
+    private readonly db: Db,
+    private readonly recorder: Recorder,
+    private readonly instanceId: string,
+    private readonly log: Logger,
+  ) {
+    this.#sweeper = setInterval(() => this.#closeIdle(), 5000);
+    this.#sweeper.unref();
+  }
+
+  get size(): number {
+    return this.#sessions.size;
+  }
+
+  countFor(connection: string): number {
+    let n = 0;
+    for (const s of this.#sessions.values()) if (s.connection.name === connection) n++;
+    return n;
+  }
+
+  get(id: string): ProxySession | undefined {
+    const s = this.#sessions.get(id);
+    return s && !s.ended ? s : undefined;
+  }
+
+  all(): ProxySession[] {
+    return [...this.#sessions.values()];
+  }
+
+  connection(name: string): ConnectionConfig | undefined {
+    return this.config.connections.find((c) => c.name === name);
+  }
+
+  async open(connection: ConnectionConfig, front: "streamable_http" | "sse", meta: OpenMeta): Promise<ProxySession> {
+    if (this.#shuttingDown) throw new CountersignError("CS_ERR_SHUTTING_DOWN");
+    if (this.countFor(connection.name) >= connection.maxSessions) {
+      throw new CountersignError("CS_ERR_SESSION_LIMIT", `${connection.name} allows ${connection.maxSessions}`);
+    }
+    const backoff = this.#backoff.get(connection.name);
+    if (backoff && backoff.until > Date.now()) {
+      throw new CountersignError(
+        "CS_ERR_UPSTREAM_UNAVAILABLE",
+        `'${connection.name}' failed ${backoff.failures} times in a row; next attempt allowed in ${Math.ceil((backoff.until - Date.now()) / 1000)} s`,
+      );
+    }
+
+    const id = newSessionId();
+    const session: ProxySession = new ProxySession({
+      id,
+      connection,
+      frontTransport: front,
+      recorder: this.recorder,
+      log: this.log,
+      upstreamTimeoutMs: this.config.limits.upstreamTimeoutMs,
+      notificationsPerSecond: this.config.limits.notificationsPerSecond,
+      onClosed: (s, reason, detail) => this.#closed(s, reason, detail),
+      onInitialized: (s, result) => this.#initialized(s, result),
+    });
+    session.upstream = this.#createUpstream(connection, session);
+
+    // The session row is committed before anything reaches the upstream.
+    try {
+      await this.db.session.create({
+        data: {
+          id,
+          connection: connection.name,
+          frontTransport: front,
+          upstreamKind: connection.upstream.type,
+          ownerInstanceId: this.instanceId,
+          remoteAddress: meta.remoteAddress ?? null,
+          userAgent: meta.userAgent ?? null,
+        },
+      });
+    } catch (err) {
+      throw new CountersignError("CS_ERR_AUDIT_UNAVAILABLE", (err as Error).message.split("\n").pop()?.slice(0, 200));
+    }
+
+    try {
+      await session.upstream.start();
+    } catch (err) {
+      const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_UPSTREAM_UNAVAILABLE", String(err));
+      this.#countFailure(connection.name);
+      this.recorder.eventBestEffort({
+        type: "upstream_failed",
+        reason: connection.upstream.type === "stdio" ? "spawn_failed" : "connect_failed",
+        sessionId: id,
+        connection: connection.name,
+        detail: { error: e.detail ?? e.message },
+      });
+      void this.db.session.update({ where: { id }, data: { closedAt: new Date(), closeReason: "initialize_failed" } }).catch(() => {});
+      throw e;
+    }
+    this.#sessions.set(id, session);
+    this.recorder.eventBestEffort({
+      type: "session_opened",
+      reason: front === "sse" ? "sse_connect" : "initialize",
+      sessionId: id,
+      connection: connection.name,
+      detail: { upstream: connection.upstream.type, remoteAddress: meta.remoteAddress ?? null },
+    });
+    return session;
+  }
+
+  #createUpstream(connection: ConnectionConfig, events: ProxySession): UpstreamTransport {
+    const u = connection.upstream;
+    const maxMessageBytes = this.config.limits.upstreamMessageBytes;
+    const log = this.log.child({ connection: connection.name });
+    if (u.type === "stdio") {
+      return new StdioUpstream({ command: u.command, args: u.args, cwd: u.cwd, env: u.env, maxMessageBytes, log }, events);
+    }
+    const opts = { url: u.url, headers: u.headers, tls: u.tls, maxMessageBytes, log };
+    return u.type === "streamable_http" ? new StreamableHttpUpstream(opts, events) : new LegacySseUpstream(opts, events);
+  }
+
+  #countFailure(connection: string): void {
+    const prev = this.#backoff.get(connection);
+    const failures = (prev?.failures ?? 0) + 1;
+    // The first failure is retried at once; from the second on, wait 0.5 s, 1 s, 2 s … up to 30 s.
+    const delay = failures < 2 ? 0 : Math.min(MAX_BACKOFF_MS, 500 * 2 ** (failures - 2));
+    this.#backoff.set(connection, { failures, until: Date.now() + delay });
+    if (delay > 0) {
+      this.log.warn({ connection, failures, backoffMs: delay }, "upstream keeps failing; backing off");
+      this.recorder.eventBestEffort({ type: "upstream_failed", reason: "crash_loop_backoff", connection, detail: { failures, backoffMs: delay } });
+    }
+  }
+
+  #initialized(session: ProxySession, result: Record<string, unknown>): void {
+    this.#backoff.delete(session.connection.name);
+    void this.db.session
+      .update({
+        where: { id: session.id },
+        data: {
+          protocolVersion: session.protocolVersion ?? null,
+          serverInfo: (result.serverInfo ?? undefined) as object | undefined,
+          upstreamSessionId: session.upstream.upstreamSessionId ?? null,
+        },
+      })
+      .catch((err) => this.log.warn({ err: String(err) }, "could not record session details"));
+  }
+
+  /** Records the client's info from its initialize request. */
+  noteClientInfo(session: ProxySession, params: Record<string, unknown> | undefined): void {
+    if (!params?.clientInfo) return;
+    void this.db.session
+      .update({ where: { id: session.id }, data: { clientInfo: params.clientInfo as object } })
+      .catch(() => {});
+  }
+
+  #closed(session: ProxySession, reason: string, detail?: string): void {
+    this.#sessions.delete(session.id);
+    const startedAt = session.startedAt;
+    if (reason === "upstream_exited") {
+      if (Date.now() - startedAt < QUICK_EXIT_MS && !session.protocolVersion) this.#countFailure(session.connection.name);
+      this.recorder.eventBestEffort({ type: "upstream_failed", reason: "exited", sessionId: session.id, connection: session.connection.name, detail: { detail: detail ?? null } });
+    }
+    this.recorder.eventBestEffort({
+      type: "session_closed",
+      reason: reason as "client_delete",
+      sessionId: session.id,
+      connection: session.connection.name,
+      detail: detail ? { detail } : {},
+    });
+    void this.db.session.update({ where: { id: session.id }, data: { closedAt: new Date(), closeReason: reason } }).catch(() => {});
+  }
+
+  #closeIdle(): void {
+    const now = Date.now();
+    for (const s of this.#sessions.values()) {
+      if (s.pendingCount === 0 && now - s.lastActivity > s.connection.idleTimeoutSeconds * 1000) void s.close("idle_timeout");
+    }
+  }
+
+  /** Stops new sessions; waits up to `graceMs` for in-flight requests, then closes every session. */
+  async shutdown(graceMs: number): Promise<void> {
+    this.#shuttingDown = true;
+    clearInterval(this.#sweeper);
+    const deadline = Date.now() + graceMs;
+    while (Date.now() < deadline && this.all().some((s) => s.pendingCount > 0)) await new Promise((r) => setTimeout(r, 50));
+    await Promise.all(this.all().map((s) => s.close("gateway_shutdown")));
+  }
+
+  get shuttingDown(): boolean {
+    return this.#shuttingDown;
+  }
+}

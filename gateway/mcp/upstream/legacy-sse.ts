@@ -1,0 +1,97 @@
+// An upstream MCP server over the 2024-11-05 HTTP+SSE transport: one GET stream carries every
+// server message; the `endpoint` event names where client messages are POSTed.
+import { request, type Agent } from "undici";
+import { CountersignError } from "../../errors.js";
+import { classify, type JsonRpcMessage } from "../jsonrpc.js";
+import { createAgent, injectedHeaders, parseJsonOrUndefined, readSse } from "./http-common.js";
+import type { HttpUpstreamOptions } from "./streamable-http.js";
+import type { UpstreamEvents, UpstreamTransport } from "./types.js";
+
+export class LegacySseUpstream implements UpstreamTransport {
+  readonly kind = "sse" as const;
+  readonly upstreamSessionId: string | undefined = undefined;
+  readonly #agent: Agent;
+  readonly #headers: Record<string, string>;
+  #endpoint?: URL;
+  #abort = new AbortController();
+  #closed = false;
+
+  constructor(private readonly opts: HttpUpstreamOptions, private readonly events: UpstreamEvents) {
+    this.#agent = createAgent(opts.tls);
+    this.#headers = { ...injectedHeaders(opts.headers), ...(opts.extraHeaders ?? {}) };
+  }
+
+  async start(): Promise<void> {
+    let res;
+    try {
+      res = await request(this.opts.url, {
+        method: "GET",
+        dispatcher: this.#agent,
+        headers: { ...this.#headers, accept: "text/event-stream" },
+        signal: this.#abort.signal,
+      });
+    } catch (err) {
+      throw new CountersignError("CS_ERR_UPSTREAM_UNAVAILABLE", `GET ${this.opts.url}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    if (res.statusCode !== 200) {
+      await res.body.dump();
+      throw new CountersignError("CS_ERR_UPSTREAM_UNAVAILABLE", `GET ${this.opts.url}: HTTP ${res.statusCode}`);
+    }
+    const endpoint = new Promise<URL>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new CountersignError("CS_ERR_UPSTREAM_UNAVAILABLE", "no endpoint event within 10 s")), 10_000);
+      void readSse(
+        res.body,
+        this.opts.maxMessageBytes,
+        (ev) => {
+          if (ev.event === "endpoint") {
+            clearTimeout(timer);
+            resolve(new URL(ev.data, this.opts.url));
+            return;
+          }
+          const parsed = parseJsonOrUndefined(ev.data);
+          if (parsed === undefined) this.events.failure(new CountersignError("CS_ERR_UPSTREAM_HTTP", "an SSE event whose data is not JSON"), []);
+          else this.events.message(parsed, Buffer.byteLength(ev.data));
+        },
+        (bytes) => this.events.failure(new CountersignError("CS_ERR_UPSTREAM_RESPONSE_TOO_LARGE", `${bytes} bytes`), []),
+      )
+        .catch(() => {})
+        .finally(() => {
+          clearTimeout(timer);
+          if (!this.#closed) {
+            this.#closed = true;
+            this.events.closed("closed", "the upstream closed its SSE stream");
+          }
+        });
+    });
+    this.#endpoint = await endpoint;
+  }
+
+  async send(msg: JsonRpcMessage): Promise<void> {
+    if (this.#closed || !this.#endpoint) throw new CountersignError("CS_ERR_UPSTREAM_EXITED", "the upstream SSE stream is closed");
+    let res;
+    try {
+      res = await request(this.#endpoint, {
+        method: "POST",
+        dispatcher: this.#agent,
+        headers: { ...this.#headers, "content-type": "application/json" },
+        body: JSON.stringify(msg),
+      });
+    } catch (err) {
+      throw new CountersignError("CS_ERR_UPSTREAM_UNAVAILABLE", `POST ${this.#endpoint.href}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    const text = await res.body.text();
+    if (res.statusCode >= 300) {
+      const c = classify(msg);
+      this.events.failure(
+        new CountersignError("CS_ERR_UPSTREAM_HTTP", `HTTP ${res.statusCode}: ${text.slice(0, 200)}`),
+        c?.kind === "request" && c.id !== undefined ? [c.id] : [],
+      );
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#abort.abort();
+    await this.#agent.close().catch(() => {});
+  }
+}

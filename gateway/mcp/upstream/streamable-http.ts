@@ -1,0 +1,162 @@
+// An upstream MCP server over Streamable HTTP. Each client session gets its own upstream session
+// (its own Mcp-Session-Id). Messages are forwarded as the client sent them; what comes back
+// (a JSON body or an SSE stream per POST, plus the optional GET stream) is passed on unparsed
+// beyond JSON, tagged with the request whose stream carried it.
+import { request, type Agent } from "undici";
+import type { ConfigValue } from "../../config/secret.js";
+import type { TlsConfig } from "../../config/load.js";
+import { CountersignError } from "../../errors.js";
+import type { Logger } from "../../log.js";
+import { classify, type JsonRpcId, type JsonRpcMessage } from "../jsonrpc.js";
+import { createAgent, injectedHeaders, parseJsonOrUndefined, readBodyLimited, readSse } from "./http-common.js";
+import type { UpstreamEvents, UpstreamTransport } from "./types.js";
+
+export interface HttpUpstreamOptions {
+  url: string;
+  headers: Record<string, ConfigValue>;
+  tls?: TlsConfig | undefined;
+  maxMessageBytes: number;
+  log: Logger;
+  /** Identity headers for the upstream, set per session (never the caller's token). */
+  extraHeaders?: Record<string, string>;
+}
+
+export class StreamableHttpUpstream implements UpstreamTransport {
+  readonly kind = "streamable_http" as const;
+  upstreamSessionId: string | undefined;
+  readonly #agent: Agent;
+  readonly #headers: Record<string, string>;
+  #getStream?: AbortController;
+  #closed = false;
+
+  constructor(private readonly opts: HttpUpstreamOptions, private readonly events: UpstreamEvents) {
+    this.#agent = createAgent(opts.tls);
+    this.#headers = { ...injectedHeaders(opts.headers), ...(opts.extraHeaders ?? {}) };
+  }
+
+  async start(): Promise<void> {
+    // Nothing to open: the upstream session begins with the client's initialize.
+  }
+
+  #requestHeaders(protocolVersion: string | undefined, accept: string): Record<string, string> {
+    const h: Record<string, string> = { ...this.#headers, accept };
+    if (this.upstreamSessionId) h["mcp-session-id"] = this.upstreamSessionId;
+    if (protocolVersion) h["mcp-protocol-version"] = protocolVersion;
+    return h;
+  }
+
+  async send(msg: JsonRpcMessage, protocolVersion: string | undefined): Promise<void> {
+    if (this.#closed) throw new CountersignError("CS_ERR_UPSTREAM_EXITED", "the upstream session is closed");
+    const c = classify(msg);
+    const relatedTo: JsonRpcId | undefined = c?.kind === "request" ? c.id : undefined;
+    const ids = relatedTo === undefined ? [] : [relatedTo];
+    let res;
+    try {
+      res = await request(this.opts.url, {
+        method: "POST",
+        dispatcher: this.#agent,
+        headers: { ...this.#requestHeaders(protocolVersion, "application/json, text/event-stream"), "content-type": "application/json" },
+        body: JSON.stringify(msg),
+      });
+    } catch (err) {
+      throw new CountersignError("CS_ERR_UPSTREAM_UNAVAILABLE", `POST ${this.opts.url}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    const sid = res.headers["mcp-session-id"];
+    if (typeof sid === "string" && sid) this.upstreamSessionId = sid;
+    const type = String(res.headers["content-type"] ?? "");
+
+    if (res.statusCode === 202 || res.statusCode === 204) {
+      await res.body.dump();
+    } else if (res.statusCode === 404 && this.upstreamSessionId) {
+      await res.body.dump();
+      this.#closed = true;
+      this.events.closed("closed", "the upstream ended its session (HTTP 404)");
+      throw new CountersignError("CS_ERR_UPSTREAM_EXITED", "the upstream ended its session (HTTP 404)");
+    } else if (type.includes("text/event-stream") && res.statusCode < 300) {
+      // Read in the background: the response and related messages arrive as events.
+      void readSse(
+        res.body,
+        this.opts.maxMessageBytes,
+        (ev) => this.#deliver(ev.data, relatedTo),
+        (bytes) => this.events.failure(new CountersignError("CS_ERR_UPSTREAM_RESPONSE_TOO_LARGE", `${bytes} bytes, limit ${this.opts.maxMessageBytes}`), ids),
+      ).catch((err) => {
+        if (!this.#closed) this.opts.log.warn({ err: String(err) }, "upstream SSE stream failed");
+      });
+    } else {
+      let text: string;
+      try {
+        text = await readBodyLimited(res.body, this.opts.maxMessageBytes);
+      } catch (err) {
+        this.events.failure(err as CountersignError, ids);
+        return;
+      }
+      const parsed = parseJsonOrUndefined(text);
+      const isJsonRpc = Array.isArray(parsed) ? parsed.every((m) => classify(m)) : classify(parsed) !== undefined;
+      if (parsed !== undefined && isJsonRpc) {
+        // A JSON body (or a JSON-RPC error sent with an HTTP error status) is the upstream's answer.
+        for (const m of Array.isArray(parsed) ? parsed : [parsed]) this.events.message(m, Buffer.byteLength(JSON.stringify(m)), relatedTo);
+      } else if (res.statusCode >= 300) {
+        this.events.failure(new CountersignError("CS_ERR_UPSTREAM_HTTP", `HTTP ${res.statusCode}: ${text.slice(0, 200)}`), ids);
+      } else if (text.trim() !== "") {
+        this.events.failure(new CountersignError("CS_ERR_UPSTREAM_HTTP", `HTTP ${res.statusCode} with a body that is not JSON-RPC`), ids);
+      }
+    }
+    if (c?.kind === "notification" && c.method === "notifications/initialized") this.#openGetStream(protocolVersion);
+  }
+
+  #deliver(data: string, relatedTo: JsonRpcId | undefined): void {
+    if (data === "") return; // priming events carry no message
+    const parsed = parseJsonOrUndefined(data);
+    if (parsed === undefined) {
+      this.events.failure(new CountersignError("CS_ERR_UPSTREAM_HTTP", "an SSE event whose data is not JSON"), []);
+      return;
+    }
+    this.events.message(parsed, Buffer.byteLength(data), relatedTo);
+  }
+
+  /** The optional stream for server-initiated messages; a 405 means the server has none. */
+  #openGetStream(protocolVersion: string | undefined): void {
+    const abort = new AbortController();
+    this.#getStream = abort;
+    void (async () => {
+      const res = await request(this.opts.url, {
+        method: "GET",
+        dispatcher: this.#agent,
+        headers: this.#requestHeaders(protocolVersion, "text/event-stream"),
+        signal: abort.signal,
+      });
+      if (res.statusCode !== 200) {
+        await res.body.dump();
+        return;
+      }
+      await readSse(
+        res.body,
+        this.opts.maxMessageBytes,
+        (ev) => this.#deliver(ev.data, undefined),
+        (bytes) => this.events.failure(new CountersignError("CS_ERR_UPSTREAM_RESPONSE_TOO_LARGE", `${bytes} bytes`), []),
+      );
+    })().catch((err) => {
+      if (!abort.signal.aborted) this.opts.log.debug({ err: String(err) }, "upstream GET stream ended");
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#getStream?.abort();
+    if (this.upstreamSessionId) {
+      try {
+        const res = await request(this.opts.url, {
+          method: "DELETE",
+          dispatcher: this.#agent,
+          headers: this.#requestHeaders(undefined, "application/json"),
+          headersTimeout: 5000,
+        });
+        await res.body.dump();
+      } catch {
+        // The upstream is gone already; nothing to end.
+      }
+    }
+    await this.#agent.close().catch(() => {});
+  }
+}

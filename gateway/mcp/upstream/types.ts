@@ -1,0 +1,23 @@
+// What the session needs from an upstream MCP server, whatever carries it.
+import type { CountersignError } from "../../errors.js";
+import type { JsonRpcId, JsonRpcMessage } from "../jsonrpc.js";
+
+export interface UpstreamEvents {
+  /** A message from the server. `relatedTo` names the client request whose stream carried it. */
+  message(msg: unknown, size: number, relatedTo?: JsonRpcId): void;
+  /** A failure that concerns the given client requests (or the session when none are named). */
+  failure(err: CountersignError, requestIds: JsonRpcId[]): void;
+  /** The upstream is gone for good (process exited, stream closed). */
+  closed(reason: "exited" | "closed", detail: string): void;
+}
+
+export interface UpstreamTransport {
+  readonly kind: "stdio" | "streamable_http" | "sse";
+  /** The upstream's own session id, where it has one. */
+  readonly upstreamSessionId?: string | undefined;
+  start(): Promise<void>;
+  send(msg: JsonRpcMessage, protocolVersion: string | undefined): Promise<void>;
+  close(): Promise<void>;
+}
+
+export type UpstreamFactory = (events: UpstreamEvents) => UpstreamTransport;

@@ -1,0 +1,88 @@
+// The HTTP service: the MCP fronts, health endpoints, and the mapping of every framework error
+// to the CS_ERR_* catalogue, so a client never sees an unexplained failure.
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
+import type { Recorder } from "./audit/recorder.js";
+import type { RejectionLog } from "./audit/rejections.js";
+import type { GatewayConfig } from "./config/load.js";
+import { CountersignError, jsonRpcErrorResponse, type ErrorCode } from "./errors.js";
+import type { Logger } from "./log.js";
+import { registerLegacySseFront } from "./mcp/front/legacy-sse.js";
+import { registerStreamableHttpFront } from "./mcp/front/streamable-http.js";
+import type { SessionRegistry } from "./mcp/sessions.js";
+import { checkUpstreams } from "./upstream-health.js";
+
+export interface ServerDeps {
+  config: GatewayConfig;
+  log: Logger;
+  sessions: SessionRegistry;
+  recorder: Recorder;
+  rejections: RejectionLog;
+}
+
+const FASTIFY_ERRORS: Record<string, ErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: "CS_ERR_BODY_TOO_LARGE",
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: "CS_ERR_UNSUPPORTED_MEDIA_TYPE",
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: "CS_ERR_INVALID_REQUEST",
+  FST_ERR_CTP_EMPTY_JSON_BODY: "CS_ERR_PARSE",
+  FST_ERR_CTP_INVALID_JSON_BODY: "CS_ERR_PARSE",
+};
+
+export function buildServer(deps: ServerDeps): FastifyInstance {
+  const { config, sessions, recorder, rejections } = deps;
+  const app: FastifyInstance = Fastify({
+    loggerInstance: deps.log as unknown as FastifyBaseLogger,
+    bodyLimit: config.limits.requestBodyBytes,
+    forceCloseConnections: true,
+    disableRequestLogging: true,
+    requestIdHeader: "x-request-id",
+    trustProxy: false,
+  });
+
+  // Bodies are kept as text: the fronts parse them, so a malformed body gets a JSON-RPC parse
+  // error with the catalogue code rather than the framework's own.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(["application/json"], { parseAs: "string" }, (_req, body, done) => done(null, body));
+
+  app.setErrorHandler((error: FastifyError, req, reply) => {
+    const code = FASTIFY_ERRORS[error.code] ?? (error.statusCode === 415 ? "CS_ERR_UNSUPPORTED_MEDIA_TYPE" : "CS_ERR_INTERNAL");
+    const err = new CountersignError(code, code === "CS_ERR_INTERNAL" ? `request ${req.id}` : undefined);
+    if (code === "CS_ERR_BODY_TOO_LARGE") {
+      rejections.record("body_too_large", { connection: (req.params as { connection?: string })?.connection ?? null }, {
+        remoteAddress: req.ip,
+        limit: config.limits.requestBodyBytes,
+        contentLength: req.headers["content-length"] ?? null,
+      });
+    }
+    if (code === "CS_ERR_INTERNAL") req.log.error({ err: error }, "unhandled error");
+    return reply.code(err.http).type("application/json").send(jsonRpcErrorResponse(null, err));
+  });
+
+  app.setNotFoundHandler((_req, reply) => {
+    const err = new CountersignError("CS_ERR_NOT_FOUND");
+    return reply.code(err.http).type("application/json").send(jsonRpcErrorResponse(null, err));
+  });
+
+  app.get("/healthz", async () => ({ status: "ok" }));
+
+  // Readiness stays green through a database outage: the gateway must stay reachable to answer
+  // with the fail-closed error. The outage shows in the details.
+  app.get("/readyz", async (_req, reply) => {
+    const audit = recorder.status;
+    const body = {
+      status: sessions.shuttingDown ? "shutting_down" : "ready",
+      config: { source: config.source, hash: config.hash },
+      auditStore: {
+        healthy: audit.healthy,
+        ...(audit.lastError ? { lastError: audit.lastError } : {}),
+        ...(audit.unhealthySince ? { unhealthySince: audit.unhealthySince.toISOString() } : {}),
+      },
+      sessions: sessions.size,
+      upstreams: checkUpstreams(config.connections),
+    };
+    return reply.code(sessions.shuttingDown ? 503 : 200).send(body);
+  });
+
+  registerStreamableHttpFront(app, { sessions, rejections });
+  registerLegacySseFront(app, { sessions, rejections });
+  return app;
+}
