@@ -1,6 +1,6 @@
 // The HTTP service: the MCP fronts, health endpoints, and the mapping of every framework error
 // to the CS_ERR_* catalogue, so a client never sees an unexplained failure.
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
 import type { Recorder } from "./audit/recorder.js";
 import type { RejectionLog } from "./audit/rejections.js";
 import type { GatewayConfig } from "./config/load.js";
@@ -33,7 +33,8 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     loggerInstance: deps.log as unknown as FastifyBaseLogger,
     bodyLimit: config.limits.requestBodyBytes,
     forceCloseConnections: true,
-    disableRequestLogging: true,
+    // Per-request log lines would repeat what the audit store records; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: "x-request-id",
     trustProxy: false,
   });

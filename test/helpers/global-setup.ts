@@ -1,0 +1,39 @@
+// Before any test file: make sure a PostgreSQL is reachable and the migrated template exists.
+import { migrateDatabase } from "../../gateway/db/migrate.js";
+import { adminQuery, adminUrl, templateName, withDatabase } from "./postgres.js";
+
+export default async function setup(): Promise<() => Promise<void>> {
+  let stop = async () => {};
+  try {
+    await adminQuery("SELECT 1");
+  } catch {
+    // No server on 5432: run a private embedded one for this test run.
+    const { startEmbeddedDatabase } = await import("../../gateway/db/embedded.js");
+    const { mkdtempSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const dir = mkdtempSync(join(tmpdir(), "countersign-test-pg-"));
+    const { chmodSync } = await import("node:fs");
+    chmodSync(dir, 0o777);
+    const db = await startEmbeddedDatabase(dir, () => {});
+    process.env.COUNTERSIGN_TEST_ADMIN_URL = db.connection.url;
+    stop = () => db.stop();
+  }
+  const tpl = templateName();
+  const exists = await adminQuery(`SELECT 1 FROM pg_database WHERE datname = '${tpl}'`);
+  if (exists.rowCount === 0) {
+    const building = `${tpl}_building_${process.pid}`;
+    await adminQuery(`DROP DATABASE IF EXISTS ${building}`);
+    await adminQuery(`CREATE DATABASE ${building}`);
+    await migrateDatabase(withDatabase(adminUrl(), building));
+    await adminQuery(`ALTER DATABASE ${building} RENAME TO ${tpl}`).catch(async () => {
+      await adminQuery(`DROP DATABASE IF EXISTS ${building}`); // another run made it first
+    });
+  }
+  // Leftovers of earlier, interrupted runs.
+  const stale = await adminQuery(`SELECT datname FROM pg_database WHERE datname LIKE 't\\_%' OR (datname LIKE 'cs\\_template\\_%' AND datname <> '${tpl}' AND datname NOT LIKE '%building%')`);
+  for (const r of stale.rows as Array<{ datname: string }>) {
+    await adminQuery(`DROP DATABASE IF EXISTS ${r.datname} WITH (FORCE)`).catch(() => {});
+  }
+  return stop;
+}
