@@ -30,10 +30,12 @@ export default async function setup(): Promise<() => Promise<void>> {
       await adminQuery(`DROP DATABASE IF EXISTS ${building}`); // another run made it first
     });
   }
-  // Leftovers of earlier, interrupted runs.
-  const stale = await adminQuery(`SELECT datname FROM pg_database WHERE datname LIKE 't\\_%' OR (datname LIKE 'cs\\_template\\_%' AND datname <> '${tpl}' AND datname NOT LIKE '%building%')`);
+  // Leftovers of interrupted runs: only databases older than two hours, so runs going on at the
+  // same time (another terminal, CI) keep theirs.
+  const cutoff = Math.floor(Date.now() / 1000) - 2 * 3600;
+  const stale = await adminQuery(`SELECT datname FROM pg_database WHERE datname ~ '^t_[0-9]+_'`);
   for (const r of stale.rows as Array<{ datname: string }>) {
-    await adminQuery(`DROP DATABASE IF EXISTS ${r.datname} WITH (FORCE)`).catch(() => {});
+    if (Number(r.datname.split("_")[1]) < cutoff) await adminQuery(`DROP DATABASE IF EXISTS ${r.datname} WITH (FORCE)`).catch(() => {});
   }
   return stop;
 }

@@ -46,7 +46,8 @@ export interface TestDatabase {
 }
 
 export async function createTestDatabase(): Promise<TestDatabase> {
-  const name = `t_${randomBytes(6).toString("hex")}`;
+  // The creation time in the name lets a later run sweep leftovers without touching live ones.
+  const name = `t_${Math.floor(Date.now() / 1000)}_${randomBytes(5).toString("hex")}`;
   await adminQuery(`CREATE DATABASE ${name} TEMPLATE ${templateName()}`);
   return {
     name,
