@@ -13,9 +13,16 @@ export const EVENT_TYPES = {
   message_rejected: [
     "parse_error", "invalid_jsonrpc", "body_too_large", "unknown_session", "batch_not_allowed",
     "upstream_message_too_large", "upstream_invalid_json", "unknown_response_id", "upstream_flood",
+    "unsupported_media_type", "unknown_connection", "session_required", "unsupported_protocol_version",
+    "not_acceptable", "stream_conflict", "session_limit",
   ],
   message_undeliverable: ["client_stream_closed", "no_stream"],
   audit_store: ["unavailable", "recovered"],
+  auth_failed: [
+    "missing_token", "malformed_token", "expired", "not_yet_valid", "wrong_issuer", "wrong_audience",
+    "bad_signature", "unknown_key", "algorithm_not_allowed", "issuer_unavailable", "rate_limited",
+  ],
+  access_denied: ["connection_not_granted", "tool_denied", "session_identity_mismatch"],
   gateway: ["started", "stopped"],
 } as const;
 

@@ -1,26 +1,38 @@
-// Records rejected input (malformed bodies, unknown sessions…) without letting a flood of bad
-// requests become a flood of database writes: up to `perSecond` are recorded one by one, the rest
-// are counted and recorded as one summary event per second.
+// Records refused input (malformed bodies, unknown sessions, bad tokens…) without letting a flood
+// of bad requests become a flood of database writes: up to `perSecond` are recorded one by one,
+// the rest are counted and recorded as one aggregated event per reason per second.
+import type { ErrorCode } from "../errors.js";
 import type { Recorder } from "./recorder.js";
 import type { EventReason } from "./events.js";
 
-type Reason = EventReason<"message_rejected">;
+type ThrottledType = "message_rejected" | "auth_failed" | "access_denied";
 
-export class RejectionLog {
+export class ThrottledEvents<T extends ThrottledType> {
   #budget: number;
   #suppressed = new Map<string, number>();
   #timer: NodeJS.Timeout;
 
-  constructor(private readonly recorder: Recorder, private readonly perSecond = 20) {
+  constructor(private readonly recorder: Recorder, private readonly type: T, private readonly perSecond = 20) {
     this.#budget = perSecond;
     this.#timer = setInterval(() => this.#tick(), 1000);
     this.#timer.unref();
   }
 
-  record(reason: Reason, where: { connection?: string | null; sessionId?: string | null }, detail: Record<string, unknown>): void {
+  record(
+    reason: EventReason<T>,
+    where: { connection?: string | null; sessionId?: string | null; subject?: string | null },
+    detail: Record<string, unknown>,
+  ): void {
     if (this.#budget > 0) {
       this.#budget--;
-      this.recorder.eventBestEffort({ type: "message_rejected", reason, connection: where.connection ?? null, sessionId: where.sessionId ?? null, detail });
+      this.recorder.eventBestEffort({
+        type: this.type,
+        reason,
+        connection: where.connection ?? null,
+        sessionId: where.sessionId ?? null,
+        subject: where.subject ?? null,
+        detail,
+      });
       return;
     }
     const key = `${reason}\u0000${where.connection ?? ""}`;
@@ -30,8 +42,8 @@ export class RejectionLog {
   #tick(): void {
     this.#budget = this.perSecond;
     for (const [key, count] of this.#suppressed) {
-      const [reason, connection] = key.split("\u0000") as [Reason, string];
-      this.recorder.eventBestEffort({ type: "message_rejected", reason, connection: connection || null, detail: { aggregated: true, count, windowSeconds: 1 } });
+      const [reason, connection] = key.split("\u0000") as [EventReason<T>, string];
+      this.recorder.eventBestEffort({ type: this.type, reason, connection: connection || null, detail: { aggregated: true, count, windowSeconds: 1 } });
     }
     this.#suppressed.clear();
   }
@@ -39,5 +51,34 @@ export class RejectionLog {
   stop(): void {
     clearInterval(this.#timer);
     this.#tick();
+  }
+}
+
+/** The rejection reason recorded for a refused request's error code. */
+const REASON_OF_ERROR: Partial<Record<ErrorCode, EventReason<"message_rejected">>> = {
+  CS_ERR_PARSE: "parse_error",
+  CS_ERR_INVALID_REQUEST: "invalid_jsonrpc",
+  CS_ERR_BODY_TOO_LARGE: "body_too_large",
+  CS_ERR_UNKNOWN_SESSION: "unknown_session",
+  CS_ERR_BATCH_NOT_ALLOWED: "batch_not_allowed",
+  CS_ERR_UNKNOWN_CONNECTION: "unknown_connection",
+  CS_ERR_SESSION_REQUIRED: "session_required",
+  CS_ERR_UNSUPPORTED_MEDIA_TYPE: "unsupported_media_type",
+  CS_ERR_UNSUPPORTED_PROTOCOL_VERSION: "unsupported_protocol_version",
+  CS_ERR_NOT_ACCEPTABLE: "not_acceptable",
+  CS_ERR_STREAM_CONFLICT: "stream_conflict",
+  CS_ERR_SESSION_LIMIT: "session_limit",
+};
+
+/** Rejected messages (the fronts' bad input). */
+export class RejectionLog extends ThrottledEvents<"message_rejected"> {
+  constructor(recorder: Recorder, perSecond = 20) {
+    super(recorder, "message_rejected", perSecond);
+  }
+
+  /** Records a refused request by its error code (codes that are not bad input are not recorded here). */
+  recordError(code: ErrorCode, where: { connection?: string | null; sessionId?: string | null }, detail: Record<string, unknown>): void {
+    const reason = REASON_OF_ERROR[code];
+    if (reason) this.record(reason, where, detail);
   }
 }

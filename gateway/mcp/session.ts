@@ -52,6 +52,8 @@ export class ProxySession implements UpstreamEvents {
   readonly startedAt = Date.now();
   lastActivity = Date.now();
   ended = false;
+  /** Set when the gateway drains for shutdown: new requests are refused so the drain can end. */
+  draining = false;
   sink: ClientSink | undefined;
   upstream!: UpstreamTransport;
 
@@ -99,11 +101,21 @@ export class ProxySession implements UpstreamEvents {
       if (!isRequest) throw err;
       return this.#fail(c.id!, err);
     }
+    // Shutting down: a new request is refused (recorded, not forwarded); notifications and
+    // responses still pass, as the in-flight calls being drained may need them.
+    if (isRequest && this.draining) return this.#fail(c.id!, new CountersignError("CS_ERR_SHUTTING_DOWN"));
     try {
       await this.upstream.send(msg, this.protocolVersion);
     } catch (err) {
       if (!isRequest) throw err instanceof CountersignError ? err : new CountersignError("CS_ERR_UPSTREAM_UNAVAILABLE", String(err));
       return this.#fail(c.id!, err);
+    }
+    // The client gave up on that request and the upstream will not answer it: stop waiting, or
+    // the session counts as busy (no idle close, shutdown waits its full grace) until the
+    // upstream timeout answers a request the client no longer expects.
+    if (c.kind === "notification" && c.method === "notifications/cancelled") {
+      const requestId = (msg.params as { requestId?: unknown } | undefined)?.requestId;
+      if (typeof requestId === "string" || typeof requestId === "number") this.#untrack(requestId);
     }
   }
 
@@ -239,7 +251,8 @@ export class ProxySession implements UpstreamEvents {
 
   /** Answers a client request with a gateway error (recorded first when the store allows). */
   async #fail(id: JsonRpcId, err: unknown): Promise<void> {
-    if (!this.#untrack(id) && this.ended) return;
+    // A request already answered (or timed out) gets no second answer.
+    if (!this.#untrack(id)) return;
     const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_INTERNAL", String(err));
     await this.#deliverError(id, e, true);
   }
@@ -269,18 +282,21 @@ export class ProxySession implements UpstreamEvents {
     b.at = now;
     if (b.tokens >= 1) {
       b.tokens -= 1;
-      if (b.dropped > 0) this.#reportFlood();
       return true;
     }
+    // One report per second at most: reporting on each admitted notification would turn a
+    // sustained flood into a flood of warnings and events.
     if (b.dropped++ === 0) setTimeout(() => this.#reportFlood(), 1000).unref();
     return false;
   }
 
   #reportFlood(): void {
     const dropped = this.#bucket.dropped;
-    if (dropped === 0 || this.ended) return;
+    if (dropped === 0) return;
     this.#bucket.dropped = 0;
     this.#rejected("upstream_flood", { dropped, limitPerSecond: this.#init.notificationsPerSecond });
+    // A session that has ended keeps the count in its record; there is no client left to tell.
+    if (this.ended) return;
     // Tell the client, in the session, that it did not get everything.
     const notice: JsonRpcMessage = {
       jsonrpc: "2.0",

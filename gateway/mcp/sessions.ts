@@ -210,6 +210,8 @@ export class SessionRegistry {
   async shutdown(graceMs: number): Promise<void> {
     this.#shuttingDown = true;
     clearInterval(this.#sweeper);
+    // Without this, calls arriving on open sessions keep the drain going until its deadline.
+    for (const s of this.all()) s.draining = true;
     const deadline = Date.now() + graceMs;
     while (Date.now() < deadline && this.all().some((s) => s.pendingCount > 0)) await new Promise((r) => setTimeout(r, 50));
     await Promise.all(this.all().map((s) => s.close("gateway_shutdown")));

@@ -21,6 +21,16 @@ class LegacySseSink implements ClientSink {
 export function registerLegacySseFront(app: FastifyInstance, deps: FrontDeps): void {
   const { sessions, rejections } = deps;
 
+  /** Records a refused request (see RejectionLog.recordError for which codes count as bad input). */
+  const refused = (connection: string, sessionId: string | null | undefined, e: CountersignError, remoteAddress: string) => {
+    const known = sessions.connection(connection);
+    rejections.recordError(e.code, { connection: known?.name ?? null, sessionId: (sessionId && known && sessions.get(sessionId)?.connection.name === known.name ? sessionId : null) }, {
+      remoteAddress,
+      ...(known ? {} : { requestedConnection: connection.slice(0, 200) }),
+      ...(e.detail ? { detail: e.detail } : {}),
+    });
+  };
+
   app.get<{ Params: { connection: string } }>("/sse/:connection", async (req, reply) => {
     try {
       const connection = sessions.connection(req.params.connection);
@@ -34,6 +44,7 @@ export function registerLegacySseFront(app: FastifyInstance, deps: FrontDeps): v
       return reply;
     } catch (err) {
       const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_INTERNAL", String(err));
+      refused(req.params.connection, null, e, req.ip);
       return reply.code(e.http).type("application/json").send(jsonRpcErrorResponse(null, e));
     }
   });
@@ -46,26 +57,17 @@ export function registerLegacySseFront(app: FastifyInstance, deps: FrontDeps): v
       if (!sid) throw new CountersignError("CS_ERR_SESSION_REQUIRED", "the sessionId query parameter from the endpoint event");
       const session = sessions.get(sid);
       if (!session || session.connection.name !== connection.name || session.frontTransport !== "sse") {
-        rejections.record("unknown_session", { connection: connection.name }, { remoteAddress: req.ip });
         throw new CountersignError("CS_ERR_UNKNOWN_SESSION");
       }
-      let parsed;
-      try {
-        parsed = parseJsonRpcBody(req.body);
-      } catch (err) {
-        const e = err as CountersignError;
-        rejections.record(e.code === "CS_ERR_PARSE" ? "parse_error" : "invalid_jsonrpc", { connection: connection.name, sessionId: session.id }, {
-          remoteAddress: req.ip,
-          error: e.detail ?? e.code,
-        });
-        throw err;
-      }
+      // Refusals (parse errors, unknown sessions…) are recorded once, by `refused`.
+      const parsed = parseJsonRpcBody(req.body);
       // Requests are answered on the stream (errors included); only a failure to take a
       // notification or response is reported here.
       for (const m of parsed.messages) await session.fromClient(m.msg, m.c);
       return reply.code(202).type("text/plain").send("Accepted");
     } catch (err) {
       const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_INTERNAL", String(err));
+      refused(req.params.connection, req.query.sessionId, e, req.ip);
       return reply.code(e.http).type("application/json").send(jsonRpcErrorResponse(null, e));
     }
   });

@@ -151,7 +151,6 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
     if (!sid) throw new CountersignError("CS_ERR_SESSION_REQUIRED");
     const session = sessions.get(sid);
     if (!session || session.connection.name !== req.params.connection || session.frontTransport !== "streamable_http") {
-      rejections.record("unknown_session", { connection: req.params.connection }, { remoteAddress: req.ip });
       throw new CountersignError("CS_ERR_UNKNOWN_SESSION");
     }
     const version = header(req, "mcp-protocol-version");
@@ -159,6 +158,19 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
       throw new CountersignError("CS_ERR_UNSUPPORTED_PROTOCOL_VERSION", `${version}; supported: ${SUPPORTED_PROTOCOL_VERSIONS.join(", ")}`);
     }
     return session;
+  };
+
+  /** Answers a refused request, recording it (see RejectionLog.recordError for which codes count as bad input). */
+  const refuse = (req: FastifyRequest<{ Params: Params }>, reply: FastifyReply, e: CountersignError, id: JsonRpcId | null = null) => {
+    const known = sessions.connection(req.params.connection);
+    const sid = header(req, "mcp-session-id");
+    rejections.recordError(e.code, { connection: known?.name ?? null, sessionId: (sid && known && sessions.get(sid)?.connection.name === known.name ? sid : null) }, {
+      remoteAddress: req.ip,
+      httpMethod: req.method,
+      ...(known ? {} : { requestedConnection: req.params.connection.slice(0, 200) }),
+      ...(e.detail ? { detail: e.detail } : {}),
+    });
+    return sendError(reply, e, id);
   };
 
   const connectionOf = (req: FastifyRequest<{ Params: Params }>) => {
@@ -171,19 +183,8 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
     let requestId: JsonRpcId | null = null;
     try {
       const connection = connectionOf(req);
-      let parsed;
-      try {
-        parsed = parseJsonRpcBody(req.body);
-      } catch (err) {
-        const e = err as CountersignError;
-        rejections.record(e.code === "CS_ERR_PARSE" ? "parse_error" : "invalid_jsonrpc", { connection: connection.name }, {
-          remoteAddress: req.ip,
-          size: typeof req.body === "string" ? Buffer.byteLength(req.body) : 0,
-          error: e.detail ?? e.code,
-        });
-        throw err;
-      }
-      const { messages, batch } = parsed;
+      // Refusals are recorded once, by `refuse` (parse errors, unknown sessions, batches…).
+      const { messages, batch } = parseJsonRpcBody(req.body);
       const init = messages.find((m) => m.c.method === "initialize" && m.c.kind === "request");
       if (init) requestId = init.c.id ?? null;
 
@@ -197,7 +198,6 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
       } else {
         session = lookup(req);
         if (batch && !batchesAllowed(session.protocolVersion)) {
-          rejections.record("batch_not_allowed", { connection: connection.name, sessionId: session.id }, { protocolVersion: session.protocolVersion ?? null });
           throw new CountersignError("CS_ERR_BATCH_NOT_ALLOWED", `negotiated ${session.protocolVersion}`);
         }
       }
@@ -227,7 +227,7 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
       if (reply.sent || reply.raw.headersSent) return reply;
       const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_INTERNAL", String(err));
       if (e.code === "CS_ERR_INTERNAL") req.log.error({ err }, "unexpected error on POST");
-      return sendError(reply, e, requestId);
+      return refuse(req, reply, e, requestId);
     }
   });
 
@@ -243,7 +243,7 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
       return reply;
     } catch (err) {
       const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_INTERNAL", String(err));
-      return sendError(reply, e);
+      return refuse(req, reply, e);
     }
   });
 
@@ -255,7 +255,7 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
       return reply.code(200).send();
     } catch (err) {
       const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_INTERNAL", String(err));
-      return sendError(reply, e);
+      return refuse(req, reply, e);
     }
   });
 }
