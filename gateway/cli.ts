@@ -8,6 +8,9 @@ import { readEmbeddedConnection, startEmbeddedDatabase } from "./db/embedded.js"
 import { migrateDatabase } from "./db/migrate.js";
 import { listSessions, loadExchange, formatExchange } from "./audit/replay.js";
 import { startGateway } from "./gateway.js";
+import { resourceUrl } from "./auth/authenticator.js";
+import { devIssuerUrl, loadDevIssuerKey, parseTtl, signDevToken } from "./auth/dev-issuer.js";
+import { devIssuerKeyFile } from "./auth/setup.js";
 import { createLogger } from "./log.js";
 import { VERSION } from "./version.js";
 
@@ -65,9 +68,13 @@ program
     // One line on stdout once ready, so scripts can wait for it.
     process.stdout.write(`Countersign ready at ${gw.address} — MCP endpoint: ${gw.address}/mcp/${names[0]}\n`);
     say(`connections: ${names.map((n) => `${gw.address}/mcp/${n} (legacy SSE: ${gw.address}/sse/${n})`).join(", ")}`);
+    if (gw.devToken) {
+      say(`a token from the built-in dev issuer (sub alice, groups dev,oncall; valid 8 h; make others with \`npm run countersign -- token --sub <who> --groups <g>\`):`);
+      process.stderr.write(`\n${gw.devToken}\n\n`);
+    }
     if (cfg.quickstart) {
-      say(`try it:  npx @modelcontextprotocol/inspector --cli ${gw.address}/mcp/${names[0]} --transport http --method tools/list`);
-      say(`then:    npx countersign sessions   and   npx countersign replay <session-id>`);
+      say(`try it:  npx @modelcontextprotocol/inspector --cli ${gw.address}/mcp/${names[0]} --transport http --method tools/list${gw.devToken ? ` --header "Authorization: Bearer <token above>"` : ""}`);
+      say(`then:    npm run countersign -- sessions   and   npm run countersign -- replay <session-id>`);
     }
     let signals = 0;
     const shutdown = (signal: string) => {
@@ -141,6 +148,41 @@ program
     const x = await withDb(opts, (db) => loadExchange(db, sessionId));
     if (!x) fail(`no session '${sessionId}': list sessions with \`countersign sessions\``, 2);
     process.stdout.write((opts.json ? JSON.stringify(x, null, 2) : formatExchange(x, process.stdout.columns || 160)) + "\n");
+  });
+
+program
+  .command("token")
+  .description("print a token from the built-in dev issuer (auth.devIssuer.enabled), for local use")
+  .addOption(configOption)
+  .requiredOption("--sub <subject>", "the subject (user or service account id)")
+  .option("--email <email>", "e-mail claim")
+  .option("--name <name>", "name claim")
+  .option("--groups <list>", "comma-separated groups", "")
+  .option("--client-id <id>", "make it a service-account token for this client")
+  .option("--connection <name...>", "connections it is valid for (default: all)")
+  .option("--ttl <duration>", "lifetime, e.g. 15m, 1h, 8h", "1h")
+  .action(async (opts: { config?: string; sub: string; email?: string; name?: string; groups: string; clientId?: string; connection?: string[]; ttl: string }) => {
+    const cfg = config(opts);
+    if (!cfg.auth.devIssuer.enabled) fail(`the built-in dev issuer is off in ${cfg.source}: set auth.devIssuer.enabled: true, or get a token from your identity provider`, 2);
+    let ttlSeconds: number;
+    try {
+      ttlSeconds = parseTtl(opts.ttl);
+    } catch (err) {
+      fail((err as Error).message, 2);
+    }
+    const names = opts.connection ?? cfg.connections.map((c) => c.name);
+    for (const n of names) if (!cfg.connections.some((c) => c.name === n)) fail(`--connection: no connection named '${n}' in ${cfg.source}`, 2);
+    const key = await loadDevIssuerKey(devIssuerKeyFile(cfg));
+    const token = await signDevToken(key, devIssuerUrl(cfg.publicUrl), {
+      subject: opts.sub,
+      email: opts.email,
+      name: opts.name,
+      groups: opts.groups.split(",").map((g) => g.trim()).filter(Boolean),
+      audience: names.map((n) => resourceUrl(cfg.publicUrl, n)),
+      ttlSeconds,
+      clientId: opts.clientId,
+    });
+    process.stdout.write(token + "\n");
   });
 
 program

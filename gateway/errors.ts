@@ -58,6 +58,26 @@ export const ERRORS = {
     http: 405, jsonrpc: -32600,
     message: "This HTTP method is not supported on this endpoint.",
   },
+  CS_ERR_UNAUTHENTICATED: {
+    http: 401, jsonrpc: -32020,
+    message: "A valid bearer token is required: send `Authorization: Bearer <token>` from an accepted issuer, for this connection (the WWW-Authenticate header names the resource metadata).",
+  },
+  CS_ERR_RATE_LIMITED: {
+    http: 429, jsonrpc: -32021,
+    message: "Too many failed authentications from this address: wait (see Retry-After) and send a valid token.",
+  },
+  CS_ERR_CONNECTION_FORBIDDEN: {
+    http: 403, jsonrpc: -32022,
+    message: "Your identity is valid but not granted this connection: ask an administrator to add you to one of the groups it names.",
+  },
+  CS_ERR_TOOL_DENIED: {
+    http: 403, jsonrpc: -32023,
+    message: "Your identity may not call this tool on this connection: ask an administrator for a group that allows it.",
+  },
+  CS_ERR_SESSION_FORBIDDEN: {
+    http: 403, jsonrpc: -32024,
+    message: "This session belongs to another identity: start your own session with initialize.",
+  },
   CS_ERR_AUDIT_UNAVAILABLE: {
     http: 503, jsonrpc: -32010,
     message: "The audit store is unavailable, so nothing was forwarded or delivered (the gateway fails closed): retry when the database is back.",

@@ -11,6 +11,9 @@ import { startEmbeddedDatabase, type EmbeddedDatabase } from "./db/embedded.js";
 import { migrateDatabase } from "./db/migrate.js";
 import type { Logger } from "./log.js";
 import { SessionRegistry } from "./mcp/sessions.js";
+import { createIdentityLayer, type IdentityLayer } from "./auth/setup.js";
+import { resourceUrl } from "./auth/authenticator.js";
+import { signDevToken } from "./auth/dev-issuer.js";
 import { buildServer } from "./server.js";
 import { VERSION } from "./version.js";
 
@@ -25,6 +28,9 @@ export interface Gateway {
   address: string;
   databaseUrl: string;
   embedded?: EmbeddedDatabase | undefined;
+  identity: IdentityLayer;
+  /** With the built-in dev issuer on: a token ready to paste (sub alice, groups dev,oncall). */
+  devToken?: string | undefined;
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -68,8 +74,9 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
         s.healthy ? log.warn("audit store recovered; traffic flows again") : log.error({ error: s.lastError }, "audit store unavailable: failing closed"),
     });
     const rejections = new RejectionLog(recorder);
+    const identity = await createIdentityLayer(config, recorder, log);
     const sessions = new SessionRegistry(config, db, recorder, instanceId, log);
-    const app = buildServer({ config, log, sessions, recorder, rejections });
+    const app = buildServer({ config, log, sessions, recorder, rejections, identity });
     await app.listen({ host: config.server.host, port: config.server.port });
     const addr = app.server.address();
     const port = typeof addr === "object" && addr ? addr.port : config.server.port;
@@ -83,6 +90,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
         await sessions.shutdown(graceMs);
         await app.close();
         rejections.stop();
+        identity.stop();
         await recorder.event({ type: "gateway", reason: "stopped", detail: { instanceId } }).catch(() => {});
         await recorder.drain();
         clearInterval(heartbeat);
@@ -90,7 +98,17 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
         await db.$disconnect();
         if (embedded?.owned) await embedded.stop();
       })());
-    return { config, app, db, recorder, sessions, instanceId, address, databaseUrl: url, embedded, stop };
+    const devToken = identity.devIssuer
+      ? await signDevToken(identity.devIssuer.key, identity.devIssuer.url, {
+          subject: "alice",
+          email: "alice@example.com",
+          name: "Alice (dev issuer)",
+          groups: ["dev", "oncall"],
+          audience: config.connections.map((c) => resourceUrl(config.publicUrl, c.name)),
+          ttlSeconds: 8 * 3600,
+        })
+      : undefined;
+    return { config, app, db, recorder, sessions, instanceId, address, databaseUrl: url, embedded, identity, devToken, stop };
   } catch (err) {
     if (embedded?.owned) await embedded.stop().catch(() => {});
     throw err;

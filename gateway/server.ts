@@ -10,6 +10,7 @@ import { registerLegacySseFront } from "./mcp/front/legacy-sse.js";
 import { registerStreamableHttpFront } from "./mcp/front/streamable-http.js";
 import type { SessionRegistry } from "./mcp/sessions.js";
 import { checkUpstreams } from "./upstream-health.js";
+import type { IdentityLayer } from "./auth/setup.js";
 
 export interface ServerDeps {
   config: GatewayConfig;
@@ -17,6 +18,7 @@ export interface ServerDeps {
   sessions: SessionRegistry;
   recorder: Recorder;
   rejections: RejectionLog;
+  identity: IdentityLayer;
 }
 
 const FASTIFY_ERRORS: Record<string, ErrorCode> = {
@@ -54,6 +56,13 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
         contentLength: req.headers["content-length"] ?? null,
       });
     }
+    if (code === "CS_ERR_UNSUPPORTED_MEDIA_TYPE") {
+      const connection = (req.params as { connection?: string })?.connection;
+      rejections.recordError(code, { connection: connection && sessions.connection(connection) ? connection : null }, {
+        remoteAddress: req.ip,
+        contentType: req.headers["content-type"] ?? null,
+      });
+    }
     if (code === "CS_ERR_INTERNAL") req.log.error({ err: error }, "unhandled error");
     return reply.code(err.http).type("application/json").send(jsonRpcErrorResponse(null, err));
   });
@@ -83,6 +92,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     return reply.code(sessions.shuttingDown ? 503 : 200).send(body);
   });
 
+  deps.identity.registerRoutes(app);
   registerStreamableHttpFront(app, { sessions, rejections });
   registerLegacySseFront(app, { sessions, rejections });
   return app;

@@ -36,6 +36,8 @@ export interface ConnectionConfig {
   upstream: UpstreamConfig;
   maxSessions: number;
   idleTimeoutSeconds: number;
+  access: ParsedConfig["connections"][number]["access"];
+  upstreamIdentity?: ParsedConfig["connections"][number]["upstreamIdentity"];
 }
 
 export interface GatewayConfig {
@@ -51,6 +53,8 @@ export interface GatewayConfig {
   database: { url?: Secret; migrateOnStart: boolean; embeddedDataDir: string; commitTimeoutMs: number };
   limits: ParsedConfig["limits"];
   log: ParsedConfig["log"];
+  auth: ParsedConfig["auth"];
+  keys: { upstreamJwt?: Secret };
   connections: ConnectionConfig[];
 }
 
@@ -88,7 +92,12 @@ export function parseConfigText(text: string, source: string, env: Env = process
   }
   const withEnv = applyEnvironment(raw as Record<string, unknown>, env);
   const parsed = configSchema.safeParse(withEnv);
-  if (!parsed.success) throw new ConfigError(source, parsed.error.issues.map(formatIssue));
+  if (!parsed.success) {
+    // A bad value that came from the environment names its variable: the file may not have the key at all.
+    const envOf = (issue: z.core.$ZodIssue) =>
+      ENV_OVERRIDES.find((o) => env[o.env] !== undefined && env[o.env] !== "" && o.path.join(".") === issue.path.join("."))?.env;
+    throw new ConfigError(source, parsed.error.issues.map((i) => formatIssue(i) + (envOf(i) ? ` (from the environment variable ${envOf(i)})` : "")));
+  }
 
   const problems: string[] = [];
   const secret = (ref: SecretRef, path: string): Secret | undefined => {
@@ -132,9 +141,12 @@ export function parseConfigText(text: string, source: string, env: Env = process
       upstream,
       maxSessions: c.maxSessions,
       idleTimeoutSeconds: c.idleTimeoutSeconds ?? p.sessions.idleTimeoutSeconds,
+      access: c.access,
+      ...(c.upstreamIdentity ? { upstreamIdentity: c.upstreamIdentity } : {}),
     };
   });
   const dbUrl = envDbUrl ?? (p.database.url ? secret(p.database.url, "database.url") : undefined);
+  const upstreamJwtKey = p.keys.upstreamJwt ? secret(p.keys.upstreamJwt, "keys.upstreamJwt") : undefined;
   if (problems.length > 0) throw new ConfigError(source, problems);
 
   return {
@@ -152,6 +164,8 @@ export function parseConfigText(text: string, source: string, env: Env = process
     },
     limits: p.limits,
     log: p.log,
+    auth: p.auth,
+    keys: upstreamJwtKey ? { upstreamJwt: upstreamJwtKey } : {},
     connections,
   };
 }

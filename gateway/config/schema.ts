@@ -55,12 +55,86 @@ const upstream = z.discriminatedUnion("type", [stdioUpstream, httpUpstream("stre
     issue.code === "invalid_union" ? "upstream.type must be one of: stdio, streamable_http, sse" : undefined,
 });
 
+/** Asymmetric algorithms only: never `none`, never HMAC (a public key must not become a shared secret). */
+export const JWT_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"] as const;
+
+const claimPath = z.string().regex(/^[A-Za-z0-9_:\/.-]+$/, "a claim name or dotted path such as realm_access.roles");
+
+const issuer = z.strictObject({
+  issuer: httpUrl.describe("The issuer exactly as in the tokens' `iss` claim"),
+  label: z.string().optional().describe("A short name for logs and records, e.g. okta or ci"),
+  discoveryUrl: httpUrl.optional().describe("Default: <issuer>/.well-known/openid-configuration"),
+  jwksUri: httpUrl.optional().describe("Skip discovery and use this JWKS"),
+  audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional()
+    .describe("Accepted `aud` values; default: the connection's resource URL (<publicUrl>/mcp/<name>)"),
+  algorithms: z.array(z.enum(JWT_ALGORITHMS)).min(1).default(["RS256", "PS256", "ES256", "EdDSA"]),
+  groupsClaim: claimPath.default("groups"),
+  emailClaim: claimPath.default("email"),
+  nameClaim: claimPath.default("name"),
+});
+
+const auth = z
+  .strictObject({
+    issuers: z.array(issuer).default([]),
+    clockSkewSeconds: z.int().min(0).max(300).default(30),
+    jwksCooldownSeconds: z.int().min(1).default(30).describe("An unknown key id refetches the JWKS at most once per this interval"),
+    devIssuer: z
+      .strictObject({
+        enabled: z.boolean().default(false).describe("Countersign's own small issuer for local use; never for production"),
+        keyFile: z.string().optional().describe("Where its private key is kept (default: <embeddedDataDir>/../dev-issuer.jwk)"),
+      })
+      .prefault({}),
+    failedAttemptsPerMinute: z.int().min(1).default(30).describe("Per source address; beyond it, requests get 429 without verification"),
+  })
+  .prefault({});
+
+const glob = z.string().min(1).regex(/^[A-Za-z0-9_*?.:\/-]+$/, "a tool name or glob (letters, digits, _ - . : / and * ?)");
+
+const access = z
+  .strictObject({
+    anonymous: z.boolean().default(false).describe("Accept callers without a token (recorded as anonymous with their address)"),
+    groups: z.array(z.string().min(1)).optional().describe("Groups that may use this connection; absent: any authenticated caller"),
+    tools: z
+      .array(
+        z.strictObject({
+          groups: z.array(z.string().min(1)).min(1),
+          allow: z.array(glob).optional(),
+          deny: z.array(glob).optional(),
+        }),
+      )
+      .default([])
+      .describe("Per-group tool rules: a tool denied by any rule that applies is refused; if rules that apply list `allow`, the tool must match one"),
+  })
+  .prefault({});
+
+const upstreamIdentity = z.strictObject({
+  headers: z
+    .strictObject({
+      subject: z.string().default("X-Countersign-Subject"),
+      email: z.string().default("X-Countersign-Email"),
+      groups: z.string().default("X-Countersign-Groups"),
+      issuer: z.string().default("X-Countersign-Issuer"),
+    })
+    .optional()
+    .describe("Send the caller's identity as plain headers (only for upstreams reachable solely through the gateway)"),
+  jwt: z
+    .strictObject({
+      header: z.string().default("X-Countersign-Identity"),
+      audience: z.string().optional().describe("Default: the upstream URL (stdio: the connection name)"),
+      ttlSeconds: z.int().min(10).max(3600).default(300),
+    })
+    .optional()
+    .describe("Send the caller's identity as a short-lived JWT signed by the gateway (JWKS at /.well-known/jwks.json); stdio children get it in COUNTERSIGN_IDENTITY"),
+});
+
 const connection = z.strictObject({
   name: connectionName,
   description: z.string().optional(),
   upstream,
   maxSessions: z.int().min(1).max(10_000).default(32).describe("Concurrent client sessions (for stdio: child processes)"),
   idleTimeoutSeconds: z.int().min(1).optional().describe("Close a session after this long without traffic (default: sessions.idleTimeoutSeconds)"),
+  access,
+  upstreamIdentity: upstreamIdentity.optional(),
 });
 
 export const configSchema = z
@@ -97,6 +171,12 @@ export const configSchema = z
     log: z
       .strictObject({
         level: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),
+      })
+      .prefault({}),
+    auth,
+    keys: z
+      .strictObject({
+        upstreamJwt: secretRef.optional().describe("PKCS#8 PEM private key (Ed25519, EC or RSA) that signs identity JWTs for upstreams; shared by all replicas"),
       })
       .prefault({}),
     connections: z.array(connection).min(1, "declare at least one connection"),
