@@ -75,7 +75,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     });
     const rejections = new RejectionLog(recorder);
     const identity = await createIdentityLayer(config, recorder, log);
-    const sessions = new SessionRegistry(config, db, recorder, instanceId, log);
+    const sessions = new SessionRegistry(config, db, recorder, instanceId, log, identity.signer);
     const app = buildServer({ config, log, sessions, recorder, rejections, identity });
     await app.listen({ host: config.server.host, port: config.server.port });
     const addr = app.server.address();

@@ -93,7 +93,8 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
   });
 
   deps.identity.registerRoutes(app);
-  registerStreamableHttpFront(app, { sessions, rejections });
-  registerLegacySseFront(app, { sessions, rejections });
+  const fronts = { sessions, rejections, authenticator: deps.identity.authenticator };
+  registerStreamableHttpFront(app, fronts);
+  registerLegacySseFront(app, fronts);
   return app;
 }

@@ -7,7 +7,7 @@ import type { ThrottledEvents } from "../audit/rejections.js";
 import type { ConnectionConfig } from "../config/load.js";
 import { CountersignError } from "../errors.js";
 import { groupsNeeded, mayUseConnection } from "./access.js";
-import { anonymousIdentity, identityFromClaims, type Identity } from "./identity.js";
+import { anonymousIdentity, identityFromClaims, sameCaller, type Identity } from "./identity.js";
 import { TokenRejected, type TokenVerifier } from "./verifier.js";
 
 export class AuthError extends CountersignError {
@@ -119,5 +119,19 @@ export class Authenticator {
       );
     }
     return identity;
+  }
+
+  /**
+   * A session is bound to the identity that opened it. Another identity presenting its id is
+   * refused and recorded (a leaked or guessed session id must not lend someone else's access).
+   */
+  checkSessionOwner(connection: string, sessionId: string, owner: Identity, presenter: Identity): void {
+    if (sameCaller(owner, presenter)) return;
+    this.denials.record(
+      "session_identity_mismatch",
+      { connection, sessionId, subject: presenter.subject },
+      { owner: { issuer: owner.issuer, subject: owner.subject }, presenter: { issuer: presenter.issuer, subject: presenter.subject, address: presenter.address ?? null } },
+    );
+    throw new CountersignError("CS_ERR_SESSION_FORBIDDEN");
   }
 }

@@ -188,6 +188,21 @@ export const configSchema = z
       if (first !== undefined) {
         ctx.addIssue({ code: "custom", path: ["connections", i, "name"], message: `duplicate connection name (also connections[${first}].name)` });
       } else seen.set(c.name, i);
+      // Fail closed: a connection nobody can authenticate to is a mistake, not an open door.
+      if (!c.access.anonymous && cfg.auth.issuers.length === 0 && !cfg.auth.devIssuer.enabled) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["connections", i, "access"],
+          message: "no token issuer is configured (auth.issuers or auth.devIssuer) and anonymous access is off, so nobody could call this connection: add an issuer, or set access.anonymous: true for local use",
+        });
+      }
+      if (c.upstreamIdentity?.jwt && !cfg.keys.upstreamJwt) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["connections", i, "upstreamIdentity", "jwt"],
+          message: "identity JWTs need the gateway's signing key: set keys.upstreamJwt (a PKCS#8 PEM private key, shared by all replicas)",
+        });
+      }
     });
   });
 

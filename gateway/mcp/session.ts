@@ -8,6 +8,8 @@
 // is committed. When the store cannot commit, a request gets a CS_ERR_AUDIT_UNAVAILABLE error and
 // nothing moves on (fail closed). Later stages (authenticate, decide, mask) slot in here.
 import type { Recorder } from "../audit/recorder.js";
+import type { Identity } from "../auth/identity.js";
+import { filterToolsList, toolCallRefusal } from "../auth/tool-access.js";
 import type { ConnectionConfig } from "../config/load.js";
 import { CountersignError, jsonRpcErrorResponse } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -37,7 +39,8 @@ export interface SessionInit {
   log: Logger;
   upstreamTimeoutMs: number;
   notificationsPerSecond: number;
-  subject?: string | null;
+  /** The caller, authenticated at the front; the session is bound to it. */
+  identity: Identity;
   /** Called once when the session ends, whatever ended it. */
   onClosed: (session: ProxySession, reason: string, detail?: string) => void;
   /** Called with the negotiated protocol version and server info once initialize succeeds. */
@@ -73,6 +76,10 @@ export class ProxySession implements UpstreamEvents {
     this.#bucket = { tokens: init.notificationsPerSecond * 2, at: Date.now(), dropped: 0 };
   }
 
+  get identity(): Identity {
+    return this.#init.identity;
+  }
+
   get pendingCount(): number {
     return this.#pending.size;
   }
@@ -104,6 +111,24 @@ export class ProxySession implements UpstreamEvents {
     // Shutting down: a new request is refused (recorded, not forwarded); notifications and
     // responses still pass, as the in-flight calls being drained may need them.
     if (isRequest && this.draining) return this.#fail(c.id!, new CountersignError("CS_ERR_SHUTTING_DOWN"));
+    // decide: identity access (per-tool rules) comes first; later stages add policy here.
+    const refusal = isRequest ? toolCallRefusal(this.connection.access, this.identity, msg) : undefined;
+    if (refusal) {
+      const tool = (msg.params as { name?: unknown } | undefined)?.name;
+      try {
+        await this.#init.recorder.event({
+          type: "access_denied",
+          reason: "tool_denied",
+          sessionId: this.id,
+          connection: this.connection.name,
+          subject: this.identity.subject,
+          detail: { tool: typeof tool === "string" ? tool : null, groups: this.identity.groups, requestId: c.id! },
+        });
+      } catch (err) {
+        return this.#fail(c.id!, err);
+      }
+      return this.#fail(c.id!, refusal);
+    }
     try {
       await this.upstream.send(msg, this.protocolVersion);
     } catch (err) {
@@ -152,7 +177,7 @@ export class ProxySession implements UpstreamEvents {
       this.#rejected("upstream_invalid_json", { note: "the upstream sent JSON that is not a JSON-RPC 2.0 message" });
       return;
     }
-    const msg = raw as JsonRpcMessage;
+    let msg = raw as JsonRpcMessage;
     let method = c.method ?? null;
     let route: { responseTo?: JsonRpcId; relatedTo?: JsonRpcId | undefined } = { relatedTo };
 
@@ -165,6 +190,8 @@ export class ProxySession implements UpstreamEvents {
       method = p.method;
       route = { responseTo: p.id };
       if (p.method === "initialize" && c.kind === "response") this.#initialized(msg);
+      // The caller's tools/list leaves out the tools it may not call.
+      if (p.method === "tools/list" && c.kind === "response") msg = filterToolsList(this.connection.access, this.identity, msg).msg;
     } else if (c.kind === "notification") {
       if (!this.#admitNotification()) return;
       if (c.method === "notifications/progress") {
@@ -231,7 +258,7 @@ export class ProxySession implements UpstreamEvents {
       method,
       size: Buffer.byteLength(JSON.stringify(msg)),
       payload: msg,
-      subject: this.#init.subject ?? null,
+      subject: this.identity.subject,
       at: new Date(),
     });
   }

@@ -8,12 +8,15 @@ import type { Db } from "../db/client.js";
 import { CountersignError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { ProxySession } from "./session.js";
+import type { Identity } from "../auth/identity.js";
+import { identityHeaders, type GatewaySigner } from "../auth/upstream-identity.js";
 import { LegacySseUpstream } from "./upstream/legacy-sse.js";
 import { StdioUpstream } from "./upstream/stdio.js";
 import { StreamableHttpUpstream } from "./upstream/streamable-http.js";
 import type { UpstreamTransport } from "./upstream/types.js";
 
 export interface OpenMeta {
+  identity: Identity;
   remoteAddress?: string | undefined;
   userAgent?: string | undefined;
 }
@@ -39,6 +42,7 @@ export class SessionRegistry {
     private readonly recorder: Recorder,
     private readonly instanceId: string,
     private readonly log: Logger,
+    private readonly signer?: GatewaySigner | undefined,
   ) {
     this.#sweeper = setInterval(() => this.#closeIdle(), 5000);
     this.#sweeper.unref();
@@ -91,8 +95,9 @@ export class SessionRegistry {
       notificationsPerSecond: this.config.limits.notificationsPerSecond,
       onClosed: (s, reason, detail) => this.#closed(s, reason, detail),
       onInitialized: (s, result) => this.#initialized(s, result),
+      identity: meta.identity,
     });
-    session.upstream = this.#createUpstream(connection, session);
+    session.upstream = this.#createUpstream(connection, session, meta.identity);
 
     // The session row is committed before anything reaches the upstream.
     try {
@@ -105,6 +110,12 @@ export class SessionRegistry {
           ownerInstanceId: this.instanceId,
           remoteAddress: meta.remoteAddress ?? null,
           userAgent: meta.userAgent ?? null,
+          subject: meta.identity.subject,
+          issuer: meta.identity.issuer,
+          email: meta.identity.email ?? null,
+          name: meta.identity.name ?? null,
+          groups: meta.identity.groups,
+          clientId: meta.identity.clientId ?? null,
         },
       });
     } catch (err) {
@@ -137,14 +148,35 @@ export class SessionRegistry {
     return session;
   }
 
-  #createUpstream(connection: ConnectionConfig, events: ProxySession): UpstreamTransport {
+  #createUpstream(connection: ConnectionConfig, events: ProxySession, identity: Identity): UpstreamTransport {
     const u = connection.upstream;
     const maxMessageBytes = this.config.limits.upstreamMessageBytes;
     const log = this.log.child({ connection: connection.name });
+    const who = connection.upstreamIdentity;
+    const signer = this.signer;
     if (u.type === "stdio") {
-      return new StdioUpstream({ command: u.command, args: u.args, cwd: u.cwd, env: u.env, maxMessageBytes, log }, events);
+      // A stdio child serves one session, so it learns its caller once, from its environment.
+      const env = { ...u.env };
+      if (who?.headers) {
+        env.COUNTERSIGN_SUBJECT = identity.subject;
+        env.COUNTERSIGN_ISSUER = identity.issuer;
+        env.COUNTERSIGN_GROUPS = identity.groups.join(",");
+        if (identity.email) env.COUNTERSIGN_EMAIL = identity.email;
+      }
+      if (who?.jwt && signer) env.COUNTERSIGN_IDENTITY = signer.token(identity, who.jwt.audience ?? connection.name, who.jwt.ttlSeconds);
+      return new StdioUpstream({ command: u.command, args: u.args, cwd: u.cwd, env, maxMessageBytes, log }, events);
     }
-    const opts = { url: u.url, headers: u.headers, tls: u.tls, maxMessageBytes, log };
+    const jwt = who?.jwt;
+    const headerNames = who?.headers;
+    const audience = jwt?.audience ?? u.url;
+    const identityHeadersFor =
+      jwt || headerNames
+        ? () => ({
+            ...(headerNames ? identityHeaders(identity, headerNames) : {}),
+            ...(jwt && signer ? { [jwt.header.toLowerCase()]: signer.token(identity, audience, jwt.ttlSeconds) } : {}),
+          })
+        : undefined;
+    const opts = { url: u.url, headers: u.headers, tls: u.tls, maxMessageBytes, log, identityHeaders: identityHeadersFor };
     return u.type === "streamable_http" ? new StreamableHttpUpstream(opts, events) : new LegacySseUpstream(opts, events);
   }
 

@@ -2,6 +2,7 @@
 // one stream and names, in an `endpoint` event, where the client POSTs its messages.
 import type { FastifyInstance } from "fastify";
 import { CountersignError, jsonRpcErrorResponse } from "../../errors.js";
+import { AuthError } from "../../auth/authenticator.js";
 import type { JsonRpcMessage } from "../jsonrpc.js";
 import type { ClientSink } from "../session.js";
 import { parseJsonRpcBody } from "./body.js";
@@ -19,7 +20,8 @@ class LegacySseSink implements ClientSink {
 }
 
 export function registerLegacySseFront(app: FastifyInstance, deps: FrontDeps): void {
-  const { sessions, rejections } = deps;
+  const { sessions, rejections, authenticator } = deps;
+  const headersOf = (e: CountersignError) => (e instanceof AuthError ? e.headers : {});
 
   /** Records a refused request (see RejectionLog.recordError for which codes count as bad input). */
   const refused = (connection: string, sessionId: string | null | undefined, e: CountersignError, remoteAddress: string) => {
@@ -35,7 +37,8 @@ export function registerLegacySseFront(app: FastifyInstance, deps: FrontDeps): v
     try {
       const connection = sessions.connection(req.params.connection);
       if (!connection) throw new CountersignError("CS_ERR_UNKNOWN_CONNECTION", `'${req.params.connection}'`);
-      const session = await sessions.open(connection, "sse", { remoteAddress: req.ip, userAgent: req.headers["user-agent"] });
+      const identity = await authenticator.authenticate(connection, req.headers.authorization, req.ip);
+      const session = await sessions.open(connection, "sse", { identity, remoteAddress: req.ip, userAgent: req.headers["user-agent"] });
       reply.hijack();
       const writer = new SseWriter(reply.raw, {});
       session.sink = new LegacySseSink(writer);
@@ -45,7 +48,7 @@ export function registerLegacySseFront(app: FastifyInstance, deps: FrontDeps): v
     } catch (err) {
       const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_INTERNAL", String(err));
       refused(req.params.connection, null, e, req.ip);
-      return reply.code(e.http).type("application/json").send(jsonRpcErrorResponse(null, e));
+      return reply.code(e.http).headers(headersOf(e)).type("application/json").send(jsonRpcErrorResponse(null, e));
     }
   });
 
@@ -53,12 +56,14 @@ export function registerLegacySseFront(app: FastifyInstance, deps: FrontDeps): v
     try {
       const connection = sessions.connection(req.params.connection);
       if (!connection) throw new CountersignError("CS_ERR_UNKNOWN_CONNECTION", `'${req.params.connection}'`);
+      const identity = await authenticator.authenticate(connection, req.headers.authorization, req.ip);
       const sid = req.query.sessionId;
       if (!sid) throw new CountersignError("CS_ERR_SESSION_REQUIRED", "the sessionId query parameter from the endpoint event");
       const session = sessions.get(sid);
       if (!session || session.connection.name !== connection.name || session.frontTransport !== "sse") {
         throw new CountersignError("CS_ERR_UNKNOWN_SESSION");
       }
+      authenticator.checkSessionOwner(connection.name, session.id, session.identity, identity);
       // Refusals (parse errors, unknown sessions…) are recorded once, by `refused`.
       const parsed = parseJsonRpcBody(req.body);
       // Requests are answered on the stream (errors included); only a failure to take a
@@ -68,7 +73,7 @@ export function registerLegacySseFront(app: FastifyInstance, deps: FrontDeps): v
     } catch (err) {
       const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_INTERNAL", String(err));
       refused(req.params.connection, req.query.sessionId, e, req.ip);
-      return reply.code(e.http).type("application/json").send(jsonRpcErrorResponse(null, e));
+      return reply.code(e.http).headers(headersOf(e)).type("application/json").send(jsonRpcErrorResponse(null, e));
     }
   });
 }

@@ -3,6 +3,8 @@
 // opens the stream for server-initiated messages, DELETE ends the session.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { RejectionLog } from "../../audit/rejections.js";
+import { AuthError, type Authenticator } from "../../auth/authenticator.js";
+import type { Identity } from "../../auth/identity.js";
 import { CountersignError, jsonRpcErrorResponse } from "../../errors.js";
 import { batchesAllowed, idKey, SUPPORTED_PROTOCOL_VERSIONS, type JsonRpcId, type JsonRpcMessage } from "../jsonrpc.js";
 import type { ClientSink, ProxySession } from "../session.js";
@@ -132,6 +134,7 @@ export class StreamableHttpSink implements ClientSink {
 export interface FrontDeps {
   sessions: SessionRegistry;
   rejections: RejectionLog;
+  authenticator: Authenticator;
 }
 
 function sendError(reply: FastifyReply, err: CountersignError, id: JsonRpcId | null = null, headers: Record<string, string> = {}) {
@@ -144,15 +147,20 @@ function header(req: FastifyRequest, name: string): string | undefined {
 }
 
 export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDeps): void {
-  const { sessions, rejections } = deps;
+  const { sessions, rejections, authenticator } = deps;
 
-  const lookup = (req: FastifyRequest<{ Params: Params }>): ProxySession => {
+  /** authenticate: the first stage, before the body is even parsed. */
+  const authenticate = (req: FastifyRequest<{ Params: Params }>) =>
+    authenticator.authenticate(connectionOf(req), header(req, "authorization"), req.ip);
+
+  const lookup = (req: FastifyRequest<{ Params: Params }>, identity: Identity): ProxySession => {
     const sid = header(req, "mcp-session-id");
     if (!sid) throw new CountersignError("CS_ERR_SESSION_REQUIRED");
     const session = sessions.get(sid);
     if (!session || session.connection.name !== req.params.connection || session.frontTransport !== "streamable_http") {
       throw new CountersignError("CS_ERR_UNKNOWN_SESSION");
     }
+    authenticator.checkSessionOwner(session.connection.name, session.id, session.identity, identity);
     const version = header(req, "mcp-protocol-version");
     if (version !== undefined && !(SUPPORTED_PROTOCOL_VERSIONS as readonly string[]).includes(version)) {
       throw new CountersignError("CS_ERR_UNSUPPORTED_PROTOCOL_VERSION", `${version}; supported: ${SUPPORTED_PROTOCOL_VERSIONS.join(", ")}`);
@@ -170,7 +178,7 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
       ...(known ? {} : { requestedConnection: req.params.connection.slice(0, 200) }),
       ...(e.detail ? { detail: e.detail } : {}),
     });
-    return sendError(reply, e, id);
+    return sendError(reply, e, id, e instanceof AuthError ? e.headers : {});
   };
 
   const connectionOf = (req: FastifyRequest<{ Params: Params }>) => {
@@ -183,6 +191,7 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
     let requestId: JsonRpcId | null = null;
     try {
       const connection = connectionOf(req);
+      const identity = await authenticate(req);
       // Refusals are recorded once, by `refuse` (parse errors, unknown sessions, batches…).
       const { messages, batch } = parseJsonRpcBody(req.body);
       const init = messages.find((m) => m.c.method === "initialize" && m.c.kind === "request");
@@ -192,11 +201,11 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
       if (init) {
         if (messages.length > 1) throw new CountersignError("CS_ERR_INVALID_REQUEST", "initialize must be sent alone");
         if (header(req, "mcp-session-id")) throw new CountersignError("CS_ERR_INVALID_REQUEST", "initialize must not carry an Mcp-Session-Id");
-        session = await sessions.open(connection, "streamable_http", { remoteAddress: req.ip, userAgent: header(req, "user-agent") });
+        session = await sessions.open(connection, "streamable_http", { identity, remoteAddress: req.ip, userAgent: header(req, "user-agent") });
         session.sink = new StreamableHttpSink();
         sessions.noteClientInfo(session, init.msg.params as Record<string, unknown> | undefined);
       } else {
-        session = lookup(req);
+        session = lookup(req, identity);
         if (batch && !batchesAllowed(session.protocolVersion)) {
           throw new CountersignError("CS_ERR_BATCH_NOT_ALLOWED", `negotiated ${session.protocolVersion}`);
         }
@@ -233,8 +242,7 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
 
   app.get<{ Params: Params }>("/mcp/:connection", async (req, reply) => {
     try {
-      connectionOf(req);
-      const session = lookup(req);
+      const session = lookup(req, await authenticate(req));
       if (!(header(req, "accept") ?? "").includes("text/event-stream")) throw new CountersignError("CS_ERR_NOT_ACCEPTABLE");
       const sink = session.sink as StreamableHttpSink;
       if (sink.hasGet) throw new CountersignError("CS_ERR_STREAM_CONFLICT");
@@ -249,8 +257,7 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
 
   app.delete<{ Params: Params }>("/mcp/:connection", async (req, reply) => {
     try {
-      connectionOf(req);
-      const session = lookup(req);
+      const session = lookup(req, await authenticate(req));
       await session.close("client_delete");
       return reply.code(200).send();
     } catch (err) {

@@ -18,7 +18,7 @@ export class LegacySseUpstream implements UpstreamTransport {
 
   constructor(private readonly opts: HttpUpstreamOptions, private readonly events: UpstreamEvents) {
     this.#agent = createAgent(opts.tls);
-    this.#headers = { ...injectedHeaders(opts.headers), ...(opts.extraHeaders ?? {}) };
+    this.#headers = injectedHeaders(opts.headers);
   }
 
   async start(): Promise<void> {
@@ -27,7 +27,7 @@ export class LegacySseUpstream implements UpstreamTransport {
       res = await request(this.opts.url, {
         method: "GET",
         dispatcher: this.#agent,
-        headers: { ...this.#headers, accept: "text/event-stream" },
+        headers: { ...this.#headers, ...this.opts.identityHeaders?.(), accept: "text/event-stream" },
         signal: this.#abort.signal,
       });
     } catch (err) {
@@ -73,7 +73,7 @@ export class LegacySseUpstream implements UpstreamTransport {
       res = await request(this.#endpoint, {
         method: "POST",
         dispatcher: this.#agent,
-        headers: { ...this.#headers, "content-type": "application/json" },
+        headers: { ...this.#headers, ...this.opts.identityHeaders?.(), "content-type": "application/json" },
         body: JSON.stringify(msg),
       });
     } catch (err) {

@@ -17,8 +17,8 @@ export interface HttpUpstreamOptions {
   tls?: TlsConfig | undefined;
   maxMessageBytes: number;
   log: Logger;
-  /** Identity headers for the upstream, set per session (never the caller's token). */
-  extraHeaders?: Record<string, string>;
+  /** The caller's identity for the upstream, computed per request (never the caller's own token). */
+  identityHeaders?: (() => Record<string, string>) | undefined;
 }
 
 export class StreamableHttpUpstream implements UpstreamTransport {
@@ -31,7 +31,7 @@ export class StreamableHttpUpstream implements UpstreamTransport {
 
   constructor(private readonly opts: HttpUpstreamOptions, private readonly events: UpstreamEvents) {
     this.#agent = createAgent(opts.tls);
-    this.#headers = { ...injectedHeaders(opts.headers), ...(opts.extraHeaders ?? {}) };
+    this.#headers = injectedHeaders(opts.headers);
   }
 
   async start(): Promise<void> {
@@ -39,7 +39,7 @@ export class StreamableHttpUpstream implements UpstreamTransport {
   }
 
   #requestHeaders(protocolVersion: string | undefined, accept: string): Record<string, string> {
-    const h: Record<string, string> = { ...this.#headers, accept };
+    const h: Record<string, string> = { ...this.#headers, ...this.opts.identityHeaders?.(), accept };
     if (this.upstreamSessionId) h["mcp-session-id"] = this.upstreamSessionId;
     if (protocolVersion) h["mcp-protocol-version"] = protocolVersion;
     return h;

@@ -1,0 +1,365 @@
+/**
+ * The masking engine: finds credentials and personal data in JSON-RPC messages and replaces
+ * them with `[MASKED:<type>]` (or `[MASKED:<type>:<hmac8>]` when a token key is configured).
+ *
+ * Usage:
+ * ```ts
+ * const masker = createMasker({ fields: [{ path: "$..ssn" }], tokenKey: process.env.MASK_KEY });
+ * const { masked, hits, exempted, changed } = masker.maskMessage(jsonRpcMessage, { exempt: ["email"] });
+ * ```
+ * The input is never modified; `masked` shares unchanged subtrees with it.
+ */
+import { createHmac } from "node:crypto";
+import type { Detector, ScanContext, Span } from "./types.js";
+import { textFeatures } from "./features.js";
+import { builtinDetectors, BUILTIN_DETECTOR_IDS } from "./detectors/index.js";
+import { createIpDetector } from "./detectors/ip.js";
+import { isSecretFieldName, secretValueWorthMasking } from "./detectors/assignment.js";
+import { compileLinearRegex, type RegexEngine } from "./safe-regex.js";
+import { compileJsonPath, pathMatches, type CompiledPath, type PathSegment } from "./json-path.js";
+import { isSkippedBinary, looksLikeBase64Blob } from "./json-walk.js";
+
+/** Masks whatever value a JSON path selects (any JSON type; the value becomes the marker string). */
+export interface FieldRule {
+  /** JSON path, e.g. `$..password`, `$.user.email`, `$.rows[*].ssn`. */
+  path: string;
+  /** Label in the marker and in hit counts; defaults to the path's last field name. */
+  type?: string;
+}
+
+/** A configured regex: matches (or its `group`) are masked with type `id`. */
+export interface CustomPattern {
+  id: string;
+  pattern: string;
+  flags?: string;
+  group?: number;
+}
+
+export interface MaskerOptions {
+  /** Built-in detector ids to turn off (see BUILTIN_DETECTOR_IDS). */
+  disable?: readonly string[];
+  /** IP address masking; on by default, v6 included. */
+  ip?: { enabled?: boolean; v6?: boolean };
+  fields?: readonly FieldRule[];
+  customPatterns?: readonly CustomPattern[];
+  /** Key for keyed-HMAC tokens; shared by all replicas so equal values give equal tokens. */
+  tokenKey?: string | Uint8Array;
+  /** Regex engine for custom patterns; default RE2 when installed, else V8 behind backtracking checks. */
+  regexEngine?: RegexEngine;
+}
+
+export interface MaskCallOptions {
+  /** Detector ids and field-rule types to leave unmasked for this caller (counted in `exempted`). */
+  exempt?: Iterable<string>;
+}
+
+export interface MaskResult<T = unknown> {
+  masked: T;
+  /** Masked values per type. */
+  hits: Record<string, number>;
+  /** Values left unmasked because their type was exempted, per type. */
+  exempted: Record<string, number>;
+  changed: boolean;
+}
+
+export interface Masker {
+  /** Masks a JSON-RPC message (or any JSON value). */
+  maskMessage<T>(message: T, options?: MaskCallOptions): MaskResult<T>;
+  /** Masks one string as text (JSON text inside it is handled like maskMessage). */
+  maskText(text: string, options?: MaskCallOptions): MaskResult<string>;
+  /**
+   * The spans that maskText would replace in plain text (no JSON parsing, no exemptions):
+   * for evaluation and for callers that want positions. `key` is the JSON field name, if any.
+   */
+  findSpans(text: string, key?: string): Span[];
+  /** Ids of the active detectors and field-rule types, for config validation and exemptions. */
+  readonly types: readonly string[];
+}
+
+interface Run {
+  hits: Record<string, number>;
+  exempted: Record<string, number>;
+  exempt: ReadonlySet<string>;
+  /** An exempted field rule's type: the detectors re-finding the same value must not count it twice. */
+  exemptedField: string | undefined;
+}
+
+interface CompiledField {
+  path: CompiledPath;
+  type: string;
+}
+
+/** Smallest string worth scanning: no supported secret or personal datum is shorter. */
+const MIN_SCAN_LENGTH = 6;
+
+function customDetector(spec: CustomPattern, engine: RegexEngine | undefined): Detector {
+  const re = compileLinearRegex(spec.pattern, spec.flags ?? "", engine);
+  const group = spec.group ?? 0;
+  return {
+    id: spec.id,
+    category: "custom",
+    patterns: [], // compiled by compileLinearRegex: RE2 or backtracking-checked
+    find(text: string, _ctx: ScanContext, out: Span[]): void {
+      re.lastIndex = 0;
+      for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+        if (m[0].length === 0) {
+          re.lastIndex++;
+          continue;
+        }
+        const value = m[group];
+        if (!value) continue;
+        const start = group === 0 ? m.index : m.index + m[0].indexOf(value);
+        out.push({ start, end: start + value.length, type: spec.id });
+      }
+    },
+  };
+}
+
+/** Keeps the earliest span at each position; on ties the earlier detector, then the longest. */
+function resolveOverlaps(spans: Span[], order: Map<string, number>): Span[] {
+  spans.sort((a, b) => a.start - b.start || (order.get(a.type) ?? 99) - (order.get(b.type) ?? 99) || b.end - a.end);
+  const kept: Span[] = [];
+  let reach = -1;
+  for (const s of spans) {
+    if (s.start >= reach) {
+      kept.push(s);
+      reach = s.end;
+    }
+  }
+  return kept;
+}
+
+const BASE64_CHAR = /[A-Za-z0-9+/=_-]/;
+
+/** A match inside a long base64 run (an inline image, a blob pasted into text) is chance, not a secret. */
+function insideBase64Run(text: string, span: Span): boolean {
+  for (let i = span.start; i < span.end; i++) if (!BASE64_CHAR.test(text[i]!)) return false;
+  let left = span.start;
+  while (left > 0 && span.start - left < 256 && BASE64_CHAR.test(text[left - 1]!)) left--;
+  let right = span.end;
+  while (right < text.length && right - span.end < 256 && BASE64_CHAR.test(text[right]!)) right++;
+  return right - left >= 200 && right - left > span.end - span.start + 40;
+}
+
+/**
+ * True when every span lies inside one JSON string literal and holds no quote or backslash:
+ * replacing such spans with a marker (which has neither) keeps the JSON text valid.
+ */
+function spansInsideJsonStrings(text: string, spans: readonly Span[]): boolean {
+  let inString = false;
+  let pos = 0;
+  for (const span of spans) {
+    for (; pos < span.start; pos++) {
+      const c = text.charCodeAt(pos);
+      if (c === 34) inString = !inString;
+      else if (c === 92 && inString) pos++;
+    }
+    if (!inString || pos !== span.start) return false;
+    for (let i = span.start; i < span.end; i++) {
+      const c = text.charCodeAt(i);
+      if (c === 34 || c === 92) return false;
+    }
+    pos = span.end;
+  }
+  return true;
+}
+
+function jsonIndent(text: string): string | number | undefined {
+  const nl = text.indexOf("\n");
+  if (nl < 0) return undefined;
+  const m = /^[ \t]+/.exec(text.slice(nl + 1, nl + 20));
+  if (!m) return undefined;
+  return m[0].startsWith("\t") ? "\t" : Math.min(m[0].length, 10);
+}
+
+/** Creates a masker; throws on invalid field paths or unsafe custom patterns (config load time). */
+export function createMasker(options: MaskerOptions = {}): Masker {
+  const disabled = new Set(options.disable ?? []);
+  const detectors: Detector[] = builtinDetectors.filter((d) => !disabled.has(d.id));
+  if (options.ip?.enabled !== false && !disabled.has("ip_address")) detectors.push(createIpDetector({ v6: options.ip?.v6 !== false }));
+  for (const spec of options.customPatterns ?? []) detectors.push(customDetector(spec, options.regexEngine));
+  const order = new Map(detectors.map((d, i) => [d.id, i]));
+  const fields: CompiledField[] = (options.fields ?? []).map((f) => {
+    const path = compileJsonPath(f.path);
+    return { path, type: f.type ?? path.lastName ?? "field" };
+  });
+  const fieldLastNames = new Set(fields.map((f) => f.path.lastName));
+  const anyWildcardField = fieldLastNames.has(null);
+  const secretFieldsOn = !disabled.has("secret_assignment");
+  // JSON field names repeat in every row: decide once per name.
+  const secretFieldCache = new Map<string, boolean>();
+  const isSecretField = (key: string): boolean => {
+    let v = secretFieldCache.get(key);
+    if (v === undefined) {
+      v = isSecretFieldName(key);
+      if (secretFieldCache.size < 10_000) secretFieldCache.set(key, v);
+    }
+    return v;
+  };
+  const lowerCache = new Map<string, string>();
+  const lower = (key: string): string => {
+    let v = lowerCache.get(key);
+    if (v === undefined) {
+      v = key.toLowerCase();
+      if (lowerCache.size < 10_000) lowerCache.set(key, v);
+    }
+    return v;
+  };
+  const tokenKey = options.tokenKey;
+
+  const marker = (type: string, value: string): string =>
+    tokenKey === undefined ? `[MASKED:${type}]` : `[MASKED:${type}:${createHmac("sha256", tokenKey).update(value).digest("hex").slice(0, 8)}]`;
+
+  /** Counts a hit; returns false when the type is exempt for this caller (leave the value). */
+  const record = (run: Run, type: string): boolean => {
+    if (run.exempt.has(type)) {
+      if (type !== run.exemptedField) run.exempted[type] = (run.exempted[type] ?? 0) + 1;
+      return false;
+    }
+    run.hits[type] = (run.hits[type] ?? 0) + 1;
+    return true;
+  };
+
+  const findSpans = (text: string, key: string | undefined): Span[] => {
+    if (text.length < MIN_SCAN_LENGTH) return [];
+    const spans: Span[] = [];
+    const ctx: ScanContext = { key };
+    const features = textFeatures(text);
+    for (const d of detectors) if (!d.needs || d.needs(features)) d.find(text, ctx, spans);
+    if (spans.length === 0) return spans;
+    return resolveOverlaps(spans, order).filter((span) => !insideBase64Run(text, span));
+  };
+
+  const scanText = (text: string, key: string | undefined, run: Run): string => applySpans(text, findSpans(text, key), run);
+
+  const applySpans = (text: string, spans: readonly Span[], run: Run): string => {
+    if (spans.length === 0) return text;
+    let out = "";
+    let pos = 0;
+    for (const span of spans) {
+      if (!record(run, span.type)) continue;
+      out += text.slice(pos, span.start) + marker(span.type, text.slice(span.start, span.end));
+      pos = span.end;
+    }
+    return pos === 0 ? text : out + text.slice(pos);
+  };
+
+  const fieldRuleFor = (path: PathSegment[], roots: number[]): CompiledField | undefined => {
+    const last = path[path.length - 1];
+    if (!anyWildcardField && !(typeof last === "string" && fieldLastNames.has(lower(last)))) return undefined;
+    for (const f of fields) for (const root of roots) if (pathMatches(path, f.path, root)) return f;
+    return undefined;
+  };
+
+  const maskString = (text: string, key: string | undefined, path: PathSegment[], roots: number[], run: Run): string => {
+    if (text.length < MIN_SCAN_LENGTH) return text;
+    if (looksLikeBase64Blob(text)) return text;
+    const first = text.charCodeAt(0);
+    const trimmed = first === 123 || first === 91 || first <= 32 ? text.trim() : "";
+    if ((trimmed.startsWith("{") && trimmed.endsWith("}")) || (trimmed.startsWith("[") && trimmed.endsWith("]"))) {
+      if (fields.length === 0) {
+        // Fast path without field rules: scan the JSON text itself (detectors see field names as
+        // context there too) and keep it byte-for-byte apart from the masked values, provided every
+        // match sits inside a string literal. Otherwise parse, mask structurally and re-serialise.
+        const spans = findSpans(text, key);
+        if (spans.length === 0) return text;
+        if (spansInsideJsonStrings(text, spans)) return applySpans(text, spans, run);
+      }
+      let parsed: unknown;
+      let ok = true;
+      try {
+        parsed = JSON.parse(trimmed);
+      } catch {
+        ok = false;
+      }
+      if (ok) {
+        // A tool returned JSON as text: mask it structurally, with a new root for field rules.
+        const maskedValue = walk(parsed, undefined, path, [...roots, path.length], run);
+        if (maskedValue === parsed) return text;
+        const lead = text.slice(0, text.indexOf(trimmed[0]!));
+        const tail = text.slice(lead.length + trimmed.length);
+        return lead + JSON.stringify(maskedValue, null, jsonIndent(trimmed)) + tail;
+      }
+    }
+    return scanText(text, key, run);
+  };
+
+  const walk = (value: unknown, key: string | undefined, path: PathSegment[], roots: number[], run: Run): unknown => {
+    if (fields.length > 0 && path.length > 0) {
+      const rule = fieldRuleFor(path, roots);
+      if (rule && value !== null && value !== undefined) {
+        if (record(run, rule.type)) return marker(rule.type, typeof value === "string" ? value : JSON.stringify(value));
+        // Exempt for this caller: still look inside for other types.
+        const outer = run.exemptedField;
+        run.exemptedField = rule.type;
+        const inner = walkValue(value, key, path, roots, run);
+        run.exemptedField = outer;
+        return inner;
+      }
+    }
+    return walkValue(value, key, path, roots, run);
+  };
+
+  const walkValue = (value: unknown, key: string | undefined, path: PathSegment[], roots: number[], run: Run): unknown => {
+    if (typeof value === "string") {
+      if (secretFieldsOn && key !== undefined && isSecretField(key) && secretValueWorthMasking(value) && !value.startsWith("[MASKED")) {
+        const structured = value.trimStart().startsWith("{") || value.trimStart().startsWith("[");
+        if (!structured) {
+          const inner = findSpans(value, key);
+          const type = inner.length === 1 && inner[0]!.start === 0 && inner[0]!.end === value.length ? inner[0]!.type : "secret_assignment";
+          return record(run, type) ? marker(type, value) : value;
+        }
+      }
+      return maskString(value, key, path, roots, run);
+    }
+    if (value === null || typeof value !== "object") return value;
+    if (Array.isArray(value)) {
+      let copy: unknown[] | undefined;
+      for (let i = 0; i < value.length; i++) {
+        path.push(i);
+        const item: unknown = value[i];
+        const next = walk(item, key, path, roots, run);
+        path.pop();
+        if (next !== item) {
+          copy ??= value.slice();
+          copy[i] = next;
+        }
+      }
+      return copy ?? value;
+    }
+    const obj = value as Record<string, unknown>;
+    let copy: Record<string, unknown> | undefined;
+    for (const k of Object.keys(obj)) {
+      const item = obj[k];
+      if (isSkippedBinary(obj, k)) continue;
+      path.push(k);
+      const next = walk(item, lower(k), path, roots, run);
+      path.pop();
+      if (next !== item) {
+        copy ??= { ...obj };
+        copy[k] = next;
+      }
+    }
+    return copy ?? value;
+  };
+
+  const newRun = (options?: MaskCallOptions): Run => ({ hits: {}, exempted: {}, exempt: new Set(options?.exempt ?? []), exemptedField: undefined });
+
+  return {
+    findSpans: (text: string, key?: string) => findSpans(text, key?.toLowerCase()),
+    types: [...detectors.map((d) => d.id), ...fields.map((f) => f.type)],
+    maskMessage<T>(message: T, callOptions?: MaskCallOptions): MaskResult<T> {
+      const run = newRun(callOptions);
+      const masked = walk(message, undefined, [], [0], run) as T;
+      return { masked, hits: run.hits, exempted: run.exempted, changed: masked !== message };
+    },
+    maskText(text: string, callOptions?: MaskCallOptions): MaskResult<string> {
+      const run = newRun(callOptions);
+      const masked = maskString(text, undefined, [], [0], run);
+      return { masked, hits: run.hits, exempted: run.exempted, changed: masked !== text };
+    },
+  };
+}
+
+export { BUILTIN_DETECTOR_IDS };
+export type { Span };
