@@ -21,15 +21,21 @@ export interface ClaimNames {
   nameClaim: string;
 }
 
-/** Reads `realm_access.roles` style dotted paths; a claim literally named with dots wins. */
+/**
+ * Reads `realm_access.roles` style dotted paths. Keys may themselves hold dots (Kubernetes puts
+ * claims under `kubernetes.io`), so at each level the longest key that matches wins.
+ */
 export function readClaim(payload: JWTPayload, path: string): unknown {
-  if (path in payload) return payload[path];
-  let node: unknown = payload;
-  for (const part of path.split(".")) {
+  const walk = (node: unknown, parts: string[]): unknown => {
+    if (parts.length === 0) return node;
     if (node === null || typeof node !== "object") return undefined;
-    node = (node as Record<string, unknown>)[part];
-  }
-  return node;
+    for (let i = parts.length; i > 0; i--) {
+      const key = parts.slice(0, i).join(".");
+      if (key in (node as Record<string, unknown>)) return walk((node as Record<string, unknown>)[key], parts.slice(i));
+    }
+    return undefined;
+  };
+  return walk(payload, path.split("."));
 }
 
 function groupsFrom(value: unknown): string[] {
