@@ -8,6 +8,23 @@
  * const { masked, hits, exempted, changed } = masker.maskMessage(jsonRpcMessage, { exempt: ["email"] });
  * ```
  * The input is never modified; `masked` shares unchanged subtrees with it.
+ *
+ * What is scanned, in order, for every value of the message:
+ * 1. Field rules (JSON paths) replace whatever value they select, of any JSON type. Paths are
+ *    evaluated from the message root and from every nested document root: a JSON text inside a
+ *    string starts a new root, so `$.user.email` matches in a tool's JSON text result too.
+ * 2. A string under a field whose name says it holds a secret (`password`, `api_key`,
+ *    `client_secret`, `token`, …) is masked whole, typed by a specific detector if one
+ *    recognises it (`stripe_key`), else `secret_assignment`.
+ * 3. Binary payloads pass untouched: `data` of image/audio content, `blob` of resources,
+ *    data: URIs and long base64 strings; a match inside a long base64 run is dropped.
+ * 4. A string that is JSON text is masked as JSON: without field rules, by scanning the text
+ *    in place when every match lies inside a string literal (formatting kept byte for byte);
+ *    otherwise parsed, walked and re-serialised compact or with its detected indent.
+ * 5. Any other string is scanned by the detectors (types.ts), overlaps resolved in favour of
+ *    the earliest match, then the earlier detector in priority order.
+ * Exempt types (per call) are left in place and counted in `exempted`, so the caller can
+ * record who received which kind of data unmasked.
  */
 import { createHmac } from "node:crypto";
 import type { Detector, ScanContext, Span } from "./types.js";
@@ -88,6 +105,9 @@ interface CompiledField {
   path: CompiledPath;
   type: string;
 }
+
+/** Long texts contain every feature anyway: the pre-check only pays off on short values. */
+const FEATURE_CHECK_MAX_LENGTH = 512;
 
 /** Smallest string worth scanning: no supported secret or personal datum is shorter. */
 const MIN_SCAN_LENGTH = 6;
@@ -177,7 +197,11 @@ export function createMasker(options: MaskerOptions = {}): Masker {
   const disabled = new Set(options.disable ?? []);
   const detectors: Detector[] = builtinDetectors.filter((d) => !disabled.has(d.id));
   if (options.ip?.enabled !== false && !disabled.has("ip_address")) detectors.push(createIpDetector({ v6: options.ip?.v6 !== false }));
-  for (const spec of options.customPatterns ?? []) detectors.push(customDetector(spec, options.regexEngine));
+  for (const spec of options.customPatterns ?? []) {
+    if (!/^[a-z][a-z0-9_]{0,39}$/.test(spec.id)) throw new Error(`custom masking pattern id ${JSON.stringify(spec.id)}: use lower-case letters, digits and _`);
+    if (detectors.some((d) => d.id === spec.id)) throw new Error(`custom masking pattern id ${JSON.stringify(spec.id)} is already in use`);
+    detectors.push(customDetector(spec, options.regexEngine));
+  }
   const order = new Map(detectors.map((d, i) => [d.id, i]));
   const fields: CompiledField[] = (options.fields ?? []).map((f) => {
     const path = compileJsonPath(f.path);
@@ -224,8 +248,12 @@ export function createMasker(options: MaskerOptions = {}): Masker {
     if (text.length < MIN_SCAN_LENGTH) return [];
     const spans: Span[] = [];
     const ctx: ScanContext = { key };
-    const features = textFeatures(text);
-    for (const d of detectors) if (!d.needs || d.needs(features)) d.find(text, ctx, spans);
+    if (text.length <= FEATURE_CHECK_MAX_LENGTH) {
+      const features = textFeatures(text);
+      for (const d of detectors) if (!d.needs || d.needs(features)) d.find(text, ctx, spans);
+    } else {
+      for (const d of detectors) d.find(text, ctx, spans);
+    }
     if (spans.length === 0) return spans;
     return resolveOverlaps(spans, order).filter((span) => !insideBase64Run(text, span));
   };

@@ -23,8 +23,18 @@ import { isIPv6 } from "node:net";
 import type { Detector, ScanContext, Span } from "../types.js";
 
 const OCTET = "(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)";
-const V4 = new RegExp(`(?<![\\w.@-])${OCTET}(?:\\.${OCTET}){3}(?![\\w-]|\\.\\d)`, "g");
-const V6 = /(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:%[A-Za-z0-9]{1,15})?(?![\w:])/g;
+/** Found with a plain scan (no lookaround, so V8 skips ahead fast), then checked strictly. */
+const V4_CANDIDATE = /\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}/g;
+const V4_STRICT = new RegExp(`^${OCTET}(?:\\.${OCTET}){3}$`);
+const GLUED_BEFORE = /[\w.@-]/;
+const GLUED_AFTER = /^(?:[\w-]|\.\d)/;
+/** Sticky: tried only where a colon is, from the start of the hex group before it. */
+const V6 = /[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:%[A-Za-z0-9]{1,15})?(?![\w:])/y;
+const HEX_OR_WORD = /[\w:.]/;
+
+function isHexDigit(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102);
+}
 const VERSION_WORDS = /(?:version|\bver\b|release|build|firmware|\brev\b|\bv)[\s:=#"']{0,4}$/;
 
 const ADDRESS_WORDS = /\b(?:ip|ips|ipv4|addr|address|host|server|dns|resolver|nameserver|from|to|peer|client|gateway|route|via|remote|origin|src|dst)\b/;
@@ -41,20 +51,41 @@ export function createIpDetector(options: { v6: boolean }): Detector {
   return {
     id: "ip_address",
     category: "personal",
-    patterns: [V4, V6, VERSION_WORDS, ADDRESS_WORDS],
+    patterns: [V4_CANDIDATE, V4_STRICT, GLUED_BEFORE, GLUED_AFTER, V6, HEX_OR_WORD, VERSION_WORDS, ADDRESS_WORDS],
     needs: (f) => (f.dot && f.digits >= 4) || (options.v6 && f.colons >= 2),
     find(text: string, ctx: ScanContext, out: Span[]): void {
       if (text.includes(".")) {
-        V4.lastIndex = 0;
-        for (let m = V4.exec(text); m !== null; m = V4.exec(text)) {
+        V4_CANDIDATE.lastIndex = 0;
+        for (let m = V4_CANDIDATE.exec(text); m !== null; m = V4_CANDIDATE.exec(text)) {
+          const end = m.index + m[0].length;
+          if (m.index > 0 && GLUED_BEFORE.test(text[m.index - 1]!)) continue;
+          if (GLUED_AFTER.test(text.slice(end, end + 2)) || !V4_STRICT.test(m[0])) continue;
           if (m[0] === "0.0.0.0" || looksLikeVersion(text, m.index, m[0], ctx)) continue;
           out.push({ start: m.index, end: m.index + m[0].length, type: "ip_address" });
         }
       }
-      if (options.v6 && text.includes(":") && (text.includes("::") || /(?::[^:]*){7}/.test(text))) {
-        V6.lastIndex = 0;
-        for (let m = V6.exec(text); m !== null; m = V6.exec(text)) {
+      if (options.v6) {
+        let from = 0;
+        let colon = text.indexOf(":");
+        while (colon >= 0) {
+          // Every IPv6 address has two colons at most 5 apart; JSON's `"key":value` colons do not.
+          const nextColon = text.indexOf(":", Math.max(colon + 1, from));
+          if (nextColon < 0) break;
+          if (nextColon - colon > 5 || colon < from) {
+            colon = nextColon;
+            continue;
+          }
+          from = colon + 1;
+          colon = nextColon;
+          let start = from - 1;
+          const colonAt = start;
+          while (start > 0 && colonAt - start < 4 && isHexDigit(text.charCodeAt(start - 1))) start--;
+          if (start > 0 && HEX_OR_WORD.test(text[start - 1] ?? "")) continue;
+          V6.lastIndex = start;
+          const m = V6.exec(text);
+          if (!m) continue;
           const candidate = m[0];
+          from = start + candidate.length;
           const address = candidate.split("%")[0] ?? "";
           const colons = address.split(":").length - 1;
           if (!address.includes("::") && colons !== 7) continue;

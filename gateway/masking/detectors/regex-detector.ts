@@ -41,8 +41,3 @@ export function regexDetector(spec: RegexDetectorSpec): Detector {
     },
   };
 }
-
-/** True when the text before `index` (up to `window` chars) contains one of the words (lower-case). */
-export function precededBy(text: string, index: number, window: number, words: RegExp): boolean {
-  return words.test(text.slice(Math.max(0, index - window), index).toLowerCase());
-}

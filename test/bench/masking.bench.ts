@@ -1,0 +1,115 @@
+/**
+ * Masking throughput and added latency.
+ * - MB/s on ~1 MB JSON-RPC tool results of three shapes: rows as JSON text in a text content
+ *   item (the common MCP shape), the same rows as structuredContent, and 1 MB of log text.
+ * - Microseconds added to a small (~400 byte) tool result.
+ * Single thread, so MB/s is per core. Target: >= 50 MB/s.
+ */
+import { createMasker } from "../../gateway/masking/index.js";
+
+const masker = createMasker({ fields: [{ path: "$..ssn" }] });
+const TARGET_MBPS = 50;
+
+let seed = 42;
+const rand = (): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+
+function row(i: number): Record<string, unknown> {
+  const r: Record<string, unknown> = {
+    id: 100000 + i,
+    uuid: `f47ac10b-58cc-4372-a567-${String(i).padStart(12, "0")}`,
+    name: pick(["Jane Doe", "Bo Li", "Ana Ruiz", "Kofi Mensah"]),
+    status: pick(["active", "pending", "closed"]),
+    created_at: `2024-0${1 + (i % 9)}-1${i % 10}T10:2${i % 10}:00Z`,
+    amount: Math.round(rand() * 100000) / 100,
+    note: pick(["renewal due next month", "customer asked for invoice copy", "shipped via DHL, tracking 1Z999AA10123456784", "version 2.4.1 deployed"]),
+    tags: ["crm", pick(["eu", "us", "apac"])],
+  };
+  if (i % 40 === 0) r.email = `user${i}@example.com`;
+  if (i % 97 === 0) r.api_key = `sk_live_${"4eC39HqLyjWDarjtT1zdp7dc"}`;
+  if (i % 131 === 0) r.ssn = "123-45-6789";
+  return r;
+}
+
+function rowsOfSize(bytes: number): Record<string, unknown>[] {
+  const rows: Record<string, unknown>[] = [];
+  let size = 2;
+  for (let i = 0; size < bytes; i++) {
+    const r = row(i);
+    rows.push(r);
+    size += JSON.stringify(r).length + 1;
+  }
+  return rows;
+}
+
+function logOfSize(bytes: number): string {
+  const lines: string[] = [];
+  let size = 0;
+  for (let i = 0; size < bytes; i++) {
+    const line = `2024-05-01T10:22:${String(i % 60).padStart(2, "0")}.412Z INFO req=${(i * 7919).toString(16)} GET /api/v1/items/${i} 200 ${i % 300}ms` +
+      (i % 50 === 0 ? ` client=10.0.${i % 255}.${(i * 3) % 255}` : "") + (i % 200 === 0 ? ` user=jane${i}@example.com` : "");
+    lines.push(line);
+    size += line.length + 1;
+  }
+  return lines.join("\n");
+}
+
+const MB = 1_000_000;
+const rows = rowsOfSize(MB);
+const shapes: Record<string, unknown> = {
+  "rows as JSON text": { jsonrpc: "2.0", id: 7, result: { content: [{ type: "text", text: JSON.stringify(rows) }] } },
+  "rows as structuredContent": { jsonrpc: "2.0", id: 7, result: { content: [], structuredContent: { rows } } },
+  "log text": { jsonrpc: "2.0", id: 7, result: { content: [{ type: "text", text: logOfSize(MB) }] } },
+};
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+const results: string[] = [];
+let belowTarget = false;
+for (const [name, message] of Object.entries(shapes)) {
+  const bytes = Buffer.byteLength(JSON.stringify(message));
+  for (let i = 0; i < 3; i++) masker.maskMessage(message); // warm-up
+  const times: number[] = [];
+  const cpuTimes: number[] = [];
+  let hits: Record<string, number> = {};
+  for (let i = 0; i < 9; i++) {
+    const c0 = process.cpuUsage();
+    const t0 = process.hrtime.bigint();
+    hits = masker.maskMessage(message).hits;
+    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    const c = process.cpuUsage(c0);
+    cpuTimes.push((c.user + c.system) / 1000);
+  }
+  const ms = median(times);
+  const cpuMs = median(cpuTimes);
+  // Per core: bytes per CPU-second of this thread (wall time also shown; it suffers from other load on the machine).
+  const mbps = bytes / MB / (cpuMs / 1000);
+  if (mbps < TARGET_MBPS) belowTarget = true;
+  results.push(`${name.padEnd(26)} ${(bytes / MB).toFixed(2)} MB  cpu ${cpuMs.toFixed(1).padStart(6)} ms  wall ${ms.toFixed(1).padStart(6)} ms  ${mbps.toFixed(0).padStart(4)} MB/s per core  (wall ${(bytes / MB / (ms / 1000)).toFixed(0)} MB/s)  hits ${JSON.stringify(hits)}`);
+}
+
+const small = {
+  jsonrpc: "2.0",
+  id: 3,
+  result: {
+    content: [{ type: "text", text: JSON.stringify({ id: 48213, name: "Jane Doe", email: "jane.doe@example.com", status: "active", updated: "2024-05-01T10:22:13Z", note: "called about invoice 2024-000123" }, null, 2) }],
+    isError: false,
+  },
+};
+for (let i = 0; i < 2000; i++) masker.maskMessage(small);
+const smallTimes: number[] = [];
+for (let round = 0; round < 7; round++) {
+  const n = 5000;
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) masker.maskMessage(small);
+  smallTimes.push(Number(process.hrtime.bigint() - t0) / 1e3 / n);
+}
+
+console.log(`masking throughput (one thread, median of 9 runs; target >= ${TARGET_MBPS} MB/s per core)`);
+console.log(`  load average ${(await import("node:os")).loadavg().map((x) => x.toFixed(1)).join(" ")} on ${(await import("node:os")).cpus().length} cores`);
+for (const r of results) console.log("  " + r);
+console.log(`added latency on a small result (${Buffer.byteLength(JSON.stringify(small))} bytes): median ${median(smallTimes).toFixed(1)} µs per message`);
+if (belowTarget) console.log(`below target: at least one shape under ${TARGET_MBPS} MB/s`);

@@ -1,0 +1,241 @@
+import { describe, expect, it } from "vitest";
+import { assertBacktrackSafe, compileLinearRegex, createMasker, JsonPathError, loadRe2, UnsafePatternError } from "../../gateway/masking/index.js";
+import { builtinDetectors } from "../../gateway/masking/detectors/index.js";
+
+const SECRET = "ghp_R2d2C3p0BeepBoopWhirrClick0123456789";
+const PNG_1x1 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+
+describe("masking JSON-RPC messages", () => {
+  const masker = createMasker();
+
+  it("masks inside structured content and leaves the input untouched", () => {
+    const msg = { jsonrpc: "2.0", id: 1, result: { content: [], structuredContent: { user: { email: "jane@example.com", plan: "pro" } } } };
+    const before = structuredClone(msg);
+    const { masked, hits, changed } = masker.maskMessage(msg);
+    expect(masked.result.structuredContent.user).toEqual({ email: "[MASKED:email]", plan: "pro" });
+    expect(hits).toEqual({ email: 1 });
+    expect(changed).toBe(true);
+    expect(msg).toEqual(before);
+  });
+
+  it("returns the same object and changed=false when nothing matches", () => {
+    const msg = { jsonrpc: "2.0", id: 1, result: { content: [{ type: "text", text: "all quiet, version 1.2.3" }] } };
+    const r = masker.maskMessage(msg);
+    expect(r.masked).toBe(msg);
+    expect(r.changed).toBe(false);
+    expect(r.hits).toEqual({});
+  });
+
+  it("parses JSON returned as text, masks it, and keeps its formatting style", () => {
+    const rows = [{ id: 1, email: "a.b@example.com", token: SECRET }, { id: 2, email: null }];
+    for (const indent of [undefined, 2, 4, "\t"] as const) {
+      const text = JSON.stringify(rows, null, indent);
+      const { masked } = masker.maskMessage({ result: { content: [{ type: "text", text }] } });
+      const out = masked.result.content[0]!.text;
+      expect(out).toBe(JSON.stringify([{ id: 1, email: "[MASKED:email]", token: "[MASKED:github_token]" }, { id: 2, email: null }], null, indent));
+    }
+  });
+
+  it("keeps JSON text byte-for-byte apart from the masked values, whatever its spacing", () => {
+    const text = '{ "user" :  "jane@example.com",\r\n  "n": 1.50e3 }';
+    const { masked } = masker.maskMessage({ result: { content: [{ type: "text", text }] } });
+    expect(masked.result.content[0]!.text).toBe('{ "user" :  "[MASKED:email]",\r\n  "n": 1.50e3 }');
+  });
+
+  it("re-serialises in the original indent style when field rules need the parsed structure", () => {
+    const withFields = createMasker({ fields: [{ path: "$..dob" }] });
+    for (const indent of [undefined, 2, "\t"] as const) {
+      const text = JSON.stringify({ dob: "1985-04-12", email: "a.b@example.com" }, null, indent);
+      const { masked } = withFields.maskMessage({ result: { content: [{ type: "text", text }] } });
+      expect(masked.result.content[0]!.text).toBe(JSON.stringify({ dob: "[MASKED:dob]", email: "[MASKED:email]" }, null, indent));
+    }
+  });
+
+  it("scans non-JSON text (and text that only looks like JSON) as text", () => {
+    const { masked } = masker.maskMessage({ result: { content: [{ type: "text", text: `{not json: ${SECRET}}` }] } });
+    expect(masked.result.content[0]!.text).toBe("{not json: [MASKED:github_token]}");
+  });
+
+  it("never touches base64 image/audio data or resource blobs, even when they contain key-like text", () => {
+    const blob = PNG_1x1 + "AKIAIOSFODNN7EXAMPLE" + "A".repeat(300);
+    const msg = {
+      result: {
+        content: [
+          { type: "image", mimeType: "image/png", data: blob },
+          { type: "audio", mimeType: "audio/wav", data: "AKIAIOSFODNN7EXAMPLE" },
+          { type: "resource", resource: { uri: "file:///x.bin", mimeType: "application/octet-stream", blob: `xoxb-123456789012-abcdefghijklmnop` } },
+          { type: "text", text: `inline data:image/png;base64,${blob}` },
+          { type: "text", text: `data:image/png;base64,${blob}` },
+        ],
+      },
+    };
+    const { masked, changed } = masker.maskMessage(msg);
+    expect(changed).toBe(false);
+    expect(masked).toEqual(msg);
+  });
+
+  it("keeps every masked message valid JSON that round-trips", () => {
+    const nasty = {
+      jsonrpc: "2.0",
+      id: "x",
+      result: {
+        content: [
+          { type: "text", text: 'password="a\\"b\\\\c" and "quoted": "jane@example.com"' },
+          { type: "text", text: JSON.stringify({ s: 'say "hi" to jane@example.com\n\t', password: 'p"w\\d' }) },
+          { type: "text", text: "unicode ✓ jane@exämple.com 📧 bob@example.org \u2028" },
+        ],
+      },
+    };
+    const { masked } = masker.maskMessage(nasty);
+    const serialised = JSON.stringify(masked);
+    expect(JSON.parse(serialised)).toEqual(masked);
+    const inner = JSON.parse(masked.result.content[1]!.text) as Record<string, string>;
+    expect(inner.password).toBe("[MASKED:secret_assignment]");
+    expect(serialised).not.toContain("bob@example.org");
+  });
+
+  it("masks server-to-client requests, notifications, errors and call arguments alike", () => {
+    const messages = [
+      { jsonrpc: "2.0", method: "notifications/message", params: { level: "info", data: `got ${SECRET}` } },
+      { jsonrpc: "2.0", id: 9, error: { code: -32000, message: `bad key ${SECRET}`, data: { key: SECRET } } },
+      { jsonrpc: "2.0", id: 3, method: "tools/call", params: { name: "query", arguments: { sql: "select 1", password: "hunter22!" } } },
+    ];
+    for (const m of messages) {
+      const out = JSON.stringify(masker.maskMessage(m).masked);
+      expect(out).not.toContain(SECRET);
+      expect(out).not.toContain("hunter22!");
+    }
+  });
+});
+
+describe("field rules", () => {
+  it("masks values selected by JSON paths, of any JSON type, also inside JSON text", () => {
+    const masker = createMasker({ fields: [{ path: "$..ssn" }, { path: "$.user.email", type: "user_email" }, { path: "$.rows[*].dob" }] });
+    const doc = { user: { email: "x@y.io", ssn: 123456789 }, rows: [{ dob: "1985-04-12", ssn: { area: 123 } }], other: { user: { email: "keep-as-email@y.io" } } };
+    const { masked, hits } = masker.maskMessage({ result: { content: [{ type: "text", text: JSON.stringify(doc) }] } });
+    const out = JSON.parse(masked.result.content[0]!.text) as typeof doc;
+    expect(out.user).toEqual({ email: "[MASKED:user_email]", ssn: "[MASKED:ssn]" });
+    expect(out.rows[0]).toEqual({ dob: "[MASKED:dob]", ssn: "[MASKED:ssn]" });
+    expect(out.other.user.email).toBe("[MASKED:email]"); // not selected by $.user.email, but still an e-mail
+    expect(hits).toEqual({ user_email: 1, ssn: 2, dob: 1, email: 1 });
+  });
+
+  it("matches field names case-insensitively", () => {
+    const masker = createMasker({ fields: [{ path: "$..PASSWORD" }] });
+    expect(masker.maskMessage({ Password: 12 }).masked).toEqual({ Password: "[MASKED:password]" });
+  });
+
+  it("rejects malformed paths at creation", () => {
+    expect(() => createMasker({ fields: [{ path: "password" }] })).toThrow(JsonPathError);
+    expect(() => createMasker({ fields: [{ path: "$" }] })).toThrow(JsonPathError);
+    expect(() => createMasker({ fields: [{ path: "$.a." }] })).toThrow(JsonPathError);
+  });
+});
+
+describe("keyed-HMAC tokens", () => {
+  it("gives the same value the same token, different values and keys different tokens", () => {
+    const a = createMasker({ tokenKey: "shared-replica-key" });
+    const b = createMasker({ tokenKey: "shared-replica-key" });
+    const other = createMasker({ tokenKey: "another-key" });
+    const t1 = a.maskText("mail jane@example.com").masked;
+    expect(t1).toMatch(/^mail \[MASKED:email:[0-9a-f]{8}\]$/);
+    expect(b.maskText("to jane@example.com").masked).toBe(t1.replace("mail", "to"));
+    expect(a.maskText("mail bob@example.com").masked).not.toBe(t1);
+    expect(other.maskText("mail jane@example.com").masked).not.toBe(t1);
+  });
+});
+
+describe("role-aware exemptions", () => {
+  it("leaves exempted types unmasked and reports what they would have masked", () => {
+    const masker = createMasker({ fields: [{ path: "$..ssn" }] });
+    const msg = { rows: [{ email: "jane@example.com", ssn: "123-45-6789", key: SECRET }] };
+    const r = masker.maskMessage(msg, { exempt: ["email", "ssn"] });
+    expect(r.masked.rows[0]).toEqual({ email: "jane@example.com", ssn: "123-45-6789", key: "[MASKED:github_token]" });
+    expect(r.hits).toEqual({ github_token: 1 });
+    expect(r.exempted).toEqual({ email: 1, ssn: 1 });
+    const full = masker.maskMessage(msg);
+    expect(full.masked.rows[0]).toEqual({ email: "[MASKED:email]", ssn: "[MASKED:ssn]", key: "[MASKED:github_token]" });
+    expect(full.exempted).toEqual({});
+  });
+});
+
+describe("custom patterns and linear-time regexes", () => {
+  it("masks custom patterns (whole match or a group)", () => {
+    const masker = createMasker({ customPatterns: [{ id: "employee_id", pattern: "EMP-\\d{6}" }, { id: "ticket_secret", pattern: "ticket=(\\w{8})", group: 1 }] });
+    expect(masker.maskText("EMP-123456 opened ticket=abcd1234 ok").masked).toBe("[MASKED:employee_id] opened ticket=[MASKED:ticket_secret] ok");
+  });
+
+  it("rejects custom pattern ids that clash with detectors or cannot be a marker label", () => {
+    expect(() => createMasker({ customPatterns: [{ id: "email", pattern: "x" }] })).toThrow(/already in use/);
+    expect(() => createMasker({ customPatterns: [{ id: "Bad]Id", pattern: "x" }] })).toThrow(/lower-case/);
+  });
+
+  const redosPatterns = ["(a+)+$", "(a|aa)+$", "(a*)*b", "(.*a){20}", "^(\\w+\\s?)*$", "(x+x+)+y"];
+  const evil = "a".repeat(40) + "!";
+
+  it("rejects catastrophic-backtracking patterns when RE2 is not used", () => {
+    for (const p of redosPatterns) {
+      expect(() => compileLinearRegex(p, "", "checked"), p).toThrow(UnsafePatternError);
+      expect(() => createMasker({ customPatterns: [{ id: "x", pattern: p }], regexEngine: "checked" }), p).toThrow(UnsafePatternError);
+    }
+    expect(() => assertBacktrackSafe("(a)\\1")).toThrow(UnsafePatternError);
+    expect(() => compileLinearRegex("EMP-\\d{6}", "", "checked")).not.toThrow();
+  });
+
+  it.runIf(loadRe2() !== null)("runs the same patterns harmlessly under RE2 (linear time) and refuses lookaround", () => {
+    for (const p of redosPatterns) {
+      const masker = createMasker({ customPatterns: [{ id: "x", pattern: p }], regexEngine: "re2" });
+      // Under a backtracking engine each of these would take longer than the test timeout.
+      expect(masker.maskText(evil + " " + "x".repeat(5000) + "!").masked.length).toBeGreaterThan(0);
+    }
+    expect(() => compileLinearRegex("(?<=a)b", "", "re2")).toThrow(UnsafePatternError);
+    expect(() => compileLinearRegex("(a)\\1", "", "re2")).toThrow(UnsafePatternError);
+  });
+
+  it("uses RE2 by default when it is installed", () => {
+    const re = compileLinearRegex("a+");
+    expect(re.constructor.name).toBe(loadRe2() ? "RE2" : "RegExp");
+  });
+
+  it("built-in detector regexes repeat groups only a few times and never unboundedly", () => {
+    // safe-regex2 counts any quantified group with a quantifier inside as unsafe (and cannot parse
+    // lookbehind), so built-ins follow a stricter, checkable rule instead: unbounded quantifiers
+    // only on single characters or classes; a quantified group repeats at most 8 times. Each start
+    // position then costs a bounded amount of backtracking, and the scan stays linear.
+    const sources = builtinDetectors.flatMap((d) => d.patterns.map((re) => re.source));
+    expect(sources.length).toBeGreaterThan(30);
+    for (const source of sources) {
+      for (const m of source.matchAll(/(?<!\\)\)([*+]|\{(\d+)(,?)(\d*)\})/g)) {
+        expect(m[1] === "*" || m[1] === "+", `${source}: unbounded group repetition`).toBe(false);
+        const max = m[3] === "," ? Number(m[4] || Infinity) : Number(m[2]);
+        expect(max, `${source}: group repeated up to ${max} times`).toBeLessThanOrEqual(8);
+      }
+    }
+  });
+
+  it("stays fast on adversarial input against every built-in detector", () => {
+    const masker = createMasker();
+    const inputs = [
+      "eyJ".repeat(30_000),
+      "eyJhbGciOi.".repeat(10_000),
+      "-----BEGIN RSA PRIVATE KEY-----".repeat(5_000),
+      "a@".repeat(30_000) + "a",
+      "a".repeat(60_000) + "@",
+      "://:".repeat(20_000),
+      "password=".repeat(10_000),
+      "1".repeat(60_000),
+      "1 ".repeat(30_000),
+      "+1 ".repeat(20_000),
+      "1.".repeat(30_000),
+      "1:".repeat(30_000),
+      "DE89 ".repeat(20_000),
+      "sk-".repeat(20_000),
+      "Bearer ".repeat(10_000),
+      "A".repeat(60_000),
+    ];
+    for (const input of inputs) {
+      const r = masker.maskMessage({ result: { content: [{ type: "text", text: input }] } });
+      expect(typeof r.masked.result.content[0]!.text).toBe("string");
+    }
+  });
+});
