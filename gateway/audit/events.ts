@@ -22,6 +22,7 @@ export const EVENT_TYPES = {
     "missing_token", "malformed_token", "expired", "not_yet_valid", "wrong_issuer", "wrong_audience",
     "bad_signature", "unknown_key", "algorithm_not_allowed", "issuer_unavailable", "rate_limited",
   ],
+  unmasked_delivery: ["role_exemption"],
   access_denied: ["connection_not_granted", "tool_denied", "session_identity_mismatch"],
   gateway: ["started", "stopped"],
 } as const;

@@ -18,6 +18,8 @@ export interface MessageRecord {
   method: string | null;
   size: number;
   payload: unknown;
+  /** Values masked in the payload, per type; null when nothing was masked. */
+  maskHits?: Record<string, number> | null;
   subject: string | null;
   at: Date;
 }
@@ -184,8 +186,8 @@ export class Recorder {
 // INSERT, COMMIT) and a query compilation per call; unnest() takes the whole batch as one array
 // per column in a single autocommitted INSERT. Keep the columns in step with model Message in
 // prisma/schema.prisma.
-const INSERT_MESSAGES = `INSERT INTO "messages" ("sessionId", "connection", "direction", "origin", "kind", "jsonrpcId", "method", "size", "payload", "subject", "at")
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[], $9::jsonb[], $10::text[], $11::timestamptz[])`;
+const INSERT_MESSAGES = `INSERT INTO "messages" ("sessionId", "connection", "direction", "origin", "kind", "jsonrpcId", "method", "size", "payload", "subject", "at", "maskHits")
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[], $9::jsonb[], $10::text[], $11::timestamptz[], $12::jsonb[])`;
 
 function insertMessages(db: Db, rows: MessageRecord[]) {
   return db.$executeRawUnsafe(
@@ -201,6 +203,7 @@ function insertMessages(db: Db, rows: MessageRecord[]) {
     rows.map((r) => JSON.stringify(r.payload)),
     rows.map((r) => r.subject),
     rows.map((r) => r.at),
+    rows.map((r) => (r.maskHits ? JSON.stringify(r.maskHits) : null)),
   );
 }
 

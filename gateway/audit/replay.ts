@@ -6,6 +6,10 @@ export interface SessionFilter {
   connection?: string | undefined;
   since?: Date | undefined;
   method?: string | undefined;
+  /** The caller: an e-mail address or a subject. */
+  who?: string | undefined;
+  /** Sessions of callers in this group. */
+  group?: string | undefined;
   limit?: number | undefined;
 }
 
@@ -15,6 +19,9 @@ export async function listSessions(db: Db, f: SessionFilter) {
       ...(f.connection ? { connection: f.connection } : {}),
       ...(f.since ? { createdAt: { gte: f.since } } : {}),
       ...(f.method ? { messages: { some: { method: f.method } } } : {}),
+      // E-mail addresses compare without case (IdPs differ in how they spell them); subjects exactly.
+      ...(f.who ? { OR: [{ email: { equals: f.who, mode: "insensitive" as const } }, { subject: f.who }] } : {}),
+      ...(f.group ? { groups: { has: f.group } } : {}),
     },
     orderBy: { createdAt: "desc" },
     take: f.limit ?? 50,
@@ -31,6 +38,10 @@ export async function listSessions(db: Db, f: SessionFilter) {
     protocolVersion: s.protocolVersion,
     client: clientName(s.clientInfo),
     subject: s.subject,
+    issuer: s.issuer,
+    email: s.email,
+    groups: s.groups,
+    clientId: s.clientId,
     messages: s._count.messages,
   }));
 }

@@ -9,6 +9,7 @@ import type { z } from "zod";
 import { PACKAGE_ROOT, QUICKSTART_CONFIG } from "../paths.js";
 import { configSchema, type ParsedConfig, type SecretRef } from "./schema.js";
 import { Secret, type ConfigValue } from "./secret.js";
+import { createMasker, type Masker } from "../masking/index.js";
 
 export class ConfigError extends Error {
   constructor(readonly source: string, readonly problems: string[]) {
@@ -37,6 +38,9 @@ export interface ConnectionConfig {
   maxSessions: number;
   idleTimeoutSeconds: number;
   access: ParsedConfig["connections"][number]["access"];
+  masking: ParsedConfig["connections"][number]["masking"];
+  /** Built at load, so a bad pattern or path stops start-up; undefined when masking is off. */
+  masker?: Masker | undefined;
   upstreamIdentity?: ParsedConfig["connections"][number]["upstreamIdentity"];
 }
 
@@ -54,7 +58,7 @@ export interface GatewayConfig {
   limits: ParsedConfig["limits"];
   log: ParsedConfig["log"];
   auth: ParsedConfig["auth"];
-  keys: { upstreamJwt?: Secret };
+  keys: { upstreamJwt?: Secret; maskingHmac?: Secret };
   connections: ConnectionConfig[];
 }
 
@@ -142,11 +146,27 @@ export function parseConfigText(text: string, source: string, env: Env = process
       maxSessions: c.maxSessions,
       idleTimeoutSeconds: c.idleTimeoutSeconds ?? p.sessions.idleTimeoutSeconds,
       access: c.access,
+      masking: c.masking,
       ...(c.upstreamIdentity ? { upstreamIdentity: c.upstreamIdentity } : {}),
     };
   });
   const dbUrl = envDbUrl ?? (p.database.url ? secret(p.database.url, "database.url") : undefined);
   const upstreamJwtKey = p.keys.upstreamJwt ? secret(p.keys.upstreamJwt, "keys.upstreamJwt") : undefined;
+  const maskingKey = p.keys.maskingHmac ? secret(p.keys.maskingHmac, "keys.maskingHmac") : undefined;
+  connections.forEach((c, i) => {
+    if (!c.masking.enabled) return;
+    try {
+      c.masker = createMasker({
+        disable: c.masking.disable,
+        ip: c.masking.ip,
+        fields: c.masking.fields.map((f) => (f.type ? { path: f.path, type: f.type } : { path: f.path })),
+        customPatterns: c.masking.patterns.map((x) => ({ id: x.id, pattern: x.pattern, ...(x.flags ? { flags: x.flags } : {}), ...(x.group !== undefined ? { group: x.group } : {}) })),
+        ...(maskingKey ? { tokenKey: maskingKey.reveal() } : {}),
+      });
+    } catch (err) {
+      problems.push(`connections[${i}].masking: ${(err as Error).message}`);
+    }
+  });
   if (problems.length > 0) throw new ConfigError(source, problems);
 
   return {
@@ -165,7 +185,7 @@ export function parseConfigText(text: string, source: string, env: Env = process
     limits: p.limits,
     log: p.log,
     auth: p.auth,
-    keys: upstreamJwtKey ? { upstreamJwt: upstreamJwtKey } : {},
+    keys: { ...(upstreamJwtKey ? { upstreamJwt: upstreamJwtKey } : {}), ...(maskingKey ? { maskingHmac: maskingKey } : {}) },
     connections,
   };
 }

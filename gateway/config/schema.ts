@@ -127,6 +127,38 @@ const upstreamIdentity = z.strictObject({
     .describe("Send the caller's identity as a short-lived JWT signed by the gateway (JWKS at /.well-known/jwks.json); stdio children get it in COUNTERSIGN_IDENTITY"),
 });
 
+const masking = z
+  .strictObject({
+    enabled: z.boolean().default(true).describe("Mask what flows back to callers and what is recorded (on by default)"),
+    disable: z.array(z.string().min(1)).default([]).describe("Built-in detectors to turn off, e.g. [ip_address]"),
+    ip: z.strictObject({ enabled: z.boolean().default(true), v6: z.boolean().default(true) }).prefault({}),
+    fields: z
+      .array(z.strictObject({ path: z.string().min(2).describe("JSON path such as $..password or $.user.email"), type: z.string().optional() }))
+      .default([]),
+    patterns: z
+      .array(
+        z.strictObject({
+          id: z.string().regex(/^[a-z0-9_]+$/, "lower-case letters, digits and _ (it labels [MASKED:<id>])"),
+          pattern: z.string().min(1),
+          flags: z.string().regex(/^[imsu]*$/, "only the flags i, m, s, u").optional(),
+          group: z.int().min(0).optional(),
+        }),
+      )
+      .default([])
+      .describe("Custom patterns; rejected at load if they can backtrack catastrophically"),
+    exemptions: z
+      .array(
+        z.strictObject({
+          groups: z.array(z.string().min(1)).min(1),
+          types: z.array(z.string().min(1)).min(1).describe("Detector ids or field-rule types delivered unmasked to these groups"),
+          justificationRequired: z.boolean().default(true),
+        }),
+      )
+      .default([])
+      .describe("Role-aware exemptions: the record stays masked; each unmasked delivery is recorded with the caller's reason"),
+  })
+  .prefault({});
+
 const connection = z.strictObject({
   name: connectionName,
   description: z.string().optional(),
@@ -135,6 +167,7 @@ const connection = z.strictObject({
   idleTimeoutSeconds: z.int().min(1).optional().describe("Close a session after this long without traffic (default: sessions.idleTimeoutSeconds)"),
   access,
   upstreamIdentity: upstreamIdentity.optional(),
+  masking,
 });
 
 export const configSchema = z
@@ -177,6 +210,7 @@ export const configSchema = z
     keys: z
       .strictObject({
         upstreamJwt: secretRef.optional().describe("PKCS#8 PEM private key (Ed25519, EC or RSA) that signs identity JWTs for upstreams; shared by all replicas"),
+        maskingHmac: secretRef.optional().describe("Key for keyed-HMAC masking tokens ([MASKED:email:3f9a12c4]); shared by all replicas"),
       })
       .prefault({}),
     connections: z.array(connection).min(1, "declare at least one connection"),

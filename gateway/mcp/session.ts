@@ -24,10 +24,25 @@ export interface ClientSink {
   end(): void;
 }
 
+/** What the front knows of a request besides its body. */
+export interface RequestHints {
+  /** From the X-Countersign-Justification header. */
+  justification?: string | undefined;
+}
+
+/** The caller's stated reason, from `_meta["countersign/justification"]` or the header. */
+function justificationOf(msg: JsonRpcMessage, hints: RequestHints | undefined): string | undefined {
+  const meta = (msg.params as { _meta?: Record<string, unknown> } | undefined)?._meta;
+  const fromMeta = meta?.["countersign/justification"];
+  const text = typeof fromMeta === "string" && fromMeta.trim() !== "" ? fromMeta : hints?.justification;
+  return text?.trim() ? text.trim().slice(0, 1000) : undefined;
+}
+
 interface PendingRequest {
   id: JsonRpcId;
   method: string;
   progressToken?: JsonRpcId | undefined;
+  justification?: string | undefined;
   timer: NodeJS.Timeout;
 }
 
@@ -91,11 +106,11 @@ export class ProxySession implements UpstreamEvents {
    * upstream's, or an error). For notifications and responses a failure is thrown, for the front
    * to report in its HTTP answer.
    */
-  async fromClient(msg: JsonRpcMessage, c: Classified): Promise<void> {
+  async fromClient(msg: JsonRpcMessage, c: Classified, hints?: RequestHints): Promise<void> {
     if (this.ended) throw new CountersignError("CS_ERR_UNKNOWN_SESSION", "the session has ended");
     this.lastActivity = Date.now();
     const isRequest = c.kind === "request" && c.id !== undefined;
-    if (isRequest) this.#track(msg, c.id!, c.method!);
+    if (isRequest) this.#track(msg, c.id!, c.method!, justificationOf(msg, hints));
     let method = c.method ?? null;
     if ((c.kind === "response" || c.kind === "error") && c.id !== undefined) {
       method = this.#serverRequests.get(idKey(c.id)) ?? null;
@@ -103,7 +118,10 @@ export class ProxySession implements UpstreamEvents {
     }
 
     try {
-      await this.#record("in", "client", msg, c, method);
+      // mask: a secret the caller pasted into a call must not stay in the audit store; the
+      // upstream still receives the message as sent.
+      const masked = this.connection.masker?.maskMessage(msg);
+      await this.#record("in", "client", masked?.masked ?? msg, c, method, masked?.changed ? masked.hits : null);
     } catch (err) {
       if (!isRequest) throw err;
       return this.#fail(c.id!, err);
@@ -144,7 +162,7 @@ export class ProxySession implements UpstreamEvents {
     }
   }
 
-  #track(msg: JsonRpcMessage, id: JsonRpcId, method: string): void {
+  #track(msg: JsonRpcMessage, id: JsonRpcId, method: string, justification: string | undefined): void {
     const progressToken = progressTokenOf(msg);
     const timer = setTimeout(() => {
       // The upstream has taken too long: answer the client, and tell the upstream to stop.
@@ -154,7 +172,7 @@ export class ProxySession implements UpstreamEvents {
         .catch(() => {});
     }, this.#init.upstreamTimeoutMs);
     timer.unref();
-    this.#pending.set(idKey(id), { id, method, progressToken, timer });
+    this.#pending.set(idKey(id), { id, method, progressToken, justification, timer });
     if (progressToken !== undefined) this.#progress.set(idKey(progressToken), id);
   }
 
@@ -180,6 +198,7 @@ export class ProxySession implements UpstreamEvents {
     let msg = raw as JsonRpcMessage;
     let method = c.method ?? null;
     let route: { responseTo?: JsonRpcId; relatedTo?: JsonRpcId | undefined } = { relatedTo };
+    let justification: string | undefined;
 
     if (c.kind === "response" || c.kind === "error") {
       const p = c.id === undefined ? undefined : this.#untrack(c.id);
@@ -189,6 +208,7 @@ export class ProxySession implements UpstreamEvents {
       }
       method = p.method;
       route = { responseTo: p.id };
+      justification = p.justification;
       if (p.method === "initialize" && c.kind === "response") this.#initialized(msg);
       // The caller's tools/list leaves out the tools it may not call.
       if (p.method === "tools/list" && c.kind === "response") msg = filterToolsList(this.connection.access, this.identity, msg).msg;
@@ -203,8 +223,24 @@ export class ProxySession implements UpstreamEvents {
       this.#serverRequests.set(idKey(c.id!), c.method!);
     }
 
-    this.#record("out", "upstream", msg, c, method).then(
-      () => this.#deliver(msg, route),
+    // mask: the record always holds the fully masked view; a caller exempted by role receives
+    // the exempted types unmasked, and that delivery is recorded as evidence with its reason.
+    const view = this.#maskForCaller(msg, justification);
+    const committed = [this.#record("out", "upstream", view.record, c, method, view.hits)];
+    if (view.exempted) {
+      committed.push(
+        this.#init.recorder.event({
+          type: "unmasked_delivery",
+          reason: "role_exemption",
+          sessionId: this.id,
+          connection: this.connection.name,
+          subject: this.identity.subject,
+          detail: { types: view.exempted, groups: this.identity.groups, justification: justification ?? null, method, requestId: route.responseTo ?? null },
+        }),
+      );
+    }
+    Promise.all(committed).then(
+      () => this.#deliver(view.deliver, route),
       (err) => {
         // Fail closed: the upstream's message is not delivered unrecorded.
         if (route.responseTo !== undefined) this.#deliverError(route.responseTo, err as CountersignError, false);
@@ -247,7 +283,32 @@ export class ProxySession implements UpstreamEvents {
 
   // ── shared steps ────────────────────────────────────────────────────────────────────────────
 
-  #record(direction: "in" | "out", origin: "client" | "upstream" | "gateway", msg: JsonRpcMessage, c: Classified, method: string | null): Promise<void> {
+  /** The record's view (fully masked) and the caller's view (with the caller's exemptions). */
+  #maskForCaller(msg: JsonRpcMessage, justification: string | undefined) {
+    const masker = this.connection.masker;
+    if (!masker) return { record: msg, deliver: msg, hits: null, exempted: undefined };
+    const full = masker.maskMessage(msg);
+    const hits = full.changed ? full.hits : null;
+    const exempt = new Set<string>();
+    for (const e of this.connection.masking.exemptions) {
+      if (!e.groups.some((g) => this.identity.groups.includes(g))) continue;
+      if (e.justificationRequired && !justification) continue;
+      for (const t of e.types) exempt.add(t);
+    }
+    if (!full.changed || exempt.size === 0) return { record: full.masked, deliver: full.masked, hits, exempted: undefined };
+    const partial = masker.maskMessage(msg, { exempt });
+    const exempted = Object.keys(partial.exempted).length > 0 ? partial.exempted : undefined;
+    return { record: full.masked, deliver: partial.masked, hits, exempted };
+  }
+
+  #record(
+    direction: "in" | "out",
+    origin: "client" | "upstream" | "gateway",
+    msg: JsonRpcMessage,
+    c: Classified,
+    method: string | null,
+    maskHits: Record<string, number> | null = null,
+  ): Promise<void> {
     return this.#init.recorder.message({
       sessionId: this.id,
       connection: this.connection.name,
@@ -258,6 +319,7 @@ export class ProxySession implements UpstreamEvents {
       method,
       size: Buffer.byteLength(JSON.stringify(msg)),
       payload: msg,
+      maskHits,
       subject: this.identity.subject,
       at: new Date(),
     });

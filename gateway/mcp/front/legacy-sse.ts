@@ -68,7 +68,8 @@ export function registerLegacySseFront(app: FastifyInstance, deps: FrontDeps): v
       const parsed = parseJsonRpcBody(req.body);
       // Requests are answered on the stream (errors included); only a failure to take a
       // notification or response is reported here.
-      for (const m of parsed.messages) await session.fromClient(m.msg, m.c);
+      const hints = { justification: [req.headers["x-countersign-justification"]].flat()[0] };
+      for (const m of parsed.messages) await session.fromClient(m.msg, m.c, hints);
       return reply.code(202).type("text/plain").send("Accepted");
     } catch (err) {
       const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_INTERNAL", String(err));

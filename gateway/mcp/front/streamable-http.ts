@@ -211,11 +211,12 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
         }
       }
       const sink = session.sink as StreamableHttpSink;
+      const hints = { justification: header(req, "x-countersign-justification") };
       const requestIds = messages.filter((m) => m.c.kind === "request").map((m) => m.c.id!);
 
       if (requestIds.length === 0) {
         // Only notifications and responses: 202 once each is recorded and forwarded.
-        for (const m of messages) await session.fromClient(m.msg, m.c);
+        for (const m of messages) await session.fromClient(m.msg, m.c, hints);
         return reply.code(202).send();
       }
 
@@ -225,7 +226,7 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
       sink.attach(requestIds, post);
       for (const m of messages) {
         try {
-          await session.fromClient(m.msg, m.c);
+          await session.fromClient(m.msg, m.c, hints);
         } catch (err) {
           // A notification in a mixed batch failed: its requests still get their own answers.
           req.log.warn({ err: String(err) }, "a notification in a batch was not forwarded");
