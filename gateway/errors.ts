@@ -78,6 +78,14 @@ export const ERRORS = {
     http: 403, jsonrpc: -32024,
     message: "This session belongs to another identity: start your own session with initialize.",
   },
+  CS_ERR_POLICY_BLOCKED: {
+    http: 403, jsonrpc: -32030,
+    message: "A Countersign rule blocks this call; the rule and its reason are named here. Change the call, or ask the rule's owners.",
+  },
+  CS_ERR_APPROVAL_UNAVAILABLE: {
+    http: 503, jsonrpc: -32031,
+    message: "This call needs an approval, but the gateway has no approval channel configured (approvals); nothing was forwarded.",
+  },
   CS_ERR_AUDIT_UNAVAILABLE: {
     http: 503, jsonrpc: -32010,
     message: "The audit store is unavailable, so nothing was forwarded or delivered (the gateway fails closed): retry when the database is back.",

@@ -23,8 +23,14 @@ export const EVENT_TYPES = {
     "bad_signature", "unknown_key", "algorithm_not_allowed", "issuer_unavailable", "rate_limited",
   ],
   unmasked_delivery: ["role_exemption"],
+  policy_decision: ["allow", "block", "require_approval", "shadow_block", "shadow_require_approval"],
   access_denied: ["connection_not_granted", "tool_denied", "session_identity_mismatch"],
   gateway: ["started", "stopped"],
+  approval: [
+    "requested", "vote", "approved", "denied", "expired", "self_approval_refused", "unauthorized_click",
+    "already_voted", "duplicate_action", "reminder", "escalated", "notified", "notify_failed", "forwarded",
+    "slack_request_refused",
+  ],
 } as const;
 
 export type EventType = keyof typeof EVENT_TYPES;

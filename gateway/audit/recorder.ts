@@ -128,24 +128,9 @@ export class Recorder {
   }
 
   async #commit(messages: MessageRecord[], events: EventRecord[]): Promise<void> {
-    const work: Promise<unknown>[] = [];
-    const ops = [];
-    if (messages.length > 0) ops.push(insertMessages(this.db, messages));
-    if (events.length > 0) {
-      ops.push(
-        this.db.event.createMany({
-          data: events.map((e) => ({
-            type: e.type,
-            reason: e.reason,
-            sessionId: e.sessionId ?? null,
-            connection: e.connection ?? null,
-            subject: e.subject ?? null,
-            ...(e.detail ? { detail: e.detail as object } : {}),
-          })),
-        }),
-      );
-    }
-    work.push(ops.length === 1 ? ops[0]! : this.db.$transaction(ops));
+    // One autocommitted statement per batch, messages and events together: atomic without an
+    // explicit transaction (no BEGIN/COMMIT round trips on the hot path).
+    const work = [insertBatch(this.db, messages, events)];
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`commit did not finish within ${this.opts.commitTimeoutMs} ms`)), this.opts.commitTimeoutMs);
@@ -184,14 +169,21 @@ export class Recorder {
 
 // The hot path's one statement per batch. Prisma's createMany costs three round trips (BEGIN,
 // INSERT, COMMIT) and a query compilation per call; unnest() takes the whole batch as one array
-// per column in a single autocommitted INSERT. Keep the columns in step with model Message in
-// prisma/schema.prisma.
-const INSERT_MESSAGES = `INSERT INTO "messages" ("sessionId", "connection", "direction", "origin", "kind", "jsonrpcId", "method", "size", "payload", "subject", "at", "maskHits")
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[], $9::jsonb[], $10::text[], $11::timestamptz[], $12::jsonb[])`;
+// per column in a single autocommitted INSERT, and a data-modifying CTE adds the events to the same
+// statement. Keep the columns in step with models Message and Event in prisma/schema.prisma.
+const MESSAGE_COLUMNS = `"sessionId", "connection", "direction", "origin", "kind", "jsonrpcId", "method", "size", "payload", "subject", "at", "maskHits"`;
+const MESSAGE_ARRAYS = (p: number) =>
+  `unnest($${p}::text[], $${p + 1}::text[], $${p + 2}::text[], $${p + 3}::text[], $${p + 4}::text[], $${p + 5}::text[], $${p + 6}::text[], $${p + 7}::int[], $${p + 8}::jsonb[], $${p + 9}::text[], $${p + 10}::timestamptz[], $${p + 11}::jsonb[])`;
+const EVENT_COLUMNS = `"type", "reason", "sessionId", "connection", "subject", "detail"`;
+const EVENT_ARRAYS = (p: number) => `unnest($${p}::text[], $${p + 1}::text[], $${p + 2}::text[], $${p + 3}::text[], $${p + 4}::text[], $${p + 5}::jsonb[])`;
 
-function insertMessages(db: Db, rows: MessageRecord[]) {
-  return db.$executeRawUnsafe(
-    INSERT_MESSAGES,
+const INSERT_MESSAGES = `INSERT INTO "messages" (${MESSAGE_COLUMNS}) SELECT * FROM ${MESSAGE_ARRAYS(1)}`;
+const INSERT_EVENTS = `INSERT INTO "events" (${EVENT_COLUMNS}) SELECT * FROM ${EVENT_ARRAYS(1)}`;
+const INSERT_BOTH = `WITH m AS (INSERT INTO "messages" (${MESSAGE_COLUMNS}) SELECT * FROM ${MESSAGE_ARRAYS(1)})
+INSERT INTO "events" (${EVENT_COLUMNS}) SELECT * FROM ${EVENT_ARRAYS(13)}`;
+
+function messageArrays(rows: MessageRecord[]): unknown[] {
+  return [
     rows.map((r) => r.sessionId),
     rows.map((r) => r.connection),
     rows.map((r) => r.direction),
@@ -204,7 +196,24 @@ function insertMessages(db: Db, rows: MessageRecord[]) {
     rows.map((r) => r.subject),
     rows.map((r) => r.at),
     rows.map((r) => (r.maskHits ? JSON.stringify(r.maskHits) : null)),
-  );
+  ];
+}
+
+function eventArrays(rows: EventRecord[]): unknown[] {
+  return [
+    rows.map((e) => e.type),
+    rows.map((e) => e.reason),
+    rows.map((e) => e.sessionId ?? null),
+    rows.map((e) => e.connection ?? null),
+    rows.map((e) => e.subject ?? null),
+    rows.map((e) => (e.detail ? JSON.stringify(e.detail) : null)),
+  ];
+}
+
+function insertBatch(db: Db, messages: MessageRecord[], events: EventRecord[]) {
+  if (events.length === 0) return db.$executeRawUnsafe(INSERT_MESSAGES, ...messageArrays(messages));
+  if (messages.length === 0) return db.$executeRawUnsafe(INSERT_EVENTS, ...eventArrays(events));
+  return db.$executeRawUnsafe(INSERT_BOTH, ...messageArrays(messages), ...eventArrays(events));
 }
 
 export function describeDbError(err: unknown): string {

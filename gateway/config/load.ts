@@ -7,7 +7,8 @@ import { resolve } from "node:path";
 import { parseDocument } from "yaml";
 import type { z } from "zod";
 import { PACKAGE_ROOT, QUICKSTART_CONFIG } from "../paths.js";
-import { configSchema, type ParsedConfig, type SecretRef } from "./schema.js";
+import { configSchema, type ParsedApprovals, type ParsedConfig, type SecretRef } from "./schema.js";
+import { parseDuration } from "../policy/schema.js";
 import { Secret, type ConfigValue } from "./secret.js";
 import { createMasker, type Masker } from "../masking/index.js";
 
@@ -39,9 +40,40 @@ export interface ConnectionConfig {
   idleTimeoutSeconds: number;
   access: ParsedConfig["connections"][number]["access"];
   masking: ParsedConfig["connections"][number]["masking"];
+  policy: ParsedConfig["connections"][number]["policy"];
   /** Built at load, so a bad pattern or path stops start-up; undefined when masking is off. */
   masker?: Masker | undefined;
   upstreamIdentity?: ParsedConfig["connections"][number]["upstreamIdentity"];
+}
+
+export interface ApproverGroupConfig {
+  emails: string[];
+  slackUserGroups: string[];
+  channel?: string | undefined;
+}
+
+export interface SlackConfig {
+  mode: "http" | "socket";
+  botToken: Secret;
+  signingSecret?: Secret | undefined;
+  appToken?: Secret | undefined;
+  channel: string;
+  apiUrl: string;
+  teamId?: string | undefined;
+  appId?: string | undefined;
+  /** Slack user id → e-mail. */
+  users: Record<string, string>;
+  postAttempts: number;
+}
+
+export interface ApprovalsConfig {
+  groups: Record<string, ApproverGroupConfig>;
+  holdForMs: number;
+  reminderEveryMs?: number | undefined;
+  escalation?: { afterMs: number; group: string } | undefined;
+  sweepIntervalMs: number;
+  pollIntervalMs: number;
+  slack?: SlackConfig | undefined;
 }
 
 export interface GatewayConfig {
@@ -59,6 +91,8 @@ export interface GatewayConfig {
   log: ParsedConfig["log"];
   auth: ParsedConfig["auth"];
   keys: { upstreamJwt?: Secret; maskingHmac?: Secret };
+  /** Absent when the file has no `approvals` block. */
+  approvals?: ApprovalsConfig | undefined;
   connections: ConnectionConfig[];
 }
 
@@ -147,6 +181,7 @@ export function parseConfigText(text: string, source: string, env: Env = process
       idleTimeoutSeconds: c.idleTimeoutSeconds ?? p.sessions.idleTimeoutSeconds,
       access: c.access,
       masking: c.masking,
+      policy: c.policy,
       ...(c.upstreamIdentity ? { upstreamIdentity: c.upstreamIdentity } : {}),
     };
   });
@@ -167,6 +202,7 @@ export function parseConfigText(text: string, source: string, env: Env = process
       problems.push(`connections[${i}].masking: ${(err as Error).message}`);
     }
   });
+  const approvals = p.approvals ? approvalsConfig(p.approvals, secret) : undefined;
   if (problems.length > 0) throw new ConfigError(source, problems);
 
   return {
@@ -186,7 +222,37 @@ export function parseConfigText(text: string, source: string, env: Env = process
     log: p.log,
     auth: p.auth,
     keys: { ...(upstreamJwtKey ? { upstreamJwt: upstreamJwtKey } : {}), ...(maskingKey ? { maskingHmac: maskingKey } : {}) },
+    ...(approvals ? { approvals } : {}),
     connections,
+  };
+}
+
+function approvalsConfig(a: ParsedApprovals, secret: (ref: SecretRef, path: string) => Secret | undefined): ApprovalsConfig {
+  const s = a.slack;
+  const slack: SlackConfig | undefined = s
+    ? {
+        mode: s.mode,
+        botToken: secret(s.botToken, "approvals.slack.botToken") ?? new Secret("", "missing"),
+        ...(s.signingSecret ? { signingSecret: secret(s.signingSecret, "approvals.slack.signingSecret") } : {}),
+        ...(s.appToken ? { appToken: secret(s.appToken, "approvals.slack.appToken") } : {}),
+        channel: s.channel,
+        apiUrl: s.apiUrl.endsWith("/") ? s.apiUrl : `${s.apiUrl}/`,
+        ...(s.teamId ? { teamId: s.teamId } : {}),
+        ...(s.appId ? { appId: s.appId } : {}),
+        users: Object.fromEntries(Object.entries(s.users).map(([id, email]) => [id, email.toLowerCase()])),
+        postAttempts: s.postAttempts,
+      }
+    : undefined;
+  return {
+    groups: Object.fromEntries(
+      Object.entries(a.groups).map(([name, g]) => [name, { emails: g.emails.map((e) => e.toLowerCase()), slackUserGroups: g.slackUserGroups, ...(g.channel ? { channel: g.channel } : {}) }]),
+    ),
+    holdForMs: parseDuration(a.holdFor),
+    ...(a.reminderEvery ? { reminderEveryMs: parseDuration(a.reminderEvery) } : {}),
+    ...(a.escalation ? { escalation: { afterMs: parseDuration(a.escalation.after), group: a.escalation.group } } : {}),
+    sweepIntervalMs: a.sweepIntervalMs,
+    pollIntervalMs: a.pollIntervalMs,
+    ...(slack ? { slack } : {}),
   };
 }
 

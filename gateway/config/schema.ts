@@ -2,6 +2,7 @@
 // it and `npm run schema` publishes it as JSON Schema (gateway/config/countersign.schema.json)
 // for editors and for the Helm chart.
 import { z } from "zod";
+import { policySchema } from "../policy/schema.js";
 
 export const CONFIG_VERSION = 1;
 
@@ -159,6 +160,61 @@ const masking = z
   })
   .prefault({});
 
+
+const durationText = z
+  .string()
+  .regex(/^(\d+)(ms|s|m|h|d)$/, "a duration such as 0s, 45s, 15m or 2h");
+
+const approverGroup = z
+  .strictObject({
+    emails: z.array(z.email()).default([]).describe("Approvers by e-mail (a Slack user is matched by its profile e-mail or slack.users)"),
+    slackUserGroups: z
+      .array(z.string().regex(/^S[A-Z0-9]+$/, "a Slack user group id such as S0123ABCD"))
+      .default([])
+      .describe("Slack user groups whose members approve (looked up live with usergroups.users.list)"),
+    channel: z.string().min(1).optional().describe("Slack channel id for this group's approval messages (default: slack.channel)"),
+  })
+  .refine((g) => g.emails.length > 0 || g.slackUserGroups.length > 0, { message: "an approver group needs emails or slackUserGroups" });
+
+const approvals = z
+  .strictObject({
+    groups: z.record(z.string().min(1), approverGroup).default({}).describe("Approver groups named by policy rules (approval.group)"),
+    holdFor: durationText.default("45s").describe("How long a held call waits in the session before it returns 'approval pending' (0s: defer at once)"),
+    reminderEvery: durationText.optional().describe("Remind the channel of a pending request at this interval"),
+    escalation: z
+      .strictObject({
+        after: durationText.describe("Escalate a request still pending after this long"),
+        group: z.string().min(1).describe("The approver group that is asked next (its members may then decide too)"),
+      })
+      .optional(),
+    sweepIntervalMs: z.int().min(50).max(60_000).default(1000).describe("How often each replica looks for expired requests, reminders and unsynced messages"),
+    pollIntervalMs: z.int().min(50).max(60_000).default(1000).describe("Polling fallback when Postgres notifications are unavailable"),
+    slack: z
+      .strictObject({
+        mode: z.enum(["http", "socket"]).default("http").describe("http: Slack posts to <publicUrl>/slack/events; socket: Socket Mode with an app-level token"),
+        botToken: secretRef.describe("Bot token (xoxb-...)"),
+        signingSecret: secretRef.optional().describe("HTTP mode: the app's signing secret"),
+        appToken: secretRef.optional().describe("Socket Mode: the app-level token (xapp-...)"),
+        channel: z.string().min(1).describe("Default channel id for approval messages"),
+        apiUrl: httpUrl.default("https://slack.com/api/").describe("Slack Web API base URL (GovSlack: https://slack-gov.com/api/)"),
+        teamId: z.string().optional().describe("Refuse requests from any other workspace"),
+        appId: z.string().optional().describe("Refuse requests for any other app (api_app_id)"),
+        users: z.record(z.string().regex(/^[UW][A-Z0-9]+$/, "a Slack user id"), z.email()).default({}).describe("Explicit Slack user id → e-mail mapping (wins over the profile e-mail)"),
+        postAttempts: z.int().min(1).max(20).default(6).describe("Attempts to post or update a message before giving up (with back-off)"),
+      })
+      .superRefine((s, ctx) => {
+        if (s.mode === "http" && !s.signingSecret) ctx.addIssue({ code: "custom", path: ["signingSecret"], message: "HTTP mode needs the app's signing secret" });
+        if (s.mode === "socket" && !s.appToken) ctx.addIssue({ code: "custom", path: ["appToken"], message: "Socket Mode needs an app-level token (xapp-...)" });
+      })
+      .optional()
+      .describe("Without it, approvals are decided with `countersign approvals` only"),
+  })
+  .superRefine((a, ctx) => {
+    if (a.escalation && !a.groups[a.escalation.group]) {
+      ctx.addIssue({ code: "custom", path: ["escalation", "group"], message: `no approver group '${a.escalation.group}' in approvals.groups` });
+    }
+  });
+
 const connection = z.strictObject({
   name: connectionName,
   description: z.string().optional(),
@@ -168,6 +224,7 @@ const connection = z.strictObject({
   access,
   upstreamIdentity: upstreamIdentity.optional(),
   masking,
+  policy: policySchema.prefault({}).describe("Rules that allow, block or hold tools/call, resources/read and prompts/get (see README, Policy)"),
 });
 
 export const configSchema = z
@@ -213,6 +270,7 @@ export const configSchema = z
         maskingHmac: secretRef.optional().describe("Key for keyed-HMAC masking tokens ([MASKED:email:3f9a12c4]); shared by all replicas"),
       })
       .prefault({}),
+    approvals: approvals.optional().describe("Approver groups and the Slack bot for calls held by require_approval"),
     connections: z.array(connection).min(1, "declare at least one connection"),
   })
   .superRefine((cfg, ctx) => {
@@ -243,3 +301,4 @@ export const configSchema = z
 export type RawConfig = z.input<typeof configSchema>;
 export type ParsedConfig = z.output<typeof configSchema>;
 export type SecretRef = z.output<typeof secretRef>;
+export type ParsedApprovals = z.output<typeof approvals>;

@@ -10,6 +10,7 @@
 import type { Recorder } from "../audit/recorder.js";
 import type { Identity } from "../auth/identity.js";
 import { filterToolsList, toolCallRefusal } from "../auth/tool-access.js";
+import { evaluate, type PolicyDecision } from "../policy/engine.js";
 import type { ConnectionConfig } from "../config/load.js";
 import { CountersignError, jsonRpcErrorResponse } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -37,6 +38,9 @@ function justificationOf(msg: JsonRpcMessage, hints: RequestHints | undefined): 
   const text = typeof fromMeta === "string" && fromMeta.trim() !== "" ? fromMeta : hints?.justification;
   return text?.trim() ? text.trim().slice(0, 1000) : undefined;
 }
+
+/** The methods the policy governs; the rest (initialize, lists, notifications…) pass. */
+const GOVERNED_METHODS = new Set(["tools/call", "resources/read", "prompts/get"]);
 
 interface PendingRequest {
   id: JsonRpcId;
@@ -146,6 +150,26 @@ export class ProxySession implements UpstreamEvents {
         return this.#fail(c.id!, err);
       }
       return this.#fail(c.id!, refusal);
+    }
+    // decide: the connection's policy rules (after identity access; tool pinning will sit between).
+    if (isRequest && GOVERNED_METHODS.has(c.method!)) {
+      const decision = evaluate(this.connection.policy, {
+        connection: this.connection.name,
+        method: c.method!,
+        params: msg.params,
+        identity: { subject: this.identity.subject, groups: this.identity.groups, email: this.identity.email },
+        justification: this.#pending.get(idKey(c.id!))?.justification,
+      });
+      try {
+        await this.#recordDecision(decision, msg, c.id!);
+      } catch (err) {
+        return this.#fail(c.id!, err);
+      }
+      if (decision.effectiveAction === "block") return this.#refuse(c.id!, c.method!, new CountersignError("CS_ERR_POLICY_BLOCKED", decision.message ?? decision.reason), decision);
+      if (decision.effectiveAction === "require_approval") {
+        // No approval channel is wired into this gateway yet: fail closed, clearly.
+        return this.#refuse(c.id!, c.method!, new CountersignError("CS_ERR_APPROVAL_UNAVAILABLE", `rule ${decision.ruleId ?? "(default)"} asks for approval by ${decision.approval?.group ?? "an approver"}`), decision);
+      }
     }
     try {
       await this.upstream.send(msg, this.protocolVersion);
@@ -282,6 +306,50 @@ export class ProxySession implements UpstreamEvents {
   }
 
   // ── shared steps ────────────────────────────────────────────────────────────────────────────
+
+  /** Every decision on a governed call is an event: who, which rule, which action, and why. */
+  #recordDecision(d: PolicyDecision, msg: JsonRpcMessage, requestId: JsonRpcId): Promise<void> {
+    const reason = d.shadow ? (d.action === "block" ? "shadow_block" : d.action === "require_approval" ? "shadow_require_approval" : "allow") : d.effectiveAction;
+    const params = msg.params as { name?: unknown; uri?: unknown } | undefined;
+    return this.#init.recorder.event({
+      type: "policy_decision",
+      reason,
+      sessionId: this.id,
+      connection: this.connection.name,
+      subject: this.identity.subject,
+      detail: {
+        requestId,
+        method: msg.method as string,
+        target: typeof params?.name === "string" ? params.name : typeof params?.uri === "string" ? "(resource)" : null,
+        ruleId: d.ruleId,
+        action: d.action,
+        effectiveAction: d.effectiveAction,
+        shadow: d.shadow,
+        why: d.reason,
+        ...(d.approval ? { approval: { group: d.approval.group, approvals: d.approval.approvals } } : {}),
+      },
+    });
+  }
+
+  /**
+   * Refuses a governed call. A refused tools/call is answered as a tool error (isError) so the
+   * agent reads the rule and its reason; other methods get a JSON-RPC error.
+   */
+  async #refuse(id: JsonRpcId, method: string, err: CountersignError, decision: PolicyDecision): Promise<void> {
+    if (method !== "tools/call") return this.#fail(id, err);
+    if (!this.#untrack(id)) return;
+    const response = {
+      jsonrpc: "2.0",
+      id,
+      result: {
+        content: [{ type: "text", text: `Countersign: ${err.detail ?? err.message}` }],
+        isError: true,
+        _meta: { "countersign/decision": { code: err.code, ruleId: decision.ruleId, action: decision.effectiveAction } },
+      },
+    } as JsonRpcMessage;
+    await this.#record("out", "gateway", response, { kind: "response", id }, method).catch(() => {});
+    this.#deliver(response, { responseTo: id });
+  }
 
   /** The record's view (fully masked) and the caller's view (with the caller's exemptions). */
   #maskForCaller(msg: JsonRpcMessage, justification: string | undefined) {

@@ -3,7 +3,7 @@
 // Every child started here is tracked and killed when this process exits, however it exits.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -230,38 +230,56 @@ export interface GatewayChild {
   child: Child;
   address: string;
   mcpUrl(connection: string): string;
+  /** A bearer token from the gateway's dev issuer, when callers authenticate (auth: "dev-issuer"). */
+  token?: string;
 }
 
 /**
  * The gateway as a user runs it: `node dist/gateway/cli.js start --config <file>` with
  * DATABASE_URL, in its own process, ready when it prints its "Countersign ready at" line.
+ * `auth: "dev-issuer"` makes callers authenticate with real JWTs from the built-in dev issuer
+ * (the token comes from `countersign token`); `"anonymous"` lets them in without one.
  */
 export async function startGatewayChild(opts: {
   databaseUrl: string;
   connections: Array<Record<string, unknown>>;
+  auth: "dev-issuer" | "anonymous";
   logLevel?: string;
   nodeArgs?: string[];
 }): Promise<GatewayChild> {
   const dir = mkdtempSync(join(tmpdir(), "countersign-run-"));
   onExit(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, "countersign.yaml");
+  // A fixed port, not 0: token audiences name the public URL, which includes the port.
+  const port = await freePort();
+  const devIssuer = opts.auth === "dev-issuer";
   writeFileSync(
     file,
     stringify({
       version: 1,
-      server: { host: "127.0.0.1", port: 0 },
-      database: { url: { env: "DATABASE_URL" }, migrateOnStart: false },
+      server: { host: "127.0.0.1", port },
+      database: { url: { env: "DATABASE_URL" }, migrateOnStart: false, embeddedDataDir: join(dir, "pg") },
       log: { level: opts.logLevel ?? "info" },
-      // Connections without an explicit `access` admit anonymous callers (the conformance suite sends no token).
-      connections: opts.connections.map((c) => ({ access: { anonymous: true }, ...c })),
+      ...(devIssuer ? { auth: { devIssuer: { enabled: true, keyFile: join(dir, "dev-issuer.jwk") } } } : {}),
+      connections: devIssuer ? opts.connections : opts.connections.map((c) => ({ ...c, access: { anonymous: true } })),
     }),
   );
+  const env = { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", DATABASE_URL: opts.databaseUrl };
   const { child, match } = await startChild("gateway", process.execPath, [...(opts.nodeArgs ?? []), GATEWAY_CLI, "start", "--config", file], {
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", DATABASE_URL: opts.databaseUrl },
+    env,
     ready: /^Countersign ready at (\S+)/,
   });
   const address = match[1]!;
-  return { child, address, mcpUrl: (c) => `${address}/mcp/${c}` };
+  let token: string | undefined;
+  if (devIssuer) {
+    const r = await runToCompletion(process.execPath, [GATEWAY_CLI, "token", "--config", file, "--sub", "bench", "--groups", "bench", "--ttl", "2h"], { env, timeoutMs: 30_000 });
+    token = r.stdout.trim().split("\n").pop();
+    if (r.code !== 0 || !token) {
+      await child.stop();
+      throw new Error(`countersign token failed (${r.code}): ${r.output.slice(-500)}`);
+    }
+  }
+  return { child, address, mcpUrl: (c) => `${address}/mcp/${c}`, ...(token ? { token } : {}) };
 }
 
 /** A stdio upstream entry that runs server-everything with this Node. */
@@ -274,11 +292,15 @@ export async function runToCompletion(
   command: string,
   args: string[],
   opts: { env: NodeJS.ProcessEnv; timeoutMs: number; cwd?: string },
-): Promise<{ code: number | null; output: string; timedOut: boolean }> {
+): Promise<{ code: number | null; output: string; stdout: string; timedOut: boolean }> {
   const proc = spawn(command, args, { cwd: opts.cwd ?? ROOT, env: opts.env, stdio: ["ignore", "pipe", "pipe"] });
   children.add(proc);
   let output = "";
-  proc.stdout!.on("data", (d: Buffer) => (output += d.toString()));
+  let stdout = "";
+  proc.stdout!.on("data", (d: Buffer) => {
+    output += d.toString();
+    stdout += d.toString();
+  });
   proc.stderr!.on("data", (d: Buffer) => (output += d.toString()));
   let timedOut = false;
   const timer = setTimeout(() => {
@@ -292,5 +314,36 @@ export async function runToCompletion(
     clearTimeout(timer);
     children.delete(proc);
   });
-  return { code, output, timedOut };
+  return { code, output, stdout, timedOut };
+}
+
+// ── CPU accounting (Linux /proc) ──────────────────────────────────────────────────────────────
+
+const CLOCK_TICKS_PER_SECOND = 100; // getconf CLK_TCK on Linux
+
+/** CPU time (user + system) a process has used so far, in ms; 0 when it is gone or unreadable. */
+export function processCpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return 0;
+  }
+}
+
+/** The direct children of a process (e.g. the gateway's stdio servers). */
+export function childPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
 }
