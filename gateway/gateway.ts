@@ -11,6 +11,7 @@ import { startEmbeddedDatabase, type EmbeddedDatabase } from "./db/embedded.js";
 import { migrateDatabase } from "./db/migrate.js";
 import type { Logger } from "./log.js";
 import { SessionRegistry } from "./mcp/sessions.js";
+import { Metrics } from "./metrics.js";
 import { createIdentityLayer, type IdentityLayer } from "./auth/setup.js";
 import { resourceUrl } from "./auth/authenticator.js";
 import { signDevToken } from "./auth/dev-issuer.js";
@@ -29,6 +30,7 @@ export interface Gateway {
   databaseUrl: string;
   embedded?: EmbeddedDatabase | undefined;
   identity: IdentityLayer;
+  metrics: Metrics;
   /** With the built-in dev issuer on: a token ready to paste (sub alice, groups dev,oncall). */
   devToken?: string | undefined;
   stop(graceMs?: number): Promise<void>;
@@ -68,15 +70,25 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     }, 15_000);
     heartbeat.unref();
 
+    const metrics = new Metrics();
     const recorder = new Recorder(db, {
       commitTimeoutMs: config.database.commitTimeoutMs,
-      onStatusChange: (s) =>
-        s.healthy ? log.warn("audit store recovered; traffic flows again") : log.error({ error: s.lastError }, "audit store unavailable: failing closed"),
+      onStatusChange: (s) => {
+        metrics.auditHealthy.set(s.healthy ? 1 : 0);
+        if (s.healthy) log.warn("audit store recovered; traffic flows again");
+        else log.error({ error: s.lastError }, "audit store unavailable: failing closed");
+      },
+      onBatch: (rows, ms, ok) => {
+        metrics.auditCommit.observe(ms / 1000);
+        if (ok) metrics.auditBatchRows.observe(rows);
+        else metrics.auditFailures.inc();
+      },
+      onCommitted: (messages, events) => metrics.committed(messages, events),
     });
     const rejections = new RejectionLog(recorder);
     const identity = await createIdentityLayer(config, recorder, log);
-    const sessions = new SessionRegistry(config, db, recorder, instanceId, log, identity.signer);
-    const app = buildServer({ config, log, sessions, recorder, rejections, identity });
+    const sessions = new SessionRegistry(config, db, recorder, instanceId, log, identity.signer, metrics);
+    const app = buildServer({ config, log, sessions, recorder, rejections, identity, metrics });
     await app.listen({ host: config.server.host, port: config.server.port });
     const addr = app.server.address();
     const port = typeof addr === "object" && addr ? addr.port : config.server.port;
@@ -108,7 +120,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
           ttlSeconds: 8 * 3600,
         })
       : undefined;
-    return { config, app, db, recorder, sessions, instanceId, address, databaseUrl: url, embedded, identity, devToken, stop };
+    return { config, app, db, recorder, sessions, instanceId, address, databaseUrl: url, embedded, identity, metrics, devToken, stop };
   } catch (err) {
     if (embedded?.owned) await embedded.stop().catch(() => {});
     throw err;

@@ -11,6 +11,7 @@ import { registerStreamableHttpFront } from "./mcp/front/streamable-http.js";
 import type { SessionRegistry } from "./mcp/sessions.js";
 import { checkUpstreams } from "./upstream-health.js";
 import type { IdentityLayer } from "./auth/setup.js";
+import type { Metrics } from "./metrics.js";
 
 export interface ServerDeps {
   config: GatewayConfig;
@@ -19,6 +20,7 @@ export interface ServerDeps {
   recorder: Recorder;
   rejections: RejectionLog;
   identity: IdentityLayer;
+  metrics: Metrics;
 }
 
 const FASTIFY_ERRORS: Record<string, ErrorCode> = {
@@ -91,6 +93,20 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     };
     return reply.code(sessions.shuttingDown ? 503 : 200).send(body);
   });
+
+  // Prometheus exposition; protected by a bearer token when metrics.token is configured.
+  if (config.metrics.enabled) {
+    const token = config.metrics.token?.reveal();
+    app.get("/metrics", async (req, reply) => {
+      if (token && req.headers.authorization !== `Bearer ${token}`) {
+        return reply.code(401).header("www-authenticate", 'Bearer realm="countersign-metrics"').send({ error: "metrics need the token configured in metrics.token" });
+      }
+      const m = deps.metrics;
+      m.sessions.reset();
+      for (const c of config.connections) m.sessions.set({ connection: c.name }, sessions.countFor(c.name));
+      return reply.type(m.registry.contentType).send(await m.registry.metrics());
+    });
+  }
 
   deps.identity.registerRoutes(app);
   const fronts = { sessions, rejections, authenticator: deps.identity.authenticator };

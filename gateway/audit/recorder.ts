@@ -54,6 +54,8 @@ export interface RecorderOptions {
   maxBatch?: number;
   onStatusChange?: (status: RecorderStatus) => void;
   onBatch?: (rows: number, ms: number, ok: boolean) => void;
+  /** Sees every committed batch (metrics). */
+  onCommitted?: (messages: readonly MessageRecord[], events: readonly EventRecord[]) => void;
 }
 
 export class Recorder {
@@ -112,6 +114,10 @@ export class Recorder {
         this.#status.committedRows += messages.length + events.length;
         this.#status.batches++;
         this.opts.onBatch?.(messages.length + events.length, performance.now() - started, true);
+        this.opts.onCommitted?.(
+          messages.map((p) => p.row),
+          events.map((p) => p.row),
+        );
         this.#setHealthy(true);
         for (const p of messages) p.resolve();
         for (const p of events) p.resolve();

@@ -89,6 +89,7 @@ export interface GatewayConfig {
   database: { url?: Secret; migrateOnStart: boolean; embeddedDataDir: string; commitTimeoutMs: number };
   limits: ParsedConfig["limits"];
   log: ParsedConfig["log"];
+  metrics: { enabled: boolean; token?: Secret | undefined };
   auth: ParsedConfig["auth"];
   keys: { upstreamJwt?: Secret; maskingHmac?: Secret };
   /** Absent when the file has no `approvals` block. */
@@ -188,6 +189,7 @@ export function parseConfigText(text: string, source: string, env: Env = process
   const dbUrl = envDbUrl ?? (p.database.url ? secret(p.database.url, "database.url") : undefined);
   const upstreamJwtKey = p.keys.upstreamJwt ? secret(p.keys.upstreamJwt, "keys.upstreamJwt") : undefined;
   const maskingKey = p.keys.maskingHmac ? secret(p.keys.maskingHmac, "keys.maskingHmac") : undefined;
+  const metricsToken = p.metrics.token ? secret(p.metrics.token, "metrics.token") : undefined;
   connections.forEach((c, i) => {
     if (!c.masking.enabled) return;
     try {
@@ -220,6 +222,7 @@ export function parseConfigText(text: string, source: string, env: Env = process
     },
     limits: p.limits,
     log: p.log,
+    metrics: { enabled: p.metrics.enabled, ...(metricsToken ? { token: metricsToken } : {}) },
     auth: p.auth,
     keys: { ...(upstreamJwtKey ? { upstreamJwt: upstreamJwtKey } : {}), ...(maskingKey ? { maskingHmac: maskingKey } : {}) },
     ...(approvals ? { approvals } : {}),

@@ -258,6 +258,12 @@ export const configSchema = z
         idleTimeoutSeconds: z.int().min(1).default(1800),
       })
       .prefault({}),
+    metrics: z
+      .strictObject({
+        enabled: z.boolean().default(true).describe("Serve Prometheus metrics at /metrics"),
+        token: secretRef.optional().describe("Require `Authorization: Bearer <token>` on /metrics"),
+      })
+      .prefault({}),
     log: z
       .strictObject({
         level: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),

@@ -11,6 +11,7 @@ import type { Recorder } from "../audit/recorder.js";
 import type { Identity } from "../auth/identity.js";
 import { filterToolsList, toolCallRefusal } from "../auth/tool-access.js";
 import { evaluate, type PolicyDecision } from "../policy/engine.js";
+import type { Metrics } from "../metrics.js";
 import type { ConnectionConfig } from "../config/load.js";
 import { CountersignError, jsonRpcErrorResponse } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -48,6 +49,9 @@ interface PendingRequest {
   progressToken?: JsonRpcId | undefined;
   justification?: string | undefined;
   timer: NodeJS.Timeout;
+  /** performance.now() when the request reached the gateway, and when it was forwarded. */
+  receivedAt: number;
+  forwardedAt?: number | undefined;
 }
 
 export interface SessionInit {
@@ -60,6 +64,7 @@ export interface SessionInit {
   notificationsPerSecond: number;
   /** The caller, authenticated at the front; the session is bound to it. */
   identity: Identity;
+  metrics?: Metrics | undefined;
   /** Called once when the session ends, whatever ended it. */
   onClosed: (session: ProxySession, reason: string, detail?: string) => void;
   /** Called with the negotiated protocol version and server info once initialize succeeds. */
@@ -171,6 +176,8 @@ export class ProxySession implements UpstreamEvents {
         return this.#refuse(c.id!, c.method!, new CountersignError("CS_ERR_APPROVAL_UNAVAILABLE", `rule ${decision.ruleId ?? "(default)"} asks for approval by ${decision.approval?.group ?? "an approver"}`), decision);
       }
     }
+    const forwarding = isRequest ? this.#pending.get(idKey(c.id!)) : undefined;
+    if (forwarding) forwarding.forwardedAt = performance.now();
     try {
       await this.upstream.send(msg, this.protocolVersion);
     } catch (err) {
@@ -196,7 +203,7 @@ export class ProxySession implements UpstreamEvents {
         .catch(() => {});
     }, this.#init.upstreamTimeoutMs);
     timer.unref();
-    this.#pending.set(idKey(id), { id, method, progressToken, justification, timer });
+    this.#pending.set(idKey(id), { id, method, progressToken, justification, timer, receivedAt: performance.now() });
     if (progressToken !== undefined) this.#progress.set(idKey(progressToken), id);
   }
 
@@ -223,6 +230,7 @@ export class ProxySession implements UpstreamEvents {
     let method = c.method ?? null;
     let route: { responseTo?: JsonRpcId; relatedTo?: JsonRpcId | undefined } = { relatedTo };
     let justification: string | undefined;
+    let timing: PendingRequest | undefined;
 
     if (c.kind === "response" || c.kind === "error") {
       const p = c.id === undefined ? undefined : this.#untrack(c.id);
@@ -233,6 +241,7 @@ export class ProxySession implements UpstreamEvents {
       method = p.method;
       route = { responseTo: p.id };
       justification = p.justification;
+      timing = p;
       if (p.method === "initialize" && c.kind === "response") this.#initialized(msg);
       // The caller's tools/list leaves out the tools it may not call.
       if (p.method === "tools/list" && c.kind === "response") msg = filterToolsList(this.connection.access, this.identity, msg).msg;
@@ -264,7 +273,10 @@ export class ProxySession implements UpstreamEvents {
       );
     }
     Promise.all(committed).then(
-      () => this.#deliver(view.deliver, route),
+      () => {
+        this.#deliver(view.deliver, route);
+        if (timing) this.#observe(timing, c.kind === "error" ? "error" : "ok");
+      },
       (err) => {
         // Fail closed: the upstream's message is not delivered unrecorded.
         if (route.responseTo !== undefined) this.#deliverError(route.responseTo, err as CountersignError, false);
@@ -307,6 +319,16 @@ export class ProxySession implements UpstreamEvents {
 
   // ── shared steps ────────────────────────────────────────────────────────────────────────────
 
+  #observe(p: PendingRequest, outcome: "ok" | "error" | "refused"): void {
+    const m = this.#init.metrics;
+    if (!m) return;
+    const labels = { connection: this.connection.name, method: p.method };
+    const now = performance.now();
+    m.requests.inc({ ...labels, outcome });
+    m.requestDuration.observe(labels, (now - p.receivedAt) / 1000);
+    if (p.forwardedAt !== undefined && outcome !== "refused") m.upstreamDuration.observe(labels, (now - p.forwardedAt) / 1000);
+  }
+
   /** Every decision on a governed call is an event: who, which rule, which action, and why. */
   #recordDecision(d: PolicyDecision, msg: JsonRpcMessage, requestId: JsonRpcId): Promise<void> {
     const reason = d.shadow ? (d.action === "block" ? "shadow_block" : d.action === "require_approval" ? "shadow_require_approval" : "allow") : d.effectiveAction;
@@ -337,7 +359,9 @@ export class ProxySession implements UpstreamEvents {
    */
   async #refuse(id: JsonRpcId, method: string, err: CountersignError, decision: PolicyDecision): Promise<void> {
     if (method !== "tools/call") return this.#fail(id, err);
-    if (!this.#untrack(id)) return;
+    const p = this.#untrack(id);
+    if (!p) return;
+    this.#observe(p, "refused");
     const response = {
       jsonrpc: "2.0",
       id,
@@ -409,7 +433,9 @@ export class ProxySession implements UpstreamEvents {
   /** Answers a client request with a gateway error (recorded first when the store allows). */
   async #fail(id: JsonRpcId, err: unknown): Promise<void> {
     // A request already answered (or timed out) gets no second answer.
-    if (!this.#untrack(id)) return;
+    const p = this.#untrack(id);
+    if (!p) return;
+    this.#observe(p, p.forwardedAt === undefined ? "refused" : "error");
     const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_INTERNAL", String(err));
     await this.#deliverError(id, e, true);
   }

@@ -8,6 +8,7 @@ import type { Db } from "../db/client.js";
 import { CountersignError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { ProxySession } from "./session.js";
+import type { Metrics } from "../metrics.js";
 import type { Identity } from "../auth/identity.js";
 import { identityHeaders, type GatewaySigner } from "../auth/upstream-identity.js";
 import { LegacySseUpstream } from "./upstream/legacy-sse.js";
@@ -43,6 +44,7 @@ export class SessionRegistry {
     private readonly instanceId: string,
     private readonly log: Logger,
     private readonly signer?: GatewaySigner | undefined,
+    private readonly metrics?: Metrics | undefined,
   ) {
     this.#sweeper = setInterval(() => this.#closeIdle(), 5000);
     this.#sweeper.unref();
@@ -96,6 +98,7 @@ export class SessionRegistry {
       onClosed: (s, reason, detail) => this.#closed(s, reason, detail),
       onInitialized: (s, result) => this.#initialized(s, result),
       identity: meta.identity,
+      metrics: this.metrics,
     });
     session.upstream = this.#createUpstream(connection, session, meta.identity);
 

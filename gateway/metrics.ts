@@ -1,0 +1,105 @@
+// Prometheus metrics at /metrics. Most signals are counted where every message and event already
+// passes: the recorder, once a row is committed (so the metrics agree with the audit store).
+// Request latency is observed by the session.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { EventRecord, MessageRecord } from "./audit/recorder.js";
+
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly messages = new Counter({
+    name: "countersign_messages_total",
+    help: "JSON-RPC messages recorded, by connection, direction (in: client to server), origin and method",
+    labelNames: ["connection", "direction", "origin", "method"] as const,
+    registers: [this.registry],
+  });
+  readonly requests = new Counter({
+    name: "countersign_requests_total",
+    help: "Client requests answered, by connection, method and outcome (ok, error, refused)",
+    labelNames: ["connection", "method", "outcome"] as const,
+    registers: [this.registry],
+  });
+  readonly requestDuration = new Histogram({
+    name: "countersign_request_duration_seconds",
+    help: "From a request reaching the gateway to its answer being delivered",
+    labelNames: ["connection", "method"] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly upstreamDuration = new Histogram({
+    name: "countersign_upstream_duration_seconds",
+    help: "From a request being forwarded to the upstream's answer arriving",
+    labelNames: ["connection", "method"] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly events = new Counter({
+    name: "countersign_events_total",
+    help: "Recorded events (decisions and state changes) by type and reason",
+    labelNames: ["type", "reason", "connection"] as const,
+    registers: [this.registry],
+  });
+  readonly policyDecisions = new Counter({
+    name: "countersign_policy_decisions_total",
+    help: "Policy decisions by rule and action (blocks by rule: action=\"block\")",
+    labelNames: ["connection", "rule", "action", "shadow"] as const,
+    registers: [this.registry],
+  });
+  readonly maskingHits = new Counter({
+    name: "countersign_masking_hits_total",
+    help: "Values masked, by detector type",
+    labelNames: ["connection", "type"] as const,
+    registers: [this.registry],
+  });
+  readonly auditCommit = new Histogram({
+    name: "countersign_audit_commit_seconds",
+    help: "Time to commit one batch of audit records",
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly auditBatchRows = new Histogram({
+    name: "countersign_audit_batch_rows",
+    help: "Records committed together in one batch (group commit)",
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 500],
+    registers: [this.registry],
+  });
+  readonly auditFailures = new Counter({
+    name: "countersign_audit_commit_failures_total",
+    help: "Batches the audit store could not commit (the gateway failed closed for them)",
+    registers: [this.registry],
+  });
+  readonly auditHealthy = new Gauge({
+    name: "countersign_audit_store_up",
+    help: "1 while the audit store commits, 0 while it does not (traffic is refused)",
+    registers: [this.registry],
+  });
+  readonly sessions = new Gauge({
+    name: "countersign_sessions",
+    help: "Open client sessions by connection",
+    labelNames: ["connection"] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    this.auditHealthy.set(1);
+    collectDefaultMetrics({ register: this.registry, prefix: "countersign_process_" });
+  }
+
+  /** Called with each committed batch. */
+  committed(messages: readonly MessageRecord[], events: readonly EventRecord[]): void {
+    for (const m of messages) {
+      this.messages.inc({ connection: m.connection, direction: m.direction, origin: m.origin, method: m.method ?? "" });
+      if (m.maskHits) for (const [type, n] of Object.entries(m.maskHits)) this.maskingHits.inc({ connection: m.connection, type }, n);
+    }
+    for (const e of events) {
+      const connection = e.connection ?? "";
+      this.events.inc({ type: e.type, reason: e.reason, connection });
+      if (e.type === "policy_decision") {
+        const d = (e.detail ?? {}) as { ruleId?: string | null; action?: string; shadow?: boolean };
+        this.policyDecisions.inc({ connection, rule: d.ruleId ?? "(default)", action: d.action ?? String(e.reason), shadow: String(Boolean(d.shadow)) });
+      }
+    }
+  }
+}
