@@ -1,0 +1,174 @@
+// Signed checkpoints: {sequence, head hash, time, previous checkpoint} signed with Ed25519. The
+// leader takes one every `intervalMinutes` (also when nothing was recorded: an hour with a
+// checkpoint and no records is evidence that nothing happened, not a gap), `countersign
+// checkpoint` takes one on demand. Each names the previous one by digest, so removing or
+// inserting a checkpoint breaks the sequence; copies written to a directory outside PostgreSQL
+// let `verify --checkpoints <dir>` find a chain truncated together with its checkpoints.
+import { createHash, createPublicKey, sign, verify as verifySignature } from "node:crypto";
+import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { canonicalize } from "json-canonicalize";
+import type pg from "pg";
+import type { SignerKey, VerifierKey } from "./keys.js";
+import { APPEND_LOCK_KEY, inTransaction } from "./pg.js";
+import { readHead } from "./sealer.js";
+
+export interface CheckpointBody {
+  v: 1;
+  sequence: number;
+  head: string;
+  time: string;
+  previous: string | null;
+  keyId: string;
+}
+
+export interface SignedCheckpoint {
+  body: CheckpointBody;
+  signature: string;
+}
+
+export interface StoredCheckpoint extends SignedCheckpoint {
+  id: string;
+}
+
+export function checkpointDigest(cp: SignedCheckpoint): string {
+  return createHash("sha256").update(canonicalize({ body: cp.body, signature: cp.signature })).digest("hex");
+}
+
+export function signCheckpointBody(body: CheckpointBody, key: SignerKey): string {
+  return sign(null, Buffer.from(canonicalize(body)), key.key).toString("base64");
+}
+
+/** Why a checkpoint's signature cannot be trusted, or null when it can. */
+export function checkSignature(cp: SignedCheckpoint, keys: Map<string, VerifierKey>): string | null {
+  const key = keys.get(cp.body.keyId);
+  if (!key) return `signed with key '${cp.body.keyId}', which is not among the configured public keys`;
+  const at = new Date(cp.body.time);
+  if (Number.isNaN(at.getTime())) return "its time is not a valid timestamp";
+  if ((key.notBefore && at < key.notBefore) || (key.notAfter && at >= key.notAfter)) {
+    return `its time ${cp.body.time} is outside the validity window of key '${key.id}'`;
+  }
+  let ok = false;
+  try {
+    ok = verifySignature(null, Buffer.from(canonicalize(cp.body)), key.key, Buffer.from(cp.signature, "base64"));
+  } catch {
+    ok = false;
+  }
+  return ok ? null : `its signature does not verify with key '${key.id}'`;
+}
+
+interface CheckpointRow {
+  id: string;
+  seq: string;
+  head: string;
+  at: Date;
+  previous: string | null;
+  keyId: string;
+  signature: string;
+}
+
+function fromRow(r: CheckpointRow): StoredCheckpoint {
+  return {
+    id: r.id,
+    body: { v: 1, sequence: Number(r.seq), head: r.head, time: r.at.toISOString(), previous: r.previous, keyId: r.keyId },
+    signature: r.signature,
+  };
+}
+
+const CHECKPOINT_COLUMNS = `id::text, seq::text, head, at, previous, "keyId", signature`;
+
+export async function listCheckpoints(client: pg.Client): Promise<StoredCheckpoint[]> {
+  const res = await client.query<CheckpointRow>(`SELECT ${CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY audit_checkpoints.id`);
+  return res.rows.map(fromRow);
+}
+
+export async function latestCheckpoint(client: pg.Client): Promise<StoredCheckpoint | undefined> {
+  const res = await client.query<CheckpointRow>(`SELECT ${CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY audit_checkpoints.id DESC LIMIT 1`);
+  return res.rows[0] ? fromRow(res.rows[0]) : undefined;
+}
+
+/** Signs the current head (seal pending rows first for a fresh one) and stores it; writes the file copy after commit. */
+export async function takeCheckpoint(client: pg.Client, key: SignerKey, opts: { directory?: string | undefined; now?: Date } = {}): Promise<StoredCheckpoint> {
+  const cp = await inTransaction(client, async () => {
+    await client.query("SELECT pg_advisory_xact_lock($1)", [APPEND_LOCK_KEY.toString()]);
+    const head = await readHead(client);
+    const last = await latestCheckpoint(client);
+    let at = new Date(Math.floor((opts.now ?? new Date()).getTime()));
+    // Times strictly increase, whatever the clocks of the replicas say.
+    if (last && at.getTime() <= new Date(last.body.time).getTime()) at = new Date(new Date(last.body.time).getTime() + 1);
+    const body: CheckpointBody = {
+      v: 1,
+      sequence: Number(head.seq),
+      head: head.hash,
+      time: at.toISOString(),
+      previous: last ? checkpointDigest(last) : null,
+      keyId: key.id,
+    };
+    const signature = signCheckpointBody(body, key);
+    const res = await client.query<{ id: string }>(
+      `INSERT INTO audit_checkpoints (seq, head, at, previous, "keyId", signature) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id::text`,
+      [head.seq.toString(), body.head, at, body.previous, body.keyId, signature],
+    );
+    return { id: res.rows[0]!.id, body, signature };
+  });
+  if (opts.directory) writeCheckpointFile(opts.directory, cp, key);
+  return cp;
+}
+
+/** Whether the latest checkpoint is older than the interval (or there is none). */
+export async function checkpointDue(client: pg.Client, intervalMinutes: number, now = new Date()): Promise<boolean> {
+  const res = await client.query<{ at: Date | null }>(`SELECT max(at) AS at FROM audit_checkpoints`);
+  const at = res.rows[0]?.at;
+  return !at || now.getTime() - at.getTime() >= intervalMinutes * 60_000;
+}
+
+export interface CheckpointFile extends SignedCheckpoint {
+  countersignCheckpoint: 1;
+  /** For people reading the file; `verify` uses only the configured public keys. */
+  publicKey?: string;
+}
+
+export function checkpointFileName(cp: SignedCheckpoint): string {
+  return `checkpoint-${String(cp.body.sequence).padStart(12, "0")}-${cp.body.time.replace(/[:.]/g, "")}.json`;
+}
+
+export function writeCheckpointFile(directory: string, cp: SignedCheckpoint, key?: SignerKey): string {
+  mkdirSync(directory, { recursive: true });
+  const file = join(directory, checkpointFileName(cp));
+  const content: CheckpointFile = {
+    countersignCheckpoint: 1,
+    body: cp.body,
+    signature: cp.signature,
+    ...(key ? { publicKey: createPublicKey(key.key).export({ type: "spki", format: "pem" }).toString() } : {}),
+  };
+  // Written whole or not at all: a reader never sees half a checkpoint.
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(content, null, 2) + "\n");
+  renameSync(tmp, file);
+  return file;
+}
+
+export interface CheckpointFileRead {
+  file: string;
+  checkpoint?: SignedCheckpoint;
+  error?: string;
+}
+
+export function readCheckpointFiles(directory: string): CheckpointFileRead[] {
+  return readdirSync(directory)
+    .filter((f) => f.endsWith(".json"))
+    .sort()
+    .map((f) => {
+      const file = join(directory, f);
+      try {
+        const c = JSON.parse(readFileSync(file, "utf8")) as Partial<CheckpointFile>;
+        const b = c.body;
+        if (c.countersignCheckpoint !== 1 || !b || typeof c.signature !== "string" || typeof b.sequence !== "number" || typeof b.head !== "string" || typeof b.time !== "string" || typeof b.keyId !== "string") {
+          return { file, error: "not a Countersign checkpoint file" };
+        }
+        return { file, checkpoint: { body: { v: 1, sequence: b.sequence, head: b.head, time: b.time, previous: b.previous ?? null, keyId: b.keyId }, signature: c.signature } };
+      } catch (err) {
+        return { file, error: `unreadable: ${(err as Error).message.split("\n")[0]}` };
+      }
+    });
+}

@@ -1,0 +1,94 @@
+// `countersign verify` and `countersign checkpoint`: the work behind the two commands in
+// gateway/cli.ts, which only parse options.
+import type { GatewayConfig } from "../../config/load.js";
+import { takeCheckpoint } from "./checkpoint.js";
+import { loadCheckpointKeys } from "./keys.js";
+import { closeChainClient, connectChainClient } from "./pg.js";
+import { sealAll } from "./sealer.js";
+import { formatVerifyResult, verifyChain } from "./verify.js";
+
+export interface VerifyCommandOptions {
+  since?: string;
+  until?: string;
+  checkpoints?: string;
+  json?: boolean;
+}
+
+/** "2026-11-24T10:00:00Z", "2026-11-24", or a duration ago: 30m, 2h, 7d. */
+export function parseTime(option: string, text: string): Date {
+  const rel = /^(\d+)([smhd])$/.exec(text);
+  if (rel) return new Date(Date.now() - Number(rel[1]) * { s: 1e3, m: 6e4, h: 3.6e6, d: 8.64e7 }[rel[2] as "s"]);
+  const d = new Date(text);
+  if (Number.isNaN(d.getTime())) throw new UsageError(`${option}: '${text}' is neither an ISO time nor a duration like 30m, 2h, 7d`);
+  return d;
+}
+
+export class UsageError extends Error {}
+
+/** Runs the verification and prints the result; returns the exit code (0 only when everything verified). */
+export async function verifyCommand(cfg: GatewayConfig, databaseUrl: string, opts: VerifyCommandOptions): Promise<number> {
+  const since = opts.since ? parseTime("--since", opts.since) : undefined;
+  const until = opts.until ? parseTime("--until", opts.until) : undefined;
+  const keys = loadCheckpointKeys(cfg, false);
+  const client = await connectChainClient(databaseUrl);
+  const bar = !opts.json && process.stderr.isTTY ? progressBar() : undefined;
+  try {
+    const result = await verifyChain(client, {
+      since,
+      until,
+      checkpointsDir: opts.checkpoints ?? cfg.audit.checkpoint?.directory,
+      keys: keys.verifiers,
+      checkpointIntervalMinutes: cfg.audit.checkpoint?.intervalMinutes ?? 60,
+      ...(bar ? { onProgress: bar.update } : {}),
+    });
+    bar?.done();
+    if (keys.warning && keys.verifiers.size > 0) result.warnings.push(keys.warning);
+    process.stdout.write(opts.json ? JSON.stringify(result, null, 2) + "\n" : formatVerifyResult(result) + "\n");
+    return result.ok ? 0 : 1;
+  } finally {
+    bar?.done();
+    await closeChainClient(client);
+  }
+}
+
+/** Seals what is queued and signs the head now; prints the checkpoint. */
+export async function checkpointCommand(cfg: GatewayConfig, databaseUrl: string, opts: { json?: boolean }): Promise<number> {
+  const keys = loadCheckpointKeys(cfg, true);
+  if (!keys.signer) throw new UsageError(keys.warning ?? "no checkpoint key is configured (audit.checkpoint.keys)");
+  if (keys.warning) process.stderr.write(`countersign: WARNING: ${keys.warning}\n`);
+  const client = await connectChainClient(databaseUrl);
+  try {
+    await sealAll(client);
+    const cp = await takeCheckpoint(client, keys.signer, { directory: cfg.audit.checkpoint?.directory });
+    process.stdout.write(
+      opts.json
+        ? JSON.stringify(cp, null, 2) + "\n"
+        : `checkpoint #${cp.id}: seq ${cp.body.sequence}, head ${cp.body.head}, ${cp.body.time}, signed by '${cp.body.keyId}'\n`,
+    );
+    return 0;
+  } finally {
+    await closeChainClient(client);
+  }
+}
+
+/** A one-line bar on stderr, for terminals only. */
+function progressBar() {
+  let last = 0;
+  let shown = false;
+  return {
+    update(done: number, total: number) {
+      const now = Date.now();
+      if (now - last < 100 && done < total) return;
+      last = now;
+      shown = true;
+      const width = 30;
+      const frac = total > 0 ? Math.min(1, done / total) : 1;
+      const filled = Math.round(frac * width);
+      process.stderr.write(`\rverifying [${"#".repeat(filled)}${".".repeat(width - filled)}] ${Math.floor(frac * 100)}% ${done}/${total}`);
+    },
+    done() {
+      if (shown) process.stderr.write("\r\x1b[K");
+      shown = false;
+    },
+  };
+}

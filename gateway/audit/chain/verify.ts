@@ -1,0 +1,369 @@
+// `countersign verify`: recomputes the chain from its first kept entry (or a signed checkpoint)
+// and checks every checkpoint's signature against the configured public keys. It reports the
+// range verified, or the first bad sequence number and what is wrong:
+//   modified   a record's content (or its stored hash) differs from what was sealed
+//   missing    a sealed record or chain entry is gone (and no retention record explains it)
+//   reordered  the record sealed at N is found at another position
+//   inserted   an entry that was never sealed sits in the chain, or rows bypassed the seal queue
+//   truncated  the chain ends before the sequence a signed checkpoint vouches for
+//   rewritten  the chain is self-consistent but differs from a signed checkpoint (re-hashed)
+//   forged_checkpoint  a checkpoint's signature, key, window or link to its predecessor is wrong
+// Rows committed but not yet sealed are reported as the unsealed tail, never as tampering.
+import type pg from "pg";
+import { GENESIS_HASH, recordHash } from "./canonical.js";
+import { checkSignature, checkpointDigest, listCheckpoints, readCheckpointFiles, type SignedCheckpoint } from "./checkpoint.js";
+import type { VerifierKey } from "./keys.js";
+import { idType } from "./pg.js";
+import { fetchRecords, recordKey } from "./records.js";
+import { quoteIdent } from "./sources.js";
+
+export type ProblemKind = "modified" | "missing" | "reordered" | "inserted" | "truncated" | "rewritten" | "forged_checkpoint";
+
+export interface Problem {
+  /** The first sequence number affected; null for rows that never entered the chain. */
+  seq: number | null;
+  kind: ProblemKind;
+  detail: string;
+}
+
+export interface VerifyOptions {
+  since?: Date | undefined;
+  until?: Date | undefined;
+  /** A directory of checkpoint files (copies kept outside PostgreSQL). */
+  checkpointsDir?: string | undefined;
+  keys: Map<string, VerifierKey>;
+  /** For the "latest checkpoint is old" warning. */
+  checkpointIntervalMinutes?: number | undefined;
+  onProgress?: (done: number, total: number) => void;
+  batchSize?: number;
+  now?: Date;
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  /** The entries recomputed; null when there were none. */
+  range: { from: number; to: number; fromTime: string | null; toTime: string | null; records: number } | null;
+  head: { seq: number; hash: string } | null;
+  /** The problem with the lowest sequence number. */
+  firstBad: Problem | null;
+  problems: Problem[];
+  checkpoints: { stored: number; files: number; valid: number; latest: { id?: string; seq: number; time: string } | null };
+  unsealed: { count: number; oldestQueuedAt: string | null };
+  warnings: string[];
+}
+
+interface Entry {
+  seq: number;
+  source: string;
+  sourceId: string;
+  hash: string;
+  missing: boolean;
+  sealedAt: Date;
+}
+
+interface TrustedCheckpoint extends SignedCheckpoint {
+  label: string;
+}
+
+const ENTRY_COLUMNS = `seq::text AS seq, source, "sourceId", hash, missing, "sealedAt"`;
+type EntryRow = { seq: string; source: string; sourceId: string; hash: string; missing: boolean; sealedAt: Date };
+const toEntry = (r: EntryRow): Entry => ({ seq: Number(r.seq), source: r.source, sourceId: r.sourceId, hash: r.hash, missing: r.missing, sealedAt: r.sealedAt });
+
+async function entriesAfter(client: pg.Client, after: number, through: number, limit: number): Promise<Entry[]> {
+  const res = await client.query<EntryRow>(`SELECT ${ENTRY_COLUMNS} FROM audit_chain WHERE seq > $1 AND seq <= $2 ORDER BY audit_chain.seq LIMIT $3`, [after, through, limit]);
+  return res.rows.map(toEntry);
+}
+
+/** How far ahead a mismatch looks for a displaced record when telling reordering from modification. */
+const REORDER_WINDOW = 256;
+
+export async function verifyChain(client: pg.Client, opts: VerifyOptions): Promise<VerifyResult> {
+  const problems: Problem[] = [];
+  const warnings: string[] = [];
+  const now = opts.now ?? new Date();
+
+  // 1. Checkpoints: each signed by a configured key within its window, each naming its predecessor.
+  const stored = await listCheckpoints(client);
+  const trusted: TrustedCheckpoint[] = [];
+  let previous: SignedCheckpoint | undefined;
+  for (const cp of stored) {
+    const label = `checkpoint #${cp.id} (seq ${cp.body.sequence}, ${cp.body.time})`;
+    const bad = checkSignature(cp, opts.keys);
+    if (bad) problems.push({ seq: cp.body.sequence, kind: "forged_checkpoint", detail: `${label}: ${bad}` });
+    else if (previous && cp.body.previous !== checkpointDigest(previous)) {
+      problems.push({ seq: cp.body.sequence, kind: "forged_checkpoint", detail: `${label} does not follow the checkpoint before it: a checkpoint was removed or inserted` });
+    } else if (!previous && cp.body.previous !== null) {
+      problems.push({ seq: cp.body.sequence, kind: "forged_checkpoint", detail: `${label} names a previous checkpoint that is not in the database: earlier checkpoints were removed` });
+    } else if (previous && (cp.body.sequence < previous.body.sequence || cp.body.time <= previous.body.time)) {
+      problems.push({ seq: cp.body.sequence, kind: "forged_checkpoint", detail: `${label} goes back in sequence or time` });
+    } else trusted.push({ ...cp, label });
+    previous = cp;
+  }
+  let files = 0;
+  if (opts.checkpointsDir) {
+    const digests = new Set(stored.map(checkpointDigest));
+    for (const f of readCheckpointFiles(opts.checkpointsDir)) {
+      files++;
+      if (!f.checkpoint) {
+        warnings.push(`${f.file}: ${f.error}`);
+        continue;
+      }
+      const label = `checkpoint file ${f.file} (seq ${f.checkpoint.body.sequence}, ${f.checkpoint.body.time})`;
+      const bad = checkSignature(f.checkpoint, opts.keys);
+      if (bad) {
+        problems.push({ seq: f.checkpoint.body.sequence, kind: "forged_checkpoint", detail: `${label}: ${bad}` });
+        continue;
+      }
+      if (!digests.has(checkpointDigest(f.checkpoint))) {
+        // A signed checkpoint the database no longer has: its head still binds the chain.
+        problems.push({ seq: f.checkpoint.body.sequence, kind: "missing", detail: `${label} is signed but not in the database: checkpoints were removed from it` });
+        trusted.push({ ...f.checkpoint, label });
+      }
+    }
+  }
+  const trustedAt = new Map<number, TrustedCheckpoint[]>();
+  for (const t of trusted) trustedAt.set(t.body.sequence, [...(trustedAt.get(t.body.sequence) ?? []), t]);
+
+  // 2. Bounds of what is kept, and where to start.
+  const bounds = await client.query<{ min: string | null; max: string | null }>(`SELECT min(seq)::text AS min, max(seq)::text AS max FROM audit_chain`);
+  const minSeq = bounds.rows[0]?.min ? Number(bounds.rows[0].min) : null;
+  const maxSeq = bounds.rows[0]?.max ? Number(bounds.rows[0].max) : null;
+  let anchor: { seq: number; hash: string; what: string } = { seq: 0, hash: GENESIS_HASH, what: "the start of the chain" };
+  let chainFailure: Problem | null = null;
+  // An empty chain with signed checkpoints is a truncation, reported in step 4.
+  const keptFrom = minSeq ?? 1;
+  if (keptFrom > 1) {
+    // Records before `keptFrom` are gone: only retention, cut at a signed checkpoint, may do that.
+    const cut = trusted.find((t) => t.body.sequence === keptFrom - 1);
+    const retention = await client.query<{ through: string | null }>(
+      `SELECT max((e.detail->>'throughSequence')::bigint)::text AS through FROM events e
+       WHERE e.type = 'audit_retention' AND EXISTS (SELECT 1 FROM audit_chain c WHERE c.source = 'events' AND c."sourceId" = e.id::text)`,
+    );
+    const through = retention.rows[0]?.through ? Number(retention.rows[0].through) : null;
+    if (cut && through !== null && through >= keptFrom - 1) {
+      anchor = { seq: cut.body.sequence, hash: cut.body.head, what: `${cut.label}, where retention cut the chain` };
+    } else {
+      chainFailure = {
+        seq: 1,
+        kind: "missing",
+        detail: `entries 1..${keptFrom - 1} are gone, and ${through === null ? "no retention record" : `the retention record (through seq ${through})`} ${cut ? "does not explain it" : "and no signed checkpoint at the cut explain it"}`,
+      };
+    }
+  }
+  if (opts.since) {
+    const start = trusted
+      .filter((t) => new Date(t.body.time) <= opts.since! && t.body.sequence >= anchor.seq)
+      .sort((a, b) => b.body.sequence - a.body.sequence)[0];
+    if (start) anchor = { seq: start.body.sequence, hash: start.body.head, what: start.label };
+  }
+  let through = maxSeq ?? 0;
+  if (opts.until) {
+    const res = await client.query<{ max: string | null }>(`SELECT max(seq)::text AS max FROM audit_chain WHERE "sealedAt" <= $1`, [opts.until]);
+    through = res.rows[0]?.max ? Number(res.rows[0].max) : anchor.seq;
+  }
+
+  // 3. Walk the chain.
+  const total = Math.max(0, through - anchor.seq);
+  const batch = opts.batchSize ?? 2000;
+  let expected = anchor.seq + 1;
+  let prev = anchor.hash;
+  let prevPrev: string | null = null;
+  let firstTime: Date | null = null;
+  let lastTime: Date | null = null;
+  let previousTime: Date | null = null;
+  let verifiedTo = anchor.seq;
+  if (!chainFailure && anchor.seq > 0) {
+    // The anchor's own entry, where kept, must agree with the signed head.
+    const own = await client.query<{ hash: string }>(`SELECT hash FROM audit_chain WHERE seq = $1`, [anchor.seq]);
+    if (own.rows[0] && own.rows[0].hash !== anchor.hash) {
+      chainFailure = { seq: anchor.seq, kind: "modified", detail: `the stored hash at seq ${anchor.seq} differs from ${anchor.what}` };
+    }
+  }
+  walk: while (!chainFailure && expected <= through) {
+    const entries = await entriesAfter(client, expected - 1, through, batch);
+    if (entries.length === 0) break;
+    const rows = await fetchRecords(client, entries);
+    for (const e of entries) {
+      if (e.seq !== expected) {
+        chainFailure = { seq: expected, kind: "missing", detail: `chain entries ${expected}..${e.seq - 1} are missing (the chain jumps from ${expected - 1} to ${e.seq})` };
+        break walk;
+      }
+      const row = rows.get(recordKey(e.source, e.sourceId));
+      if (!row && !e.missing) {
+        chainFailure = { seq: e.seq, kind: "missing", detail: `${e.source}#${e.sourceId}, sealed at seq ${e.seq}, was deleted` };
+        break walk;
+      }
+      if (row && e.missing) {
+        chainFailure = { seq: e.seq, kind: "inserted", detail: `${e.source}#${e.sourceId} was absent when sealed at seq ${e.seq} but exists now` };
+        break walk;
+      }
+      const h = recordHash(prev, { source: e.source, sourceId: e.sourceId, row: row ?? null });
+      if (h !== e.hash) {
+        chainFailure = await classify(client, e, row ?? null, prev, prevPrev);
+        break walk;
+      }
+      for (const t of trustedAt.get(e.seq) ?? []) {
+        if (t.body.head !== h) {
+          // A valid-looking entry slipped in at this position: the next one chains past it.
+          const [next] = await entriesAfter(client, e.seq, e.seq + 1, 1);
+          const nextRow = next && (await fetchRecords(client, [next])).get(recordKey(next.source, next.sourceId));
+          if (next && recordHash(prev, { source: next.source, sourceId: next.sourceId, row: nextRow ?? null }) === next.hash) {
+            chainFailure = { seq: e.seq, kind: "inserted", detail: `entry ${e.seq} (${e.source}#${e.sourceId}) was inserted: entry ${e.seq + 1} chains directly from ${e.seq - 1}` };
+            break walk;
+          }
+          const before = maxOf(trusted.filter((x) => x.body.sequence < e.seq && x.body.sequence >= anchor.seq).map((x) => x.body.sequence)) ?? anchor.seq;
+          chainFailure = {
+            seq: before + 1,
+            kind: "rewritten",
+            detail: `the chain is consistent but its hash at seq ${e.seq} differs from ${t.label}: entries ${before + 1}..${e.seq} were rewritten and re-hashed`,
+          };
+          break walk;
+        }
+      }
+      firstTime ??= e.sealedAt;
+      previousTime = lastTime;
+      lastTime = e.sealedAt;
+      prevPrev = prev;
+      prev = h;
+      verifiedTo = e.seq;
+      expected++;
+    }
+    opts.onProgress?.(verifiedTo - anchor.seq, total);
+  }
+  if (chainFailure) problems.push(chainFailure);
+  // An entry slipped in with a valid link was walked over before it was found out.
+  if (chainFailure?.seq != null && chainFailure.seq <= verifiedTo) {
+    lastTime = chainFailure.seq === verifiedTo ? previousTime : ((await client.query<{ at: Date }>(`SELECT "sealedAt" AS at FROM audit_chain WHERE seq = $1`, [chainFailure.seq - 1])).rows[0]?.at ?? null);
+    verifiedTo = chainFailure.seq - 1;
+    if (verifiedTo <= anchor.seq) firstTime = lastTime = null;
+  }
+
+  // 4. A signed head beyond the end of the chain: the tail was cut off.
+  if (!chainFailure) {
+    const end = maxSeq ?? anchor.seq;
+    const beyond = trusted.filter((t) => t.body.sequence > end).sort((a, b) => b.body.sequence - a.body.sequence)[0];
+    if (beyond) {
+      problems.push({ seq: end + 1, kind: "truncated", detail: `the chain ends at seq ${end} but ${beyond.label} vouches for ${beyond.body.sequence} entries: ${end + 1}..${beyond.body.sequence} were removed` });
+    }
+  }
+
+  // 5. Rows that never entered the queue (written with the trigger bypassed).
+  if (!opts.since && !opts.until) {
+    for (const source of await sourcesInUse(client)) {
+      const type = await idType(client, source).catch(() => undefined);
+      if (!type) continue;
+      const res = await client.query<{ id: string }>(
+        `SELECT t."id"::text AS id FROM ${quoteIdent(source)} t
+         WHERE NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.source = $1 AND c."sourceId" = t."id"::text)
+           AND NOT EXISTS (SELECT 1 FROM audit_unsealed q WHERE q.source = $1 AND q."sourceId" = t."id"::text)
+         ORDER BY t."id" LIMIT 6`,
+        [source],
+      );
+      if (res.rows.length > 0) {
+        const ids = res.rows.slice(0, 5).map((r) => `#${r.id}`).join(", ");
+        problems.push({ seq: null, kind: "inserted", detail: `${source} ${ids}${res.rows.length > 5 ? ", ..." : ""}: in neither the chain nor the seal queue (written around the recording path)` });
+      }
+    }
+  }
+
+  // 6. The unsealed tail and the freshness of checkpoints: reported, not failures.
+  const queue = await client.query<{ n: string; oldest: Date | null }>(`SELECT count(*)::text AS n, min("queuedAt") AS oldest FROM audit_unsealed`);
+  const unsealed = { count: Number(queue.rows[0]?.n ?? 0), oldestQueuedAt: queue.rows[0]?.oldest?.toISOString() ?? null };
+  if (unsealed.count > 0 && queue.rows[0]!.oldest && now.getTime() - queue.rows[0]!.oldest.getTime() > 60_000) {
+    warnings.push(`${unsealed.count} record(s) committed but unsealed since ${unsealed.oldestQueuedAt}: is a gateway (the sealer) running?`);
+  }
+  const latest = stored.at(-1);
+  if (opts.keys.size === 0) warnings.push("no checkpoint public keys are configured (audit.checkpoint): checkpoint signatures cannot be checked");
+  if (stored.length === 0 && trusted.length === 0) warnings.push("no signed checkpoints: the chain is internally consistent, but a rewritten chain or a truncated tail would go unnoticed");
+  else if (opts.checkpointIntervalMinutes && latest && now.getTime() - new Date(latest.body.time).getTime() > 2 * opts.checkpointIntervalMinutes * 60_000) {
+    warnings.push(`the latest checkpoint is from ${latest.body.time}, more than two intervals ago: checkpoints may have stopped or been removed (keep copies with audit.checkpoint.directory)`);
+  }
+
+  problems.sort((a, b) => (a.seq ?? Number.MAX_SAFE_INTEGER) - (b.seq ?? Number.MAX_SAFE_INTEGER));
+  const headRow = maxSeq !== null ? await client.query<{ hash: string }>(`SELECT hash FROM audit_chain WHERE seq = $1`, [maxSeq]) : undefined;
+  return {
+    ok: problems.length === 0,
+    range: verifiedTo > anchor.seq ? { from: anchor.seq + 1, to: verifiedTo, fromTime: firstTime?.toISOString() ?? null, toTime: lastTime?.toISOString() ?? null, records: verifiedTo - anchor.seq } : null,
+    head: maxSeq !== null && headRow?.rows[0] ? { seq: maxSeq, hash: headRow.rows[0].hash } : null,
+    firstBad: problems[0] ?? null,
+    problems,
+    checkpoints: {
+      stored: stored.length,
+      files,
+      valid: trusted.length,
+      latest: latest ? { id: latest.id, seq: latest.body.sequence, time: latest.body.time } : null,
+    },
+    unsealed,
+    warnings,
+  };
+}
+
+/** Entry `e` does not hash from `prev`: work out what happened to it. */
+async function classify(client: pg.Client, e: Entry, row: Record<string, unknown> | null, prev: string, prevPrev: string | null): Promise<Problem> {
+  const rec = { source: e.source, sourceId: e.sourceId, row };
+  // The entry before this one was slipped in (with a valid hash): this one chains from the one before it.
+  if (prevPrev !== null && recordHash(prevPrev, rec) === e.hash) {
+    return { seq: e.seq - 1, kind: "inserted", detail: `entry ${e.seq - 1} was inserted: entry ${e.seq} chains directly from ${e.seq - 2}` };
+  }
+  const ahead = await entriesAfter(client, e.seq, e.seq + REORDER_WINDOW, REORDER_WINDOW);
+  const aheadRows = await fetchRecords(client, ahead);
+  const recOf = (x: Entry) => ({ source: x.source, sourceId: x.sourceId, row: aheadRows.get(recordKey(x.source, x.sourceId)) ?? null });
+  const next = ahead[0]?.seq === e.seq + 1 ? ahead[0] : undefined;
+  if (next && recordHash(prev, recOf(next)) === next.hash) {
+    return { seq: e.seq, kind: "inserted", detail: `entry ${e.seq} (${e.source}#${e.sourceId}) was inserted: entry ${e.seq + 1} chains directly from ${e.seq - 1}` };
+  }
+  // The record that was sealed here sits elsewhere, or this record was sealed elsewhere.
+  let before = e.hash;
+  for (const x of ahead) {
+    if (x.seq !== e.seq + ahead.indexOf(x) + 1) break;
+    const xr = recOf(x);
+    if (recordHash(prev, xr) === e.hash || recordHash(prev, xr) === x.hash) {
+      return { seq: e.seq, kind: "reordered", detail: `the record sealed at seq ${e.seq} is now at seq ${x.seq} (${x.source}#${x.sourceId})` };
+    }
+    if (recordHash(before, rec) === x.hash) {
+      return { seq: e.seq, kind: "reordered", detail: `${e.source}#${e.sourceId} at seq ${e.seq} was sealed at seq ${x.seq}` };
+    }
+    before = x.hash;
+  }
+  const restIntact = next ? recordHash(e.hash, recOf(next)) === next.hash : true;
+  return {
+    seq: e.seq,
+    kind: "modified",
+    detail: restIntact
+      ? `${e.source}#${e.sourceId} at seq ${e.seq} differs from what was sealed (the entries after it are intact; or an entry before it was removed and the chain renumbered)`
+      : `${e.source}#${e.sourceId} at seq ${e.seq} and the hashes after it were changed`,
+  };
+}
+
+async function sourcesInUse(client: pg.Client): Promise<string[]> {
+  // Every table with the enqueue trigger is a source.
+  const res = await client.query<{ table: string }>(
+    `SELECT DISTINCT c.relname AS table FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid
+     WHERE p.proname = 'audit_enqueue' AND NOT t.tgisinternal ORDER BY 1`,
+  );
+  return res.rows.map((r) => r.table);
+}
+
+function maxOf(xs: number[]): number | undefined {
+  return xs.length === 0 ? undefined : Math.max(...xs);
+}
+
+/** A person's summary of a result. */
+export function formatVerifyResult(r: VerifyResult): string {
+  const lines: string[] = [];
+  const range = r.range ? `seq ${r.range.from}..${r.range.to} (${r.range.records} record${r.range.records === 1 ? "" : "s"}, sealed ${r.range.fromTime} .. ${r.range.toTime})` : "no entries";
+  if (r.ok) lines.push(`OK: ${range}${r.head ? `, chain head ${r.head.hash.slice(0, 16)}… at seq ${r.head.seq}` : ""}`);
+  else {
+    const f = r.firstBad!;
+    lines.push(`FAILED${f.seq !== null ? ` at seq ${f.seq}` : ""}: ${f.kind.replace("_", " ")}: ${f.detail}`);
+    lines.push(`  verified before the failure: ${range}`);
+    for (const p of r.problems.slice(1, 10)) lines.push(`  also${p.seq !== null ? ` at seq ${p.seq}` : ""}: ${p.kind.replace("_", " ")}: ${p.detail}`);
+  }
+  const c = r.checkpoints;
+  lines.push(
+    `  checkpoints: ${c.stored} stored${c.files ? `, ${c.files} file(s)` : ""}, ${c.valid} valid${c.latest ? `; latest #${c.latest.id} at seq ${c.latest.seq}, ${c.latest.time}` : ""}`,
+  );
+  lines.push(r.unsealed.count > 0 ? `  unsealed tail: ${r.unsealed.count} record(s) committed since ${r.unsealed.oldestQueuedAt}, not sealed yet (not a failure)` : "  unsealed tail: none");
+  for (const w of r.warnings) lines.push(`  warning: ${w}`);
+  return lines.join("\n");
+}
