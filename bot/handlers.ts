@@ -1,0 +1,124 @@
+// What happens when someone clicks: Approve, Deny (a modal asks the reason), Details (a modal
+// with the full masked arguments). Each handler acknowledges Slack first (Slack wants an answer
+// within 3 s), then lets the approvals service apply the rules of decision. Clicks that do not
+// count get an ephemeral explanation; processed actions replayed or retried change nothing.
+import type { App, BlockButtonAction, ViewSubmitAction } from "@slack/bolt";
+import type { WebClient } from "@slack/web-api";
+import type { ApprovalService } from "../gateway/approvals/service.js";
+import type { Approver, VoteOutcome } from "../gateway/approvals/types.js";
+import type { Logger } from "../gateway/log.js";
+import type { SlackDirectory } from "./directory.js";
+import type { SlackNotifier } from "./notifier.js";
+import { renderDenyModal, renderDetailsModal, renderEphemeral } from "./render.js";
+
+export const ACTION_APPROVE = "countersign_approve";
+export const ACTION_DENY = "countersign_deny";
+export const ACTION_DETAILS = "countersign_details";
+export const VIEW_DENY = "countersign_deny";
+
+interface HandlerDeps {
+  service: ApprovalService;
+  directory: SlackDirectory;
+  notifier: SlackNotifier;
+  log: Logger;
+}
+
+/** The approver behind a Slack user; a user without a known e-mail can never count. */
+async function approverOf(directory: SlackDirectory, userId: string): Promise<{ approver: Approver; problem?: string | undefined }> {
+  const id = await directory.identify(userId);
+  if (!id.email) return { approver: { email: `slack:${userId}`, name: id.name }, problem: id.problem };
+  return { approver: { email: id.email, name: id.name, slackUserId: userId } };
+}
+
+function explain(o: VoteOutcome, problem?: string): string | undefined {
+  switch (o.kind) {
+    case "not_found":
+      return "This approval request no longer exists.";
+    case "self_approval_refused":
+      return "You asked for this call, so you cannot decide on it: someone else in the approver group must (four-eyes rule, admins included). Your click was recorded.";
+    case "unauthorized":
+      return problem
+        ? `Your click was not counted: ${problem}. It was recorded.`
+        : `Your click was not counted: you are not in the approver group${o.groups.length > 1 ? "s" : ""} *${o.groups.join("*, *")}* for this request. It was recorded.`;
+    case "already_voted":
+      return "You have already voted on this request; each approver counts once.";
+    case "already_decided":
+      return `This request is already ${o.request.status}${o.request.decidedBy ? ` (by ${o.request.decidedBy})` : ""}: nothing changed.`;
+    case "recorded":
+      return `Your approval is recorded: ${o.request.approveCount} of ${o.request.approvalsNeeded}. More approvers are needed.`;
+    case "decided":
+    case "duplicate_action":
+      return undefined;
+  }
+}
+
+export function registerHandlers(app: App, deps: HandlerDeps): void {
+  const { service, directory, notifier, log } = deps;
+
+  const tell = async (client: WebClient, channel: string | undefined, user: string, requestId: string, text: string) => {
+    if (!channel) return;
+    const m = renderEphemeral(requestId, text);
+    await client.chat.postEphemeral({ channel, user, text: m.text, blocks: m.blocks }).catch((err) => log.warn({ err: String(err) }, "approvals: ephemeral message failed"));
+  };
+
+  const after = async (client: WebClient, outcome: VoteOutcome, channel: string | undefined, user: string, requestId: string, problem?: string) => {
+    const text = explain(outcome, problem);
+    if (text) await tell(client, channel, user, requestId, text);
+    if (outcome.kind === "recorded") await notifier.progress(outcome.request).catch((err) => log.warn({ err: String(err) }, "approvals: could not show votes"));
+  };
+
+  // A failure to check (Slack or the database unavailable) is explained to the clicker; nothing was decided.
+  const guarded = async (client: WebClient, channel: string | undefined, user: string, requestId: string, work: () => Promise<void>) => {
+    try {
+      await work();
+    } catch (err) {
+      log.warn({ requestId, err: String(err) }, "approvals: click could not be processed");
+      await tell(client, channel, user, requestId, "Your click could not be processed (Countersign could not check it right now). Nothing was decided: try again in a moment.");
+    }
+  };
+
+  app.action<BlockButtonAction>(ACTION_APPROVE, async ({ ack, body, action, client }) => {
+    await ack();
+    const requestId = action.value ?? "";
+    const channel = body.channel?.id ?? body.container?.channel_id;
+    await guarded(client, channel, body.user.id, requestId, async () => {
+      const { approver, problem } = await approverOf(directory, body.user.id);
+      const outcome = await service.vote({ requestId, approver, decision: "approve", actionKey: `${body.user.id}:${action.action_ts}`, via: "slack" });
+      await after(client, outcome, channel, body.user.id, requestId, problem);
+    });
+  });
+
+  app.action<BlockButtonAction>(ACTION_DENY, async ({ ack, body, action, client }) => {
+    await ack();
+    const requestId = action.value ?? "";
+    const channel = body.channel?.id ?? body.container?.channel_id;
+    await guarded(client, channel, body.user.id, requestId, async () => {
+      const { approver, problem } = await approverOf(directory, body.user.id);
+      // Refuse before asking for a reason: a person who cannot decide gets the explanation instead.
+      const refused = await service.admit(requestId, approver, "deny", "slack");
+      if (refused) return after(client, refused, channel, body.user.id, requestId, problem);
+      const req = await service.store.get(requestId);
+      if (req) await client.views.open({ trigger_id: body.trigger_id, view: renderDenyModal(req) });
+    });
+  });
+
+  app.action<BlockButtonAction>(ACTION_DETAILS, async ({ ack, body, action, client }) => {
+    await ack();
+    const req = await service.store.get(action.value ?? "");
+    if (req) await client.views.open({ trigger_id: body.trigger_id, view: renderDetailsModal(req) });
+  });
+
+  app.view<ViewSubmitAction>(VIEW_DENY, async ({ ack, body, view, client }) => {
+    const reason = view.state.values.reason?.reason?.value?.trim();
+    if (!reason) return void (await ack({ response_action: "errors", errors: { reason: "Say why the call is denied: the requester sees it." } }));
+    await ack();
+    const requestId = view.private_metadata;
+    const channel = (await service.store.get(requestId).catch(() => undefined))?.slack.channel ?? undefined;
+    await guarded(client, channel, body.user.id, requestId, async () => {
+      const { approver, problem } = await approverOf(directory, body.user.id);
+      // The view id names this submission: a retried or replayed submission finds it taken.
+      const outcome = await service.vote({ requestId, approver, decision: "deny", reason, actionKey: `view:${view.id}`, via: "slack" });
+      await after(client, outcome, channel, body.user.id, requestId, problem);
+    });
+  });
+}

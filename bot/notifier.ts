@@ -1,0 +1,92 @@
+// The approvals notifier over Slack's Web API: posts the approval message to the approver group's
+// channel, DMs the requester with its permalink, updates the message in place when decided, and
+// follows up in the DM. A failure to post the channel message throws (the service retries with
+// back-off); the DM and the permalink are extras whose failure is logged, not retried, so a retry
+// never posts the channel message twice.
+import type { WebClient } from "@slack/web-api";
+import type { ApprovalNotifier, ApprovalRequest, SlackRefs } from "../gateway/approvals/types.js";
+import type { ApprovalStore } from "../gateway/approvals/store.js";
+import type { ApprovalsConfig } from "../gateway/config/load.js";
+import type { Logger } from "../gateway/log.js";
+import type { SlackDirectory } from "./directory.js";
+import { renderReminder, renderRequesterDm, renderRequesterFollowUp, renderRequestMessage } from "./render.js";
+
+export class SlackNotifier implements ApprovalNotifier {
+  constructor(
+    private readonly client: WebClient,
+    private readonly config: ApprovalsConfig,
+    private readonly directory: SlackDirectory,
+    private readonly store: ApprovalStore,
+    private readonly log: Logger,
+  ) {}
+
+  channelOf(group: string): string {
+    return this.config.groups[group]?.channel ?? this.config.slack!.channel;
+  }
+
+  async requested(req: ApprovalRequest): Promise<SlackRefs> {
+    const channel = this.channelOf(req.approverGroup);
+    const msg = renderRequestMessage(req);
+    const posted = await this.client.chat.postMessage({ channel, text: msg.text, blocks: msg.blocks, unfurl_links: false, unfurl_media: false });
+    const ts = posted.ts!;
+    const refs: SlackRefs = { channel: posted.channel ?? channel, ts };
+    try {
+      refs.permalink = (await this.client.chat.getPermalink({ channel: refs.channel, message_ts: ts })).permalink;
+    } catch (err) {
+      this.log.warn({ requestId: req.id, err: String(err) }, "approvals: no permalink for the approval message");
+    }
+    if (req.requester.email && req.requester.kind !== "service") {
+      try {
+        const user = await this.directory.userIdOf(req.requester.email);
+        if (user) {
+          const dm = await this.client.conversations.open({ users: user });
+          const dmChannel = dm.channel?.id;
+          if (dmChannel) {
+            const m = renderRequesterDm(req, refs.permalink);
+            const sent = await this.client.chat.postMessage({ channel: dmChannel, text: m.text, blocks: m.blocks, unfurl_links: false });
+            refs.requesterDmChannel = dmChannel;
+            refs.requesterDmTs = sent.ts;
+          }
+        }
+      } catch (err) {
+        this.log.warn({ requestId: req.id, err: String(err) }, "approvals: could not DM the requester");
+      }
+    }
+    return refs;
+  }
+
+  async decided(req: ApprovalRequest): Promise<void> {
+    if (!req.slack.channel || !req.slack.ts) return;
+    const msg = renderRequestMessage(req, await this.store.votes(req.id));
+    await this.client.chat.update({ channel: req.slack.channel, ts: req.slack.ts, text: msg.text, blocks: msg.blocks });
+    if (req.slack.requesterDmChannel) {
+      const f = renderRequesterFollowUp(req);
+      await this.client.chat
+        .postMessage({ channel: req.slack.requesterDmChannel, text: f.text, blocks: f.blocks, unfurl_links: false })
+        .catch((err) => this.log.warn({ requestId: req.id, err: String(err) }, "approvals: could not follow up with the requester"));
+    }
+  }
+
+  /** Shows votes so far on a request that needs more than one approval. */
+  async progress(req: ApprovalRequest): Promise<void> {
+    if (!req.slack.channel || !req.slack.ts || req.status !== "pending") return;
+    const msg = renderRequestMessage(req, await this.store.votes(req.id));
+    await this.client.chat.update({ channel: req.slack.channel, ts: req.slack.ts, text: msg.text, blocks: msg.blocks });
+  }
+
+  async reminder(req: ApprovalRequest): Promise<void> {
+    if (!req.slack.channel || !req.slack.ts) return;
+    const m = renderReminder(req);
+    await this.client.chat.postMessage({ channel: req.slack.channel, thread_ts: req.slack.ts, text: m.text, blocks: m.blocks });
+  }
+
+  async escalated(req: ApprovalRequest): Promise<void> {
+    if (!req.slack.channel || !req.slack.ts || !req.escalationGroup) return;
+    const mentions = this.config.groups[req.escalationGroup]?.slackUserGroups ?? [];
+    const m = renderReminder(req, { group: req.escalationGroup, mentions });
+    await this.client.chat.postMessage({ channel: req.slack.channel, thread_ts: req.slack.ts, reply_broadcast: true, text: m.text, blocks: m.blocks });
+    // The message itself names the escalation group from now on.
+    const msg = renderRequestMessage(req, await this.store.votes(req.id));
+    await this.client.chat.update({ channel: req.slack.channel, ts: req.slack.ts, text: msg.text, blocks: msg.blocks });
+  }
+}
