@@ -46,11 +46,16 @@ function problemsOf(text: string, env: Record<string, string> = {}): string[] {
   throw new Error("the configuration was accepted");
 }
 
+// Anonymous access, so the connection is valid without a token issuer.
 const ONE_STDIO = `
 connections:
   - name: local
     upstream: { type: stdio, command: node }
+    access: { anonymous: true }
 `;
+
+// A token issuer: connections without anonymous access need one (see "who may call" below).
+const ISSUER = `auth: { issuers: [{ issuer: "https://login.example.com/" }] }`;
 
 // ── errors name the key path and what is wrong ──────────────────────────────────────────────
 
@@ -58,6 +63,7 @@ describe("a bad configuration is refused with the key path and the problem", () 
   it("a bad URL in the second connection", () => {
     const problems = problemsOf(`
 version: 1
+${ISSUER}
 connections:
   - name: local
     upstream: { type: stdio, command: node }
@@ -101,6 +107,7 @@ connections:
   it("duplicate connection names", () => {
     const problems = problemsOf(`
 version: 1
+${ISSUER}
 connections:
   - name: same
     upstream: { type: stdio, command: node }
@@ -113,7 +120,7 @@ connections:
   });
 
   it("a connection name that cannot be part of a URL", () => {
-    expect(problemsOf(`version: 1\nconnections:\n  - name: "My Server"\n    upstream: { type: stdio, command: node }\n`)).toEqual([
+    expect(problemsOf(`version: 1\nconnections:\n  - name: "My Server"\n    upstream: { type: stdio, command: node }\n    access: { anonymous: true }\n`)).toEqual([
       expect.stringMatching(/^connections\[0\]\.name: must be lower-case letters/),
     ]);
   });
@@ -141,6 +148,7 @@ connections:
   it("several problems are reported together", () => {
     const problems = problemsOf(`
 version: 1
+${ISSUER}
 limits: { requestBodyBytes: 10 }
 connections:
   - name: a
@@ -154,6 +162,7 @@ connections:
   it("a secret `{ env: X }` whose variable is unset", () => {
     const text = `
 version: 1
+${ISSUER}
 connections:
   - name: remote
     upstream:
@@ -173,6 +182,7 @@ connections:
     const missing = join(scratch, "no-such-ca.pem");
     const text = (file: string) => `
 version: 1
+${ISSUER}
 connections:
   - name: remote
     upstream: { type: sse, url: "https://127.0.0.1:9/sse", tls: { ca: { file: "${file}" } } }
@@ -188,6 +198,7 @@ connections:
   it("a client certificate without its key", () => {
     expect(problemsOf(`
 version: 1
+${ISSUER}
 connections:
   - name: remote
     upstream: { type: streamable_http, url: "https://127.0.0.1:9/mcp", tls: { cert: { env: CLIENT_CERT } } }
@@ -215,12 +226,75 @@ connections:
   });
 });
 
+// ── who may call ────────────────────────────────────────────────────────────────────────────
+
+describe("who may call: a connection nobody could authenticate to is refused", () => {
+  const NO_ISSUER = /^connections\[(\d+)\]\.access: no token issuer is configured \(auth\.issuers or auth\.devIssuer\) and anonymous access is off/;
+  const TWO = `
+connections:
+  - name: open
+    upstream: { type: stdio, command: node }
+    access: { anonymous: true }
+  - name: closed
+    upstream: { type: stdio, command: node }
+`;
+
+  it("no issuer and anonymous off: the connection is named, the anonymous one is not", () => {
+    const problems = problemsOf(`version: 1\n${TWO}`);
+    expect(problems).toEqual([expect.stringMatching(NO_ISSUER)]);
+    expect(problems[0]).toMatch(/^connections\[1\]\.access: /);
+    expect(problems[0]).toContain("set access.anonymous: true for local use");
+  });
+
+  it("an issuer, the dev issuer, or anonymous access each make it callable", () => {
+    const withIssuer = parseConfigText(`version: 1\n${ISSUER}\n${TWO}`, "test.yaml", {});
+    expect(withIssuer.connections.map((c) => c.access.anonymous)).toEqual([true, false]);
+    expect(withIssuer.auth.issuers[0]).toMatchObject({ issuer: "https://login.example.com/", groupsClaim: "groups", algorithms: ["RS256", "PS256", "ES256", "EdDSA"] });
+    const withDev = parseConfigText(`version: 1\nauth: { devIssuer: { enabled: true } }\n${TWO}`, "test.yaml", {});
+    expect(withDev.auth.devIssuer.enabled).toBe(true);
+    // The dev issuer is off unless turned on: naming it is not enough.
+    expect(problemsOf(`version: 1\nauth: { devIssuer: { enabled: false } }\n${TWO}`)).toEqual([expect.stringMatching(NO_ISSUER)]);
+  });
+
+  it("issuers accept only asymmetric algorithms (never none, never HMAC) and dotted group claims", () => {
+    const issuerWith = (extra: string) => `version: 1
+auth: { issuers: [{ issuer: "https://login.example.com/", ${extra} }] }
+connections:
+  - name: a
+    upstream: { type: stdio, command: node }
+`;
+    for (const alg of ["none", "HS256"]) {
+      expect(problemsOf(issuerWith(`algorithms: [${alg}]`))).toEqual([expect.stringMatching(/^auth\.issuers\[0\]\.algorithms\[0\]: /)]);
+    }
+    const cfg = parseConfigText(issuerWith("groupsClaim: realm_access.roles, algorithms: [RS256]"), "test.yaml", {});
+    expect(cfg.auth.issuers[0]).toMatchObject({ groupsClaim: "realm_access.roles", algorithms: ["RS256"] });
+  });
+
+  it("upstreamIdentity.jwt needs keys.upstreamJwt; identity headers do not", () => {
+    const text = (keys: string, identity: string) => `version: 1
+${ISSUER}
+${keys}
+connections:
+  - name: remote
+    upstream: { type: streamable_http, url: "http://127.0.0.1:9/mcp" }
+    upstreamIdentity: ${identity}
+`;
+    expect(problemsOf(text("", "{ jwt: {} }"))).toEqual([
+      "connections[0].upstreamIdentity.jwt: identity JWTs need the gateway's signing key: set keys.upstreamJwt (a PKCS#8 PEM private key, shared by all replicas)",
+    ]);
+    expect(parseConfigText(text("", "{ headers: {} }"), "test.yaml", {}).connections[0]!.upstreamIdentity?.headers?.subject).toBe("X-Countersign-Subject");
+    const cfg = parseConfigText(text("keys: { upstreamJwt: { env: UPSTREAM_JWT_KEY } }", "{ jwt: { ttlSeconds: 60 } }"), "test.yaml", { UPSTREAM_JWT_KEY: "pem" });
+    expect(cfg.connections[0]!.upstreamIdentity?.jwt).toEqual({ header: "X-Countersign-Identity", ttlSeconds: 60 });
+    expect(cfg.keys.upstreamJwt?.reveal()).toBe("pem");
+  });
+});
+
 // ── precedence: environment > file > defaults ───────────────────────────────────────────────
 
 describe("environment over file over defaults", () => {
   it("defaults fill what the file leaves out", () => {
     const cfg = parseConfigText(`version: 1\n${ONE_STDIO}`, "test.yaml", {});
-    expect(cfg.server).toEqual({ host: "127.0.0.1", port: 8080 });
+    expect(cfg.server).toEqual({ host: "127.0.0.1", port: 8080, trustProxy: false });
     expect(cfg.publicUrl).toBe("http://127.0.0.1:8080");
     expect(cfg.limits).toEqual({ requestBodyBytes: 4 * 1024 * 1024, upstreamMessageBytes: 16 * 1024 * 1024, upstreamTimeoutMs: 600_000, notificationsPerSecond: 1000 });
     expect(cfg.log.level).toBe("info");
@@ -237,6 +311,7 @@ describe("environment over file over defaults", () => {
   it("the file overrides the defaults; a connection's idle timeout overrides the sessions default", () => {
     const cfg = parseConfigText(`
 version: 1
+${ISSUER}
 server: { host: 0.0.0.0, port: 9000 }
 sessions: { idleTimeoutSeconds: 60 }
 limits: { notificationsPerSecond: 5 }
@@ -249,7 +324,7 @@ connections:
     idleTimeoutSeconds: 5
     maxSessions: 2
 `, "test.yaml", {});
-    expect(cfg.server).toEqual({ host: "0.0.0.0", port: 9000 });
+    expect(cfg.server).toEqual({ host: "0.0.0.0", port: 9000, trustProxy: false });
     expect(cfg.publicUrl).toBe("http://0.0.0.0:9000");
     expect(cfg.limits.notificationsPerSecond).toBe(5);
     expect(cfg.limits.requestBodyBytes).toBe(4 * 1024 * 1024);
@@ -279,7 +354,7 @@ ${ONE_STDIO}`;
       COUNTERSIGN_DATA_DIR: join(scratch, "pg"),
     };
     const cfg = parseConfigText(text, "test.yaml", env);
-    expect(cfg.server).toEqual({ host: "::1", port: 7000 });
+    expect(cfg.server).toEqual({ host: "::1", port: 7000, trustProxy: false });
     expect(cfg.publicUrl).toBe("https://from-the-environment.example.com");
     expect(cfg.database.url?.reveal()).toBe("postgresql://env@127.0.0.1/env");
     expect(cfg.database.migrateOnStart).toBe(false);
@@ -344,6 +419,7 @@ describe("the CLI", () => {
   it("refuses to start on a bad file (exit 2, the key path on stderr) and validates a good one (exit 0)", async () => {
     const bad = join(scratch, "bad.yaml");
     writeFileSync(bad, `version: 1
+${ISSUER}
 connections:
   - name: local
     upstream: { type: stdio, command: node }
@@ -415,10 +491,12 @@ describe("secrets never appear in logs or in `config --json`", () => {
         {
           name: "stdio-secret",
           upstream: { type: "stdio", command: process.execPath, args: [FIXTURE, "ok"], env: { FIXTURE_SECRET: { env: "STDIO_SECRET" } } },
+          access: { anonymous: true },
         },
         {
           name: "http-secret",
           upstream: { type: "streamable_http", url: upstreamUrl, headers: { "X-Upstream-Token": { env: "HEADER_SECRET" } } },
+          access: { anonymous: true },
         },
       ],
     };
@@ -477,7 +555,8 @@ describe("the published JSON Schema", () => {
   });
 
   function jsonSchemaValidator() {
-    const ajv = new Ajv2020({ allErrors: true, strict: true });
+    // Union types (`type: [string, number, …]`) are valid JSON Schema; strict mode only flags them.
+    const ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true });
     addFormatsPlugin.default(ajv);
     return ajv.compile(JSON.parse(committed()) as object);
   }
@@ -502,7 +581,7 @@ describe("the published JSON Schema", () => {
     expect(Object.keys(http.tls)).toEqual(expect.arrayContaining(["ca", "cert", "key"]));
     expect(Object.keys(raw.limits)).toEqual(expect.arrayContaining(["requestBodyBytes", "upstreamMessageBytes"]));
     // It loads end to end once its references resolve (files are checked only by a real deployment).
-    const env = { COUNTERSIGN_DATABASE_URL: "postgresql://u@127.0.0.1/db", EVERYTHING_API_TOKEN: "t", GITHUB_MCP_AUTHORIZATION: "Bearer t" };
+    const env = { COUNTERSIGN_DATABASE_URL: "postgresql://u@127.0.0.1/db", EVERYTHING_API_TOKEN: "t", GITHUB_MCP_AUTHORIZATION: "Bearer t", COUNTERSIGN_UPSTREAM_JWT_KEY: "pem" };
     const problems = (() => {
       try {
         parseConfigText(text, EXAMPLE_CONFIG, env);
@@ -514,6 +593,26 @@ describe("the published JSON Schema", () => {
     // Only the `{ file: … }` secrets remain, each named by its key path.
     expect(problems.length).toBeGreaterThan(0);
     for (const p of problems) expect(p).toMatch(/^connections\[\d+\]\.upstream\.(tls\.(ca|cert|key)|headers\.X-Api-Key): cannot read secret file /);
+  });
+
+  it("the example shows identity: a people IdP and a CI issuer, groups and tool rules per connection, identity to upstreams", () => {
+    const raw = parseYaml(readFileSync(EXAMPLE_CONFIG, "utf8")) as {
+      auth: { issuers: Array<Record<string, any>> };
+      keys: Record<string, unknown>;
+      connections: Array<{ name: string; access?: { anonymous?: boolean; groups?: string[]; tools?: unknown[] }; upstreamIdentity?: Record<string, unknown> }>;
+    };
+    expect(raw.auth.issuers).toHaveLength(2);
+    const ci = raw.auth.issuers.find((i) => i.label === "ci")!;
+    expect(ci.groupsClaim).toBe("kubernetes.io.namespace");
+    expect(ci.audience).toBeDefined();
+    expect(raw.keys.upstreamJwt).toEqual({ env: expect.any(String) });
+    for (const c of raw.connections) {
+      expect(c.access?.anonymous, c.name).toBeFalsy();
+      expect(c.access?.groups?.length, c.name).toBeGreaterThan(0);
+      expect(c.access?.tools?.length, c.name).toBeGreaterThan(0);
+    }
+    const kinds = new Set(raw.connections.flatMap((c) => Object.keys(c.upstreamIdentity ?? {})));
+    expect(kinds).toEqual(new Set(["headers", "jwt"]));
   });
 
   it("the JSON Schema refuses what the validator refuses: unknown keys, a wrong upstream type, a missing version", () => {

@@ -207,17 +207,24 @@ describe("Helm values and their schema", () => {
 
   it("embeds the gateway configuration's JSON Schema for `config`", () => {
     const gateway = JSON.parse(read("gateway/config/countersign.schema.json")) as Json;
-    const { $schema: _dialect, description: _d1, ...fromGateway } = gateway;
+    const { $schema: _dialect, description: _d1, $defs, ...fromGateway } = gateway;
     const { description: _d2, ...embedded } = schema.properties.config!;
-    // Helm cannot follow a reference to another file, so the chart carries a copy. To refresh it:
-    //   node -e 'const f=require("fs"),p="helm/values.schema.json",v=JSON.parse(f.readFileSync(p));const {$schema,...g}=JSON.parse(f.readFileSync("gateway/config/countersign.schema.json"));v.properties.config={...g,description:v.properties.config.description};f.writeFileSync(p,JSON.stringify(v,null,2)+"\n")'
-    expect(embedded, "helm/values.schema.json properties.config differs from gateway/config/countersign.schema.json: refresh the copy (command above)").toEqual(fromGateway);
+    // Helm cannot follow a reference to another file, so the chart carries a copy (with shared
+    // definitions at the root of values.schema.json). `npm run schema` refreshes both.
+    const stale = "helm/values.schema.json differs from gateway/config/countersign.schema.json: run \`npm run schema\`";
+    expect(embedded, stale).toEqual(fromGateway);
+    expect(schema.$defs, stale).toEqual($defs);
   });
 
   it("holds gateway configurations that the gateway itself accepts", () => {
     for (const [name, v] of [["values.yaml", values], ["production-values.yaml", mergeValues(values, production)]] as const) {
       const cfg = loadGatewayConfig(v.config, name);
       expect(cfg.connections.length, name).toBeGreaterThan(0);
+      // A deployment authenticates every caller: an issuer, no anonymous connection, no dev issuer.
+      expect(cfg.auth.issuers.length, name).toBeGreaterThan(0);
+      expect(cfg.auth.devIssuer.enabled, name).toBe(false);
+      expect(cfg.connections.filter((c) => c.access.anonymous).map((c) => c.name), name).toEqual([]);
+      expect(cfg.publicUrl, name).toMatch(/^https:\/\//);
       // Every secret the configuration references reaches the pod through secretEnv or extraEnv.
       const provided = new Set([
         ...Object.entries((v.secretEnv ?? {}) as Record<string, { existingSecret?: string } | null>).filter(([, r]) => r?.existingSecret).map(([k]) => k),
@@ -424,7 +431,7 @@ describe("Helm chart rendered by Helm", () => {
     // The ConfigMap is what the pods read: it must pass the gateway's loader as the pod sees it.
     const configMap = one(ms, "ConfigMap");
     const cfg = loadGatewayConfig(configMap.data!["countersign.yaml"]!, "ConfigMap", { HOST: "0.0.0.0", PORT: "8080", DATABASE_URL: "postgresql://u:p@db/countersign" });
-    expect(cfg.server).toEqual({ host: "0.0.0.0", port: 8080 });
+    expect(cfg.server).toEqual({ host: "0.0.0.0", port: 8080, trustProxy: false });
     expect(cfg.connections.map((c) => c.name)).toEqual(["everything"]);
     expect(deploy.spec.template.metadata.annotations["checksum/config"]).toMatch(/^[0-9a-f]{64}$/);
 

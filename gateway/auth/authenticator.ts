@@ -70,8 +70,8 @@ export class Authenticator {
     this.#limiter = new FailureLimiter(opts.failedAttemptsPerMinute);
   }
 
-  async authenticate(connection: ConnectionConfig, authorization: string | undefined, address: string): Promise<Identity> {
-    const resource = resourceUrl(this.opts.publicUrl, connection.name);
+  /** `resource`: the audience to require; default the connection's resource URL. */
+  async authenticate(connection: ConnectionConfig, authorization: string | undefined, address: string, resource = resourceUrl(this.opts.publicUrl, connection.name)): Promise<Identity> {
     const challenge = (error?: string, description?: string) => {
       let value = `Bearer resource_metadata="${resourceMetadataUrl(this.opts.publicUrl, connection.name)}"`;
       if (error) value += `, error="${error}"`;
@@ -102,7 +102,9 @@ export class Authenticator {
         identity = identityFromClaims(payload, issuer);
       } catch (err) {
         const rejected = err instanceof TokenRejected ? err : new TokenRejected("malformed_token", String(err));
-        this.#limiter.fail(address);
+        // An identity provider that cannot be reached is not the caller's fault: it does not count
+        // toward the address's limit (the call is still refused: fail closed).
+        if (rejected.reason !== "issuer_unavailable") this.#limiter.fail(address);
         this.failures.record(rejected.reason, { connection: connection.name }, { address, detail: rejected.message });
         throw new AuthError("CS_ERR_UNAUTHENTICATED", rejected.message, challenge("invalid_token", rejected.message));
       }

@@ -51,25 +51,21 @@ export class GatewaySigner {
   }
 
   token(identity: Identity, audience: string, ttlSeconds: number, now = Date.now()): string {
-    const cacheKey = `${identity.issuer}\u0000${identity.subject}\u0000${audience}`;
+    const claims = {
+      kind: identity.kind,
+      issuer: identity.issuer,
+      ...(identity.email ? { email: identity.email } : {}),
+      ...(identity.name ? { name: identity.name } : {}),
+      groups: identity.groups,
+      ...(identity.clientId ? { client_id: identity.clientId } : {}),
+    };
+    // Keyed by the claims too: a caller whose groups changed (a new token) must not be vouched
+    // for with the old groups until the cached token expires.
+    const cacheKey = `${identity.issuer}\u0000${identity.subject}\u0000${audience}\u0000${JSON.stringify(claims)}`;
     const cached = this.#cache.get(cacheKey);
     if (cached && cached.renewAt > now) return cached.token;
     const iat = Math.floor(now / 1000);
-    const payload = {
-      iss: this.issuer,
-      aud: audience,
-      sub: identity.subject,
-      iat,
-      exp: iat + ttlSeconds,
-      countersign: {
-        kind: identity.kind,
-        issuer: identity.issuer,
-        ...(identity.email ? { email: identity.email } : {}),
-        ...(identity.name ? { name: identity.name } : {}),
-        groups: identity.groups,
-        ...(identity.clientId ? { client_id: identity.clientId } : {}),
-      },
-    };
+    const payload = { iss: this.issuer, aud: audience, sub: identity.subject, iat, exp: iat + ttlSeconds, countersign: claims };
     const input = `${b64url(JSON.stringify({ alg: this.alg, typ: "JWT", kid: this.kid }))}.${b64url(JSON.stringify(payload))}`;
     const digest = this.alg === "EdDSA" ? null : this.alg === "ES384" ? "sha384" : "sha256";
     const signature = sign(digest, Buffer.from(input), this.alg.startsWith("ES") ? { key: this.#key, dsaEncoding: "ieee-p1363" } : this.#key);
