@@ -91,6 +91,12 @@ program
         },
       );
     };
+    process.on("SIGHUP", () => {
+      gw.reload({ kind: "signal", subject: `local operator (SIGHUP to pid ${process.pid})` }).then(
+        (r) => say(r.applied ? `configuration reloaded (${r.changes.length} change(s))` : `reload refused, the running configuration stays:\n  - ${r.problems.join("\n  - ")}`),
+        (err) => say(`reload failed: ${String(err)}`),
+      );
+    });
     process.on("SIGTERM", () => shutdown("SIGTERM"));
     process.on("SIGINT", () => shutdown("SIGINT"));
   });
@@ -125,16 +131,18 @@ program
   .option("--connection <name>", "only this connection")
   .option("--since <time>", "only sessions opened at or after this ISO time (or 1h, 30m, 7d ago)")
   .option("--method <method>", "only sessions with a message of this method, e.g. tools/call")
+  .option("--who <email|subject>", "only sessions of this caller (e-mail address or subject)")
+  .option("--group <group>", "only sessions of callers in this group")
   .option("--limit <n>", "at most this many", "50")
   .option("--json", "JSON for machines")
-  .action(async (opts: { config?: string; connection?: string; since?: string; method?: string; limit: string; json?: boolean }) => {
+  .action(async (opts: { config?: string; connection?: string; since?: string; method?: string; who?: string; group?: string; limit: string; json?: boolean }) => {
     const since = opts.since ? parseSince(opts.since) : undefined;
     const rows = await withDb(opts, (db) =>
-      listSessions(db, { connection: opts.connection, since, method: opts.method, limit: Number(opts.limit) || 50 }),
+      listSessions(db, { connection: opts.connection, since, method: opts.method, who: opts.who, group: opts.group, limit: Number(opts.limit) || 50 }),
     );
     if (opts.json) return void process.stdout.write(JSON.stringify(rows, null, 2) + "\n");
     if (rows.length === 0) return void process.stdout.write("no sessions match\n");
-    const table = rows.map((r) => [r.createdAt.replace("T", " ").slice(0, 19), r.id, r.connection, String(r.messages), r.closeReason ?? (r.closedAt ? "closed" : "open"), r.client ?? "", r.subject ?? ""]);
+    const table = rows.map((r) => [r.createdAt.replace("T", " ").slice(0, 19), r.id, r.connection, String(r.messages), r.closeReason ?? (r.closedAt ? "closed" : "open"), r.client ?? "", r.email ?? r.subject ?? ""]);
     printTable(["OPENED (UTC)", "SESSION", "CONNECTION", "MSGS", "STATE", "CLIENT", "WHO"], table);
   });
 
@@ -161,7 +169,8 @@ program
   .option("--client-id <id>", "make it a service-account token for this client")
   .option("--connection <name...>", "connections it is valid for (default: all)")
   .option("--ttl <duration>", "lifetime, e.g. 15m, 1h, 8h", "1h")
-  .action(async (opts: { config?: string; sub: string; email?: string; name?: string; groups: string; clientId?: string; connection?: string[]; ttl: string }) => {
+  .option("--admin", "for the admin API (audience <publicUrl>/admin) instead of connections")
+  .action(async (opts: { config?: string; sub: string; email?: string; name?: string; groups: string; clientId?: string; connection?: string[]; ttl: string; admin?: boolean }) => {
     const cfg = config(opts);
     if (!cfg.auth.devIssuer.enabled) fail(`the built-in dev issuer is off in ${cfg.source}: set auth.devIssuer.enabled: true, or get a token from your identity provider`, 2);
     let ttlSeconds: number;
@@ -178,11 +187,37 @@ program
       email: opts.email,
       name: opts.name,
       groups: opts.groups.split(",").map((g) => g.trim()).filter(Boolean),
-      audience: names.map((n) => resourceUrl(cfg.publicUrl, n)),
+      audience: opts.admin ? [`${cfg.publicUrl}/admin`] : names.map((n) => resourceUrl(cfg.publicUrl, n)),
       ttlSeconds,
       clientId: opts.clientId,
     });
     process.stdout.write(token + "\n");
+  });
+
+program
+  .command("reload")
+  .description("ask the running gateway to re-read its configuration (admin API; needs a token of a member of admin.groups)")
+  .addOption(configOption)
+  .option("--url <url>", "the gateway's base URL (default: the configuration's publicUrl)")
+  .option("--token <token>", "bearer token with audience <publicUrl>/admin (default: $COUNTERSIGN_TOKEN)")
+  .option("--json", "the result as JSON")
+  .action(async (opts: { config?: string; url?: string; token?: string; json?: boolean }) => {
+    const cfg = config(opts);
+    const token = opts.token ?? process.env.COUNTERSIGN_TOKEN;
+    if (!token) fail("no token: pass --token or set COUNTERSIGN_TOKEN (with the dev issuer: `countersign token --admin --sub <you> --groups <admin group>`)", 2);
+    const base = (opts.url ?? cfg.publicUrl).replace(/\/+$/, "");
+    let res: Response;
+    try {
+      res = await fetch(`${base}/admin/reload`, { method: "POST", headers: { authorization: `Bearer ${token}` } });
+    } catch (err) {
+      fail(`cannot reach the gateway at ${base}: ${(err as Error).message}; is it running? (--url sets where)`);
+    }
+    const body = (await res.json().catch(() => ({}))) as { applied?: boolean; changes?: Array<{ path: string }>; problems?: string[]; error?: { message?: string } };
+    if (opts.json) process.stdout.write(JSON.stringify(body, null, 2) + "\n");
+    else if (body.applied) process.stdout.write(`reloaded: ${body.changes?.length ?? 0} change(s)${body.changes?.length ? `\n${body.changes.map((c) => `  ${c.path}`).join("\n")}` : ""}\n`);
+    else if (body.problems) process.stdout.write(`refused; the running configuration stays:\n${body.problems.map((p) => `  - ${p}`).join("\n")}\n`);
+    else process.stdout.write(`HTTP ${res.status}: ${body.error?.message ?? "no details"}\n`);
+    process.exit(res.ok ? 0 : 1);
   });
 
 program
@@ -195,6 +230,115 @@ program
     if (opts.json) return void process.stdout.write(JSON.stringify(cfg, null, 2) + "\n");
     process.stdout.write(`${cfg.source}: valid (version ${cfg.version}, ${cfg.connections.length} connection(s): ${cfg.connections.map((c) => `${c.name} [${c.upstream.type}]`).join(", ")})\n`);
   });
+
+// Audit chain: `verify` recomputes it and checks the signed checkpoints (exit 1 on any failure);
+// `checkpoint` seals what is queued and signs the head now (gateway/audit/chain/commands.ts).
+program
+  .command("verify")
+  .description("recompute the tamper-evident audit chain and check its signed checkpoints; exits non-zero on any failure")
+  .addOption(configOption)
+  .option("--since <time>", "start at the last checkpoint at or before this ISO time (or 1h, 7d ago)")
+  .option("--until <time>", "stop at the last record sealed by this ISO time")
+  .option("--checkpoints <dir>", "also check the checkpoint files in this directory (default: audit.checkpoint.directory)")
+  .option("--json", "JSON for machines")
+  .action(async (opts: { config?: string; since?: string; until?: string; checkpoints?: string; json?: boolean }) => {
+    const { verifyCommand, UsageError } = await import("./audit/chain/commands.js");
+    const cfg = config(opts);
+    const url = evidenceDatabaseUrl(cfg);
+    const code = await verifyCommand(cfg, url, opts).catch((err: unknown) =>
+      fail(err instanceof UsageError ? err.message : `cannot verify the audit chain at ${redactUrl(url)}: ${(err as Error).message.split("\n").pop()}`, 2),
+    );
+    process.exitCode = code;
+  });
+
+program
+  .command("checkpoint")
+  .description("sign the audit chain's head now (the gateway also does so every audit.checkpoint.intervalMinutes)")
+  .addOption(configOption)
+  .option("--json", "JSON for machines")
+  .action(async (opts: { config?: string; json?: boolean }) => {
+    const { checkpointCommand, UsageError } = await import("./audit/chain/commands.js");
+    const cfg = config(opts);
+    const url = evidenceDatabaseUrl(cfg);
+    await checkpointCommand(cfg, url, opts).catch((err: unknown) =>
+      fail(err instanceof UsageError ? err.message : `cannot take a checkpoint at ${redactUrl(url)}: ${(err as Error).message.split("\n").pop()}`, 2),
+    );
+  });
+
+// ── approvals (fallback without Slack) ──────────────────────────────────────────────────────
+// Decides held calls from the command line with the same rules as Slack: no self-approval,
+// approver groups by e-mail (approvals.groups). The approver is named with --as; the database is
+// reached directly. Slack messages of requests decided here are updated by a running gateway.
+const approvalsCommand = program.command("approvals").description("list and decide calls held for approval");
+
+async function withApprovals<T>(opts: { config?: string }, fn: (svc: import("./approvals/service.js").ApprovalService) => Promise<T>): Promise<T> {
+  const { ApprovalService } = await import("./approvals/service.js");
+  const { EmailDirectory } = await import("./approvals/directory.js");
+  const { Recorder } = await import("./audit/recorder.js");
+  const cfg = config(opts);
+  const url = evidenceDatabaseUrl(cfg);
+  const db = createDb(url, { poolSize: 2 });
+  const recorder = new Recorder(db, { commitTimeoutMs: cfg.database.commitTimeoutMs });
+  const svc = new ApprovalService({ databaseUrl: url, recorder, directory: new EmailDirectory(cfg.approvals?.groups ?? {}), log: createLogger("silent"), poolSize: 2 });
+  try {
+    return await fn(svc);
+  } finally {
+    await svc.stop();
+    await recorder.drain();
+    await db.$disconnect();
+  }
+}
+
+approvalsCommand
+  .command("list")
+  .description("list approval requests, newest first")
+  .addOption(configOption)
+  .option("--status <status>", "pending, approved, denied or expired", "pending")
+  .option("--all", "every status")
+  .option("--limit <n>", "at most this many", "50")
+  .option("--json", "JSON for machines")
+  .action(async (opts: { config?: string; status: string; all?: boolean; limit: string; json?: boolean }) => {
+    if (!opts.all && !["pending", "approved", "denied", "expired"].includes(opts.status)) fail(`--status: '${opts.status}' is not one of pending, approved, denied, expired`, 2);
+    const rows = await withApprovals(opts, (svc) => svc.store.list({ status: opts.all ? undefined : (opts.status as "pending"), limit: Number(opts.limit) || 50 }));
+    if (opts.json) return void process.stdout.write(JSON.stringify(rows, null, 2) + "\n");
+    if (rows.length === 0) return void process.stdout.write(`no ${opts.all ? "" : `${opts.status} `}approval requests\n`);
+    printTable(
+      ["ID", "STATUS", "CONNECTION", "TOOL", "REQUESTER", "GROUP", "VOTES", "EXPIRES (UTC)"],
+      rows.map((r) => [r.id, r.status, r.connection, r.tool, r.requester.email ?? r.requester.subject, r.approverGroup, `${r.approveCount}/${r.approvalsNeeded}`, r.expiresAt.toISOString().replace("T", " ").slice(0, 19)]),
+    );
+  });
+
+for (const decision of ["approve", "deny"] as const) {
+  approvalsCommand
+    .command(`${decision} <id>`)
+    .description(decision === "approve" ? "approve a held call" : "deny a held call (a reason is required)")
+    .addOption(configOption)
+    .requiredOption("--as <email>", "the approver's e-mail (must be in the rule's approver group, and not the requester)")
+    .option("--reason <text>", decision === "deny" ? "why (the requester sees it)" : "optional note")
+    .action(async (id: string, opts: { config?: string; as: string; reason?: string }) => {
+      if (decision === "deny" && !opts.reason?.trim()) fail("deny needs --reason <text>: the requester sees it", 2);
+      const outcome = await withApprovals(opts, (svc) =>
+        svc.vote({ requestId: id, approver: { email: opts.as }, decision, reason: opts.reason?.trim(), via: "cli" }),
+      );
+      switch (outcome.kind) {
+        case "not_found":
+          fail(`no approval request '${id}': list them with \`countersign approvals list\``, 2);
+        case "self_approval_refused":
+          fail(`${opts.as} asked for this call and cannot decide on it: another approver must (four-eyes rule)`, 3);
+        case "unauthorized":
+          fail(`${opts.as} is not in the approver group${outcome.groups.length > 1 ? "s" : ""} ${outcome.groups.join(", ")} (approvals.groups in the configuration)`, 3);
+        case "already_voted":
+          fail(`${opts.as} has already voted on ${id}`, 3);
+        case "already_decided":
+        case "duplicate_action":
+          fail(`${id} is already ${outcome.request.status}${outcome.request.decidedBy ? ` (by ${outcome.request.decidedBy})` : ""}`, 3);
+        case "recorded":
+          return void process.stdout.write(`${id}: approval recorded (${outcome.request.approveCount} of ${outcome.request.approvalsNeeded})\n`);
+        case "decided":
+          return void process.stdout.write(`${id}: ${outcome.request.status} by ${outcome.request.decidedBy}\n`);
+      }
+    });
+}
 
 function parseSince(text: string): Date {
   const rel = /^(\d+)([smhd])$/.exec(text);

@@ -86,6 +86,10 @@ export const ERRORS = {
     http: 503, jsonrpc: -32031,
     message: "This call needs an approval, but the gateway has no approval channel configured (approvals); nothing was forwarded.",
   },
+  CS_ERR_ADMIN_DISABLED: {
+    http: 404, jsonrpc: -32040,
+    message: "The admin API is off: list the groups allowed to use it in admin.groups.",
+  },
   CS_ERR_AUDIT_UNAVAILABLE: {
     http: 503, jsonrpc: -32010,
     message: "The audit store is unavailable, so nothing was forwarded or delivered (the gateway fails closed): retry when the database is back.",

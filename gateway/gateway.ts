@@ -5,6 +5,7 @@ import { hostname } from "node:os";
 import type { FastifyInstance } from "fastify";
 import { Recorder } from "./audit/recorder.js";
 import { RejectionLog } from "./audit/rejections.js";
+import { startAuditChain, type AuditChain } from "./audit/chain/service.js";
 import type { GatewayConfig } from "./config/load.js";
 import { createDb, redactUrl, type Db } from "./db/client.js";
 import { startEmbeddedDatabase, type EmbeddedDatabase } from "./db/embedded.js";
@@ -12,6 +13,7 @@ import { migrateDatabase } from "./db/migrate.js";
 import type { Logger } from "./log.js";
 import { SessionRegistry } from "./mcp/sessions.js";
 import { Metrics } from "./metrics.js";
+import { ConfigReloader, type ReloadActor, type ReloadResult } from "./config/reload.js";
 import { createIdentityLayer, type IdentityLayer } from "./auth/setup.js";
 import { resourceUrl } from "./auth/authenticator.js";
 import { signDevToken } from "./auth/dev-issuer.js";
@@ -31,8 +33,14 @@ export interface Gateway {
   embedded?: EmbeddedDatabase | undefined;
   identity: IdentityLayer;
   metrics: Metrics;
+  /** The audit chain's sealer and checkpoints (gateway/audit/chain). */
+  auditChain: AuditChain;
   /** With the built-in dev issuer on: a token ready to paste (sub alice, groups dev,oncall). */
   devToken?: string | undefined;
+  /** Re-reads the configuration file and applies it (validated first; refused whole on any problem). */
+  reload(actor: ReloadActor): Promise<ReloadResult>;
+  /** The configuration in force (changes on reload). */
+  currentConfig(): GatewayConfig;
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -88,13 +96,17 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     const rejections = new RejectionLog(recorder);
     const identity = await createIdentityLayer(config, recorder, log);
     const sessions = new SessionRegistry(config, db, recorder, instanceId, log, identity.signer, metrics);
-    const app = buildServer({ config, log, sessions, recorder, rejections, identity, metrics });
+    const reloader = new ConfigReloader(config, { sessions, recorder, db, log, instanceId });
+    const app = buildServer({ config, log, sessions, recorder, rejections, identity, metrics, reloader });
     await app.listen({ host: config.server.host, port: config.server.port });
     const addr = app.server.address();
     const port = typeof addr === "object" && addr ? addr.port : config.server.port;
     const host = config.server.host.includes(":") ? `[${config.server.host}]` : config.server.host;
     const address = `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
+    // Audit chain: seal committed records, sign checkpoints (only on the replica holding the lock).
+    const auditChain = startAuditChain(config, url, log);
     recorder.eventBestEffort({ type: "gateway", reason: "started", detail: { instanceId, version: VERSION, configHash: config.hash } });
+    await reloader.recordStartup().catch((err) => log.warn({ err: String(err) }, "could not record the configuration in force"));
 
     let stopping: Promise<void> | undefined;
     const stop = (graceMs = 10_000) =>
@@ -105,6 +117,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
         identity.stop();
         await recorder.event({ type: "gateway", reason: "stopped", detail: { instanceId } }).catch(() => {});
         await recorder.drain();
+        await auditChain.stop(); // audit chain: seals the last records, releases the sealer lock
         clearInterval(heartbeat);
         await db.instance.update({ where: { id: instanceId }, data: { stoppedAt: new Date() } }).catch(() => {});
         await db.$disconnect();
@@ -120,7 +133,10 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
           ttlSeconds: 8 * 3600,
         })
       : undefined;
-    return { config, app, db, recorder, sessions, instanceId, address, databaseUrl: url, embedded, identity, metrics, devToken, stop };
+    return { config, app, db, recorder, sessions, instanceId, address, databaseUrl: url, embedded, identity, metrics, auditChain, devToken, stop,
+      reload: (actor: ReloadActor) => reloader.reload(actor),
+      currentConfig: () => reloader.current,
+    };
   } catch (err) {
     if (embedded?.owned) await embedded.stop().catch(() => {});
     throw err;

@@ -12,6 +12,8 @@ import type { SessionRegistry } from "./mcp/sessions.js";
 import { checkUpstreams } from "./upstream-health.js";
 import type { IdentityLayer } from "./auth/setup.js";
 import type { Metrics } from "./metrics.js";
+import type { ConfigReloader } from "./config/reload.js";
+import { AuthError } from "./auth/authenticator.js";
 
 export interface ServerDeps {
   config: GatewayConfig;
@@ -21,6 +23,7 @@ export interface ServerDeps {
   rejections: RejectionLog;
   identity: IdentityLayer;
   metrics: Metrics;
+  reloader: ConfigReloader;
 }
 
 const FASTIFY_ERRORS: Record<string, ErrorCode> = {
@@ -40,7 +43,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     // Per-request log lines would repeat what the audit store records; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: "x-request-id",
-    trustProxy: false,
+    trustProxy: config.server.trustProxy,
   });
 
   // Bodies are kept as text: the fronts parse them, so a malformed body gets a JSON-RPC parse
@@ -82,7 +85,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     const audit = recorder.status;
     const body = {
       status: sessions.shuttingDown ? "shutting_down" : "ready",
-      config: { source: config.source, hash: config.hash },
+      config: { source: deps.reloader.current.source, hash: deps.reloader.current.hash },
       auditStore: {
         healthy: audit.healthy,
         ...(audit.lastError ? { lastError: audit.lastError } : {}),
@@ -107,6 +110,25 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
       return reply.type(m.registry.contentType).send(await m.registry.metrics());
     });
   }
+
+  // The admin API: actions on the running gateway, by an authenticated member of admin.groups.
+  // Tokens for it carry the audience <publicUrl>/admin.
+  app.post("/admin/reload", async (req, reply) => {
+    const adminGroups = deps.reloader.current.admin.groups;
+    if (adminGroups.length === 0) {
+      const err = new CountersignError("CS_ERR_ADMIN_DISABLED");
+      return reply.code(err.http).send(jsonRpcErrorResponse(null, err));
+    }
+    try {
+      const pseudo = { ...config.connections[0]!, name: "admin", access: { anonymous: false, groups: adminGroups, tools: [] } };
+      const who = await deps.identity.authenticator.authenticate(pseudo, req.headers.authorization, req.ip, `${config.publicUrl}/admin`);
+      const result = await deps.reloader.reload({ kind: "admin", subject: who.subject, email: who.email });
+      return reply.code(result.applied ? 200 : 422).send(result);
+    } catch (err) {
+      const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_INTERNAL", String(err));
+      return reply.code(e.http).headers(e instanceof AuthError ? e.headers : {}).send(jsonRpcErrorResponse(null, e));
+    }
+  });
 
   deps.identity.registerRoutes(app);
   const fronts = { sessions, rejections, authenticator: deps.identity.authenticator };

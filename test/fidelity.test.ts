@@ -16,6 +16,7 @@ import {
 } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { StdioUpstream } from "../gateway/mcp/upstream/stdio.js";
+import { createMasker } from "../gateway/masking/index.js";
 import { everythingStdio, startTestGateway, type TestGateway } from "./helpers/gateway.js";
 import { createTestDatabase, type TestDatabase } from "./helpers/postgres.js";
 import { rawDelete, rawInitialize, rawPost, startEverything, tapTransport, waitFor, type RunningUpstream } from "./helpers/upstreams.js";
@@ -47,7 +48,7 @@ beforeAll(async () => {
         { name: "stdio", upstream: everythingStdio() },
         { name: "http", upstream: { type: "streamable_http", url: httpUpstream.url } },
         { name: "sse", upstream: { type: "sse", url: sseUpstream.url } },
-        { name: "envcheck", upstream: everythingStdio({ env: { FIDELITY_CONFIGURED: "from-config", FIDELITY_FROM_SECRET: { env: "FIDELITY_SOURCE" } } }) },
+        { name: "envcheck", upstream: everythingStdio({ env: { FIDELITY_CONFIGURED: "from-config", FIDELITY_FROM_REFERENCE: { env: "FIDELITY_SOURCE" } } }) },
       ],
     },
     { FIDELITY_SOURCE: "resolved-from-env-reference" },
@@ -363,6 +364,7 @@ const FEATURES: Feature[] = [
 ];
 
 const directResults = new Map<string, Promise<unknown>>();
+const DEFAULT_MASKER = createMasker();
 function directResult(f: Feature): Promise<unknown> {
   let r = directResults.get(f.name);
   if (!r) directResults.set(f.name, (r = f.run(direct)));
@@ -383,7 +385,9 @@ describe.each(COMBOS)("$front front → $connection upstream", ({ connection, fr
   });
 
   it.each(FEATURES)("$name", async (feature) => {
-    const expected = normalise(await directResult(feature));
+    // "No difference" except where masking applies: the direct result, masked as the gateway's
+    // default masking does (connections mask unless configured otherwise).
+    const expected = normalise(DEFAULT_MASKER.maskMessage(await directResult(feature)).masked);
     const actual = normalise(await feature.run(peer));
     expect(actual).toEqual(expected);
   });
@@ -498,7 +502,7 @@ describe("stdio child environment", () => {
       const result = await callTool(peer, "get-env");
       const env = JSON.parse(text(result)) as Record<string, string>;
       expect(env.FIDELITY_CONFIGURED).toBe("from-config");
-      expect(env.FIDELITY_FROM_SECRET).toBe("resolved-from-env-reference");
+      expect(env.FIDELITY_FROM_REFERENCE).toBe("resolved-from-env-reference");
       for (const name of [...Object.keys(GATEWAY_SECRETS), "TEST_DATABASE_URL", "FIDELITY_SOURCE"]) expect(env[name], name).toBeUndefined();
       for (const value of Object.values(GATEWAY_SECRETS)) {
         expect(text(result)).not.toContain(value);

@@ -6,7 +6,7 @@ export const EVENT_TYPES = {
   session_opened: ["initialize", "sse_connect"],
   session_closed: [
     "client_delete", "client_disconnect", "idle_timeout", "upstream_exited", "upstream_closed",
-    "gateway_shutdown", "initialize_failed",
+    "gateway_shutdown", "initialize_failed", "connection_removed",
   ],
   upstream_started: ["spawned", "connected"],
   upstream_failed: ["spawn_failed", "connect_failed", "crash_loop_backoff", "exited", "http_error"],
@@ -26,9 +26,12 @@ export const EVENT_TYPES = {
   policy_decision: ["allow", "block", "require_approval", "shadow_block", "shadow_require_approval"],
   access_denied: ["connection_not_granted", "tool_denied", "session_identity_mismatch"],
   gateway: ["started", "stopped"],
+  config_changed: ["applied", "rejected"],
+  /** Audit records deleted by retention (audit.retentionDays); detail: throughSequence, checkpointId, deleted. */
+  audit_retention: ["purged"],
   approval: [
     "requested", "vote", "approved", "denied", "expired", "self_approval_refused", "unauthorized_click",
-    "already_voted", "duplicate_action", "reminder", "escalated", "notified", "notify_failed", "forwarded",
+    "already_voted", "already_decided", "duplicate_action", "reminder", "escalated", "notified", "notify_failed", "forwarded",
     "slack_request_refused",
   ],
 } as const;

@@ -1,7 +1,7 @@
 // Loads the configuration: finds the file, parses YAML, validates it against the schema, applies
 // environment overrides (environment > file > defaults) and resolves secret references.
 // Every problem is reported with the key path that is wrong; the gateway refuses to start.
-import { createHash } from "node:crypto";
+import { createHash, type KeyObject } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseDocument } from "yaml";
@@ -10,6 +10,7 @@ import { PACKAGE_ROOT, QUICKSTART_CONFIG } from "../paths.js";
 import { configSchema, type ParsedApprovals, type ParsedConfig, type SecretRef } from "./schema.js";
 import { parseDuration } from "../policy/schema.js";
 import { Secret, type ConfigValue } from "./secret.js";
+import { parseEd25519PrivateKey, parseEd25519PublicKey } from "../audit/chain/keys.js";
 import { createMasker, type Masker } from "../masking/index.js";
 
 export class ConfigError extends Error {
@@ -76,22 +77,38 @@ export interface ApprovalsConfig {
   slack?: SlackConfig | undefined;
 }
 
+/** The audit chain's settings (gateway/audit/chain); keys parsed at load so a bad key stops start-up. */
+export interface AuditConfig {
+  sealIntervalMs: number;
+  checkpoint?: {
+    intervalMinutes: number;
+    directory?: string | undefined;
+    keys: Array<{ id: string; privateKey: KeyObject; notBefore?: Date | undefined; notAfter?: Date | undefined }>;
+    publicKeys: Array<{ id: string; publicKey: KeyObject; notBefore?: Date | undefined; notAfter?: Date | undefined }>;
+  } | undefined;
+  retentionDays?: number | undefined;
+}
+
 export interface GatewayConfig {
   /** The file the configuration came from. */
   source: string;
   /** SHA-256 of the file's bytes: identifies a configuration across replicas. */
   hash: string;
+  /** The file as parsed (secret references, not values): what a reload diffs. */
+  raw: unknown;
   /** True when the bundled quick-start configuration is in use. */
   quickstart: boolean;
   version: number;
   publicUrl: string;
-  server: { host: string; port: number };
+  server: { host: string; port: number; trustProxy: boolean | string[] };
   database: { url?: Secret; migrateOnStart: boolean; embeddedDataDir: string; commitTimeoutMs: number };
   limits: ParsedConfig["limits"];
   log: ParsedConfig["log"];
   metrics: { enabled: boolean; token?: Secret | undefined };
+  admin: ParsedConfig["admin"];
   auth: ParsedConfig["auth"];
   keys: { upstreamJwt?: Secret; maskingHmac?: Secret };
+  audit: AuditConfig;
   /** Absent when the file has no `approvals` block. */
   approvals?: ApprovalsConfig | undefined;
   connections: ConnectionConfig[];
@@ -205,11 +222,13 @@ export function parseConfigText(text: string, source: string, env: Env = process
     }
   });
   const approvals = p.approvals ? approvalsConfig(p.approvals, secret) : undefined;
+  const audit = auditConfig(p.audit, secret, problems, Boolean(dbUrl));
   if (problems.length > 0) throw new ConfigError(source, problems);
 
   return {
     source,
     hash: createHash("sha256").update(text).digest("hex"),
+    raw,
     quickstart: resolve(source) === QUICKSTART_CONFIG,
     version: p.version,
     publicUrl: (p.publicUrl ?? `http://${p.server.host.includes(":") ? `[${p.server.host}]` : p.server.host}:${p.server.port}`).replace(/\/+$/, ""),
@@ -223,8 +242,10 @@ export function parseConfigText(text: string, source: string, env: Env = process
     limits: p.limits,
     log: p.log,
     metrics: { enabled: p.metrics.enabled, ...(metricsToken ? { token: metricsToken } : {}) },
+    admin: p.admin,
     auth: p.auth,
     keys: { ...(upstreamJwtKey ? { upstreamJwt: upstreamJwtKey } : {}), ...(maskingKey ? { maskingHmac: maskingKey } : {}) },
+    audit,
     ...(approvals ? { approvals } : {}),
     connections,
   };
@@ -257,6 +278,46 @@ function approvalsConfig(a: ParsedApprovals, secret: (ref: SecretRef, path: stri
     pollIntervalMs: a.pollIntervalMs,
     ...(slack ? { slack } : {}),
   };
+}
+
+function auditConfig(
+  a: ParsedConfig["audit"],
+  secret: (ref: SecretRef, path: string) => Secret | undefined,
+  problems: string[],
+  externalDatabase: boolean,
+): AuditConfig {
+  const when = (iso: string | undefined) => (iso ? { notBefore: new Date(iso) } : {});
+  const until = (iso: string | undefined) => (iso ? { notAfter: new Date(iso) } : {});
+  const key = <T>(path: string, parse: () => T): T | undefined => {
+    try {
+      return parse();
+    } catch (err) {
+      problems.push(`${path}: ${(err as Error).message}`);
+      return undefined;
+    }
+  };
+  const cp = a.checkpoint;
+  const checkpoint = cp && {
+    intervalMinutes: cp.intervalMinutes,
+    ...(cp.directory ? { directory: resolve(cp.directory) } : {}),
+    keys: cp.keys.flatMap((k, i) => {
+      const path = `audit.checkpoint.keys[${i}].privateKey`;
+      const pem = secret(k.privateKey, path);
+      const privateKey = pem && key(path, () => parseEd25519PrivateKey(pem.reveal()));
+      return privateKey ? [{ id: k.id, privateKey, ...when(k.notBefore), ...until(k.notAfter) }] : [];
+    }),
+    publicKeys: cp.publicKeys.flatMap((k, i) => {
+      const path = `audit.checkpoint.publicKeys[${i}].publicKey`;
+      const pem = typeof k.publicKey === "string" ? k.publicKey : secret(k.publicKey, path)?.reveal();
+      const publicKey = pem && key(path, () => parseEd25519PublicKey(pem));
+      return publicKey ? [{ id: k.id, publicKey, ...when(k.notBefore), ...until(k.notAfter) }] : [];
+    }),
+  };
+  // Retention cuts at a signed checkpoint; with an external database those need configured keys.
+  if (a.retentionDays !== undefined && !checkpoint && externalDatabase) {
+    problems.push("audit.retentionDays: retention deletes only up to a signed checkpoint: configure audit.checkpoint.keys as well");
+  }
+  return { sealIntervalMs: a.sealIntervalMs, ...(checkpoint ? { checkpoint } : {}), ...(a.retentionDays !== undefined ? { retentionDays: a.retentionDays } : {}) };
 }
 
 /** Environment variables win over the file (12-factor); each maps to one key. */

@@ -215,6 +215,35 @@ const approvals = z
     }
   });
 
+// The tamper-evident audit chain and its signed checkpoints (gateway/audit/chain).
+const keyValidity = {
+  notBefore: z.iso.datetime({ offset: true }).optional().describe("The key signs from this time on (ISO 8601)"),
+  notAfter: z.iso.datetime({ offset: true }).optional().describe("The key signs until this time; keep retired keys listed so older checkpoints still verify"),
+};
+const checkpointKeyId = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "letters, digits, '.', '_' or '-' (it names the key in every checkpoint)");
+
+const audit = z
+  .strictObject({
+    sealIntervalMs: z.int().min(10).max(10_000).default(200).describe("How often the sealer looks for committed, unsealed records (the window between commit and seal)"),
+    checkpoint: z
+      .strictObject({
+        intervalMinutes: z.int().min(1).max(1440).default(60).describe("Sign the chain's head this often, also when nothing was recorded"),
+        directory: z.string().min(1).optional().describe("Also write each checkpoint as a JSON file here (keep copies outside PostgreSQL)"),
+        keys: z
+          .array(z.strictObject({ id: checkpointKeyId, privateKey: secretRef.describe("PKCS#8 PEM Ed25519 private key"), ...keyValidity }))
+          .default([])
+          .describe("Signing keys; the one valid now with the latest notBefore signs"),
+        publicKeys: z
+          .array(z.strictObject({ id: checkpointKeyId, publicKey: valueOrSecret.describe("SPKI PEM Ed25519 public key"), ...keyValidity }))
+          .default([])
+          .describe("Public keys of retired signing keys, so `countersign verify` accepts the checkpoints they signed"),
+      })
+      .optional()
+      .describe("Signed checkpoints of the audit chain; without this block only the quick start (embedded database) signs, with a generated key"),
+    retentionDays: z.int().min(1).optional().describe("Delete audit records older than this many days (cut at a signed checkpoint; the deletion is itself recorded in the chain)"),
+  })
+  .prefault({});
+
 const connection = z.strictObject({
   name: connectionName,
   description: z.string().optional(),
@@ -235,6 +264,10 @@ export const configSchema = z
       .strictObject({
         host: z.string().default("127.0.0.1"),
         port: z.int().min(0).max(65535).default(8080),
+        trustProxy: z
+          .union([z.boolean(), z.array(z.string().min(1)).min(1)])
+          .default(false)
+          .describe("Take the caller's address from X-Forwarded-For when the request comes through these proxies (true: any; or a list of addresses/CIDRs). Needed behind an Ingress, or every caller shares the proxy's address for rate limits and records"),
       })
       .prefault({}),
     database: z
@@ -258,6 +291,11 @@ export const configSchema = z
         idleTimeoutSeconds: z.int().min(1).default(1800),
       })
       .prefault({}),
+    admin: z
+      .strictObject({
+        groups: z.array(z.string().min(1)).default([]).describe("Groups whose members may use the admin API (/admin/...; e.g. countersign reload); empty: the admin API is off"),
+      })
+      .prefault({}),
     metrics: z
       .strictObject({
         enabled: z.boolean().default(true).describe("Serve Prometheus metrics at /metrics"),
@@ -278,8 +316,21 @@ export const configSchema = z
       .prefault({}),
     approvals: approvals.optional().describe("Approver groups and the Slack bot for calls held by require_approval"),
     connections: z.array(connection).min(1, "declare at least one connection"),
+    audit,
   })
   .superRefine((cfg, ctx) => {
+    // A security product does not pretend: asking for checkpoints without a key is refused.
+    const cp = cfg.audit.checkpoint;
+    if (cp && cp.keys.length === 0) {
+      ctx.addIssue({ code: "custom", path: ["audit", "checkpoint", "keys"], message: "checkpoints need a signing key: add { id, privateKey: { env | file } } (an Ed25519 PKCS#8 PEM key)" });
+    }
+    if (cp) {
+      const ids = new Set<string>();
+      [...cp.keys, ...cp.publicKeys].forEach((k, i) => {
+        if (ids.has(k.id)) ctx.addIssue({ code: "custom", path: ["audit", "checkpoint", i < cp.keys.length ? "keys" : "publicKeys", i < cp.keys.length ? i : i - cp.keys.length, "id"], message: `duplicate key id '${k.id}'` });
+        ids.add(k.id);
+      });
+    }
     const seen = new Map<string, number>();
     cfg.connections.forEach((c, i) => {
       const first = seen.get(c.name);

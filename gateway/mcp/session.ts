@@ -57,6 +57,8 @@ interface PendingRequest {
 export interface SessionInit {
   id: string;
   connection: ConnectionConfig;
+  /** The connection's current configuration (a reload replaces it; policy and masking follow). */
+  currentConnection?: () => ConnectionConfig | undefined;
   frontTransport: "streamable_http" | "sse";
   recorder: Recorder;
   log: Logger;
@@ -73,7 +75,7 @@ export interface SessionInit {
 
 export class ProxySession implements UpstreamEvents {
   readonly id: string;
-  readonly connection: ConnectionConfig;
+  readonly #connection: ConnectionConfig;
   readonly frontTransport: "streamable_http" | "sse";
   protocolVersion: string | undefined;
   readonly startedAt = Date.now();
@@ -95,9 +97,14 @@ export class ProxySession implements UpstreamEvents {
   constructor(init: SessionInit) {
     this.#init = init;
     this.id = init.id;
-    this.connection = init.connection;
+    this.#connection = init.connection;
     this.frontTransport = init.frontTransport;
     this.#bucket = { tokens: init.notificationsPerSecond * 2, at: Date.now(), dropped: 0 };
+  }
+
+  /** Access, policy and masking as configured now: a reload applies to open sessions too. */
+  get connection(): ConnectionConfig {
+    return this.#init.currentConnection?.() ?? this.#connection;
   }
 
   get identity(): Identity {

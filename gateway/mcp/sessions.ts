@@ -38,7 +38,7 @@ export class SessionRegistry {
   #shuttingDown = false;
 
   constructor(
-    private readonly config: GatewayConfig,
+    private config: GatewayConfig,
     private readonly db: Db,
     private readonly recorder: Recorder,
     private readonly instanceId: string,
@@ -99,6 +99,7 @@ export class SessionRegistry {
       onInitialized: (s, result) => this.#initialized(s, result),
       identity: meta.identity,
       metrics: this.metrics,
+      currentConnection: () => this.connection(connection.name),
     });
     session.upstream = this.#createUpstream(connection, session, meta.identity);
 
@@ -250,6 +251,18 @@ export class SessionRegistry {
     const deadline = Date.now() + graceMs;
     while (Date.now() < deadline && this.all().some((s) => s.pendingCount > 0)) await new Promise((r) => setTimeout(r, 50));
     await Promise.all(this.all().map((s) => s.close("gateway_shutdown")));
+  }
+
+  /**
+   * Applies a reloaded configuration: new sessions use it, open sessions follow its access, policy
+   * and masking; sessions of a removed connection are closed. An open session keeps the upstream
+   * it started with until it ends.
+   */
+  async applyConfig(next: GatewayConfig): Promise<string[]> {
+    const removed = this.config.connections.map((c) => c.name).filter((n) => !next.connections.some((c) => c.name === n));
+    this.config = next;
+    await Promise.all(this.all().filter((s) => removed.includes(s.connection.name)).map((s) => s.close("connection_removed")));
+    return removed;
   }
 
   get shuttingDown(): boolean {
