@@ -90,6 +90,18 @@ export const ERRORS = {
     http: 404, jsonrpc: -32040,
     message: "The admin API is off: list the groups allowed to use it in admin.groups.",
   },
+  CS_ERR_APPROVAL_PENDING: {
+    http: 202, jsonrpc: -32032,
+    message: "The call is held for an approval that has not been decided yet; retry the identical call after a decision.",
+  },
+  CS_ERR_APPROVAL_DENIED: {
+    http: 403, jsonrpc: -32033,
+    message: "The approval for this call was denied or expired; the reason and who decided are named here.",
+  },
+  CS_ERR_JUSTIFICATION_REQUIRED: {
+    http: 400, jsonrpc: -32034,
+    message: "The rule that holds this call needs a justification: send it in _meta[\"countersign/justification\"] or the X-Countersign-Justification header.",
+  },
   CS_ERR_AUDIT_UNAVAILABLE: {
     http: 503, jsonrpc: -32010,
     message: "The audit store is unavailable, so nothing was forwarded or delivered (the gateway fails closed): retry when the database is back.",

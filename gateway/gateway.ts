@@ -14,6 +14,7 @@ import type { Logger } from "./log.js";
 import { SessionRegistry } from "./mcp/sessions.js";
 import { Metrics } from "./metrics.js";
 import { ConfigReloader, type ReloadActor, type ReloadResult } from "./config/reload.js";
+import { startApprovals, type Approvals } from "./approvals/setup.js";
 import { createIdentityLayer, type IdentityLayer } from "./auth/setup.js";
 import { resourceUrl } from "./auth/authenticator.js";
 import { signDevToken } from "./auth/dev-issuer.js";
@@ -35,6 +36,7 @@ export interface Gateway {
   metrics: Metrics;
   /** The audit chain's sealer and checkpoints (gateway/audit/chain). */
   auditChain: AuditChain;
+  approvals?: Approvals | undefined;
   /** With the built-in dev issuer on: a token ready to paste (sub alice, groups dev,oncall). */
   devToken?: string | undefined;
   /** Re-reads the configuration file and applies it (validated first; refused whole on any problem). */
@@ -95,9 +97,11 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     });
     const rejections = new RejectionLog(recorder);
     const identity = await createIdentityLayer(config, recorder, log);
-    const sessions = new SessionRegistry(config, db, recorder, instanceId, log, identity.signer, metrics);
+    // approvals: held calls wait here for a decision taken in Slack or with the CLI.
+    const approvals = config.approvals ? await startApprovals(config.approvals, { databaseUrl: url, recorder, log }) : undefined;
+    const sessions = new SessionRegistry(config, db, recorder, instanceId, log, identity.signer, metrics, approvals && { service: approvals.service, holdForMs: approvals.holdForMs });
     const reloader = new ConfigReloader(config, { sessions, recorder, db, log, instanceId });
-    const app = buildServer({ config, log, sessions, recorder, rejections, identity, metrics, reloader });
+    const app = buildServer({ config, log, sessions, recorder, rejections, identity, metrics, reloader, approvals });
     await app.listen({ host: config.server.host, port: config.server.port });
     const addr = app.server.address();
     const port = typeof addr === "object" && addr ? addr.port : config.server.port;
@@ -113,6 +117,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
       (stopping ??= (async () => {
         await sessions.shutdown(graceMs);
         await app.close();
+        await approvals?.stop();
         rejections.stop();
         identity.stop();
         await recorder.event({ type: "gateway", reason: "stopped", detail: { instanceId } }).catch(() => {});
@@ -133,7 +138,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
           ttlSeconds: 8 * 3600,
         })
       : undefined;
-    return { config, app, db, recorder, sessions, instanceId, address, databaseUrl: url, embedded, identity, metrics, auditChain, devToken, stop,
+    return { config, app, db, recorder, sessions, instanceId, address, databaseUrl: url, embedded, identity, metrics, auditChain, approvals, devToken, stop,
       reload: (actor: ReloadActor) => reloader.reload(actor),
       currentConfig: () => reloader.current,
     };

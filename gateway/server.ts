@@ -13,6 +13,7 @@ import { checkUpstreams } from "./upstream-health.js";
 import type { IdentityLayer } from "./auth/setup.js";
 import type { Metrics } from "./metrics.js";
 import type { ConfigReloader } from "./config/reload.js";
+import type { Approvals } from "./approvals/setup.js";
 import { AuthError } from "./auth/authenticator.js";
 
 export interface ServerDeps {
@@ -24,6 +25,7 @@ export interface ServerDeps {
   identity: IdentityLayer;
   metrics: Metrics;
   reloader: ConfigReloader;
+  approvals?: Approvals | undefined;
 }
 
 const FASTIFY_ERRORS: Record<string, ErrorCode> = {
@@ -93,6 +95,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
       },
       sessions: sessions.size,
       upstreams: checkUpstreams(config.connections),
+      ...(deps.approvals ? { approvals: deps.approvals.service.status() } : {}),
     };
     return reply.code(sessions.shuttingDown ? 503 : 200).send(body);
   });
@@ -130,6 +133,8 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     }
   });
 
+  // /slack/events: the bot's interactivity endpoint in HTTP mode.
+  deps.approvals?.registerRoutes(app);
   deps.identity.registerRoutes(app);
   const fronts = { sessions, rejections, authenticator: deps.identity.authenticator };
   registerStreamableHttpFront(app, fronts);

@@ -12,6 +12,8 @@ import type { Identity } from "../auth/identity.js";
 import { filterToolsList, toolCallRefusal } from "../auth/tool-access.js";
 import { evaluate, type PolicyDecision } from "../policy/engine.js";
 import type { Metrics } from "../metrics.js";
+import type { ApprovalService } from "../approvals/service.js";
+import type { ApprovalRequest } from "../approvals/types.js";
 import type { ConnectionConfig } from "../config/load.js";
 import { CountersignError, jsonRpcErrorResponse } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -67,6 +69,8 @@ export interface SessionInit {
   /** The caller, authenticated at the front; the session is bound to it. */
   identity: Identity;
   metrics?: Metrics | undefined;
+  /** Where require_approval calls are held; absent: such calls fail closed. */
+  approvals?: { service: ApprovalService; holdForMs: number } | undefined;
   /** Called once when the session ends, whatever ended it. */
   onClosed: (session: ProxySession, reason: string, detail?: string) => void;
   /** Called with the negotiated protocol version and server info once initialize succeeds. */
@@ -88,6 +92,8 @@ export class ProxySession implements UpstreamEvents {
 
   readonly #init: SessionInit;
   readonly #pending = new Map<string, PendingRequest>();
+  /** Calls held for approval: aborted when the client cancels or the session ends. */
+  readonly #holds = new Map<string, AbortController>();
   /** Progress token → the client request that carried it, to route progress to its stream. */
   readonly #progress = new Map<string, JsonRpcId>();
   /** Server→client requests awaiting the client's answer (for the method of the answer's record). */
@@ -179,8 +185,13 @@ export class ProxySession implements UpstreamEvents {
       }
       if (decision.effectiveAction === "block") return this.#refuse(c.id!, c.method!, new CountersignError("CS_ERR_POLICY_BLOCKED", decision.message ?? decision.reason), decision);
       if (decision.effectiveAction === "require_approval") {
-        // No approval channel is wired into this gateway yet: fail closed, clearly.
-        return this.#refuse(c.id!, c.method!, new CountersignError("CS_ERR_APPROVAL_UNAVAILABLE", `rule ${decision.ruleId ?? "(default)"} asks for approval by ${decision.approval?.group ?? "an approver"}`), decision);
+        if (!this.#init.approvals) {
+          // No approval channel is configured: fail closed, clearly.
+          return this.#refuse(c.id!, c.method!, new CountersignError("CS_ERR_APPROVAL_UNAVAILABLE", `rule ${decision.ruleId ?? "(default)"} asks for approval by ${decision.approval?.group ?? "an approver"}`), decision);
+        }
+        // hold: detached, so the front is not blocked while a person decides.
+        void this.#hold(msg, c.id!, c.method!, decision).catch((err) => this.#fail(c.id!, err));
+        return;
       }
     }
     const forwarding = isRequest ? this.#pending.get(idKey(c.id!)) : undefined;
@@ -194,6 +205,10 @@ export class ProxySession implements UpstreamEvents {
     // The client gave up on that request and the upstream will not answer it: stop waiting, or
     // the session counts as busy (no idle close, shutdown waits its full grace) until the
     // upstream timeout answers a request the client no longer expects.
+    if (c.kind === "notification" && c.method === "notifications/cancelled") {
+      const cancelledId = (msg.params as { requestId?: unknown } | undefined)?.requestId;
+      if (typeof cancelledId === "string" || typeof cancelledId === "number") this.#holds.get(idKey(cancelledId))?.abort();
+    }
     if (c.kind === "notification" && c.method === "notifications/cancelled") {
       const requestId = (msg.params as { requestId?: unknown } | undefined)?.requestId;
       if (typeof requestId === "string" || typeof requestId === "number") this.#untrack(requestId);
@@ -316,6 +331,7 @@ export class ProxySession implements UpstreamEvents {
         : reason === "gateway_shutdown"
           ? new CountersignError("CS_ERR_SHUTTING_DOWN")
           : new CountersignError("CS_ERR_UNKNOWN_SESSION", `the session was closed (${reason})`);
+    for (const h of this.#holds.values()) h.abort();
     const pending = [...this.#pending.values()];
     await Promise.all(pending.map((p) => this.#fail(p.id, err)));
     this.ended = true;
@@ -325,6 +341,93 @@ export class ProxySession implements UpstreamEvents {
   }
 
   // ── shared steps ────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Holds a call for an approval decision. The caller is told at once (a log notification naming
+   * who it waits for) and kept alive with progress notifications when it sent a progress token.
+   * Approved: forwarded at most once (claimForward). Denied or expired: a tool error with the
+   * reason. Still undecided after holdFor, or cancelled: "approval pending" with the request id, so
+   * the identical retry picks up the decision later.
+   */
+  async #hold(msg: JsonRpcMessage, id: JsonRpcId, method: string, decision: PolicyDecision): Promise<void> {
+    const approvals = this.#init.approvals!;
+    const need = decision.approval!;
+    const refuse = (code: "CS_ERR_APPROVAL_DENIED" | "CS_ERR_APPROVAL_PENDING" | "CS_ERR_JUSTIFICATION_REQUIRED", detail: string) =>
+      this.#refuse(id, method, new CountersignError(code, detail), decision);
+    if (need.justificationMissing) {
+      return refuse("CS_ERR_JUSTIFICATION_REQUIRED", `rule ${need.ruleId ?? "(default)"} needs a justification for approval: send it in _meta["countersign/justification"] or the X-Countersign-Justification header`);
+    }
+    const params = (msg.params ?? {}) as { name?: unknown; uri?: unknown; arguments?: unknown };
+    const args = params.arguments ?? {};
+    const { request } = await approvals.service.request({
+      sessionId: this.id,
+      connection: this.connection.name,
+      method,
+      tool: typeof params.name === "string" ? params.name : typeof params.uri === "string" ? params.uri : method,
+      arguments: args,
+      maskedArguments: this.connection.masker?.maskMessage(args).masked ?? args,
+      requester: { subject: this.identity.subject, issuer: this.identity.issuer, kind: this.identity.kind, email: this.identity.email, name: this.identity.name, groups: this.identity.groups },
+      rule: { id: decision.ruleId, description: decision.reason },
+      approverGroup: need.group,
+      approvalsNeeded: need.approvals,
+      timeoutMs: need.timeoutMs,
+      justification: need.justification,
+    });
+
+    let decided: ApprovalRequest = request;
+    if (request.status === "pending") {
+      const abort = new AbortController();
+      this.#holds.set(idKey(id), abort);
+      const token = this.#pending.get(idKey(id))?.progressToken;
+      const waiting = `Waiting for approval by ${need.group} (request ${request.id}, rule ${decision.ruleId ?? "(default)"}; expires ${request.expiresAt.toISOString()})`;
+      await this.#notify(id, { method: "notifications/message", params: { level: "notice", logger: "countersign", data: waiting } });
+      let step = 0;
+      const ticker =
+        token === undefined
+          ? undefined
+          : setInterval(() => void this.#notify(id, { method: "notifications/progress", params: { progressToken: token, progress: ++step, message: waiting } }), Math.min(5000, Math.max(250, approvals.holdForMs / 4)));
+      try {
+        decided = await approvals.service.waitForDecision(request.id, abort.signal, approvals.holdForMs);
+      } finally {
+        if (ticker) clearInterval(ticker);
+        this.#holds.delete(idKey(id));
+      }
+    }
+
+    if (decided.status === "approved") {
+      if (!(await approvals.service.claimForward(decided.id))) {
+        return refuse("CS_ERR_APPROVAL_DENIED", `request ${decided.id} was approved and its call already forwarded once; an approval covers one call`);
+      }
+      const p = this.#pending.get(idKey(id));
+      if (!p || this.ended) return; // cancelled or closed meanwhile: nothing to deliver to
+      p.forwardedAt = performance.now();
+      try {
+        await this.upstream.send(msg, this.protocolVersion);
+      } catch (err) {
+        return this.#fail(id, err);
+      }
+      return;
+    }
+    if (decided.status === "denied" || decided.status === "expired") {
+      const by = decided.status === "expired" ? "nobody decided before it expired" : `denied by ${decided.decidedBy ?? "an approver"}`;
+      return refuse("CS_ERR_APPROVAL_DENIED", `request ${decided.id}: ${by}${decided.decisionReason ? `: ${decided.decisionReason}` : ""}`);
+    }
+    return refuse(
+      "CS_ERR_APPROVAL_PENDING",
+      `approval pending, request ${decided.id}, expires ${decided.expiresAt.toISOString()}; retry the same call after a decision`,
+    );
+  }
+
+  /** A gateway message to the client about one of its requests, recorded before delivery. */
+  async #notify(requestId: JsonRpcId, body: { method: string; params: Record<string, unknown> }): Promise<void> {
+    const msg = { jsonrpc: "2.0", ...body } as JsonRpcMessage;
+    try {
+      await this.#record("out", "gateway", msg, { kind: "notification", method: body.method }, body.method);
+    } catch {
+      return; // not recorded, not delivered
+    }
+    this.#deliver(msg, { relatedTo: requestId });
+  }
 
   #observe(p: PendingRequest, outcome: "ok" | "error" | "refused"): void {
     const m = this.#init.metrics;

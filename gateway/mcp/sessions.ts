@@ -9,6 +9,7 @@ import { CountersignError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { ProxySession } from "./session.js";
 import type { Metrics } from "../metrics.js";
+import type { ApprovalService } from "../approvals/service.js";
 import type { Identity } from "../auth/identity.js";
 import { identityHeaders, type GatewaySigner } from "../auth/upstream-identity.js";
 import { LegacySseUpstream } from "./upstream/legacy-sse.js";
@@ -45,6 +46,7 @@ export class SessionRegistry {
     private readonly log: Logger,
     private readonly signer?: GatewaySigner | undefined,
     private readonly metrics?: Metrics | undefined,
+    private readonly approvals?: { service: ApprovalService; holdForMs: number } | undefined,
   ) {
     this.#sweeper = setInterval(() => this.#closeIdle(), 5000);
     this.#sweeper.unref();
@@ -99,6 +101,7 @@ export class SessionRegistry {
       onInitialized: (s, result) => this.#initialized(s, result),
       identity: meta.identity,
       metrics: this.metrics,
+      approvals: this.approvals,
       currentConnection: () => this.connection(connection.name),
     });
     session.upstream = this.#createUpstream(connection, session, meta.identity);

@@ -1,0 +1,50 @@
+// Builds the approvals layer from the configuration: the service (state in Postgres), the
+// e-mail directory of approver groups, and, when Slack is configured, the bot (loaded only then,
+// so the gateway does not depend on Slack unless it is used).
+import type { FastifyInstance } from "fastify";
+import type { Recorder } from "../audit/recorder.js";
+import type { ApprovalsConfig } from "../config/load.js";
+import type { Logger } from "../log.js";
+import { EmailDirectory } from "./directory.js";
+import { ApprovalService } from "./service.js";
+
+export interface Approvals {
+  service: ApprovalService;
+  holdForMs: number;
+  /** Mounts /slack/events when the bot runs in HTTP mode. */
+  registerRoutes(app: FastifyInstance): void;
+  stop(): Promise<void>;
+}
+
+export async function startApprovals(cfg: ApprovalsConfig, deps: { databaseUrl: string; recorder: Recorder; log: Logger }): Promise<Approvals> {
+  const service = new ApprovalService({
+    databaseUrl: deps.databaseUrl,
+    recorder: deps.recorder,
+    directory: new EmailDirectory(cfg.groups),
+    log: deps.log,
+    sweepIntervalMs: cfg.sweepIntervalMs,
+    pollIntervalMs: cfg.pollIntervalMs,
+    reminderEveryMs: cfg.reminderEveryMs,
+    escalation: cfg.escalation,
+    ...(cfg.slack ? { postAttempts: cfg.slack.postAttempts } : {}),
+  });
+  await service.start();
+  let bot: Awaited<ReturnType<typeof import("../../bot/index.js").createSlackBot>> | undefined;
+  let mount: ((app: FastifyInstance) => void) | undefined;
+  if (cfg.slack) {
+    const [{ createSlackBot }, { registerSlackRoutes }] = await Promise.all([import("../../bot/index.js"), import("../../bot/http.js")]);
+    const created = await createSlackBot({ approvals: cfg, service, log: deps.log });
+    bot = created;
+    await created.start();
+    if (created.mode === "http") mount = (app) => void registerSlackRoutes(app, { bot: created, recorder: deps.recorder, log: deps.log });
+  }
+  return {
+    service,
+    holdForMs: cfg.holdForMs,
+    registerRoutes: (app) => mount?.(app),
+    stop: async () => {
+      await bot?.stop();
+      await service.stop();
+    },
+  };
+}
