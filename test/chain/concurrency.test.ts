@@ -134,7 +134,8 @@ it("two gateway processes on one database: one seals; when it is killed the othe
 
   const leaderPid = async () => {
     const res = await client.query<{ application_name: string }>(
-      `SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND a.application_name LIKE 'countersign-sealer%'`,
+      `SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND a.application_name LIKE 'countersign-sealer%'
+         AND a.datname = current_database()`, // other test files' gateways seal their own databases
     );
     const name = res.rows[0]?.application_name;
     return name ? Number(/pid=(\d+)/.exec(name)![1]) : undefined;
