@@ -18,6 +18,8 @@ export interface MessageRecord {
   method: string | null;
   size: number;
   payload: unknown;
+  /** The payload already serialised, when the caller has it (saves a second JSON.stringify). */
+  payloadText?: string | undefined;
   /** Values masked in the payload, per type; null when nothing was masked. */
   maskHits?: Record<string, number> | null;
   subject: string | null;
@@ -198,7 +200,7 @@ function messageArrays(rows: MessageRecord[]): unknown[] {
     rows.map((r) => r.jsonrpcId),
     rows.map((r) => r.method),
     rows.map((r) => r.size),
-    rows.map((r) => JSON.stringify(r.payload)),
+    rows.map((r) => r.payloadText ?? JSON.stringify(r.payload)),
     rows.map((r) => r.subject),
     rows.map((r) => r.at),
     rows.map((r) => (r.maskHits ? JSON.stringify(r.maskHits) : null)),

@@ -95,6 +95,7 @@ class IssuerKeys {
 
 export class TokenVerifier {
   readonly #issuers = new Map<string, { settings: IssuerSettings; keys: IssuerKeys }>();
+  readonly #cache = new Map<string, { result: { payload: JWTPayload; issuer: IssuerSettings }; until: number }>();
 
   constructor(issuers: IssuerSettings[], private readonly opts: VerifierOptions) {
     for (const s of issuers) this.#issuers.set(s.issuer, { settings: s, keys: new IssuerKeys(s, opts) });
@@ -106,6 +107,22 @@ export class TokenVerifier {
 
   /** Verifies `token` for a resource; returns the payload and the issuer's settings, or throws TokenRejected. */
   async verify(token: string, resource: string): Promise<{ payload: JWTPayload; issuer: IssuerSettings }> {
+    // A token verified for this resource is reused until it expires (at most 5 minutes, so a key
+    // the issuer withdraws stops being honoured soon): signature checks are the costly part of
+    // every request, and agents send the same token for a whole session.
+    const key = `${resource}\u0000${token}`;
+    const hit = this.#cache.get(key);
+    const nowSec = Date.now() / 1000;
+    if (hit && hit.until > nowSec) return hit.result;
+    if (hit) this.#cache.delete(key);
+    const result = await this.#verify(token, resource);
+    const exp = typeof result.payload.exp === "number" ? result.payload.exp + this.opts.clockSkewSeconds : nowSec;
+    if (this.#cache.size >= 10_000) this.#cache.delete(this.#cache.keys().next().value!);
+    this.#cache.set(key, { result, until: Math.min(exp, nowSec + 300) });
+    return result;
+  }
+
+  async #verify(token: string, resource: string): Promise<{ payload: JWTPayload; issuer: IssuerSettings }> {
     let iss: string | undefined;
     let alg: string | undefined;
     try {

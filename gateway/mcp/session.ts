@@ -511,6 +511,7 @@ export class ProxySession implements UpstreamEvents {
     method: string | null,
     maskHits: Record<string, number> | null = null,
   ): Promise<void> {
+    const text = JSON.stringify(msg); // once: for the size and for the INSERT
     return this.#init.recorder.message({
       sessionId: this.id,
       connection: this.connection.name,
@@ -519,8 +520,9 @@ export class ProxySession implements UpstreamEvents {
       kind: c.kind,
       jsonrpcId: c.id === undefined ? null : String(c.id),
       method,
-      size: Buffer.byteLength(JSON.stringify(msg)),
+      size: Buffer.byteLength(text),
       payload: msg,
+      payloadText: text,
       maskHits,
       subject: this.identity.subject,
       at: new Date(),
