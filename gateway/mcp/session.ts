@@ -139,11 +139,41 @@ export class ProxySession implements UpstreamEvents {
       this.#serverRequests.delete(idKey(c.id));
     }
 
+    // decide (pure, before anything is written): identity access first, then policy rules; tool
+    // pinning will sit between them.
+    const deciding = isRequest && !this.draining;
+    const refusal = deciding ? toolCallRefusal(this.connection.access, this.identity, msg) : undefined;
+    const decision =
+      deciding && !refusal && GOVERNED_METHODS.has(c.method!)
+        ? evaluate(this.connection.policy, {
+            connection: this.connection.name,
+            method: c.method!,
+            params: msg.params,
+            identity: { subject: this.identity.subject, groups: this.identity.groups, email: this.identity.email },
+            justification: this.#pending.get(idKey(c.id!))?.justification,
+          })
+        : undefined;
+
+    // record(in), with the decision in the same commit. mask: a secret the caller pasted into a
+    // call must not stay in the audit store; the upstream still receives the message as sent.
     try {
-      // mask: a secret the caller pasted into a call must not stay in the audit store; the
-      // upstream still receives the message as sent.
       const masked = this.connection.masker?.maskMessage(msg);
-      await this.#record("in", "client", masked?.masked ?? msg, c, method, masked?.changed ? masked.hits : null);
+      const writes = [this.#record("in", "client", masked?.masked ?? msg, c, method, masked?.changed ? masked.hits : null)];
+      if (refusal) {
+        const tool = (msg.params as { name?: unknown } | undefined)?.name;
+        writes.push(
+          this.#init.recorder.event({
+            type: "access_denied",
+            reason: "tool_denied",
+            sessionId: this.id,
+            connection: this.connection.name,
+            subject: this.identity.subject,
+            detail: { tool: typeof tool === "string" ? tool : null, groups: this.identity.groups, requestId: c.id! },
+          }),
+        );
+      }
+      if (decision) writes.push(this.#recordDecision(decision, msg, c.id!));
+      await Promise.all(writes);
     } catch (err) {
       if (!isRequest) throw err;
       return this.#fail(c.id!, err);
@@ -151,48 +181,18 @@ export class ProxySession implements UpstreamEvents {
     // Shutting down: a new request is refused (recorded, not forwarded); notifications and
     // responses still pass, as the in-flight calls being drained may need them.
     if (isRequest && this.draining) return this.#fail(c.id!, new CountersignError("CS_ERR_SHUTTING_DOWN"));
-    // decide: identity access (per-tool rules) comes first; later stages add policy here.
-    const refusal = isRequest ? toolCallRefusal(this.connection.access, this.identity, msg) : undefined;
-    if (refusal) {
-      const tool = (msg.params as { name?: unknown } | undefined)?.name;
-      try {
-        await this.#init.recorder.event({
-          type: "access_denied",
-          reason: "tool_denied",
-          sessionId: this.id,
-          connection: this.connection.name,
-          subject: this.identity.subject,
-          detail: { tool: typeof tool === "string" ? tool : null, groups: this.identity.groups, requestId: c.id! },
-        });
-      } catch (err) {
-        return this.#fail(c.id!, err);
-      }
-      return this.#fail(c.id!, refusal);
+    if (refusal) return this.#fail(c.id!, refusal);
+    if (decision?.effectiveAction === "block") {
+      return this.#refuse(c.id!, c.method!, new CountersignError("CS_ERR_POLICY_BLOCKED", decision.message ?? decision.reason), decision);
     }
-    // decide: the connection's policy rules (after identity access; tool pinning will sit between).
-    if (isRequest && GOVERNED_METHODS.has(c.method!)) {
-      const decision = evaluate(this.connection.policy, {
-        connection: this.connection.name,
-        method: c.method!,
-        params: msg.params,
-        identity: { subject: this.identity.subject, groups: this.identity.groups, email: this.identity.email },
-        justification: this.#pending.get(idKey(c.id!))?.justification,
-      });
-      try {
-        await this.#recordDecision(decision, msg, c.id!);
-      } catch (err) {
-        return this.#fail(c.id!, err);
+    if (decision?.effectiveAction === "require_approval") {
+      if (!this.#init.approvals) {
+        // No approval channel is configured: fail closed, clearly.
+        return this.#refuse(c.id!, c.method!, new CountersignError("CS_ERR_APPROVAL_UNAVAILABLE", `rule ${decision.ruleId ?? "(default)"} asks for approval by ${decision.approval?.group ?? "an approver"}`), decision);
       }
-      if (decision.effectiveAction === "block") return this.#refuse(c.id!, c.method!, new CountersignError("CS_ERR_POLICY_BLOCKED", decision.message ?? decision.reason), decision);
-      if (decision.effectiveAction === "require_approval") {
-        if (!this.#init.approvals) {
-          // No approval channel is configured: fail closed, clearly.
-          return this.#refuse(c.id!, c.method!, new CountersignError("CS_ERR_APPROVAL_UNAVAILABLE", `rule ${decision.ruleId ?? "(default)"} asks for approval by ${decision.approval?.group ?? "an approver"}`), decision);
-        }
-        // hold: detached, so the front is not blocked while a person decides.
-        void this.#hold(msg, c.id!, c.method!, decision).catch((err) => this.#fail(c.id!, err));
-        return;
-      }
+      // hold: detached, so the front is not blocked while a person decides.
+      void this.#hold(msg, c.id!, c.method!, decision).catch((err) => this.#fail(c.id!, err));
+      return;
     }
     const forwarding = isRequest ? this.#pending.get(idKey(c.id!)) : undefined;
     if (forwarding) forwarding.forwardedAt = performance.now();
@@ -206,12 +206,11 @@ export class ProxySession implements UpstreamEvents {
     // the session counts as busy (no idle close, shutdown waits its full grace) until the
     // upstream timeout answers a request the client no longer expects.
     if (c.kind === "notification" && c.method === "notifications/cancelled") {
-      const cancelledId = (msg.params as { requestId?: unknown } | undefined)?.requestId;
-      if (typeof cancelledId === "string" || typeof cancelledId === "number") this.#holds.get(idKey(cancelledId))?.abort();
-    }
-    if (c.kind === "notification" && c.method === "notifications/cancelled") {
       const requestId = (msg.params as { requestId?: unknown } | undefined)?.requestId;
-      if (typeof requestId === "string" || typeof requestId === "number") this.#untrack(requestId);
+      if (typeof requestId === "string" || typeof requestId === "number") {
+        this.#holds.get(idKey(requestId))?.abort();
+        this.#untrack(requestId);
+      }
     }
   }
 
