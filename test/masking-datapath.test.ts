@@ -36,6 +36,8 @@ async function connect(headers: Record<string, string> = {}, connection = "plain
 }
 
 beforeAll(async () => {
+  // Log everything, so the check that no secret reaches the log covers debug and trace lines too.
+  process.env.COUNTERSIGN_TEST_LOG = "trace";
   db = await createTestDatabase();
   scratch = mkdtempSync(join(tmpdir(), "countersign-masking-"));
   logFile = join(scratch, "upstream.log");
@@ -84,6 +86,8 @@ describe("masking in the data path", () => {
     // Nothing unmasked anywhere in the database, and the hits are counted per type.
     const dump = dumpDatabase(db.url);
     for (const secret of [AWS_KEY, EMAIL, GITHUB]) expect(dump).not.toContain(secret);
+    // Nor in the gateway's logs (payloads are never logged; upstream stderr is, so check it all).
+    for (const secret of [AWS_KEY, EMAIL, GITHUB]) expect(gw.logText()).not.toContain(secret);
     const rows = await gw.db.message.findMany({ where: { method: "tools/call", connection: "plain" }, orderBy: { id: "asc" } });
     expect(rows.map((r) => [r.direction, r.maskHits])).toEqual([
       ["in", { aws_access_key: 1, email: 1, github_token: 1 }],
