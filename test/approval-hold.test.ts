@@ -159,3 +159,59 @@ describe("holding a call for approval", () => {
     await client.close();
   });
 });
+
+describe("holding across cancels and restarts", () => {
+  it("a client that cancels mid-hold is not forwarded to, even when the approval comes later", async () => {
+    const client = await aliceClient();
+    const abort = new AbortController();
+    const call = client.callTool({ name: "echo", arguments: { message: "deploy v4" } }, undefined, { signal: abort.signal, timeout: 30_000 });
+    const id = await pendingRequest("deploy v4");
+    abort.abort();
+    await expect(call).rejects.toThrow();
+    // The cancel reached the gateway and ended the hold; the session has nothing pending.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(gw.sessions.all().every((s) => s.pendingCount === 0)).toBe(true);
+    await vote(id, "bob@example.com", "approve");
+    await new Promise((r) => setTimeout(r, 500));
+    expect(forwardedCalls("deploy v4")).toBe(0);
+    // The approval is not lost: the identical retry picks it up and is forwarded once.
+    const retry = await client.callTool({ name: "echo", arguments: { message: "deploy v4" } }, undefined, { timeout: 30_000 });
+    expect(retry.content).toEqual([{ type: "text", text: "Echo: deploy v4" }]);
+    expect(forwardedCalls("deploy v4")).toBe(1);
+    await client.close();
+  });
+
+  it("a request pending when the gateway restarts is decided afterwards, and the identical retry gets the decision without a second request", async () => {
+    const client = await aliceClient();
+    const pending = await client.callTool({ name: "echo", arguments: { message: "deploy v5" } }, undefined, { timeout: 30_000 });
+    expect((pending.content as Array<{ text: string }>)[0]!.text).toMatch(/approval pending/);
+    const id = await pendingRequest("deploy v5");
+    await client.close().catch(() => {});
+
+    // Restart: a new gateway process state on the same database and configuration.
+    const config = gw.config;
+    await gw.stop();
+    gw = await startTestGateway(db.url, {
+      auth: { devIssuer: { enabled: true, keyFile: join(scratch, "dev.jwk") } },
+      approvals: { groups: { oncall: { emails: ["bob@example.com", "carol@example.com", "alice@example.com"] } }, holdFor: "2s", sweepIntervalMs: 200, pollIntervalMs: 200 },
+      connections: [
+        {
+          name: "ops",
+          access: { groups: ["dev"] },
+          upstream: loggingServerStdio(upstreamLog),
+          policy: { rules: (config.connections[0]!.policy as { rules: unknown[] }).rules },
+        },
+      ],
+    });
+    await vote(id, "bob@example.com", "approve");
+    const after = await aliceClient();
+    const retry = await after.callTool({ name: "echo", arguments: { message: "deploy v5" } }, undefined, { timeout: 30_000 });
+    expect(retry.content).toEqual([{ type: "text", text: "Echo: deploy v5" }]);
+    expect(forwardedCalls("deploy v5")).toBe(1);
+    const requests = await gw.db.$queryRawUnsafe<Array<{ n: number }>>(
+      `SELECT count(*)::int AS n FROM approval_requests WHERE "maskedArguments"::text LIKE '%deploy v5%'`,
+    );
+    expect(requests[0]!.n).toBe(1);
+    await after.close();
+  });
+});

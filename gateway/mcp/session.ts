@@ -394,11 +394,13 @@ export class ProxySession implements UpstreamEvents {
     }
 
     if (decided.status === "approved") {
+      // Cancelled or closed meanwhile: leave the approval unclaimed for the identical retry.
+      if (!this.#pending.has(idKey(id)) || this.ended) return;
       if (!(await approvals.service.claimForward(decided.id))) {
         return refuse("CS_ERR_APPROVAL_DENIED", `request ${decided.id} was approved and its call already forwarded once; an approval covers one call`);
       }
       const p = this.#pending.get(idKey(id));
-      if (!p || this.ended) return; // cancelled or closed meanwhile: nothing to deliver to
+      if (!p || this.ended) return;
       p.forwardedAt = performance.now();
       try {
         await this.upstream.send(msg, this.protocolVersion);
