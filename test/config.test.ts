@@ -2,7 +2,6 @@
 // precedence is environment > file > defaults, the CLI refuses to start on a bad file, secrets
 // never reach the log or `config --json`, and the published JSON Schema matches the validator
 // and accepts the bundled and example files.
-import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
@@ -22,6 +21,7 @@ import { CONFIG_JSON_SCHEMA_FILE, configJsonSchemaText } from "../gateway/config
 import { QUICKSTART_CONFIG } from "../gateway/paths.js";
 import { createTestDatabase, ROOT, type TestDatabase } from "./helpers/postgres.js";
 import { startTestGateway, type TestGateway } from "./helpers/gateway.js";
+import { runCli } from "./helpers/cli.js";
 
 const FIXTURE = new URL("./fixtures/misbehaving-server.mjs", import.meta.url).pathname;
 const EXAMPLE_CONFIG = join(ROOT, "countersign.example.yaml");
@@ -395,25 +395,6 @@ ${ONE_STDIO}`;
 
 // ── the CLI ─────────────────────────────────────────────────────────────────────────────────
 
-function runCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "gateway/cli.ts", ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (b: Buffer) => (stdout += String(b)));
-    child.stderr.on("data", (b: Buffer) => (stderr += String(b)));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 25_000);
-    child.once("error", reject);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 describe("the CLI", () => {
   it("refuses to start on a bad file (exit 2, the key path on stderr) and validates a good one (exit 0)", async () => {

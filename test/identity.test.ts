@@ -6,7 +6,6 @@
 // decide connections and tools; upstreams get the gateway's credential and identity, never the
 // caller's token; records carry the identity. Also the built-in dev issuer (`countersign token`)
 // and `countersign sessions --who/--group`.
-import { spawn } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
@@ -37,6 +36,7 @@ import { QUICKSTART_CONFIG } from "../gateway/paths.js";
 import { createTestDatabase, ROOT, type TestDatabase } from "./helpers/postgres.js";
 import { startTestGateway, type TestGateway } from "./helpers/gateway.js";
 import { freePort, waitFor } from "./helpers/upstreams.js";
+import { runCli } from "./helpers/cli.js";
 
 // ── a real OpenID Provider ──────────────────────────────────────────────────────────────────
 
@@ -716,25 +716,6 @@ describe("failed authentications are rate-limited per address", () => {
 
 // ── the built-in dev issuer and the quick start ─────────────────────────────────────────────
 
-function runCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "gateway/cli.ts", ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (b: Buffer) => (stdout += String(b)));
-    child.stderr.on("data", (b: Buffer) => (stderr += String(b)));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 50_000);
-    child.once("error", reject);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 describe("the built-in dev issuer with the quick-start configuration", () => {
   let dev: TestGateway;

@@ -3,23 +3,13 @@
 // either a JSON body or an SSE stream, and a tap on an SDK transport that records what the
 // client sent and received.
 import { spawn, type ChildProcess } from "node:child_process";
-import { createServer, connect } from "node:net";
+import { connect } from "node:net";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { EVERYTHING } from "./gateway.js";
 
-/** A port the OS says is free right now (the child binds it a moment later). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from "./process.js";
+export { freePort };
 
 async function acceptsConnections(port: number): Promise<boolean> {
   return new Promise((resolve) => {
