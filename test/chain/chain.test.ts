@@ -24,6 +24,7 @@ import { ConfigError, parseConfigText } from "../../gateway/config/load.js";
 import { createTestDatabase, ROOT, type TestDatabase } from "../helpers/postgres.js";
 import { everythingStdio, startTestGateway } from "../helpers/gateway.js";
 import * as t from "./lib.js";
+import { waitFor } from "./lib.js";
 
 const run = promisify(execFile);
 let db: TestDatabase;
@@ -42,15 +43,6 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 async function history(n: number): Promise<void> {
   await t.resetAudit(client);

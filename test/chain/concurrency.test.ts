@@ -15,7 +15,7 @@ import { createDb, type Db } from "../../gateway/db/client.js";
 import { createLogger } from "../../gateway/log.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { killGateway, loggingConnection, startGatewayProcess, writeGatewayConfig, type GatewayProcess } from "../helpers/process.js";
-import { insertMessage, resetAudit } from "./lib.js";
+import { insertMessage, resetAudit, waitFor } from "./lib.js";
 
 let db: TestDatabase;
 let client: pg.Client;
@@ -34,15 +34,6 @@ afterAll(async () => {
   await db?.drop();
 });
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** The chain covers every audit row, each exactly once, with sequence numbers 1..n. */
 async function expectCompleteChain(): Promise<number> {

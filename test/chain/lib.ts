@@ -111,3 +111,14 @@ export async function forgeCheckpoint(client: pg.Client, id: string, mode: Forge
     await client.query(`UPDATE audit_checkpoints SET head = $2, signature = $3 WHERE id = $1::bigint`, [id, fake, signCheckpointBody(body, foreign)]);
   }
 }
+
+/** Polls `probe` until it returns something truthy, failing after `timeoutMs` with what it waited for. */
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
