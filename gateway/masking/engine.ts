@@ -112,6 +112,19 @@ const FEATURE_CHECK_MAX_LENGTH = 512;
 /** Smallest string worth scanning: no supported secret or personal datum is shorter. */
 const MIN_SCAN_LENGTH = 6;
 
+/** Verdicts are remembered for values up to this length, at most this many at a time. */
+const VERDICT_CACHE_MAX_LENGTH = 96;
+const VERDICT_CACHE_ENTRIES = 4096;
+const NO_SPANS: readonly Span[] = Object.freeze([]);
+
+/**
+ * Whole values that are a UUID or an ISO 8601 date/time: the commonest unique values in rows,
+ * and no detector can find a datum in them (a UUID under a secret-named field is still masked
+ * whole, before this point). Skipping them keeps unique ids from defeating the verdict cache.
+ */
+const BENIGN_WHOLE_VALUE =
+  /^(?:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?)$/;
+
 function customDetector(spec: CustomPattern, engine: RegexEngine | undefined): Detector {
   const re = compileLinearRegex(spec.pattern, spec.flags ?? "", engine);
   const group = spec.group ?? 0;
@@ -244,8 +257,30 @@ export function createMasker(options: MaskerOptions = {}): Masker {
     return true;
   };
 
-  const findSpans = (text: string, key: string | undefined): Span[] => {
-    if (text.length < MIN_SCAN_LENGTH) return [];
+  // Short values repeat across rows (statuses, names, dates, tags): the detectors' verdict on a
+  // (field name, value) pair is remembered, bounded, and forgotten all at once when full.
+  const verdicts = new Map<string | undefined, Map<string, readonly Span[]>>();
+  let verdictCount = 0;
+  const findSpans = (text: string, key: string | undefined): readonly Span[] => {
+    if (text.length < MIN_SCAN_LENGTH) return NO_SPANS;
+    if (text.length > VERDICT_CACHE_MAX_LENGTH) return detect(text, key);
+    if (BENIGN_WHOLE_VALUE.test(text)) return NO_SPANS;
+    let byText = verdicts.get(key);
+    const known = byText?.get(text);
+    if (known !== undefined) return known;
+    const spans = detect(text, key);
+    if (verdictCount >= VERDICT_CACHE_ENTRIES) {
+      verdicts.clear();
+      verdictCount = 0;
+      byText = undefined;
+    }
+    if (byText === undefined) verdicts.set(key, (byText = new Map()));
+    byText.set(text, spans.length === 0 ? NO_SPANS : Object.freeze(spans));
+    verdictCount++;
+    return spans;
+  };
+
+  const detect = (text: string, key: string | undefined): Span[] => {
     const spans: Span[] = [];
     const ctx: ScanContext = { key };
     if (text.length <= FEATURE_CHECK_MAX_LENGTH) {
@@ -374,7 +409,7 @@ export function createMasker(options: MaskerOptions = {}): Masker {
   const newRun = (options?: MaskCallOptions): Run => ({ hits: {}, exempted: {}, exempt: new Set(options?.exempt ?? []), exemptedField: undefined });
 
   return {
-    findSpans: (text: string, key?: string) => findSpans(text, key?.toLowerCase()),
+    findSpans: (text: string, key?: string) => [...findSpans(text, key?.toLowerCase())],
     types: [...detectors.map((d) => d.id), ...fields.map((f) => f.type)],
     maskMessage<T>(message: T, callOptions?: MaskCallOptions): MaskResult<T> {
       const run = newRun(callOptions);

@@ -145,6 +145,37 @@ describe("keyed-HMAC tokens", () => {
   });
 });
 
+describe("remembered verdicts for repeated short values", () => {
+  it("judges a repeated value again under another field name, and the same under the same one", () => {
+    const masker = createMasker();
+    const rows = Array.from({ length: 3 }, () => ({ phone: "020 7946 0958", note: "020 7946 0958" }));
+    const { masked, hits } = masker.maskMessage({ rows });
+    for (const r of masked.rows) expect(r).toEqual({ phone: "[MASKED:phone]", note: "020 7946 0958" });
+    expect(hits).toEqual({ phone: 3 });
+    // A second message reuses what the first taught: same answers, counted again.
+    expect(masker.maskMessage({ rows }).hits).toEqual({ phone: 3 });
+  });
+
+  it("stays correct when more distinct values pass than it remembers", () => {
+    const masker = createMasker();
+    for (let round = 0; round < 2; round++) {
+      const values = Array.from({ length: 5000 }, (_, i) => (i % 2 === 0 ? `user${i}@example.com` : `order ${i} shipped`));
+      const { masked, hits } = masker.maskMessage({ values });
+      expect(hits).toEqual({ email: 2500 });
+      expect(masked.values[1]).toBe("order 1 shipped");
+      expect(masked.values[4998]).toBe("[MASKED:email]");
+    }
+  });
+
+  it("passes whole UUIDs and timestamps, but still masks one under a secret-named field", () => {
+    const masker = createMasker();
+    const uuid = "f47ac10b-58cc-4372-a567-0e02b2c3d479";
+    const { masked, hits } = masker.maskMessage({ id: uuid, at: "2026-11-24T06:30:00.123+01:00", api_key: uuid });
+    expect(masked).toEqual({ id: uuid, at: "2026-11-24T06:30:00.123+01:00", api_key: "[MASKED:secret_assignment]" });
+    expect(hits).toEqual({ secret_assignment: 1 });
+  });
+});
+
 describe("role-aware exemptions", () => {
   it("leaves exempted types unmasked and reports what they would have masked", () => {
     const masker = createMasker({ fields: [{ path: "$..ssn" }] });
