@@ -32,7 +32,7 @@ import { textFeatures } from "./features.js";
 import { builtinDetectors, BUILTIN_DETECTOR_IDS } from "./detectors/index.js";
 import { createIpDetector } from "./detectors/ip.js";
 import { isSecretFieldName, secretValueWorthMasking } from "./detectors/assignment.js";
-import { compileLinearRegex, type RegexEngine } from "./safe-regex.js";
+import { compileLinearRegex, UnsafeRegexError, type LinearRegex, type RegexEngine } from "../linear-regex.js";
 import { compileJsonPath, pathMatches, type CompiledPath, type PathSegment } from "./json-path.js";
 import { isSkippedBinary, looksLikeBase64Blob } from "./json-walk.js";
 
@@ -126,7 +126,13 @@ const BENIGN_WHOLE_VALUE =
   /^(?:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?)$/;
 
 function customDetector(spec: CustomPattern, engine: RegexEngine | undefined): Detector {
-  const re = compileLinearRegex(spec.pattern, spec.flags ?? "", engine);
+  let re: LinearRegex;
+  try {
+    re = compileLinearRegex(spec.pattern, spec.flags ?? "", engine, { global: true });
+  } catch (err) {
+    if (!(err instanceof UnsafeRegexError)) throw err;
+    throw new UnsafeRegexError(spec.pattern, `custom masking pattern ${JSON.stringify(spec.id)} rejected: ${err.reason}`);
+  }
   const group = spec.group ?? 0;
   return {
     id: spec.id,

@@ -12,7 +12,7 @@
  *   text, which the parser rejects, so it fails closed.
  */
 import { compileJsonPath, selectPath } from "./json-path.js";
-import { compileLinearRegex, type RegexEngine } from "./regex.js";
+import { compileLinearRegex, type RegexEngine } from "../linear-regex.js";
 import type { ConditionConfig, SqlPredicateConfig } from "./schema.js";
 import { classifySql, type SqlClassification } from "./sql.js";
 import type { SqlClass } from "./sql-vocabulary.js";

@@ -22,7 +22,7 @@
  */
 import { compileCondition, type Predicate } from "./conditions.js";
 import { anyGlobMatches } from "./glob.js";
-import type { RegexEngine } from "./regex.js";
+import type { RegexEngine } from "../linear-regex.js";
 import { parseDuration, POLICY_METHODS, type ApprovalConfig, type PolicyAction, type PolicyConfig, type PolicyMethod, type RuleConfig } from "./schema.js";
 
 /** The caller, as the identity layer established it (auth/identity.ts `Identity` fits). */

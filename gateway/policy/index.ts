@@ -27,4 +27,4 @@ export {
 } from "./schema.js";
 export { classifySql, MAX_SQL_CHARS, type SqlClassification, type SqlStatementClassification } from "./sql.js";
 export { SQL_CLASSES, SQL_FLAGS, type SqlClass, type SqlFlag } from "./sql-vocabulary.js";
-export { compileLinearRegex, defaultRegexEngine, UnsafeRegexError, type RegexEngine } from "./regex.js";
+export { compileLinearRegex, defaultRegexEngine, UnsafeRegexError, type RegexEngine } from "../linear-regex.js";

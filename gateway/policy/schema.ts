@@ -9,7 +9,7 @@
  */
 import { z } from "zod";
 import { compileJsonPath, JsonPathError } from "./json-path.js";
-import { compileLinearRegex, UnsafeRegexError } from "./regex.js";
+import { compileLinearRegex, UnsafeRegexError } from "../linear-regex.js";
 import { SQL_CLASSES, SQL_FLAGS, type SqlClass, type SqlFlag } from "./sql-vocabulary.js";
 
 /** The MCP requests policy governs; every other message passes without evaluation. */
