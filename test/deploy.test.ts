@@ -421,6 +421,10 @@ describe("Helm chart rendered by Helm", () => {
     expect(env.DATABASE_URL).toEqual({ secretKeyRef: { name: "countersign-database", key: "DATABASE_URL" } });
     // Unset secrets stay out of the pod rather than pointing at a Secret that does not exist.
     expect(env).not.toHaveProperty("SLACK_BOT_TOKEN");
+    // Several replicas: each pod relays to the others at their pod IP, with one shared secret.
+    expect(env).toMatchObject({ POD_IP: { fieldRef: { fieldPath: "status.podIP" } }, COUNTERSIGN_INTERNAL_PORT: "8081", COUNTERSIGN_INTERNAL_HOST: "0.0.0.0" });
+    expect(env.COUNTERSIGN_CLUSTER_SECRET).toEqual({ secretKeyRef: { name: "countersign-cluster", key: "COUNTERSIGN_CLUSTER_SECRET" } });
+    expect(gw.ports).toEqual(expect.arrayContaining([{ name: "relay", containerPort: 8081, protocol: "TCP" }]));
     expect(pod.topologySpreadConstraints.map((t: any) => t.labelSelector.matchLabels)).toEqual([deploy.spec.selector.matchLabels, deploy.spec.selector.matchLabels]);
 
     const pdb = one(ms, "PodDisruptionBudget");
@@ -430,8 +434,12 @@ describe("Helm chart rendered by Helm", () => {
 
     // The ConfigMap is what the pods read: it must pass the gateway's loader as the pod sees it.
     const configMap = one(ms, "ConfigMap");
-    const cfg = loadGatewayConfig(configMap.data!["countersign.yaml"]!, "ConfigMap", { HOST: "0.0.0.0", PORT: "8080", DATABASE_URL: "postgresql://u:p@db/countersign" });
+    const cfg = loadGatewayConfig(configMap.data!["countersign.yaml"]!, "ConfigMap", {
+      HOST: "0.0.0.0", PORT: "8080", DATABASE_URL: "postgresql://u:p@db/countersign",
+      POD_IP: "10.0.0.7", COUNTERSIGN_INTERNAL_PORT: "8081", COUNTERSIGN_INTERNAL_HOST: "0.0.0.0", COUNTERSIGN_CLUSTER_SECRET: "x".repeat(44),
+    });
     expect(cfg.server).toEqual({ host: "0.0.0.0", port: 8080, trustProxy: false });
+    expect(cfg.cluster).toMatchObject({ internalPort: 8081, advertiseUrl: "http://10.0.0.7:8081" });
     expect(cfg.connections.map((c) => c.name)).toEqual(["everything"]);
     expect(deploy.spec.template.metadata.annotations["checksum/config"]).toMatch(/^[0-9a-f]{64}$/);
 
@@ -464,6 +472,7 @@ describe("Helm chart rendered by Helm", () => {
       COUNTERSIGN_CHECKPOINT_KEY: "countersign-keys",
       COUNTERSIGN_MASKING_KEY: "countersign-keys",
       COUNTERSIGN_UPSTREAM_JWT_KEY: "countersign-keys",
+      COUNTERSIGN_CLUSTER_SECRET: "countersign-keys",
       TICKETS_MCP_AUTHORIZATION: "countersign-upstreams",
     });
 
@@ -490,5 +499,12 @@ describe("Helm chart rendered by Helm", () => {
     expect(bad.stderr).toMatch(/config\.log\.level: config\.log\.level must be one of the following/);
     const typo = run(["template", "cs", CHART, "--set", "replicas=3"]);
     expect(typo.stderr).toMatch(/Additional property replicas is not allowed/);
+    // Several replicas need the shared relay secret; without relaying, none is asked for.
+    const noRelaySecret = run(["template", "cs", CHART, "--set", "cluster.existingSecret="]);
+    expect(noRelaySecret.status).not.toBe(0);
+    expect(noRelaySecret.stderr).toMatch(/cluster\.existingSecret is required/);
+    const single = run(["template", "cs", CHART, "--set", "cluster.existingSecret=", "--set", "cluster.internalPort=0", "--set", "replicaCount=1"]);
+    expect(single.status, single.stderr).toBe(0);
+    expect(single.stdout).not.toContain("COUNTERSIGN_CLUSTER_SECRET");
   });
 });

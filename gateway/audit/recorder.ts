@@ -23,6 +23,8 @@ export interface MessageRecord {
   /** Values masked in the payload, per type; null when nothing was masked. */
   maskHits?: Record<string, number> | null;
   subject: string | null;
+  /** The HTTP request that carried or caused it (the log's reqId). */
+  requestId?: string | null | undefined;
   at: Date;
 }
 
@@ -33,6 +35,8 @@ export interface EventRecord<T extends EventType = EventType> {
   connection?: string | null;
   subject?: string | null;
   detail?: Record<string, unknown>;
+  /** The HTTP request that led to it, where there is one (the log's reqId). */
+  requestId?: string | null | undefined;
 }
 
 interface Pending<T> {
@@ -179,16 +183,16 @@ export class Recorder {
 // INSERT, COMMIT) and a query compilation per call; unnest() takes the whole batch as one array
 // per column in a single autocommitted INSERT, and a data-modifying CTE adds the events to the same
 // statement. Keep the columns in step with models Message and Event in prisma/schema.prisma.
-const MESSAGE_COLUMNS = `"sessionId", "connection", "direction", "origin", "kind", "jsonrpcId", "method", "size", "payload", "subject", "at", "maskHits"`;
+const MESSAGE_COLUMNS = `"sessionId", "connection", "direction", "origin", "kind", "jsonrpcId", "method", "size", "payload", "subject", "at", "maskHits", "requestId"`;
 const MESSAGE_ARRAYS = (p: number) =>
-  `unnest($${p}::text[], $${p + 1}::text[], $${p + 2}::text[], $${p + 3}::text[], $${p + 4}::text[], $${p + 5}::text[], $${p + 6}::text[], $${p + 7}::int[], $${p + 8}::jsonb[], $${p + 9}::text[], $${p + 10}::timestamptz[], $${p + 11}::jsonb[])`;
-const EVENT_COLUMNS = `"type", "reason", "sessionId", "connection", "subject", "detail"`;
-const EVENT_ARRAYS = (p: number) => `unnest($${p}::text[], $${p + 1}::text[], $${p + 2}::text[], $${p + 3}::text[], $${p + 4}::text[], $${p + 5}::jsonb[])`;
+  `unnest($${p}::text[], $${p + 1}::text[], $${p + 2}::text[], $${p + 3}::text[], $${p + 4}::text[], $${p + 5}::text[], $${p + 6}::text[], $${p + 7}::int[], $${p + 8}::jsonb[], $${p + 9}::text[], $${p + 10}::timestamptz[], $${p + 11}::jsonb[], $${p + 12}::text[])`;
+const EVENT_COLUMNS = `"type", "reason", "sessionId", "connection", "subject", "detail", "requestId"`;
+const EVENT_ARRAYS = (p: number) => `unnest($${p}::text[], $${p + 1}::text[], $${p + 2}::text[], $${p + 3}::text[], $${p + 4}::text[], $${p + 5}::jsonb[], $${p + 6}::text[])`;
 
 const INSERT_MESSAGES = `INSERT INTO "messages" (${MESSAGE_COLUMNS}) SELECT * FROM ${MESSAGE_ARRAYS(1)}`;
 const INSERT_EVENTS = `INSERT INTO "events" (${EVENT_COLUMNS}) SELECT * FROM ${EVENT_ARRAYS(1)}`;
 const INSERT_BOTH = `WITH m AS (INSERT INTO "messages" (${MESSAGE_COLUMNS}) SELECT * FROM ${MESSAGE_ARRAYS(1)})
-INSERT INTO "events" (${EVENT_COLUMNS}) SELECT * FROM ${EVENT_ARRAYS(13)}`;
+INSERT INTO "events" (${EVENT_COLUMNS}) SELECT * FROM ${EVENT_ARRAYS(14)}`;
 
 function messageArrays(rows: MessageRecord[]): unknown[] {
   return [
@@ -204,6 +208,7 @@ function messageArrays(rows: MessageRecord[]): unknown[] {
     rows.map((r) => r.subject),
     rows.map((r) => r.at),
     rows.map((r) => (r.maskHits ? JSON.stringify(r.maskHits) : null)),
+    rows.map((r) => r.requestId ?? null),
   ];
 }
 
@@ -215,6 +220,7 @@ function eventArrays(rows: EventRecord[]): unknown[] {
     rows.map((e) => e.connection ?? null),
     rows.map((e) => e.subject ?? null),
     rows.map((e) => (e.detail ? JSON.stringify(e.detail) : null)),
+    rows.map((e) => e.requestId ?? null),
   ];
 }
 

@@ -20,7 +20,7 @@ export class ThrottledEvents<T extends ThrottledType> {
 
   record(
     reason: EventReason<T>,
-    where: { connection?: string | null; sessionId?: string | null; subject?: string | null },
+    where: { connection?: string | null; sessionId?: string | null; subject?: string | null; requestId?: string | null },
     detail: Record<string, unknown>,
   ): void {
     if (this.#budget > 0) {
@@ -31,6 +31,7 @@ export class ThrottledEvents<T extends ThrottledType> {
         connection: where.connection ?? null,
         sessionId: where.sessionId ?? null,
         subject: where.subject ?? null,
+        requestId: where.requestId ?? null,
         detail,
       });
       return;
@@ -68,6 +69,8 @@ const REASON_OF_ERROR: Partial<Record<ErrorCode, EventReason<"message_rejected">
   CS_ERR_NOT_ACCEPTABLE: "not_acceptable",
   CS_ERR_STREAM_CONFLICT: "stream_conflict",
   CS_ERR_SESSION_LIMIT: "session_limit",
+  CS_ERR_RELAY_UNAUTHORIZED: "relay_unauthorized",
+  CS_ERR_RELAY_NOT_OWNER: "relay_not_owner",
 };
 
 /** Rejected messages (the fronts' bad input). */
@@ -77,7 +80,7 @@ export class RejectionLog extends ThrottledEvents<"message_rejected"> {
   }
 
   /** Records a refused request by its error code (codes that are not bad input are not recorded here). */
-  recordError(code: ErrorCode, where: { connection?: string | null; sessionId?: string | null }, detail: Record<string, unknown>): void {
+  recordError(code: ErrorCode, where: { connection?: string | null; sessionId?: string | null; requestId?: string | null }, detail: Record<string, unknown>): void {
     const reason = REASON_OF_ERROR[code];
     if (reason) this.record(reason, where, detail);
   }

@@ -10,6 +10,8 @@ export interface SessionFilter {
   who?: string | undefined;
   /** Sessions of callers in this group. */
   group?: string | undefined;
+  /** The session with a record of this HTTP request id (the log's reqId). */
+  requestId?: string | undefined;
   limit?: number | undefined;
 }
 
@@ -22,6 +24,7 @@ export async function listSessions(db: Db, f: SessionFilter) {
       // E-mail addresses compare without case (IdPs differ in how they spell them); subjects exactly.
       ...(f.who ? { OR: [{ email: { equals: f.who, mode: "insensitive" as const } }, { subject: f.who }] } : {}),
       ...(f.group ? { groups: { has: f.group } } : {}),
+      ...(f.requestId ? { AND: [{ OR: [{ messages: { some: { requestId: f.requestId } } }, { events: { some: { requestId: f.requestId } } }] }] } : {}),
     },
     orderBy: { createdAt: "desc" },
     take: f.limit ?? 50,
@@ -75,9 +78,10 @@ export async function loadExchange(db: Db, sessionId: string) {
       jsonrpcId: m.jsonrpcId,
       method: m.method,
       size: m.size,
+      requestId: m.requestId,
       payload: m.payload,
     })),
-    events: events.map((e) => ({ id: e.id.toString(), at: e.at.toISOString(), type: e.type, reason: e.reason, detail: e.detail })),
+    events: events.map((e) => ({ id: e.id.toString(), at: e.at.toISOString(), type: e.type, reason: e.reason, requestId: e.requestId, detail: e.detail })),
   };
 }
 
@@ -98,7 +102,7 @@ export function formatExchange(x: Exchange, width = 160): string {
   for (const m of x.messages) {
     const arrow = m.direction === "in" ? "client → server" : "client ← server";
     const who = m.origin === "gateway" ? " [gateway]" : "";
-    const head = `${m.at.slice(11, 23)}  ${arrow}${who}  ${m.kind.padEnd(12)} ${m.method ?? ""}${m.jsonrpcId !== null ? ` #${m.jsonrpcId}` : ""}`;
+    const head = `${m.at.slice(11, 23)}  ${arrow}${who}  ${m.kind.padEnd(12)} ${m.method ?? ""}${m.jsonrpcId !== null ? ` #${m.jsonrpcId}` : ""}${m.requestId ? `  [req ${m.requestId}]` : ""}`;
     const room = Math.max(20, width - head.length - 2);
     lines.push(`${head}  ${summarise(m.payload, room)}`);
   }

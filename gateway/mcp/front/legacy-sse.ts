@@ -3,6 +3,7 @@
 import type { FastifyInstance } from "fastify";
 import { CountersignError, jsonRpcErrorResponse } from "../../errors.js";
 import { AuthError } from "../../auth/authenticator.js";
+import { callerAddress } from "../../cluster/relayed.js";
 import type { JsonRpcMessage } from "../jsonrpc.js";
 import type { ClientSink } from "../session.js";
 import { parseJsonRpcBody } from "./body.js";
@@ -20,13 +21,13 @@ class LegacySseSink implements ClientSink {
 }
 
 export function registerLegacySseFront(app: FastifyInstance, deps: FrontDeps): void {
-  const { sessions, rejections, authenticator } = deps;
+  const { sessions, rejections, authenticator, cluster } = deps;
   const headersOf = (e: CountersignError) => (e instanceof AuthError ? e.headers : {});
 
   /** Records a refused request (see RejectionLog.recordError for which codes count as bad input). */
-  const refused = (connection: string, sessionId: string | null | undefined, e: CountersignError, remoteAddress: string) => {
+  const refused = (connection: string, sessionId: string | null | undefined, e: CountersignError, remoteAddress: string, requestId: string) => {
     const known = sessions.connection(connection);
-    rejections.recordError(e.code, { connection: known?.name ?? null, sessionId: (sessionId && known && sessions.get(sessionId)?.connection.name === known.name ? sessionId : null) }, {
+    rejections.recordError(e.code, { connection: known?.name ?? null, sessionId: (sessionId && known && sessions.get(sessionId)?.connection.name === known.name ? sessionId : null), requestId }, {
       remoteAddress,
       ...(known ? {} : { requestedConnection: connection.slice(0, 200) }),
       ...(e.detail ? { detail: e.detail } : {}),
@@ -47,7 +48,7 @@ export function registerLegacySseFront(app: FastifyInstance, deps: FrontDeps): v
       return reply;
     } catch (err) {
       const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_INTERNAL", String(err));
-      refused(req.params.connection, null, e, req.ip);
+      refused(req.params.connection, null, e, req.ip, req.id);
       return reply.code(e.http).headers(headersOf(e)).type("application/json").send(jsonRpcErrorResponse(null, e));
     }
   });
@@ -56,9 +57,12 @@ export function registerLegacySseFront(app: FastifyInstance, deps: FrontDeps): v
     try {
       const connection = sessions.connection(req.params.connection);
       if (!connection) throw new CountersignError("CS_ERR_UNKNOWN_CONNECTION", `'${req.params.connection}'`);
-      const identity = await authenticator.authenticate(connection, req.headers.authorization, req.ip);
+      const identity = await authenticator.authenticate(connection, req.headers.authorization, callerAddress(req));
       const sid = req.query.sessionId;
       if (!sid) throw new CountersignError("CS_ERR_SESSION_REQUIRED", "the sessionId query parameter from the endpoint event");
+      // Another replica holds the session and its stream: the message goes there, and the answer
+      // reaches the client on that stream.
+      if (cluster && !sessions.get(sid) && (await cluster.relay(req, reply, sid, { connection: connection.name, front: "sse" }))) return reply;
       const session = sessions.get(sid);
       if (!session || session.connection.name !== connection.name || session.frontTransport !== "sse") {
         throw new CountersignError("CS_ERR_UNKNOWN_SESSION");
@@ -68,12 +72,13 @@ export function registerLegacySseFront(app: FastifyInstance, deps: FrontDeps): v
       const parsed = parseJsonRpcBody(req.body);
       // Requests are answered on the stream (errors included); only a failure to take a
       // notification or response is reported here.
-      const hints = { justification: [req.headers["x-countersign-justification"]].flat()[0] };
+      const hints = { justification: [req.headers["x-countersign-justification"]].flat()[0], requestId: req.id };
       for (const m of parsed.messages) await session.fromClient(m.msg, m.c, hints);
       return reply.code(202).type("text/plain").send("Accepted");
     } catch (err) {
       const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_INTERNAL", String(err));
-      refused(req.params.connection, req.query.sessionId, e, req.ip);
+      if (reply.sent || reply.raw.headersSent) return reply;
+      refused(req.params.connection, req.query.sessionId, e, callerAddress(req), req.id);
       return reply.code(e.http).headers(headersOf(e)).type("application/json").send(jsonRpcErrorResponse(null, e));
     }
   });

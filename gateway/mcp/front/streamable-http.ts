@@ -3,6 +3,8 @@
 // opens the stream for server-initiated messages, DELETE ends the session.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { RejectionLog } from "../../audit/rejections.js";
+import type { ClusterRelay } from "../../cluster/relay.js";
+import { callerAddress } from "../../cluster/relayed.js";
 import { AuthError, type Authenticator } from "../../auth/authenticator.js";
 import type { Identity } from "../../auth/identity.js";
 import { CountersignError, jsonRpcErrorResponse } from "../../errors.js";
@@ -135,6 +137,8 @@ export interface FrontDeps {
   sessions: SessionRegistry;
   rejections: RejectionLog;
   authenticator: Authenticator;
+  /** Several replicas: relays requests for sessions another replica holds (absent: no relay). */
+  cluster?: ClusterRelay | undefined;
 }
 
 function sendError(reply: FastifyReply, err: CountersignError, id: JsonRpcId | null = null, headers: Record<string, string> = {}) {
@@ -147,11 +151,21 @@ function header(req: FastifyRequest, name: string): string | undefined {
 }
 
 export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDeps): void {
-  const { sessions, rejections, authenticator } = deps;
+  const { sessions, rejections, authenticator, cluster } = deps;
 
   /** authenticate: the first stage, before the body is even parsed. */
   const authenticate = (req: FastifyRequest<{ Params: Params }>) =>
-    authenticator.authenticate(connectionOf(req), header(req, "authorization"), req.ip);
+    authenticator.authenticate(connectionOf(req), header(req, "authorization"), callerAddress(req));
+
+  /**
+   * A session another replica holds: its request is relayed there (after this replica has
+   * authenticated the caller; the owner authenticates again). True when the answer has been sent.
+   */
+  const relayed = async (req: FastifyRequest<{ Params: Params }>, reply: FastifyReply): Promise<boolean> => {
+    const sid = header(req, "mcp-session-id");
+    if (!cluster || !sid || sessions.get(sid)) return false;
+    return cluster.relay(req, reply, sid, { connection: req.params.connection, front: "streamable_http" });
+  };
 
   const lookup = (req: FastifyRequest<{ Params: Params }>, identity: Identity): ProxySession => {
     const sid = header(req, "mcp-session-id");
@@ -172,8 +186,8 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
   const refuse = (req: FastifyRequest<{ Params: Params }>, reply: FastifyReply, e: CountersignError, id: JsonRpcId | null = null) => {
     const known = sessions.connection(req.params.connection);
     const sid = header(req, "mcp-session-id");
-    rejections.recordError(e.code, { connection: known?.name ?? null, sessionId: (sid && known && sessions.get(sid)?.connection.name === known.name ? sid : null) }, {
-      remoteAddress: req.ip,
+    rejections.recordError(e.code, { connection: known?.name ?? null, sessionId: (sid && known && sessions.get(sid)?.connection.name === known.name ? sid : null), requestId: req.id }, {
+      remoteAddress: callerAddress(req),
       httpMethod: req.method,
       ...(known ? {} : { requestedConnection: req.params.connection.slice(0, 200) }),
       ...(e.detail ? { detail: e.detail } : {}),
@@ -201,17 +215,18 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
       if (init) {
         if (messages.length > 1) throw new CountersignError("CS_ERR_INVALID_REQUEST", "initialize must be sent alone");
         if (header(req, "mcp-session-id")) throw new CountersignError("CS_ERR_INVALID_REQUEST", "initialize must not carry an Mcp-Session-Id");
-        session = await sessions.open(connection, "streamable_http", { identity, remoteAddress: req.ip, userAgent: header(req, "user-agent") });
+        session = await sessions.open(connection, "streamable_http", { identity, remoteAddress: callerAddress(req), userAgent: header(req, "user-agent") });
         session.sink = new StreamableHttpSink();
         sessions.noteClientInfo(session, init.msg.params as Record<string, unknown> | undefined);
       } else {
+        if (await relayed(req, reply)) return reply;
         session = lookup(req, identity);
         if (batch && !batchesAllowed(session.protocolVersion)) {
           throw new CountersignError("CS_ERR_BATCH_NOT_ALLOWED", `negotiated ${session.protocolVersion}`);
         }
       }
       const sink = session.sink as StreamableHttpSink;
-      const hints = { justification: header(req, "x-countersign-justification") };
+      const hints = { justification: header(req, "x-countersign-justification"), requestId: req.id };
       const requestIds = messages.filter((m) => m.c.kind === "request").map((m) => m.c.id!);
 
       if (requestIds.length === 0) {
@@ -243,7 +258,9 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
 
   app.get<{ Params: Params }>("/mcp/:connection", async (req, reply) => {
     try {
-      const session = lookup(req, await authenticate(req));
+      const identity = await authenticate(req);
+      if (await relayed(req, reply)) return reply;
+      const session = lookup(req, identity);
       if (!(header(req, "accept") ?? "").includes("text/event-stream")) throw new CountersignError("CS_ERR_NOT_ACCEPTABLE");
       const sink = session.sink as StreamableHttpSink;
       if (sink.hasGet) throw new CountersignError("CS_ERR_STREAM_CONFLICT");
@@ -258,7 +275,9 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
 
   app.delete<{ Params: Params }>("/mcp/:connection", async (req, reply) => {
     try {
-      const session = lookup(req, await authenticate(req));
+      const identity = await authenticate(req);
+      if (await relayed(req, reply)) return reply;
+      const session = lookup(req, identity);
       await session.close("client_delete");
       return reply.code(200).send();
     } catch (err) {

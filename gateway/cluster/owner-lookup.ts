@@ -1,0 +1,48 @@
+// Finds which replica holds a session (sessions.ownerInstanceId) and whether it is alive: not
+// stopped, and heard from (instances.lastSeenAt, heartbeated) within cluster.deadAfterSeconds.
+// Times are compared in the database, so the replicas' clocks do not matter. Live owners are
+// cached briefly: a client alternating between replicas does not cost a query per request.
+import type { Db } from "../db/client.js";
+
+export interface SessionOwner {
+  connection: string;
+  frontTransport: string;
+  closed: boolean;
+  closeReason: string | null;
+  ownerInstanceId: string;
+  relayUrl: string | null;
+  alive: boolean;
+}
+
+const CACHE_MS = 2000;
+const CACHE_MAX = 10_000;
+
+export class OwnerLookup {
+  readonly #cache = new Map<string, { owner: SessionOwner; until: number }>();
+
+  constructor(private readonly db: Db, private readonly deadAfterSeconds: number) {}
+
+  async find(sessionId: string): Promise<SessionOwner | undefined> {
+    const hit = this.#cache.get(sessionId);
+    if (hit && hit.until > Date.now()) return hit.owner;
+    const rows = await this.db.$queryRawUnsafe<SessionOwner[]>(
+      `SELECT s."connection", s."frontTransport", s."closedAt" IS NOT NULL AS closed, s."closeReason", s."ownerInstanceId", i."relayUrl",
+              (i."stoppedAt" IS NULL AND i."lastSeenAt" > now() - make_interval(secs => $2)) AS alive
+         FROM "sessions" s JOIN "instances" i ON i."id" = s."ownerInstanceId"
+        WHERE s."id" = $1`,
+      sessionId,
+      this.deadAfterSeconds,
+    );
+    const owner = rows[0];
+    if (owner && owner.alive && !owner.closed) {
+      if (this.#cache.size >= CACHE_MAX) this.#cache.clear();
+      this.#cache.set(sessionId, { owner, until: Date.now() + CACHE_MS });
+    } else this.#cache.delete(sessionId);
+    return owner;
+  }
+
+  /** The owner did not answer: look again next time rather than trust the cache. */
+  forget(sessionId: string): void {
+    this.#cache.delete(sessionId);
+  }
+}
