@@ -1,0 +1,131 @@
+// Tool pins as every replica sees them: an in-memory copy of tool_pins per connection, loaded at
+// start, refreshed after each write from this replica, on NOTIFY from other replicas and the CLI
+// (a re-pin), and by a slow poll as the fallback. The data path reads it synchronously.
+import pg from "pg";
+import type { Logger } from "../log.js";
+import { diffDefinitions, summarizeChanges } from "./diff.js";
+import type { PinState } from "./decide.js";
+import { PIN_NOTIFY_CHANNEL, PinStore, type ObserveContext, type ObservedTool, type PinEvent, type ToolPin } from "./store.js";
+
+export interface ToolPinsOptions {
+  databaseUrl: string;
+  log: Logger;
+  /** How often the cache is reloaded when notifications are down (and once a minute regardless). */
+  pollIntervalMs?: number | undefined;
+  /** Sees the events each write committed (metrics). */
+  onEvents?: ((events: readonly PinEvent[]) => void) | undefined;
+}
+
+const FULL_RELOAD_MS = 60_000;
+
+export class ToolPins {
+  readonly store: PinStore;
+  readonly #pool: pg.Pool;
+  readonly #opts: ToolPinsOptions;
+  #cache = new Map<string, Map<string, PinState>>();
+  #listener: pg.Client | undefined;
+  #listening = false;
+  #running = false;
+  #timer: NodeJS.Timeout | undefined;
+  #lastFullLoad = 0;
+
+  constructor(opts: ToolPinsOptions) {
+    this.#opts = opts;
+    this.#pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 4, idleTimeoutMillis: 10_000, keepAlive: true });
+    this.#pool.on("error", (err) => opts.log.warn({ err: err.message }, "tool pins: idle database connection failed"));
+    this.store = new PinStore(this.#pool);
+  }
+
+  async start(): Promise<void> {
+    this.#running = true;
+    await this.reloadAll();
+    await this.#listen().catch((err) => this.#opts.log.warn({ err: String(err) }, "tool pins: LISTEN unavailable; polling only"));
+    this.#timer = setInterval(() => void this.#poll(), this.#opts.pollIntervalMs ?? 2000);
+    this.#timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    if (this.#timer) clearInterval(this.#timer);
+    const l = this.#listener;
+    this.#listener = undefined;
+    this.#listening = false;
+    await l?.end().catch(() => {});
+    await this.#pool.end().catch(() => {});
+  }
+
+  get listening(): boolean {
+    return this.#listening;
+  }
+
+  /** The pin of one tool, as last loaded. */
+  get(connection: string, tool: string): PinState | undefined {
+    return this.#cache.get(connection)?.get(tool);
+  }
+
+  /**
+   * Records what a tools/list showed. Resolves at once when it matches what is known (the usual
+   * case: no write); otherwise pins, updates and reports in one transaction, then reloads.
+   */
+  async observe(connection: string, tools: readonly ObservedTool[], ctx: ObserveContext): Promise<void> {
+    const known = this.#cache.get(connection);
+    const work = tools.filter((t) => known?.get(t.tool)?.currentHash !== t.hash);
+    if (work.length === 0) return;
+    const result = await this.store.observe(connection, work, ctx);
+    if (result.events.length > 0) this.#opts.onEvents?.(result.events);
+    await this.reload(connection);
+  }
+
+  async reload(connection: string): Promise<void> {
+    this.#cache.set(connection, toStates(await this.store.list(connection)));
+  }
+
+  async reloadAll(): Promise<void> {
+    const byConnection = new Map<string, ToolPin[]>();
+    for (const p of await this.store.list()) {
+      const list = byConnection.get(p.connection) ?? [];
+      list.push(p);
+      byConnection.set(p.connection, list);
+    }
+    this.#cache = new Map([...byConnection].map(([c, pins]) => [c, toStates(pins)]));
+    this.#lastFullLoad = Date.now();
+  }
+
+  async #poll(): Promise<void> {
+    if (!this.#running) return;
+    if (this.#listening && Date.now() - this.#lastFullLoad < FULL_RELOAD_MS) return;
+    await this.reloadAll().catch(() => {}); // the database is down; the next tick tries again
+  }
+
+  async #listen(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.#opts.databaseUrl, keepAlive: true });
+    const retry = () => {
+      if (this.#listener !== client) return;
+      this.#listener = undefined;
+      this.#listening = false;
+      client.end().catch(() => {});
+      if (this.#running) setTimeout(() => void this.#listen().catch(() => retry()), 1000).unref();
+    };
+    client.on("error", retry);
+    client.on("end", retry);
+    client.on("notification", (msg) => {
+      if (msg.channel !== PIN_NOTIFY_CHANNEL || !msg.payload) return;
+      void this.reload(msg.payload).catch((err) => this.#opts.log.warn({ err: String(err) }, "tool pins: reload failed"));
+    });
+    this.#listener = client;
+    await client.connect();
+    await client.query(`LISTEN ${PIN_NOTIFY_CHANNEL}`);
+    this.#listening = true;
+    // Changes made while not listening: caught by a full reload now.
+    await this.reloadAll();
+  }
+}
+
+function toStates(pins: readonly ToolPin[]): Map<string, PinState> {
+  return new Map(
+    pins.map((p) => [
+      p.tool,
+      { hash: p.hash, currentHash: p.currentHash, changeSummary: p.hash === p.currentHash ? "" : summarizeChanges(diffDefinitions(p.definition, p.currentDefinition)) },
+    ]),
+  );
+}
