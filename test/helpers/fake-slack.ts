@@ -39,10 +39,39 @@ export interface FakeSlack {
   failNext(method: string, times: number, error?: string, status?: number): void;
   waitFor(method: string, predicate?: (c: SlackCall) => boolean, timeoutMs?: number): Promise<SlackCall>;
   message(channel: string, ts: string): Record<string, unknown> | undefined;
+  /** Files uploaded with files.getUploadURLExternal → upload URL → files.completeUploadExternal. */
+  files: FakeFile[];
   /** Socket Mode: the connected client sockets, to send envelopes to. */
   sockets: WebSocket[];
   sendEnvelope(payload: Record<string, unknown>, type?: string): Promise<{ envelope_id: string; payload?: unknown }>;
   close(): Promise<void>;
+}
+
+export interface FakeFile {
+  id: string;
+  filename: string;
+  /** The length announced to files.getUploadURLExternal. */
+  length: number;
+  /** The bytes received at the upload URL (raw body, or the file part of a multipart form). */
+  bytes?: Buffer;
+  /** Set by files.completeUploadExternal. */
+  completed: boolean;
+  title?: string;
+  channel?: string;
+  threadTs?: string;
+}
+
+/** Slack's upload endpoint takes the file as the raw body or as a multipart form's file part. */
+async function readUpload(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  const body = Buffer.concat(chunks);
+  const type = String(req.headers["content-type"] ?? "");
+  if (!type.startsWith("multipart/form-data")) return body;
+  const form = await new Response(body, { headers: { "content-type": type } }).formData();
+  for (const [, v] of form) if (typeof v !== "string") return Buffer.from(await v.arrayBuffer());
+  const first = [...form.values()][0];
+  return Buffer.from(typeof first === "string" ? first : "");
 }
 
 export interface FakeSlackOptions {
@@ -72,6 +101,7 @@ export async function startFakeSlack(opts: FakeSlackOptions): Promise<FakeSlack>
   const groups = new Map<string, string[]>();
   const failures = new Map<string, Failure>();
   const messages = new Map<string, Record<string, unknown>>();
+  const files: FakeFile[] = [];
   const sockets: WebSocket[] = [];
   const pendingAcks = new Map<string, (m: { envelope_id: string; payload?: unknown }) => void>();
   let seq = 0;
@@ -134,6 +164,25 @@ export async function startFakeSlack(opts: FakeSlackOptions): Promise<FakeSlack>
         if (!g) return { ok: false, error: "no_such_subteam" };
         return { ok: true, users: g };
       }
+      case "files.getUploadURLExternal": {
+        const length = Number(a.length);
+        if (need("filename")) return { ok: false, error: "invalid_arguments" };
+        if (!Number.isInteger(length) || length <= 0) return { ok: false, error: "invalid_arguments" };
+        const id = `F${String(++seq).padStart(8, "0")}`;
+        files.push({ id, filename: String(a.filename), length, completed: false });
+        return { ok: true, upload_url: `http://127.0.0.1:${port}/upload/${id}`, file_id: id };
+      }
+      case "files.completeUploadExternal": {
+        const list = (Array.isArray(a.files) ? a.files : []) as Array<{ id?: string; title?: string }>;
+        if (list.length === 0) return { ok: false, error: "invalid_arguments" };
+        const found = list.map((f) => files.find((x) => x.id === f.id));
+        if (found.some((f) => !f || !f.bytes)) return { ok: false, error: "file_not_found" };
+        if (a.thread_ts !== undefined && !messages.has(`${a.channel_id}/${a.thread_ts}`)) return { ok: false, error: "invalid_thread_ts" };
+        found.forEach((f, i) => {
+          Object.assign(f!, { completed: true, title: list[i]!.title ?? f!.filename, channel: a.channel_id as string | undefined, threadTs: a.thread_ts as string | undefined });
+        });
+        return { ok: true, files: found.map((f) => ({ id: f!.id, title: f!.title, name: f!.filename, size: f!.bytes!.length })) };
+      }
       case "apps.connections.open":
         return { ok: true, url: `${wsBase}/link/?ticket=${++seq}` };
       default:
@@ -142,6 +191,16 @@ export async function startFakeSlack(opts: FakeSlackOptions): Promise<FakeSlack>
   };
 
   const server: Server = createServer(async (req, res) => {
+    // The upload URL handed out by files.getUploadURLExternal (on Slack: files.slack.com).
+    const upload = /^\/upload\/(F\d+)$/.exec(req.url?.split("?")[0] ?? "");
+    if (upload && req.method === "POST") {
+      const file = files.find((f) => f.id === upload[1]);
+      const bytes = await readUpload(req);
+      if (!file || file.completed) return void res.writeHead(404).end();
+      file.bytes = bytes;
+      res.writeHead(200, { "content-type": "text/plain" }).end(`OK - ${bytes.length}`);
+      return;
+    }
     const m = /^\/api\/([A-Za-z.]+)$/.exec(req.url?.split("?")[0] ?? "");
     if (!m || req.method !== "POST") {
       res.writeHead(404).end();
@@ -192,6 +251,7 @@ export async function startFakeSlack(opts: FakeSlackOptions): Promise<FakeSlack>
     addUserGroup: (id, list) => void groups.set(id, list),
     failNext: (method, times, error = "internal_error", status = 200) => void failures.set(method, { times, error, status }),
     message: (channel, ts) => messages.get(`${channel}/${ts}`),
+    files,
     async waitFor(method, predicate = () => true, timeoutMs = 10_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {

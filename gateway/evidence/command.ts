@@ -1,0 +1,135 @@
+// `countersign digest`: generates (signs, stores, records) the digest of one ISO week on demand,
+// prints it in the format asked for, and posts it to the managers' channel with --post. Progress
+// goes to stderr, the report to stdout (or --out).
+import { createHash } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { hostname, userInfo } from "node:os";
+import { loadCheckpointKeys, type SignerKey } from "../audit/chain/keys.js";
+import { closeChainClient, connectChainClient } from "../audit/chain/pg.js";
+import type { GatewayConfig } from "../config/load.js";
+import type { DigestContent } from "./digest.js";
+import { generateDigest, postDigest } from "./generate.js";
+import { digestBytes, verifyDigestSignature } from "./sign.js";
+import { DIGEST_FORMATS, renderDigest, type DigestFormat } from "./render.js";
+import { lastCompleteWeek, parseIsoWeek, WeekError } from "./week.js";
+
+export class DigestUsageError extends Error {}
+
+export interface DigestCommandOptions {
+  week?: string;
+  format?: string;
+  post?: boolean;
+  out?: string;
+}
+
+function who(): string {
+  let user = "unknown";
+  try {
+    user = userInfo().username;
+  } catch {
+    // No passwd entry (containers): keep "unknown".
+  }
+  return `cli:${user}@${hostname()}`;
+}
+
+export async function digestCommand(cfg: GatewayConfig, databaseUrl: string, opts: DigestCommandOptions, now = new Date()): Promise<number> {
+  const format = (opts.format ?? "md") as DigestFormat;
+  if (!DIGEST_FORMATS.includes(format)) throw new DigestUsageError(`--format: '${opts.format}' is not one of ${DIGEST_FORMATS.join(", ")}`);
+  const zone = cfg.digest.timeZone;
+  let week;
+  try {
+    week = opts.week ? parseIsoWeek(opts.week, zone) : lastCompleteWeek(now, zone);
+  } catch (err) {
+    if (err instanceof WeekError) throw new DigestUsageError(`--week: ${err.message}`);
+    throw err;
+  }
+  if (week.start > now) throw new DigestUsageError(`--week: ${week.label} has not started yet (in ${zone})`);
+  let poster;
+  if (opts.post) {
+    const slack = cfg.approvals?.slack;
+    if (!cfg.digest.slackChannel || !slack) {
+      throw new DigestUsageError("--post needs digest.slackChannel (the managers' channel) and approvals.slack (the bot's token) in the configuration");
+    }
+    const { createSlackDigestPoster } = await import("../../bot/digest.js");
+    poster = createSlackDigestPoster(slack, cfg.digest.slackChannel, { retryConfig: { retries: 2 } });
+  }
+
+  let signer: SignerKey | undefined;
+  let verifiers;
+  try {
+    const keys = loadCheckpointKeys(cfg, true);
+    signer = keys.signer;
+    verifiers = keys.verifiers;
+    if (!signer) process.stderr.write(`countersign: WARNING: the digest is not signed: ${keys.warning ?? "no checkpoint key is configured"}\n`);
+  } catch (err) {
+    process.stderr.write(`countersign: WARNING: the digest is not signed: ${(err as Error).message}\n`);
+    verifiers = loadCheckpointKeys(cfg, false).verifiers;
+  }
+
+  const tty = process.stderr.isTTY;
+  process.stderr.write(`digest ${week.label} (${week.firstDay} to ${week.lastDay}, ${zone})${week.end > now ? ": the week is not over, figures are partial" : ""}\n`);
+  let lastShown = 0;
+  const onProgress = (done: number, total: number) => {
+    const t = Date.now();
+    if (tty && (t - lastShown > 100 || done >= total)) {
+      lastShown = t;
+      process.stderr.write(`\rverifying the audit chain: ${done}/${total}`);
+    }
+  };
+  const client = await connectChainClient(databaseUrl, undefined, "countersign-digest");
+  try {
+    const started = Date.now();
+    const g = await generateDigest(client, { week, trigger: "on_demand", signer, verifiers, generatedBy: who(), onProgress });
+    if (tty) process.stderr.write("\r\x1b[K");
+    process.stderr.write(
+      `digest #${g.stored.id} stored and recorded in ${Date.now() - started} ms: ${g.content.summary.exceptions} exception(s), sha256 ${g.seal.sha256.slice(0, 16)}…${g.seal.keyId ? `, signed with '${g.seal.keyId}'` : ", unsigned"}\n`,
+    );
+    const output = renderDigest(g.content, g.seal, format);
+    if (opts.out) {
+      writeFileSync(opts.out, output);
+      process.stderr.write(`written to ${opts.out}\n`);
+    } else process.stdout.write(output);
+    if (poster) {
+      const res = await postDigest(client, poster, g.stored, g.seal);
+      process.stderr.write(`posted to ${poster.channel} (ts ${res.ts}${res.fileId ? `, file ${res.fileId}` : ""})\n`);
+    }
+    return 0;
+  } finally {
+    await closeChainClient(client);
+  }
+}
+
+/**
+ * `countersign digest --verify <file>`: checks a digest saved with --format json against the
+ * configured checkpoint public keys (never the key printed in the file). Exit 0 only when valid.
+ */
+export function verifyDigestFile(cfg: GatewayConfig, file: string): number {
+  let saved: { digest?: DigestContent; sha256?: string; signature?: string | null; keyId?: string | null };
+  try {
+    saved = JSON.parse(readFileSync(file, "utf8")) as typeof saved;
+  } catch (err) {
+    throw new DigestUsageError(`--verify: cannot read ${file} as JSON: ${(err as Error).message.split("\n")[0]}`);
+  }
+  if (!saved.digest || saved.digest.format !== "countersign-digest/1") throw new DigestUsageError(`--verify: ${file} is not a digest saved with --format json`);
+  const sha256 = createHash("sha256").update(digestBytes(saved.digest)).digest("hex");
+  const what = `digest ${saved.digest.week} (${saved.digest.timeZone}), generated ${saved.digest.generatedAt}`;
+  if (sha256 !== saved.sha256) {
+    process.stdout.write(`FAILED: ${what}: its content does not match its SHA-256 (changed after signing)\n`);
+    return 1;
+  }
+  if (!saved.signature || !saved.keyId) {
+    process.stdout.write(`FAILED: ${what} is not signed (sha256 ${sha256})\n`);
+    return 1;
+  }
+  const key = loadCheckpointKeys(cfg, false).verifiers.get(saved.keyId);
+  if (!key) {
+    process.stdout.write(`FAILED: ${what} is signed with key '${saved.keyId}', which is not among the configured checkpoint keys (audit.checkpoint)\n`);
+    return 1;
+  }
+  if (!verifyDigestSignature(saved.digest, saved.signature, key.key)) {
+    process.stdout.write(`FAILED: ${what}: the signature does not verify with key '${saved.keyId}'\n`);
+    return 1;
+  }
+  process.stdout.write(`OK: ${what}: sha256 ${sha256}, signed with '${saved.keyId}'\n`);
+  return 0;
+}

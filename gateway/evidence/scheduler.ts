@@ -1,0 +1,124 @@
+// The digest on schedule. Every replica checks, every `checkIntervalMs` and once at start,
+// whether the digest for the latest scheduled time (digest.schedule, a cron expression read in
+// digest.timeZone) has been generated and posted. If not, it tries a PostgreSQL advisory lock
+// for that week: the one replica that gets it generates (or reuses the stored scheduled digest)
+// and posts; the others see the week done on a later check. A lock holder that dies drops its
+// connection and so its lock, and another replica takes over. A schedule missed while every
+// replica was down is caught up at the next start (the latest missed week only).
+import { Cron } from "croner";
+import type { SignerKey, VerifierKey } from "../audit/chain/keys.js";
+import { closeChainClient, connectChainClient } from "../audit/chain/pg.js";
+import type { Logger } from "../log.js";
+import { generateDigest, postDigest, storedSeal, type DigestPoster } from "./generate.js";
+import { scheduledDigest, weekPosted } from "./store.js";
+import { lastCompleteWeek } from "./week.js";
+
+export interface DigestSchedulerOptions {
+  databaseUrl: string;
+  schedule: string;
+  timeZone: string;
+  checkIntervalMs: number;
+  signer?: SignerKey | undefined;
+  verifiers: Map<string, VerifierKey>;
+  /** Absent: digests are generated and stored, not posted. */
+  poster?: DigestPoster | undefined;
+  log: Logger;
+  instanceId: string;
+  /** The clock (tests move it). */
+  now?: () => Date;
+}
+
+export type TickOutcome = "not_due" | "done" | "locked" | "generated" | "posted" | "backing_off" | "failed";
+
+export class DigestScheduler {
+  #cron: Cron;
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<TickOutcome> | undefined;
+  #stopped = false;
+  #failures = 0;
+  #retryAt = 0;
+
+  constructor(private readonly opts: DigestSchedulerOptions) {
+    this.#cron = new Cron(opts.schedule, { timezone: opts.timeZone, paused: true });
+  }
+
+  /** Checks at once (the catch-up), then every checkIntervalMs. */
+  start(): void {
+    void this.tick();
+    this.#timer = setInterval(() => void this.tick(), this.opts.checkIntervalMs);
+    this.#timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearInterval(this.#timer);
+    await this.#running?.catch(() => {});
+  }
+
+  /** The latest scheduled time at or before now, if any. */
+  lastScheduledAt(now = this.#now()): Date | undefined {
+    return this.#cron.previousRuns(1, now)[0];
+  }
+
+  /** One check; checks never overlap. */
+  tick(): Promise<TickOutcome> {
+    if (this.#stopped) return Promise.resolve("not_due");
+    if (!this.#running) {
+      this.#running = this.#tick()
+        .catch((err: unknown) => {
+          this.#failures++;
+          this.#retryAt = Date.now() + Math.min(60 * 60_000, 30_000 * 2 ** Math.min(this.#failures - 1, 7));
+          this.opts.log.error({ err: (err as Error).message }, "digest: the scheduled digest failed; retrying later");
+          return "failed" as const;
+        })
+        .finally(() => (this.#running = undefined));
+    }
+    return this.#running;
+  }
+
+  #now(): Date {
+    return this.opts.now?.() ?? new Date();
+  }
+
+  async #tick(): Promise<TickOutcome> {
+    const due = this.lastScheduledAt();
+    if (!due) return "not_due";
+    if (Date.now() < this.#retryAt) return "backing_off";
+    const week = lastCompleteWeek(due, this.opts.timeZone);
+    const client = await connectChainClient(this.opts.databaseUrl, undefined, "countersign-digest");
+    try {
+      if (await this.#done(client, week.label)) return "done";
+      const got = await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock(hashtext('countersign-digest'), hashtext($1)) AS ok`, [`${week.label}/${week.timeZone}`]);
+      if (!got.rows[0]?.ok) return "locked";
+      try {
+        // Another replica may have finished between the first look and the lock.
+        if (await this.#done(client, week.label)) return "done";
+        let stored = await scheduledDigest(client, week.label, week.timeZone);
+        let seal = stored ? storedSeal(stored) : undefined;
+        if (!stored) {
+          this.opts.log.info({ week: week.label, timeZone: week.timeZone, scheduledAt: due.toISOString() }, "digest: generating the scheduled weekly digest");
+          const g = await generateDigest(client, { week, trigger: "scheduled", signer: this.opts.signer, verifiers: this.opts.verifiers, generatedBy: this.opts.instanceId });
+          stored = g.stored;
+          seal = g.seal;
+        }
+        if (!this.opts.poster) {
+          this.#failures = 0;
+          return "generated";
+        }
+        const res = await postDigest(client, this.opts.poster, stored, seal!);
+        this.opts.log.info({ week: week.label, channel: this.opts.poster.channel, ts: res.ts }, "digest: posted the weekly digest");
+        this.#failures = 0;
+        return "posted";
+      } finally {
+        await client.query(`SELECT pg_advisory_unlock(hashtext('countersign-digest'), hashtext($1))`, [`${week.label}/${week.timeZone}`]).catch(() => {});
+      }
+    } finally {
+      await closeChainClient(client);
+    }
+  }
+
+  async #done(client: import("pg").Client, week: string): Promise<boolean> {
+    if (this.opts.poster) return weekPosted(client, week, this.opts.timeZone);
+    return (await scheduledDigest(client, week, this.opts.timeZone)) !== undefined;
+  }
+}
