@@ -4,6 +4,7 @@
 import { Command, Option } from "commander";
 import { ConfigError, findConfigFile, loadConfigFile, type GatewayConfig } from "./config/load.js";
 import { createDb, redactUrl } from "./db/client.js";
+import { redactConfig } from "./config/redact.js";
 import { readEmbeddedConnection, startEmbeddedDatabase } from "./db/embedded.js";
 import { migrateDatabase } from "./db/migrate.js";
 import { listSessions, loadExchange, formatExchange } from "./audit/replay.js";
@@ -227,7 +228,7 @@ program
   .option("--json", "the resolved configuration as JSON (secrets hidden)")
   .action((opts: { config?: string; json?: boolean }) => {
     const cfg = config(opts);
-    if (opts.json) return void process.stdout.write(JSON.stringify(cfg, null, 2) + "\n");
+    if (opts.json) return void process.stdout.write(JSON.stringify(redactConfig(JSON.parse(JSON.stringify(cfg))), null, 2) + "\n");
     process.stdout.write(`${cfg.source}: valid (version ${cfg.version}, ${cfg.connections.length} connection(s): ${cfg.connections.map((c) => `${c.name} [${c.upstream.type}]`).join(", ")})\n`);
   });
 

@@ -524,6 +524,27 @@ describe("secrets never appear in logs or in `config --json`", () => {
     expect(json.connections[1]!.upstream.headers["X-Upstream-Token"]).toBe("[secret from env HEADER_SECRET]");
     expect(json.database.url).toBe("[secret from env TEST_DATABASE_URL]");
   }, 30_000);
+  it("`countersign config --json` hides credentials typed inline (headers, environment, URL passwords)", async () => {
+    const file = join(scratch, "inline.yaml");
+    const inline = `inline-${randomBytes(8).toString("hex")}`;
+    writeFileSync(
+      file,
+      stringifyYaml({
+        version: 1,
+        connections: [
+          { name: "h", access: { anonymous: true }, upstream: { type: "streamable_http", url: `http://svc:${inline}@127.0.0.1:9/mcp`, headers: { Authorization: `Bearer ${inline}` } } },
+          { name: "s", access: { anonymous: true }, upstream: { type: "stdio", command: "node", env: { API_KEY: inline, LOG_LEVEL: "debug" } } },
+        ],
+      }),
+    );
+    const out = await runCli(["config", "--config", file, "--json"]);
+    expect(out.code).toBe(0);
+    expect(out.stdout).not.toContain(inline);
+    const json = JSON.parse(out.stdout) as { connections: Array<{ upstream: Record<string, any> }> };
+    expect(json.connections[0]!.upstream.headers.Authorization).toBe("[redacted]");
+    expect(json.connections[0]!.upstream.url).toBe("http://svc:***@127.0.0.1:9/mcp");
+    expect(json.connections[1]!.upstream.env).toEqual({ API_KEY: "[redacted]", LOG_LEVEL: "[redacted]" });
+  }, 30_000);
 });
 
 // ── the published JSON Schema ───────────────────────────────────────────────────────────────

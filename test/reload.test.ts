@@ -24,12 +24,15 @@ const quiet = () => createLogger("silent", new Writable({ write: (_c, _e, cb) =>
 
 const BLOCK_SLOW = { id: "no-slow", description: "slow is off limits", tools: ["slow"], action: "block", message: "use echo instead" };
 
-function writeConfig(opts: { rules?: unknown[]; port?: number; extraConnection?: boolean; raw?: string } = {}): void {
+function writeConfig(opts: { rules?: unknown[]; port?: number; extraConnection?: boolean; extraEnv?: Record<string, string>; raw?: string } = {}): void {
   if (opts.raw !== undefined) return writeFileSync(file, opts.raw);
   const connections: unknown[] = [
     { name: "tools", access: { anonymous: true }, upstream: loggingServerStdio(join(scratch, "received.log")), policy: { rules: opts.rules ?? [] } },
   ];
-  if (opts.extraConnection) connections.push({ name: "extra", access: { anonymous: true }, upstream: loggingServerStdio(join(scratch, "extra.log")) });
+  if (opts.extraConnection) {
+    const upstream = loggingServerStdio(join(scratch, "extra.log"));
+    connections.push({ name: "extra", access: { anonymous: true }, upstream: { ...upstream, env: { ...upstream.env, ...opts.extraEnv } } });
+  }
   writeFileSync(
     file,
     stringify({
@@ -97,6 +100,21 @@ describe("configuration reload", () => {
     const events = await appliedEvents();
     expect(events).toHaveLength(2);
     expect(events[1]!.detail).toMatchObject({ previousHash: events[0]!.detail && (events[0]!.detail as { hash: string }).hash, by: { kind: "signal" } });
+  });
+
+  it("never records or returns a credential typed inline in the file, only that it changed", async () => {
+    const [a, b] = gateways as [Gateway, Gateway];
+    const inline = `inline-${Date.now()}-hunter2`;
+    writeConfig({ rules: [BLOCK_SLOW], extraConnection: true, extraEnv: { API_TOKEN: inline } });
+    const [ra] = await Promise.all([a.reload({ kind: "signal" }), b.reload({ kind: "signal" })]);
+    expect(ra.applied).toBe(true);
+    expect(ra.changes).toEqual([{ path: "connections[1].upstream.env.API_TOKEN", before: null, after: "[redacted]" }]);
+    const events = await appliedEvents();
+    expect(events).toHaveLength(3);
+    expect(JSON.stringify(events[2]!.detail)).toContain("connections[1].upstream.env.API_TOKEN");
+    expect(JSON.stringify(events.map((e) => e.detail))).not.toContain(inline);
+    writeConfig({ rules: [BLOCK_SLOW], extraConnection: true });
+    await Promise.all([a.reload({ kind: "signal" }), b.reload({ kind: "signal" })]);
   });
 
   it("refuses a bad file, says why, and keeps the rules that were in force", async () => {

@@ -10,6 +10,7 @@ import type { Db } from "../db/client.js";
 import type { Logger } from "../log.js";
 import type { SessionRegistry } from "../mcp/sessions.js";
 import { ConfigError, loadConfigFile, type GatewayConfig } from "./load.js";
+import { redactConfigValue } from "./redact.js";
 
 export interface ReloadActor {
   kind: "startup" | "signal" | "admin";
@@ -27,7 +28,7 @@ export interface ReloadResult {
 }
 
 /** Keys that only take effect at start. */
-const RESTART_ONLY = ["server", "database", "auth", "keys", "metrics", "publicUrl"] as const;
+const RESTART_ONLY = ["server", "database", "auth", "keys", "metrics", "publicUrl", "cluster"] as const;
 
 export class ConfigReloader {
   #current: GatewayConfig;
@@ -78,7 +79,8 @@ export class ConfigReloader {
     if (next.hash === before.hash) {
       return { applied: true, hash: next.hash, previousHash: before.hash, changes: [], removedConnections: [], problems: [] };
     }
-    const changes = diff(before.raw, next.raw);
+    // Inline credentials never leave in a change list (the event, the admin API's answer, the log).
+    const changes = diff(before.raw, next.raw).map((c) => ({ path: c.path, before: redactConfigValue(c.path, c.before), after: redactConfigValue(c.path, c.after) }));
     const restartNeeded = RESTART_ONLY.filter((key) => changes.some((c) => c.path === key || c.path.startsWith(`${key}.`) || c.path.startsWith(`${key}[`)));
     if (restartNeeded.length > 0) {
       return refused(restartNeeded.map((k) => `${k}: changes here take effect only at start; restart the gateway (nothing was applied)`), next.hash);
