@@ -5,7 +5,7 @@ import type pg from "pg";
 import { EVENT_TYPES } from "../audit/events.js";
 import type { VerifierKey } from "../audit/chain/keys.js";
 import { verifyChain } from "../audit/chain/verify.js";
-import { redactConfigValue } from "../config/redact.js";
+import { REDACTED, redactConfigValue } from "../config/redact.js";
 import { QUERIES, type DigestQuery } from "./queries.js";
 import { localTime, type IsoWeek } from "./week.js";
 
@@ -342,7 +342,8 @@ async function changeManagement(run: Run): Promise<DigestSection> {
  */
 export function shownValue(path: string, v: unknown): string {
   if (v === null || v === undefined) return "null";
-  return JSON.stringify(redactConfigValue(path, v));
+  const shown = redactConfigValue(path, v);
+  return shown === REDACTED ? REDACTED : JSON.stringify(shown);
 }
 
 async function integrity(client: pg.Client, run: Run, opts: ComputeOptions): Promise<DigestSection> {
