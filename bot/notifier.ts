@@ -59,6 +59,7 @@ export class SlackNotifier implements ApprovalNotifier {
     if (!req.slack.channel || !req.slack.ts) return;
     const msg = renderRequestMessage(req, await this.store.votes(req.id));
     await this.client.chat.update({ channel: req.slack.channel, ts: req.slack.ts, text: msg.text, blocks: msg.blocks });
+    await this.#updateEscalationCopy(req, msg);
     if (req.slack.requesterDmChannel) {
       const f = renderRequesterFollowUp(req);
       await this.client.chat
@@ -70,8 +71,10 @@ export class SlackNotifier implements ApprovalNotifier {
   /** Shows votes so far on a request that needs more than one approval. */
   async progress(req: ApprovalRequest): Promise<void> {
     if (!req.slack.channel || !req.slack.ts || req.status !== "pending") return;
-    const msg = renderRequestMessage(req, await this.store.votes(req.id));
+    const votes = await this.store.votes(req.id);
+    const msg = renderRequestMessage(req, votes);
     await this.client.chat.update({ channel: req.slack.channel, ts: req.slack.ts, text: msg.text, blocks: msg.blocks });
+    await this.#updateEscalationCopy(req, renderRequestMessage(req, votes, { mentions: [], originalPermalink: req.slack.permalink ?? undefined }));
   }
 
   async reminder(req: ApprovalRequest): Promise<void> {
@@ -80,13 +83,39 @@ export class SlackNotifier implements ApprovalNotifier {
     await this.client.chat.postMessage({ channel: req.slack.channel, thread_ts: req.slack.ts, text: m.text, blocks: m.blocks });
   }
 
-  async escalated(req: ApprovalRequest): Promise<void> {
-    if (!req.slack.channel || !req.slack.ts || !req.escalationGroup) return;
+  /**
+   * Asks the escalation group. When it has a channel of its own, the full request (context and
+   * working buttons, since its members may now decide) is posted there and its reference returned
+   * (the service records it, so the decision updates that copy too); the original message notes
+   * the escalation in its thread and in place. Otherwise the escalation is broadcast from the
+   * original message's thread.
+   */
+  async escalated(req: ApprovalRequest): Promise<SlackRefs | undefined> {
+    if (!req.escalationGroup) return undefined;
     const mentions = this.config.groups[req.escalationGroup]?.slackUserGroups ?? [];
-    const m = renderReminder(req, { group: req.escalationGroup, mentions });
-    await this.client.chat.postMessage({ channel: req.slack.channel, thread_ts: req.slack.ts, reply_broadcast: true, text: m.text, blocks: m.blocks });
+    const own = this.channelOf(req.escalationGroup);
+    const separate = own !== (req.slack.channel ?? this.channelOf(req.approverGroup));
+    let copy: SlackRefs | undefined;
+    const votes = await this.store.votes(req.id);
+    if (separate) {
+      const m = renderRequestMessage(req, votes, { mentions, originalPermalink: req.slack.permalink ?? undefined });
+      const posted = await this.client.chat.postMessage({ channel: own, text: `Escalated to ${req.escalationGroup}: ${m.text}`, blocks: m.blocks, unfurl_links: false, unfurl_media: false });
+      copy = { channel: posted.channel ?? own, ts: posted.ts! };
+    }
+    if (!req.slack.channel || !req.slack.ts) return copy;
+    const note = renderReminder(req, { group: req.escalationGroup, mentions: separate ? [] : mentions, channel: separate ? own : undefined });
+    await this.client.chat.postMessage({ channel: req.slack.channel, thread_ts: req.slack.ts, reply_broadcast: !separate, text: note.text, blocks: note.blocks });
     // The message itself names the escalation group from now on.
-    const msg = renderRequestMessage(req, await this.store.votes(req.id));
+    const msg = renderRequestMessage(req, votes);
     await this.client.chat.update({ channel: req.slack.channel, ts: req.slack.ts, text: msg.text, blocks: msg.blocks });
+    return copy;
   }
+
+  /** The copy in the escalation group's channel, if one was posted, shows the same state. */
+  async #updateEscalationCopy(req: ApprovalRequest, msg: { text: string; blocks: unknown[] }): Promise<void> {
+    const copy = await this.store.escalationMessage(req.id, req.sessionId);
+    if (!copy) return;
+    await this.client.chat.update({ channel: copy.channel, ts: copy.ts, text: msg.text, blocks: msg.blocks as never });
+  }
+
 }

@@ -115,8 +115,11 @@ function baseView(r: ApprovalRequest): Record<string, unknown> {
   };
 }
 
-/** The approval message (buttons while pending; the outcome once decided). */
-export function renderRequestMessage(r: ApprovalRequest, votes: ApprovalVote[] = []): SlackMessage {
+/**
+ * The approval message (buttons while pending; the outcome once decided). `escalation`: the copy
+ * posted in the escalation group's own channel, which says why it is there.
+ */
+export function renderRequestMessage(r: ApprovalRequest, votes: ApprovalVote[] = [], escalation?: { mentions: string[]; originalPermalink?: string | undefined }): SlackMessage {
   const args = prettyArguments(r.maskedArguments);
   const approvers = votes.filter((v) => v.decision === "approve").map((v) => v.approver);
   const header = `${r.status === "pending" ? "Approval needed" : (OUTCOME[r.status]?.word ?? r.status)}: ${r.connection} / ${r.tool}`;
@@ -134,6 +137,9 @@ export function renderRequestMessage(r: ApprovalRequest, votes: ApprovalVote[] =
     justification: r.justification,
     hasVotes: r.approvalsNeeded > 1 && approvers.length > 0,
     approvers,
+    escalationNotice: escalation !== undefined && r.status === "pending",
+    mentions: (escalation?.mentions ?? []).map((id) => jsonText(`<!subteam^${id}>`)),
+    originalPermalink: escalation?.originalPermalink,
   });
 }
 
@@ -157,11 +163,12 @@ export function renderRequesterFollowUp(r: ApprovalRequest): SlackMessage {
   return render<SlackMessage>("requester-followup", baseView(r));
 }
 
-export function renderReminder(r: ApprovalRequest, escalation?: { group: string; mentions: string[] }): SlackMessage {
+export function renderReminder(r: ApprovalRequest, escalation?: { group: string; mentions: string[]; channel?: string | undefined }): SlackMessage {
   return render<SlackMessage>("reminder", {
     ...baseView(r),
     escalated: escalation !== undefined,
     escalationGroup: escalation?.group,
+    escalationChannel: escalation?.channel,
     mentions: (escalation?.mentions ?? []).map((id) => jsonText(`<!subteam^${id}>`)),
   });
 }

@@ -24,6 +24,8 @@ export interface ApprovalServiceOptions {
   notifier?: ApprovalNotifier | undefined;
   sweepIntervalMs?: number;
   pollIntervalMs?: number;
+  /** false: no LISTEN; decisions from other replicas arrive by polling alone. */
+  listen?: boolean | undefined;
   reminderEveryMs?: number | undefined;
   escalation?: { afterMs: number; group: string } | undefined;
   /** Attempts to post one message (with back-off) before leaving it to the sweep. */
@@ -31,6 +33,8 @@ export interface ApprovalServiceOptions {
   /** First back-off delay; doubled per attempt up to 10 s. */
   retryBaseMs?: number;
   poolSize?: number;
+  /** Keys the stored arguments hash (arguments-key.ts); the same on every replica. */
+  argumentsKey?: Buffer | undefined;
 }
 
 export interface ApprovalServiceStatus {
@@ -52,10 +56,18 @@ export function newApprovalId(): string {
 /** The approver key stored with votes: the e-mail, lower case. */
 const approverKey = (email: string) => email.trim().toLowerCase();
 
-export function isSelfApproval(req: ApprovalRequest, approverEmail: string): boolean {
+export function isSelfApproval(req: ApprovalRequest, approverEmail: string, token?: { subject?: string | undefined; issuer?: string | undefined }): boolean {
   const who = approverKey(approverEmail);
+  // An approver authenticated by token is also the requester when it is the same subject of the same issuer.
+  if (token?.subject && token.issuer && token.subject === req.requester.subject && token.issuer === req.requester.issuer) return true;
   return (req.requester.email !== undefined && req.requester.email.toLowerCase() === who) || req.requester.subject.toLowerCase() === who;
 }
+
+/** The groups whose members may decide: the approver group, and the escalation group once escalated. */
+const deciderGroups = (req: ApprovalRequest): string[] => [req.approverGroup, ...(req.escalationGroup ? [req.escalationGroup] : [])];
+
+/** A token-authenticated approver's subject and issuer, for the recorded events. */
+const tokenOf = (a: VoteInput["approver"]) => (a.subject ? { approverSubject: a.subject, approverIssuer: a.issuer ?? null } : {});
 
 export class ApprovalService {
   readonly store: ApprovalStore;
@@ -93,7 +105,7 @@ export class ApprovalService {
 
   async start(): Promise<void> {
     this.#running = true;
-    await this.#listen().catch((err) => this.#opts.log.warn({ err: String(err) }, "approvals: LISTEN unavailable; polling only"));
+    if (this.#opts.listen !== false) await this.#listen().catch((err) => this.#opts.log.warn({ err: String(err) }, "approvals: LISTEN unavailable; polling only"));
     const sweep = setInterval(() => void this.sweep(), this.#opts.sweepIntervalMs ?? 1000);
     const poll = setInterval(() => void this.#poll(), this.#opts.pollIntervalMs ?? 1000);
     sweep.unref();
@@ -125,7 +137,7 @@ export class ApprovalService {
    * then applies (approved → forward once, denied → the denial, pending → hold again).
    */
   async request(input: NewApprovalRequest): Promise<{ request: ApprovalRequest; created: boolean }> {
-    const hash = canonicalArgumentsHash(input.arguments);
+    const hash = canonicalArgumentsHash(input.arguments, this.#opts.argumentsKey);
     const opened = await this.store.open(newApprovalId(), input, hash);
     if (opened.created) {
       const r = opened.request;
@@ -198,20 +210,25 @@ export class ApprovalService {
     const req = await this.store.get(requestId);
     if (!req) return { kind: "not_found" };
     const who = approverKey(approver.email);
-    const click = { requestId: req.id, decision, via, slackUserId: approver.slackUserId ?? null };
-    if (isSelfApproval(req, who)) {
+    const click = { requestId: req.id, decision, via, slackUserId: approver.slackUserId ?? null, ...tokenOf(approver) };
+    if (isSelfApproval(req, who, approver)) {
       await this.#event("self_approval_refused", req, who, click);
       return { kind: "self_approval_refused", request: req };
     }
-    const groups = [req.approverGroup, ...(req.escalationGroup ? [req.escalationGroup] : [])];
-    let member = false;
-    for (const g of groups) if (!member) member = await this.#directory.isMember(g, { ...approver, email: who });
-    if (!member) {
+    const groups = deciderGroups(req);
+    if (!(await this.mayDecide(req, approver))) {
       await this.#event("unauthorized_click", req, who, { ...click, groups });
       return { kind: "unauthorized", request: req, groups };
     }
     if (req.status !== "pending") return { kind: "already_decided", request: req };
     return undefined;
+  }
+
+  /** Whether `approver` is in the request's approver group (or its escalation group); says nothing of self-approval. */
+  async mayDecide(req: ApprovalRequest, approver: VoteInput["approver"]): Promise<boolean> {
+    const email = approverKey(approver.email);
+    for (const g of deciderGroups(req)) if (await this.#directory.isMember(g, { ...approver, email })) return true;
+    return false;
   }
 
   /** One approver's decision, with every rule of decision applied; every outcome is recorded. */
@@ -221,7 +238,7 @@ export class ApprovalService {
     if (refused && refused.kind !== "already_decided") return refused;
     const req = refused?.request ?? (await this.store.get(v.requestId))!;
     const who = approverKey(v.approver.email);
-    const click = { requestId: req.id, decision: v.decision, via: v.via, slackUserId: v.approver.slackUserId ?? null };
+    const click = { requestId: req.id, decision: v.decision, via: v.via, slackUserId: v.approver.slackUserId ?? null, ...tokenOf(v.approver) };
     const result = await this.store.vote(v, who);
     switch (result.kind) {
       case "not_found":
@@ -274,7 +291,12 @@ export class ApprovalService {
       if (this.#opts.escalation) {
         for (const r of await this.store.claimEscalations(this.#opts.escalation.afterMs, this.#opts.escalation.group)) {
           this.#opts.recorder.eventBestEffort({ type: "approval", reason: "escalated", sessionId: r.sessionId, connection: r.connection, detail: { requestId: r.id, group: r.escalationGroup } });
-          this.#track(n.escalated(r).catch((err) => this.#slackFailure(r.id, err, false)));
+          this.#track(
+            n.escalated(r).then(
+              (copy) => copy && this.#event("notified", r, null, { channel: copy.channel, ts: copy.ts, escalation: true, group: r.escalationGroup }),
+              (err) => this.#slackFailure(r.id, err, false),
+            ),
+          );
         }
       }
       const work = await this.store.claimSlackWork(this.#opts.postAttempts ?? 6, SLACK_LEASE_MS);

@@ -7,6 +7,7 @@ import type { ApprovalsConfig } from "../config/load.js";
 import type { Logger } from "../log.js";
 import { EmailDirectory } from "./directory.js";
 import { ApprovalService } from "./service.js";
+import type { ArgumentsKey } from "./arguments-key.js";
 
 export interface Approvals {
   service: ApprovalService;
@@ -16,7 +17,8 @@ export interface Approvals {
   stop(): Promise<void>;
 }
 
-export async function startApprovals(cfg: ApprovalsConfig, deps: { databaseUrl: string; recorder: Recorder; log: Logger }): Promise<Approvals> {
+export async function startApprovals(cfg: ApprovalsConfig, deps: { databaseUrl: string; recorder: Recorder; log: Logger; argumentsKey?: ArgumentsKey | undefined }): Promise<Approvals> {
+  if (deps.argumentsKey?.warning) deps.log.warn({ source: deps.argumentsKey.source }, deps.argumentsKey.warning);
   const service = new ApprovalService({
     databaseUrl: deps.databaseUrl,
     recorder: deps.recorder,
@@ -24,8 +26,10 @@ export async function startApprovals(cfg: ApprovalsConfig, deps: { databaseUrl: 
     log: deps.log,
     sweepIntervalMs: cfg.sweepIntervalMs,
     pollIntervalMs: cfg.pollIntervalMs,
+    listen: cfg.listen,
     reminderEveryMs: cfg.reminderEveryMs,
     escalation: cfg.escalation,
+    argumentsKey: deps.argumentsKey?.key,
     ...(cfg.slack ? { postAttempts: cfg.slack.postAttempts } : {}),
   });
   await service.start();

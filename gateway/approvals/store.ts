@@ -318,6 +318,21 @@ export class ApprovalStore {
     await this.pool.query(`UPDATE approval_requests SET "slackDecisionShownAt" = now(), "slackError" = NULL, "slackClaimedAt" = NULL WHERE id = $1`, [id]);
   }
 
+  /**
+   * The copy of the request posted in the escalation group's own channel, found in its recorded
+   * `approval/notified` event (kept there rather than in a column of its own).
+   */
+  async escalationMessage(id: string, sessionId: string | null): Promise<{ channel: string; ts: string } | undefined> {
+    const r = await this.pool.query(
+      `SELECT detail FROM events WHERE type = 'approval' AND reason = 'notified' AND "sessionId" IS NOT DISTINCT FROM $2
+         AND detail->>'requestId' = $1 AND detail->>'escalation' = 'true'
+       ORDER BY id DESC LIMIT 1`,
+      [id, sessionId],
+    );
+    const d = r.rows[0]?.detail as { channel?: string; ts?: string } | undefined;
+    return d?.channel && d.ts ? { channel: d.channel, ts: d.ts } : undefined;
+  }
+
   async releaseSlack(id: string): Promise<void> {
     await this.pool.query(`UPDATE approval_requests SET "slackClaimedAt" = NULL WHERE id = $1`, [id]);
   }

@@ -79,11 +79,14 @@ export interface NewApprovalRequest {
   justification?: string | undefined;
 }
 
-/** The person deciding: identified by e-mail (from Slack's profile, a mapping, or `--as`). */
+/** The person deciding: identified by e-mail (from Slack's profile, a mapping, a token's claim, or `--as`). */
 export interface Approver {
   email: string;
   name?: string | undefined;
   slackUserId?: string | undefined;
+  /** The token's subject and issuer when the approver authenticated with one (the approvals API). */
+  subject?: string | undefined;
+  issuer?: string | undefined;
 }
 
 export interface VoteInput {
@@ -93,7 +96,12 @@ export interface VoteInput {
   reason?: string | undefined;
   /** Identifies one delivery of one click (Slack: user + action_ts, or the view id): replays find it taken. */
   actionKey?: string | undefined;
-  via: "slack" | "cli";
+  /**
+   * slack: a click; api: the approvals API (`countersign approvals` with a token); break_glass: the
+   * CLI writing to the database directly with `--database --as` (trusted, not authenticated);
+   * cli: older name of the API path, kept for callers inside the gateway.
+   */
+  via: "slack" | "api" | "break_glass" | "cli";
 }
 
 export type VoteOutcome =
@@ -126,8 +134,8 @@ export interface ApprovalNotifier {
   decided(req: ApprovalRequest): Promise<void>;
   /** A reminder that the request is still pending. */
   reminder(req: ApprovalRequest): Promise<void>;
-  /** Asks the escalation group. */
-  escalated(req: ApprovalRequest): Promise<void>;
+  /** Asks the escalation group; returns the message posted in its own channel, if any. */
+  escalated(req: ApprovalRequest): Promise<SlackRefs | undefined | void>;
 }
 
 export interface SlackRefs {

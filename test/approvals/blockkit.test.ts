@@ -53,6 +53,8 @@ it("every template renders to Block Kit that type-checks against @slack/types", 
     followUp: renderRequesterFollowUp(denied),
     reminder: renderReminder(pending),
     escalation: renderReminder(sampleRequest({ escalationGroup: "managers" }), { group: "managers", mentions: ["S0MGRS"] }),
+    escalationNote: renderReminder(sampleRequest({ escalationGroup: "managers" }), { group: "managers", mentions: [], channel: "C0MANAGERS" }),
+    escalationCopy: renderRequestMessage(sampleRequest({ escalationGroup: "managers" }), [vote], { mentions: ["S0MGRS"], originalPermalink: "https://fake.slack.com/archives/C0APPROVALS/p1?a=1&b=<2>" }),
     ephemeral: renderEphemeral(pending.id, "You are not in the approver group *oncall*."),
   };
   const modals = { deny: renderDenyModal(pending), details: renderDetailsModal(sampleRequest({ maskedArguments: { big: "y".repeat(10_000) } })) };

@@ -45,6 +45,7 @@ export function approvalsConfig(apiUrl: string, overrides: Partial<ApprovalsConf
     holdForMs: 45_000,
     sweepIntervalMs: 100,
     pollIntervalMs: 200,
+    listen: true,
     slack: {
       mode,
       botToken: new Secret(BOT_TOKEN, "test"),
