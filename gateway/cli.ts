@@ -13,6 +13,8 @@ import { resourceUrl } from "./auth/authenticator.js";
 import { devIssuerUrl, loadDevIssuerKey, parseTtl, signDevToken } from "./auth/dev-issuer.js";
 import { devIssuerKeyFile } from "./auth/setup.js";
 import { createLogger } from "./log.js";
+import { registerApprovalsCommand } from "./approvals/command.js";
+import { approvalsAudience } from "./approvals/routes.js";
 import { VERSION } from "./version.js";
 
 const program = new Command()
@@ -134,12 +136,13 @@ program
   .option("--method <method>", "only sessions with a message of this method, e.g. tools/call")
   .option("--who <email|subject>", "only sessions of this caller (e-mail address or subject)")
   .option("--group <group>", "only sessions of callers in this group")
+  .option("--request <id>", "only the session of this HTTP request id (the log's reqId, X-Request-Id)")
   .option("--limit <n>", "at most this many", "50")
   .option("--json", "JSON for machines")
-  .action(async (opts: { config?: string; connection?: string; since?: string; method?: string; who?: string; group?: string; limit: string; json?: boolean }) => {
+  .action(async (opts: { config?: string; connection?: string; since?: string; method?: string; who?: string; group?: string; request?: string; limit: string; json?: boolean }) => {
     const since = opts.since ? parseSince(opts.since) : undefined;
     const rows = await withDb(opts, (db) =>
-      listSessions(db, { connection: opts.connection, since, method: opts.method, who: opts.who, group: opts.group, limit: Number(opts.limit) || 50 }),
+      listSessions(db, { connection: opts.connection, since, method: opts.method, who: opts.who, group: opts.group, requestId: opts.request, limit: Number(opts.limit) || 50 }),
     );
     if (opts.json) return void process.stdout.write(JSON.stringify(rows, null, 2) + "\n");
     if (rows.length === 0) return void process.stdout.write("no sessions match\n");
@@ -171,7 +174,8 @@ program
   .option("--connection <name...>", "connections it is valid for (default: all)")
   .option("--ttl <duration>", "lifetime, e.g. 15m, 1h, 8h", "1h")
   .option("--admin", "for the admin API (audience <publicUrl>/admin) instead of connections")
-  .action(async (opts: { config?: string; sub: string; email?: string; name?: string; groups: string; clientId?: string; connection?: string[]; ttl: string; admin?: boolean }) => {
+  .option("--approvals", "for the approvals API (audience <publicUrl>/approvals; `countersign approvals`): give --email, the approver's identity")
+  .action(async (opts: { config?: string; sub: string; email?: string; name?: string; groups: string; clientId?: string; connection?: string[]; ttl: string; admin?: boolean; approvals?: boolean }) => {
     const cfg = config(opts);
     if (!cfg.auth.devIssuer.enabled) fail(`the built-in dev issuer is off in ${cfg.source}: set auth.devIssuer.enabled: true, or get a token from your identity provider`, 2);
     let ttlSeconds: number;
@@ -180,6 +184,8 @@ program
     } catch (err) {
       fail((err as Error).message, 2);
     }
+    if (opts.admin && opts.approvals) fail("--admin and --approvals are different audiences: make one token for each", 2);
+    if (opts.approvals && !opts.email) fail("--approvals needs --email: approvers are identified by e-mail (approvals.groups)", 2);
     const names = opts.connection ?? cfg.connections.map((c) => c.name);
     for (const n of names) if (!cfg.connections.some((c) => c.name === n)) fail(`--connection: no connection named '${n}' in ${cfg.source}`, 2);
     const key = await loadDevIssuerKey(devIssuerKeyFile(cfg));
@@ -188,7 +194,7 @@ program
       email: opts.email,
       name: opts.name,
       groups: opts.groups.split(",").map((g) => g.trim()).filter(Boolean),
-      audience: opts.admin ? [`${cfg.publicUrl}/admin`] : names.map((n) => resourceUrl(cfg.publicUrl, n)),
+      audience: opts.admin ? [`${cfg.publicUrl}/admin`] : opts.approvals ? [approvalsAudience(cfg.publicUrl)] : names.map((n) => resourceUrl(cfg.publicUrl, n)),
       ttlSeconds,
       clientId: opts.clientId,
     });
@@ -266,80 +272,68 @@ program
     );
   });
 
-// ── approvals (fallback without Slack) ──────────────────────────────────────────────────────
-// Decides held calls from the command line with the same rules as Slack: no self-approval,
-// approver groups by e-mail (approvals.groups). The approver is named with --as; the database is
-// reached directly. Slack messages of requests decided here are updated by a running gateway.
-const approvalsCommand = program.command("approvals").description("list and decide calls held for approval");
+// ── tool pinning ─────────────────────────────────────────────────────────────────────────────
+// Lists a connection's pinned tools (with what changed) and accepts changed definitions as the
+// new pins, recorded with who did it (gateway/pinning/commands.ts). Database-direct, like approvals.
+const toolsCommand = program.command("tools").description("list a connection's pinned tool definitions and re-pin changed ones");
 
-async function withApprovals<T>(opts: { config?: string }, fn: (svc: import("./approvals/service.js").ApprovalService) => Promise<T>): Promise<T> {
-  const { ApprovalService } = await import("./approvals/service.js");
-  const { EmailDirectory } = await import("./approvals/directory.js");
-  const { Recorder } = await import("./audit/recorder.js");
+async function runToolsCommand(connection: string, opts: { config?: string }, run: (m: typeof import("./pinning/commands.js"), cfg: GatewayConfig, url: string) => Promise<void>): Promise<void> {
+  const m = await import("./pinning/commands.js");
   const cfg = config(opts);
   const url = evidenceDatabaseUrl(cfg);
-  const db = createDb(url, { poolSize: 2 });
-  const recorder = new Recorder(db, { commitTimeoutMs: cfg.database.commitTimeoutMs });
-  const svc = new ApprovalService({ databaseUrl: url, recorder, directory: new EmailDirectory(cfg.approvals?.groups ?? {}), log: createLogger("silent"), poolSize: 2 });
-  try {
-    return await fn(svc);
-  } finally {
-    await svc.stop();
-    await recorder.drain();
-    await db.$disconnect();
-  }
+  await run(m, cfg, url).catch((err: unknown) =>
+    fail(err instanceof m.UsageError ? err.message : `cannot read the tool pins at ${redactUrl(url)}: ${(err as Error).message.split("\n").pop()}`, 2),
+  );
 }
 
-approvalsCommand
-  .command("list")
-  .description("list approval requests, newest first")
+toolsCommand
+  .command("list <connection>")
+  .description("the connection's pinned tools: hash, when and by whom pinned, and ok or changed (with the diff)")
   .addOption(configOption)
-  .option("--status <status>", "pending, approved, denied or expired", "pending")
-  .option("--all", "every status")
-  .option("--limit <n>", "at most this many", "50")
   .option("--json", "JSON for machines")
-  .action(async (opts: { config?: string; status: string; all?: boolean; limit: string; json?: boolean }) => {
-    if (!opts.all && !["pending", "approved", "denied", "expired"].includes(opts.status)) fail(`--status: '${opts.status}' is not one of pending, approved, denied, expired`, 2);
-    const rows = await withApprovals(opts, (svc) => svc.store.list({ status: opts.all ? undefined : (opts.status as "pending"), limit: Number(opts.limit) || 50 }));
-    if (opts.json) return void process.stdout.write(JSON.stringify(rows, null, 2) + "\n");
-    if (rows.length === 0) return void process.stdout.write(`no ${opts.all ? "" : `${opts.status} `}approval requests\n`);
-    printTable(
-      ["ID", "STATUS", "CONNECTION", "TOOL", "REQUESTER", "GROUP", "VOTES", "EXPIRES (UTC)"],
-      rows.map((r) => [r.id, r.status, r.connection, r.tool, r.requester.email ?? r.requester.subject, r.approverGroup, `${r.approveCount}/${r.approvalsNeeded}`, r.expiresAt.toISOString().replace("T", " ").slice(0, 19)]),
+  .action((connection: string, opts: { config?: string; json?: boolean }) => runToolsCommand(connection, opts, (m, cfg, url) => m.toolsListCommand(cfg, url, connection, opts)));
+
+toolsCommand
+  .command("pin <connection>")
+  .description("accept the current definitions of the connection's changed tools as their new pins (recorded with who did it)")
+  .addOption(configOption)
+  .option("--tool <name>", "only this tool")
+  .option("--as <email>", "the admin re-pinning (recorded; default: the local user)")
+  .option("--json", "JSON for machines")
+  .action((connection: string, opts: { config?: string; tool?: string; as?: string; json?: boolean }) => runToolsCommand(connection, opts, (m, cfg, url) => m.toolsPinCommand(cfg, url, connection, opts)));
+
+// Weekly evidence digest on demand (gateway/evidence/command.ts); the gateway also generates it on schedule.
+program
+  .command("digest")
+  .description("generate, sign and record the SOC 2 evidence digest of an ISO week (default: the last complete week)")
+  .addOption(configOption)
+  .option("--week <week>", "ISO week in digest.timeZone, e.g. 2026-W47")
+  .addOption(new Option("--format <format>", "output format").choices(["md", "html", "json"]).default("md"))
+  .option("--post", "also post it to digest.slackChannel (summary, with the Markdown report attached)")
+  .option("--out <file>", "write the report to this file instead of stdout")
+  .option("--verify <file>", "check a digest saved with --format json against the configured checkpoint keys (exit 1 if invalid)")
+  .action(async (opts: { config?: string; week?: string; format?: string; post?: boolean; out?: string; verify?: string }) => {
+    const { digestCommand, verifyDigestFile, DigestUsageError } = await import("./evidence/command.js");
+    const cfg = config(opts);
+    if (opts.verify) {
+      try {
+        process.exitCode = verifyDigestFile(cfg, opts.verify);
+      } catch (err) {
+        fail(err instanceof DigestUsageError ? err.message : String(err), 2);
+      }
+      return;
+    }
+    const url = evidenceDatabaseUrl(cfg);
+    const code = await digestCommand(cfg, url, opts).catch((err: unknown) =>
+      fail(err instanceof DigestUsageError ? err.message : `cannot generate the digest from ${redactUrl(url)}: ${(err as Error).message.split("\n").pop()}`, 2),
     );
+    process.exitCode = code;
   });
 
-for (const decision of ["approve", "deny"] as const) {
-  approvalsCommand
-    .command(`${decision} <id>`)
-    .description(decision === "approve" ? "approve a held call" : "deny a held call (a reason is required)")
-    .addOption(configOption)
-    .requiredOption("--as <email>", "the approver's e-mail (must be in the rule's approver group, and not the requester)")
-    .option("--reason <text>", decision === "deny" ? "why (the requester sees it)" : "optional note")
-    .action(async (id: string, opts: { config?: string; as: string; reason?: string }) => {
-      if (decision === "deny" && !opts.reason?.trim()) fail("deny needs --reason <text>: the requester sees it", 2);
-      const outcome = await withApprovals(opts, (svc) =>
-        svc.vote({ requestId: id, approver: { email: opts.as }, decision, reason: opts.reason?.trim(), via: "cli" }),
-      );
-      switch (outcome.kind) {
-        case "not_found":
-          fail(`no approval request '${id}': list them with \`countersign approvals list\``, 2);
-        case "self_approval_refused":
-          fail(`${opts.as} asked for this call and cannot decide on it: another approver must (four-eyes rule)`, 3);
-        case "unauthorized":
-          fail(`${opts.as} is not in the approver group${outcome.groups.length > 1 ? "s" : ""} ${outcome.groups.join(", ")} (approvals.groups in the configuration)`, 3);
-        case "already_voted":
-          fail(`${opts.as} has already voted on ${id}`, 3);
-        case "already_decided":
-        case "duplicate_action":
-          fail(`${id} is already ${outcome.request.status}${outcome.request.decidedBy ? ` (by ${outcome.request.decidedBy})` : ""}`, 3);
-        case "recorded":
-          return void process.stdout.write(`${id}: approval recorded (${outcome.request.approveCount} of ${outcome.request.approvalsNeeded})\n`);
-        case "decided":
-          return void process.stdout.write(`${id}: ${outcome.request.status} by ${outcome.request.decidedBy}\n`);
-      }
-    });
-}
+// ── approvals (fallback without Slack) ──────────────────────────────────────────────────────
+// Through the gateway's approvals API with a token (same rules as Slack); `--database --as` is the
+// break-glass path (gateway/approvals/command.ts).
+registerApprovalsCommand(program, { config, fail, printTable, evidenceDatabaseUrl, configOption });
 
 function parseSince(text: string): Date {
   const rel = /^(\d+)([smhd])$/.exec(text);

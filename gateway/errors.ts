@@ -46,6 +46,18 @@ export const ERRORS = {
     http: 404, jsonrpc: -32001,
     message: "The session does not exist or has ended: start a new session with initialize.",
   },
+  CS_ERR_SESSION_OWNER_GONE: {
+    http: 404, jsonrpc: -32060,
+    message: "The gateway replica that held this session is gone (stopped, crashed or unreachable), and its upstream session with it: start a new session with initialize.",
+  },
+  CS_ERR_RELAY_NOT_OWNER: {
+    http: 404, jsonrpc: -32061,
+    message: "A request relayed from another replica reached a replica that does not hold its session (requests are never relayed twice): the session is gone; start a new session with initialize.",
+  },
+  CS_ERR_RELAY_UNAUTHORIZED: {
+    http: 401, jsonrpc: -32062,
+    message: "The internal relay port accepts only requests signed with the replicas' shared secret (cluster.secret): check that every replica reads the same Secret and that clocks agree within 60 s.",
+  },
   CS_ERR_UNSUPPORTED_PROTOCOL_VERSION: {
     http: 400, jsonrpc: -32600,
     message: "The MCP-Protocol-Version header names a version this gateway does not support.",
@@ -82,6 +94,10 @@ export const ERRORS = {
     http: 403, jsonrpc: -32030,
     message: "A Countersign rule blocks this call; the rule and its reason are named here. Change the call, or ask the rule's owners.",
   },
+  CS_ERR_TOOL_DEFINITION_CHANGED: {
+    http: 403, jsonrpc: -32070,
+    message: "This tool's definition changed since it was pinned, so calls to it are blocked (pinning.onChange: block): an admin must review the change and re-pin it with `countersign tools pin <connection>`.",
+  },
   CS_ERR_APPROVAL_UNAVAILABLE: {
     http: 503, jsonrpc: -32031,
     message: "This call needs an approval, but the gateway has no approval channel configured (approvals); nothing was forwarded.",
@@ -98,9 +114,45 @@ export const ERRORS = {
     http: 403, jsonrpc: -32033,
     message: "The approval for this call was denied or expired; the reason and who decided are named here.",
   },
+  CS_ERR_APPROVAL_NOT_FOUND: {
+    http: 404, jsonrpc: -32050,
+    message: "No approval request has this id: list the pending ones with `countersign approvals list`.",
+  },
+  CS_ERR_APPROVER_NO_EMAIL: {
+    http: 403, jsonrpc: -32051,
+    message: "The token carries no e-mail claim, and approvers are identified by e-mail (approvals.groups): use a token of a person with an e-mail address.",
+  },
+  CS_ERR_SELF_APPROVAL: {
+    http: 403, jsonrpc: -32052,
+    message: "Nobody decides on their own call (four-eyes rule, admins included): another approver must.",
+  },
+  CS_ERR_NOT_AN_APPROVER: {
+    http: 403, jsonrpc: -32053,
+    message: "You are not in the approver group of this request (approvals.groups, by e-mail): ask a member of the group named here.",
+  },
+  CS_ERR_APPROVAL_CLOSED: {
+    http: 409, jsonrpc: -32054,
+    message: "This request takes no more votes from you: it is already decided or expired, or you have already voted on it.",
+  },
+  CS_ERR_DENY_REASON_REQUIRED: {
+    http: 400, jsonrpc: -32055,
+    message: "A denial needs a reason, which the requester sees: send {\"reason\": \"…\"} (the CLI: --reason).",
+  },
   CS_ERR_JUSTIFICATION_REQUIRED: {
     http: 400, jsonrpc: -32034,
     message: "The rule that holds this call needs a justification: send it in _meta[\"countersign/justification\"] or the X-Countersign-Justification header.",
+  },
+  CS_ERR_TASK_NOT_FOUND: {
+    http: 404, jsonrpc: -32602,
+    message: "No task with this id is yours on this connection (tasks are kept for their ttl, by the gateway process that created them): check the taskId, or call again.",
+  },
+  CS_ERR_TASK_FINISHED: {
+    http: 409, jsonrpc: -32602,
+    message: "The task has already finished (completed, failed or cancelled), so it cannot be cancelled: read its outcome with tasks/result.",
+  },
+  CS_ERR_TASK_LIMIT: {
+    http: 429, jsonrpc: -32035,
+    message: "You have too many tasks on this gateway (finished ones count until their ttl ends): read or cancel some, or call without a task.",
   },
   CS_ERR_AUDIT_UNAVAILABLE: {
     http: 503, jsonrpc: -32010,

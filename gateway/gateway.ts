@@ -15,10 +15,18 @@ import { SessionRegistry } from "./mcp/sessions.js";
 import { Metrics } from "./metrics.js";
 import { ConfigReloader, type ReloadActor, type ReloadResult } from "./config/reload.js";
 import { startApprovals, type Approvals } from "./approvals/setup.js";
+import { startDigestSchedule } from "./evidence/setup.js";
+import { loadArgumentsKey } from "./approvals/arguments-key.js";
 import { createIdentityLayer, type IdentityLayer } from "./auth/setup.js";
 import { resourceUrl } from "./auth/authenticator.js";
 import { signDevToken } from "./auth/dev-issuer.js";
 import { buildServer } from "./server.js";
+import { ToolPins } from "./pinning/service.js";
+import type { EventRecord } from "./audit/recorder.js";
+import { ClusterRelay } from "./cluster/relay.js";
+import { OwnerLookup } from "./cluster/owner-lookup.js";
+import { startRelayServer } from "./cluster/relay-server.js";
+import { startLiveness } from "./cluster/liveness.js";
 import { VERSION } from "./version.js";
 
 export interface Gateway {
@@ -71,14 +79,11 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     const db = createDb(url);
     const instanceId = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
     try {
-      await db.instance.create({ data: { id: instanceId, host: hostname(), pid: process.pid, version: VERSION } });
+      const relayUrl = config.cluster.internalPort > 0 ? config.cluster.advertiseUrl : null;
+      await db.instance.create({ data: { id: instanceId, host: hostname(), pid: process.pid, version: VERSION, relayUrl } });
     } catch (err) {
       throw new Error(`cannot write to the database at ${redactUrl(url)}: ${(err as Error).message.split("\n").pop()}. Is it running, and are the migrations applied (countersign migrate)?`);
     }
-    const heartbeat = setInterval(() => {
-      void db.instance.update({ where: { id: instanceId }, data: { lastSeenAt: new Date() } }).catch(() => {});
-    }, 15_000);
-    heartbeat.unref();
 
     const metrics = new Metrics();
     const recorder = new Recorder(db, {
@@ -98,11 +103,22 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     const rejections = new RejectionLog(recorder);
     const identity = await createIdentityLayer(config, recorder, log);
     // approvals: held calls wait here for a decision taken in Slack or with the CLI.
-    const approvals = config.approvals ? await startApprovals(config.approvals, { databaseUrl: url, recorder, log }) : undefined;
-    const sessions = new SessionRegistry(config, db, recorder, instanceId, log, identity.signer, metrics, approvals && { service: approvals.service, holdForMs: approvals.holdForMs });
+    const approvals = config.approvals ? await startApprovals(config.approvals, { databaseUrl: url, recorder, log, argumentsKey: loadArgumentsKey(config) }) : undefined;
+    // tool pinning: every replica keeps the pins in memory (decisions read no database per call).
+    const pins = new ToolPins({ databaseUrl: url, log, onEvents: (events) => metrics.committed([], events as unknown as EventRecord[]) });
+    await pins.start();
+    const sessions = new SessionRegistry(config, db, recorder, instanceId, log, identity.signer, metrics, approvals && { service: approvals.service, holdForMs: approvals.holdForMs }, pins);
+    // Heartbeat, and the closing of sessions whose replica died (gateway/cluster/liveness.ts).
+    const liveness = startLiveness({ relays: config.cluster.internalPort > 0, db, recorder, sessions, instanceId, deadAfterSeconds: config.cluster.deadAfterSeconds, log });
     const reloader = new ConfigReloader(config, { sessions, recorder, db, log, instanceId });
-    const app = buildServer({ config, log, sessions, recorder, rejections, identity, metrics, reloader, approvals });
+    const clusterSecret = config.cluster.secret?.reveal();
+    const cluster = config.cluster.internalPort > 0 && clusterSecret ? new ClusterRelay(new OwnerLookup(db, config.cluster.deadAfterSeconds), clusterSecret, instanceId) : undefined;
+    const app = buildServer({ config, log, sessions, recorder, rejections, identity, metrics, reloader, approvals, cluster });
     await app.listen({ host: config.server.host, port: config.server.port });
+    const relayServer = cluster
+      ? await startRelayServer(app, { host: config.cluster.internalHost, port: config.cluster.internalPort, secret: clusterSecret!, log, rejections })
+      : undefined;
+    if (relayServer) progress(`relay listener for the other replicas at ${relayServer.address} (advertised as ${config.cluster.advertiseUrl})`);
     const addr = app.server.address();
     const port = typeof addr === "object" && addr ? addr.port : config.server.port;
     const host = config.server.host.includes(":") ? `[${config.server.host}]` : config.server.host;
@@ -111,19 +127,25 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     const auditChain = startAuditChain(config, url, log);
     recorder.eventBestEffort({ type: "gateway", reason: "started", detail: { instanceId, version: VERSION, configHash: config.hash } });
     await reloader.recordStartup().catch((err) => log.warn({ err: String(err) }, "could not record the configuration in force"));
+    // Weekly evidence digest: every replica checks the schedule, one generates and posts each week.
+    const digest = config.digest.enabled ? await startDigestSchedule(config, url, auditChain.keys, log, instanceId) : undefined;
 
     let stopping: Promise<void> | undefined;
     const stop = (graceMs = 10_000) =>
       (stopping ??= (async () => {
-        await sessions.shutdown(graceMs);
+        // Local sessions drain, and so do the requests this replica relays to other replicas.
+        await Promise.all([sessions.shutdown(graceMs), cluster?.drain(graceMs)]);
+        await relayServer?.close();
         await app.close();
         await approvals?.stop();
+        await digest?.stop();
+        await pins.stop();
         rejections.stop();
         identity.stop();
         await recorder.event({ type: "gateway", reason: "stopped", detail: { instanceId } }).catch(() => {});
         await recorder.drain();
         await auditChain.stop(); // audit chain: seals the last records, releases the sealer lock
-        clearInterval(heartbeat);
+        await liveness.stop();
         await db.instance.update({ where: { id: instanceId }, data: { stoppedAt: new Date() } }).catch(() => {});
         await db.$disconnect();
         if (embedded?.owned) await embedded.stop();

@@ -1,5 +1,6 @@
 // The HTTP service: the MCP fronts, health endpoints, and the mapping of every framework error
 // to the CS_ERR_* catalogue, so a client never sees an unexplained failure.
+import { randomUUID } from "node:crypto";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
 import type { Recorder } from "./audit/recorder.js";
 import type { RejectionLog } from "./audit/rejections.js";
@@ -15,6 +16,9 @@ import type { Metrics } from "./metrics.js";
 import type { ConfigReloader } from "./config/reload.js";
 import type { Approvals } from "./approvals/setup.js";
 import { AuthError } from "./auth/authenticator.js";
+import type { ClusterRelay } from "./cluster/relay.js";
+import { isRelayed } from "./cluster/relayed.js";
+import { registerApprovalsApi } from "./approvals/routes.js";
 
 export interface ServerDeps {
   config: GatewayConfig;
@@ -26,6 +30,8 @@ export interface ServerDeps {
   metrics: Metrics;
   reloader: ConfigReloader;
   approvals?: Approvals | undefined;
+  /** Several replicas: relays requests for sessions held by another replica. */
+  cluster?: ClusterRelay | undefined;
 }
 
 const FASTIFY_ERRORS: Record<string, ErrorCode> = {
@@ -36,6 +42,14 @@ const FASTIFY_ERRORS: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_JSON_BODY: "CS_ERR_PARSE",
 };
 
+const REQUEST_ID = /^[A-Za-z0-9._:@\/+=-]{1,128}$/;
+
+/** The incoming X-Request-Id when well-formed (a proxy's or a relaying replica's), else a new UUID. */
+export function requestIdOf(req: { headers: Record<string, string | string[] | undefined> }): string {
+  const given = req.headers["x-request-id"];
+  return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
 export function buildServer(deps: ServerDeps): FastifyInstance {
   const { config, sessions, recorder, rejections } = deps;
   const app: FastifyInstance = Fastify({
@@ -44,8 +58,18 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     forceCloseConnections: true,
     // Per-request log lines would repeat what the audit store records; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
-    requestIdHeader: "x-request-id",
+    // The request id (reqId in every log line) is the caller's X-Request-Id when well-formed, so
+    // a proxy's id follows the request; it is returned in the response and stored with the records.
+    requestIdHeader: false,
+    genReqId: requestIdOf,
     trustProxy: config.server.trustProxy,
+  });
+  app.addHook("onRequest", async (req, reply) => {
+    // On the raw response, so hijacked replies (SSE streams) carry it too.
+    reply.raw.setHeader("x-request-id", req.id);
+    // At debug level, one line per request (its reqId joins it to the records): the path only,
+    // as a query string may hold a session id.
+    if ((req.log as unknown as Logger).isLevelEnabled("debug")) req.log.debug({ method: req.method, path: req.url.split("?")[0], relayed: isRelayed(req.raw) }, "request");
   });
 
   // Bodies are kept as text: the fronts parse them, so a malformed body gets a JSON-RPC parse
@@ -57,7 +81,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     const code = FASTIFY_ERRORS[error.code] ?? (error.statusCode === 415 ? "CS_ERR_UNSUPPORTED_MEDIA_TYPE" : "CS_ERR_INTERNAL");
     const err = new CountersignError(code, code === "CS_ERR_INTERNAL" ? `request ${req.id}` : undefined);
     if (code === "CS_ERR_BODY_TOO_LARGE") {
-      rejections.record("body_too_large", { connection: (req.params as { connection?: string })?.connection ?? null }, {
+      rejections.record("body_too_large", { connection: (req.params as { connection?: string })?.connection ?? null, requestId: req.id }, {
         remoteAddress: req.ip,
         limit: config.limits.requestBodyBytes,
         contentLength: req.headers["content-length"] ?? null,
@@ -65,7 +89,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     }
     if (code === "CS_ERR_UNSUPPORTED_MEDIA_TYPE") {
       const connection = (req.params as { connection?: string })?.connection;
-      rejections.recordError(code, { connection: connection && sessions.connection(connection) ? connection : null }, {
+      rejections.recordError(code, { connection: connection && sessions.connection(connection) ? connection : null, requestId: req.id }, {
         remoteAddress: req.ip,
         contentType: req.headers["content-type"] ?? null,
       });
@@ -135,8 +159,10 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
 
   // /slack/events: the bot's interactivity endpoint in HTTP mode.
   deps.approvals?.registerRoutes(app);
+  // /approvals: list and decide held calls with a token (audience <publicUrl>/approvals).
+  if (deps.approvals) registerApprovalsApi(app, { config, authenticator: deps.identity.authenticator, service: deps.approvals.service });
   deps.identity.registerRoutes(app);
-  const fronts = { sessions, rejections, authenticator: deps.identity.authenticator };
+  const fronts = { sessions, rejections, authenticator: deps.identity.authenticator, cluster: deps.cluster };
   registerStreamableHttpFront(app, fronts);
   registerLegacySseFront(app, fronts);
   return app;

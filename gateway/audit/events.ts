@@ -7,6 +7,8 @@ export const EVENT_TYPES = {
   session_closed: [
     "client_delete", "client_disconnect", "idle_timeout", "upstream_exited", "upstream_closed",
     "gateway_shutdown", "initialize_failed", "connection_removed",
+    /** Closed by another replica: the session's owner stopped reporting (crashed); detail: ownerInstanceId. */
+    "owner_gone",
   ],
   upstream_started: ["spawned", "connected"],
   upstream_failed: ["spawn_failed", "connect_failed", "crash_loop_backoff", "exited", "http_error"],
@@ -15,6 +17,10 @@ export const EVENT_TYPES = {
     "upstream_message_too_large", "upstream_invalid_json", "unknown_response_id", "upstream_flood",
     "unsupported_media_type", "unknown_connection", "session_required", "unsupported_protocol_version",
     "not_acceptable", "stream_conflict", "session_limit",
+    /** The internal relay port refused a request not signed with the replicas' shared secret. */
+    "relay_unauthorized",
+    /** A relayed request reached a replica that does not hold its session. */
+    "relay_not_owner",
   ],
   message_undeliverable: ["client_stream_closed", "no_stream"],
   audit_store: ["unavailable", "recovered"],
@@ -27,6 +33,10 @@ export const EVENT_TYPES = {
   access_denied: ["connection_not_granted", "tool_denied", "session_identity_mismatch"],
   gateway: ["started", "stopped"],
   config_changed: ["applied", "rejected"],
+  /** A weekly evidence digest was generated, signed and stored (gateway/evidence); detail: week, timeZone, digestId, sha256, keyId. */
+  digest_generated: ["scheduled", "on_demand"],
+  /** A digest reached the managers' Slack channel, or could not; detail: week, digestId, channel, ts or error. */
+  digest_posted: ["posted", "failed"],
   /** Audit records deleted by retention (audit.retentionDays); detail: throughSequence, checkpointId, deleted. */
   audit_retention: ["purged"],
   approval: [
@@ -34,6 +44,10 @@ export const EVENT_TYPES = {
     "already_voted", "already_decided", "duplicate_action", "reminder", "escalated", "notified", "notify_failed", "forwarded",
     "slack_request_refused",
   ],
+  /** Tool pinning (gateway/pinning). first_sight: the tools a tools/list showed for the first time (detail: tools [{tool, hash}]); repinned: an admin accepted a changed definition (detail: by, tool, oldHash, newHash, diff). */
+  tool_pinned: ["first_sight", "repinned"],
+  /** detected: once per (connection, tool, pinned hash, new hash), with oldHash, newHash, diff, definition; call_*: each call to a tool whose definition differs from its pin (ruleId tool-pin:<tool>, why). */
+  tool_definition_changed: ["detected", "call_allowed", "call_held", "call_blocked"],
 } as const;
 
 export type EventType = keyof typeof EVENT_TYPES;

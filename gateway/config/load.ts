@@ -3,6 +3,7 @@
 // Every problem is reported with the key path that is wrong; the gateway refuses to start.
 import { createHash, type KeyObject } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { parseDocument } from "yaml";
 import type { z } from "zod";
@@ -12,6 +13,7 @@ import { parseDuration } from "../policy/schema.js";
 import { Secret, type ConfigValue } from "./secret.js";
 import { parseEd25519PrivateKey, parseEd25519PublicKey } from "../audit/chain/keys.js";
 import { createMasker, type Masker } from "../masking/index.js";
+import type { PinningConfig } from "../pinning/decide.js";
 
 export class ConfigError extends Error {
   constructor(readonly source: string, readonly problems: string[]) {
@@ -42,6 +44,8 @@ export interface ConnectionConfig {
   access: ParsedConfig["connections"][number]["access"];
   masking: ParsedConfig["connections"][number]["masking"];
   policy: ParsedConfig["connections"][number]["policy"];
+  /** Tool pinning (gateway/pinning). */
+  pinning: PinningConfig;
   /** Built at load, so a bad pattern or path stops start-up; undefined when masking is off. */
   masker?: Masker | undefined;
   upstreamIdentity?: ParsedConfig["connections"][number]["upstreamIdentity"];
@@ -74,7 +78,11 @@ export interface ApprovalsConfig {
   escalation?: { afterMs: number; group: string } | undefined;
   sweepIntervalMs: number;
   pollIntervalMs: number;
+  /** false: decisions from other replicas arrive by polling alone. */
+  listen: boolean;
   slack?: SlackConfig | undefined;
+  /** Keys the stored arguments hash (gateway/approvals/arguments-key.ts). */
+  argumentsKey?: Secret | undefined;
 }
 
 /** The audit chain's settings (gateway/audit/chain); keys parsed at load so a bad key stops start-up. */
@@ -87,6 +95,15 @@ export interface AuditConfig {
     publicKeys: Array<{ id: string; publicKey: KeyObject; notBefore?: Date | undefined; notAfter?: Date | undefined }>;
   } | undefined;
   retentionDays?: number | undefined;
+}
+
+export interface ClusterConfig {
+  internalPort: number;
+  internalHost: string;
+  /** How peers reach this replica's internal listener. */
+  advertiseUrl: string;
+  secret?: Secret | undefined;
+  deadAfterSeconds: number;
 }
 
 export interface GatewayConfig {
@@ -108,7 +125,11 @@ export interface GatewayConfig {
   admin: ParsedConfig["admin"];
   auth: ParsedConfig["auth"];
   keys: { upstreamJwt?: Secret; maskingHmac?: Secret };
+  /** Several replicas: the internal relay listener (gateway/cluster); internalPort 0 = off. */
+  cluster: ClusterConfig;
   audit: AuditConfig;
+  /** The weekly evidence digest (gateway/evidence). */
+  digest: ParsedConfig["digest"];
   /** Absent when the file has no `approvals` block. */
   approvals?: ApprovalsConfig | undefined;
   connections: ConnectionConfig[];
@@ -200,6 +221,7 @@ export function parseConfigText(text: string, source: string, env: Env = process
       access: c.access,
       masking: c.masking,
       policy: c.policy,
+      pinning: { enabled: c.pinning.enabled, onChange: c.pinning.onChange, approvalTimeoutMs: parseDuration(c.pinning.approvalTimeout), ...(c.pinning.approvalGroup ? { approvalGroup: c.pinning.approvalGroup } : {}) },
       ...(c.upstreamIdentity ? { upstreamIdentity: c.upstreamIdentity } : {}),
     };
   });
@@ -207,6 +229,7 @@ export function parseConfigText(text: string, source: string, env: Env = process
   const upstreamJwtKey = p.keys.upstreamJwt ? secret(p.keys.upstreamJwt, "keys.upstreamJwt") : undefined;
   const maskingKey = p.keys.maskingHmac ? secret(p.keys.maskingHmac, "keys.maskingHmac") : undefined;
   const metricsToken = p.metrics.token ? secret(p.metrics.token, "metrics.token") : undefined;
+  const clusterSecret = clusterSecretOf(p, env, secret, problems);
   connections.forEach((c, i) => {
     if (!c.masking.enabled) return;
     try {
@@ -245,10 +268,35 @@ export function parseConfigText(text: string, source: string, env: Env = process
     admin: p.admin,
     auth: p.auth,
     keys: { ...(upstreamJwtKey ? { upstreamJwt: upstreamJwtKey } : {}), ...(maskingKey ? { maskingHmac: maskingKey } : {}) },
+    cluster: clusterConfig(p, clusterSecret, env),
     audit,
+    digest: p.digest,
     ...(approvals ? { approvals } : {}),
     connections,
   };
+}
+
+/** The relay's shared secret: cluster.secret, or COUNTERSIGN_CLUSTER_SECRET when the relay listener is on. */
+function clusterSecretOf(p: ParsedConfig, env: Env, secret: (ref: SecretRef, path: string) => Secret | undefined, problems: string[]): Secret | undefined {
+  const { internalPort, secret: ref } = p.cluster;
+  if (!ref && internalPort === 0) return undefined;
+  if (!ref && !env.COUNTERSIGN_CLUSTER_SECRET) {
+    problems.push("cluster.secret: the relay listener (cluster.internalPort) needs a secret shared by all replicas: set COUNTERSIGN_CLUSTER_SECRET (at least 32 random characters, the same Secret for every replica, e.g. openssl rand -base64 32) or cluster.secret: { env | file }");
+    return undefined;
+  }
+  const value = secret(ref ?? { env: "COUNTERSIGN_CLUSTER_SECRET" }, "cluster.secret");
+  if (value && value.reveal().length < 32) problems.push("cluster.secret: too short: use at least 32 random characters (e.g. openssl rand -base64 32)");
+  return value;
+}
+
+function clusterConfig(p: ParsedConfig, secret: Secret | undefined, env: Env): ClusterConfig {
+  const c = p.cluster;
+  const internalHost = c.internalHost ?? p.server.host;
+  // Peers need a routable address: the pod's IP (Kubernetes downward API), else the bound address, else the host name.
+  const wildcard = internalHost === "0.0.0.0" || internalHost === "::";
+  const host = env.POD_IP || (wildcard ? hostname() : internalHost);
+  const advertiseUrl = (c.advertiseUrl ?? `http://${host.includes(":") ? `[${host}]` : host}:${c.internalPort}`).replace(/\/+$/, "");
+  return { internalPort: c.internalPort, internalHost, advertiseUrl, ...(secret ? { secret } : {}), deadAfterSeconds: c.deadAfterSeconds };
 }
 
 function approvalsConfig(a: ParsedApprovals, secret: (ref: SecretRef, path: string) => Secret | undefined): ApprovalsConfig {
@@ -276,7 +324,9 @@ function approvalsConfig(a: ParsedApprovals, secret: (ref: SecretRef, path: stri
     ...(a.escalation ? { escalation: { afterMs: parseDuration(a.escalation.after), group: a.escalation.group } } : {}),
     sweepIntervalMs: a.sweepIntervalMs,
     pollIntervalMs: a.pollIntervalMs,
+    listen: a.listen,
     ...(slack ? { slack } : {}),
+    ...(a.argumentsKey ? { argumentsKey: secret(a.argumentsKey, "approvals.argumentsKey") } : {}),
   };
 }
 
@@ -330,6 +380,9 @@ export const ENV_OVERRIDES: ReadonlyArray<{ env: string; path: string[]; type: "
   { env: "COUNTERSIGN_DATA_DIR", path: ["database", "embeddedDataDir"], type: "string" },
   { env: "COUNTERSIGN_REQUEST_BODY_BYTES", path: ["limits", "requestBodyBytes"], type: "int" },
   { env: "COUNTERSIGN_UPSTREAM_MESSAGE_BYTES", path: ["limits", "upstreamMessageBytes"], type: "int" },
+  { env: "COUNTERSIGN_INTERNAL_PORT", path: ["cluster", "internalPort"], type: "int" },
+  { env: "COUNTERSIGN_INTERNAL_HOST", path: ["cluster", "internalHost"], type: "string" },
+  { env: "COUNTERSIGN_ADVERTISE_URL", path: ["cluster", "advertiseUrl"], type: "string" },
 ];
 
 function applyEnvironment(raw: Record<string, unknown>, env: Env): Record<string, unknown> {

@@ -2,6 +2,7 @@
 // it and `npm run schema` publishes it as JSON Schema (gateway/config/countersign.schema.json)
 // for editors and for the Helm chart.
 import { z } from "zod";
+import { Cron } from "croner";
 import { policySchema } from "../policy/schema.js";
 
 export const CONFIG_VERSION = 1;
@@ -189,6 +190,13 @@ const approvals = z
       .optional(),
     sweepIntervalMs: z.int().min(50).max(60_000).default(1000).describe("How often each replica looks for expired requests, reminders and unsynced messages"),
     pollIntervalMs: z.int().min(50).max(60_000).default(1000).describe("Polling fallback when Postgres notifications are unavailable"),
+    listen: z
+      .boolean()
+      .default(true)
+      .describe("Learn of decisions taken on other replicas through Postgres LISTEN/NOTIFY; false: polling alone (e.g. behind a transaction-mode pooler that drops notifications)"),
+    argumentsKey: secretRef
+      .optional()
+      .describe("HMAC-SHA256 key for the stored hash of a held call's arguments (matches identical retries); shared by all replicas. Default: a key derived from keys.maskingHmac; in the quick start a generated key in .countersign/"),
     slack: z
       .strictObject({
         mode: z.enum(["http", "socket"]).default("http").describe("http: Slack posts to <publicUrl>/slack/events; socket: Socket Mode with an app-level token"),
@@ -244,6 +252,61 @@ const audit = z
   })
   .prefault({});
 
+// The weekly evidence digest (gateway/evidence): when it is generated and where it is posted.
+const digest = z
+  .strictObject({
+    enabled: z.boolean().default(false).describe("Generate, sign and store the weekly digest on schedule (and post it when slackChannel is set)"),
+    schedule: z
+      .string()
+      .default("0 9 * * 1")
+      .refine((s) => validCron(s), "a cron expression such as \"0 9 * * 1\" (minute hour day-of-month month day-of-week)")
+      .describe("When to generate the digest of the last complete ISO week, read in timeZone (default: Monday 09:00)"),
+    timeZone: z
+      .string()
+      .default("UTC")
+      .refine((z) => validTimeZone(z), "an IANA time zone such as UTC or Europe/Paris")
+      .describe("IANA time zone of the week's boundaries and of the schedule"),
+    slackChannel: z.string().min(1).optional().describe("The managers' channel id; posts with approvals.slack's bot token and apiUrl"),
+    checkIntervalMs: z.int().min(50).max(3_600_000).default(60_000).describe("How often each replica checks whether the last scheduled digest was posted"),
+  })
+  .prefault({});
+
+function validCron(expr: string): boolean {
+  try {
+    new Cron(expr, { paused: true });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function validTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// Tool pinning (gateway/pinning), per connection.
+const pinning = z
+  .strictObject({
+    enabled: z.boolean().default(true).describe("Pin tool definitions on first sight and watch them for changes (on by default)"),
+    // Block by default: a security product fails closed. A changed description is how a rug-pull
+    // reaches the model, so until someone has looked at the change, the tool is not used.
+    onChange: z
+      .enum(["allow", "hold", "block"])
+      .default("block")
+      .describe("Calls to a tool whose definition changed since it was pinned: allow (record only), hold (each call waits for approvalGroup), block (refused and hidden from tools/list until an admin re-pins)"),
+    approvalGroup: z.string().min(1).optional().describe("The approver group (approvals.groups) that decides held calls; required with onChange: hold"),
+    approvalTimeout: durationText.default("15m").describe("How long a held call's approval request stays open"),
+  })
+  .superRefine((p, ctx) => {
+    if (p.onChange === "hold" && !p.approvalGroup) ctx.addIssue({ code: "custom", path: ["approvalGroup"], message: "onChange: hold needs approvalGroup: the approver group (in approvals.groups) that decides calls to a changed tool" });
+  })
+  .prefault({});
+
 const connection = z.strictObject({
   name: connectionName,
   description: z.string().optional(),
@@ -254,6 +317,7 @@ const connection = z.strictObject({
   upstreamIdentity: upstreamIdentity.optional(),
   masking,
   policy: policySchema.prefault({}).describe("Rules that allow, block or hold tools/call, resources/read and prompts/get (see README, Policy)"),
+  pinning: pinning.describe("Tool pinning: the first tools/list pins each tool's definition; a changed definition is recorded and its calls follow onChange (see README, Tool pinning)"),
 });
 
 export const configSchema = z
@@ -314,11 +378,24 @@ export const configSchema = z
         maskingHmac: secretRef.optional().describe("Key for keyed-HMAC masking tokens ([MASKED:email:3f9a12c4]); shared by all replicas"),
       })
       .prefault({}),
+    cluster: z
+      .strictObject({
+        internalPort: z.int().min(0).max(65535).default(0).describe("Port of the replica-to-replica listener that relays a request to the replica holding its session (0: off, for a single replica; the Helm chart uses 8081)"),
+        internalHost: z.string().min(1).optional().describe("Address the internal listener binds (default: server.host)"),
+        advertiseUrl: httpUrl.optional().describe("How the other replicas reach this one's internal listener (default: http://<POD_IP or host name>:<internalPort>)"),
+        secret: secretRef.optional().describe("Shared by all replicas (at least 32 characters): proves a relayed request comes from a peer. Default when internalPort is set: { env: COUNTERSIGN_CLUSTER_SECRET }"),
+        deadAfterSeconds: z.int().min(5).max(3600).default(20).describe("A replica not heard from for this long is taken as gone: its sessions end and clients re-initialise"),
+      })
+      .prefault({}),
     approvals: approvals.optional().describe("Approver groups and the Slack bot for calls held by require_approval"),
     connections: z.array(connection).min(1, "declare at least one connection"),
     audit,
+    digest: digest.describe("The weekly SOC 2 evidence digest (see README, Weekly evidence digest)"),
   })
   .superRefine((cfg, ctx) => {
+    if (cfg.digest.slackChannel && !cfg.approvals?.slack) {
+      ctx.addIssue({ code: "custom", path: ["digest", "slackChannel"], message: "posting the digest uses the Slack bot of approvals.slack: configure approvals.slack (botToken, apiUrl) as well" });
+    }
     // A security product does not pretend: asking for checkpoints without a key is refused.
     const cp = cfg.audit.checkpoint;
     if (cp && cp.keys.length === 0) {
@@ -344,6 +421,9 @@ export const configSchema = z
           path: ["connections", i, "access"],
           message: "no token issuer is configured (auth.issuers or auth.devIssuer) and anonymous access is off, so nobody could call this connection: add an issuer, or set access.anonymous: true for local use",
         });
+      }
+      if (c.pinning.approvalGroup && !cfg.approvals?.groups[c.pinning.approvalGroup]) {
+        ctx.addIssue({ code: "custom", path: ["connections", i, "pinning", "approvalGroup"], message: `no approver group '${c.pinning.approvalGroup}' in approvals.groups` });
       }
       if (c.upstreamIdentity?.jwt && !cfg.keys.upstreamJwt) {
         ctx.addIssue({

@@ -8,8 +8,10 @@ import type { Db } from "../db/client.js";
 import { CountersignError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { ProxySession } from "./session.js";
+import { TaskRegistry } from "./tasks.js";
 import type { Metrics } from "../metrics.js";
 import type { ApprovalService } from "../approvals/service.js";
+import type { ToolPins } from "../pinning/service.js";
 import type { Identity } from "../auth/identity.js";
 import { identityHeaders, type GatewaySigner } from "../auth/upstream-identity.js";
 import { LegacySseUpstream } from "./upstream/legacy-sse.js";
@@ -37,6 +39,8 @@ export class SessionRegistry {
   readonly #backoff = new Map<string, { failures: number; until: number }>();
   #sweeper: NodeJS.Timeout;
   #shuttingDown = false;
+  /** MCP tasks of held (and wrapped) calls: shared by this instance's sessions, outliving each. */
+  readonly tasks = new TaskRegistry();
 
   constructor(
     private config: GatewayConfig,
@@ -47,6 +51,7 @@ export class SessionRegistry {
     private readonly signer?: GatewaySigner | undefined,
     private readonly metrics?: Metrics | undefined,
     private readonly approvals?: { service: ApprovalService; holdForMs: number } | undefined,
+    private readonly pins?: ToolPins | undefined,
   ) {
     this.#sweeper = setInterval(() => this.#closeIdle(), 5000);
     this.#sweeper.unref();
@@ -101,7 +106,8 @@ export class SessionRegistry {
       onInitialized: (s, result) => this.#initialized(s, result),
       identity: meta.identity,
       metrics: this.metrics,
-      approvals: this.approvals,
+      approvals: this.approvals && { ...this.approvals, tasks: this.tasks },
+      pins: this.pins,
       currentConnection: () => this.connection(connection.name),
     });
     session.upstream = this.#createUpstream(connection, session, meta.identity);
@@ -254,6 +260,7 @@ export class SessionRegistry {
     const deadline = Date.now() + graceMs;
     while (Date.now() < deadline && this.all().some((s) => s.pendingCount > 0)) await new Promise((r) => setTimeout(r, 50));
     await Promise.all(this.all().map((s) => s.close("gateway_shutdown")));
+    this.tasks.stop();
   }
 
   /**
