@@ -14,6 +14,7 @@ import type { EventReason } from "../audit/events.js";
 import type { Logger } from "../log.js";
 import { canonicalArgumentsHash } from "./canonical.js";
 import { ApprovalStore, NOTIFY_CHANNEL } from "./store.js";
+import { ChannelListener } from "../db/listener.js";
 import type { ApprovalNotifier, ApprovalRequest, ApproverDirectory, NewApprovalRequest, VoteInput, VoteOutcome } from "./types.js";
 
 export interface ApprovalServiceOptions {
@@ -76,8 +77,7 @@ export class ApprovalService {
   #notifier: ApprovalNotifier | undefined;
   #directory: ApproverDirectory;
   readonly #waiters = new Map<string, Set<(req: ApprovalRequest) => void>>();
-  #listener: pg.Client | undefined;
-  #listening = false;
+  #listener: ChannelListener | undefined;
   #running = false;
   #timers: NodeJS.Timeout[] = [];
   #sweeping = false;
@@ -105,7 +105,20 @@ export class ApprovalService {
 
   async start(): Promise<void> {
     this.#running = true;
-    if (this.#opts.listen !== false) await this.#listen().catch((err) => this.#opts.log.warn({ err: String(err) }, "approvals: LISTEN unavailable; polling only"));
+    if (this.#opts.listen !== false) {
+      // Decisions taken while not listening: the poll picks them up on its next tick.
+      this.#listener = new ChannelListener({
+        databaseUrl: this.#opts.databaseUrl,
+        channel: NOTIFY_CHANNEL,
+        log: this.#opts.log,
+        name: "approvals",
+        onNotify: (id) => {
+          if (!this.#waiters.has(id)) return;
+          void this.store.get(id).then((r) => r && r.status !== "pending" && this.#release(r), () => {});
+        },
+      });
+      await this.#listener.start();
+    }
     const sweep = setInterval(() => void this.sweep(), this.#opts.sweepIntervalMs ?? 1000);
     const poll = setInterval(() => void this.#poll(), this.#opts.pollIntervalMs ?? 1000);
     sweep.unref();
@@ -118,15 +131,12 @@ export class ApprovalService {
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
     await Promise.allSettled([...this.#inflight]);
-    const l = this.#listener;
-    this.#listener = undefined;
-    this.#listening = false;
-    await l?.end().catch(() => {});
+    await this.#listener?.stop();
     await this.#pool.end().catch(() => {});
   }
 
   status(): ApprovalServiceStatus {
-    return { listening: this.#listening, waiters: [...this.#waiters.values()].reduce((n, s) => n + s.size, 0), slack: { ...this.#slack } };
+    return { listening: this.#listener?.listening ?? false, waiters: [...this.#waiters.values()].reduce((n, s) => n + s.size, 0), slack: { ...this.#slack } };
   }
 
   // ── for the session ───────────────────────────────────────────────────────────────────────
@@ -403,28 +413,6 @@ export class ApprovalService {
     const set = this.#waiters.get(r.id);
     if (!set) return;
     for (const w of [...set]) w(r);
-  }
-
-  async #listen(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.#opts.databaseUrl, keepAlive: true });
-    const retry = () => {
-      if (this.#listener !== client) return;
-      this.#listener = undefined;
-      this.#listening = false;
-      client.end().catch(() => {});
-      if (this.#running) setTimeout(() => void this.#listen().catch(() => retry()), 1000).unref();
-    };
-    client.on("error", retry);
-    client.on("end", retry);
-    client.on("notification", (msg) => {
-      if (msg.channel !== NOTIFY_CHANNEL || !msg.payload || !this.#waiters.has(msg.payload)) return;
-      void this.store.get(msg.payload).then((r) => r && r.status !== "pending" && this.#release(r), () => {});
-    });
-    this.#listener = client;
-    await client.connect();
-    await client.query(`LISTEN ${NOTIFY_CHANNEL}`);
-    this.#listening = true;
-    // Decisions taken while not listening: the poll picks them up on its next tick.
   }
 
   async #poll(): Promise<void> {

@@ -5,6 +5,7 @@ import pg from "pg";
 import type { Logger } from "../log.js";
 import { diffDefinitions, summarizeChanges } from "./diff.js";
 import type { PinState } from "./decide.js";
+import { ChannelListener } from "../db/listener.js";
 import { PIN_NOTIFY_CHANNEL, PinStore, type ObserveContext, type ObservedTool, type PinEvent, type ToolPin } from "./store.js";
 
 export interface ToolPinsOptions {
@@ -23,8 +24,7 @@ export class ToolPins {
   readonly #pool: pg.Pool;
   readonly #opts: ToolPinsOptions;
   #cache = new Map<string, Map<string, PinState>>();
-  #listener: pg.Client | undefined;
-  #listening = false;
+  readonly #listener: ChannelListener;
   #running = false;
   #timer: NodeJS.Timeout | undefined;
   #lastFullLoad = 0;
@@ -34,12 +34,21 @@ export class ToolPins {
     this.#pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 4, idleTimeoutMillis: 10_000, keepAlive: true });
     this.#pool.on("error", (err) => opts.log.warn({ err: err.message }, "tool pins: idle database connection failed"));
     this.store = new PinStore(this.#pool);
+    this.#listener = new ChannelListener({
+      databaseUrl: opts.databaseUrl,
+      channel: PIN_NOTIFY_CHANNEL,
+      log: opts.log,
+      name: "tool pins",
+      onNotify: (connection) => void this.reload(connection).catch((err) => opts.log.warn({ err: String(err) }, "tool pins: reload failed")),
+      // Changes made while not listening: caught by a full reload.
+      onListening: () => this.reloadAll(),
+    });
   }
 
   async start(): Promise<void> {
     this.#running = true;
     await this.reloadAll();
-    await this.#listen().catch((err) => this.#opts.log.warn({ err: String(err) }, "tool pins: LISTEN unavailable; polling only"));
+    await this.#listener.start();
     this.#timer = setInterval(() => void this.#poll(), this.#opts.pollIntervalMs ?? 2000);
     this.#timer.unref();
   }
@@ -47,15 +56,12 @@ export class ToolPins {
   async stop(): Promise<void> {
     this.#running = false;
     if (this.#timer) clearInterval(this.#timer);
-    const l = this.#listener;
-    this.#listener = undefined;
-    this.#listening = false;
-    await l?.end().catch(() => {});
+    await this.#listener.stop();
     await this.#pool.end().catch(() => {});
   }
 
   get listening(): boolean {
-    return this.#listening;
+    return this.#listener.listening;
   }
 
   /** The pin of one tool, as last loaded. */
@@ -93,31 +99,8 @@ export class ToolPins {
 
   async #poll(): Promise<void> {
     if (!this.#running) return;
-    if (this.#listening && Date.now() - this.#lastFullLoad < FULL_RELOAD_MS) return;
+    if (this.#listener.listening && Date.now() - this.#lastFullLoad < FULL_RELOAD_MS) return;
     await this.reloadAll().catch(() => {}); // the database is down; the next tick tries again
-  }
-
-  async #listen(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.#opts.databaseUrl, keepAlive: true });
-    const retry = () => {
-      if (this.#listener !== client) return;
-      this.#listener = undefined;
-      this.#listening = false;
-      client.end().catch(() => {});
-      if (this.#running) setTimeout(() => void this.#listen().catch(() => retry()), 1000).unref();
-    };
-    client.on("error", retry);
-    client.on("end", retry);
-    client.on("notification", (msg) => {
-      if (msg.channel !== PIN_NOTIFY_CHANNEL || !msg.payload) return;
-      void this.reload(msg.payload).catch((err) => this.#opts.log.warn({ err: String(err) }, "tool pins: reload failed"));
-    });
-    this.#listener = client;
-    await client.connect();
-    await client.query(`LISTEN ${PIN_NOTIFY_CHANNEL}`);
-    this.#listening = true;
-    // Changes made while not listening: caught by a full reload now.
-    await this.reloadAll();
   }
 }
 
