@@ -3,6 +3,7 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { FastifyInstance } from "fastify";
+import pg from "pg";
 import { Recorder } from "./audit/recorder.js";
 import { RejectionLog } from "./audit/rejections.js";
 import { startAuditChain, type AuditChain } from "./audit/chain/service.js";
@@ -13,6 +14,7 @@ import { migrateDatabase } from "./db/migrate.js";
 import type { Logger } from "./log.js";
 import { SessionRegistry } from "./mcp/sessions.js";
 import { Metrics } from "./metrics.js";
+import { loadSqlParser, policyUsesSql } from "./policy/index.js";
 import { ConfigReloader, type ReloadActor, type ReloadResult } from "./config/reload.js";
 import { startApprovals, type Approvals } from "./approvals/setup.js";
 import { startDigestSchedule } from "./evidence/setup.js";
@@ -85,8 +87,13 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
       throw new Error(`cannot write to the database at ${redactUrl(url)}: ${(err as Error).message.split("\n").pop()}. Is it running, and are the migrations applied (countersign migrate)?`);
     }
 
+    // PostgreSQL's SQL parser (WebAssembly, ~20 MB) only where a policy classifies SQL.
+    if (config.connections.some((c) => policyUsesSql(c.policy))) await loadSqlParser();
     const metrics = new Metrics();
-    const recorder = new Recorder(db, {
+    // The recorder's INSERTs go to a small pool of their own, not through Prisma (see Recorder).
+    const auditPool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 3000, idleTimeoutMillis: 10_000, keepAlive: true });
+    auditPool.on("error", (err) => log.warn({ err: err.message }, "audit store: idle database connection failed"));
+    const recorder = new Recorder(auditPool, {
       commitTimeoutMs: config.database.commitTimeoutMs,
       onStatusChange: (s) => {
         metrics.auditHealthy.set(s.healthy ? 1 : 0);
@@ -147,6 +154,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
         await auditChain.stop(); // audit chain: seals the last records, releases the sealer lock
         await liveness.stop();
         await db.instance.update({ where: { id: instanceId }, data: { stoppedAt: new Date() } }).catch(() => {});
+        await auditPool.end().catch(() => {});
         await db.$disconnect();
         if (embedded?.owned) await embedded.stop();
       })());

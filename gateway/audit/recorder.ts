@@ -3,6 +3,7 @@
 // the next flush writes them all in one statement (group commit). A caller's promise resolves
 // only when its row is committed; it rejects with CS_ERR_AUDIT_UNAVAILABLE when the store cannot
 // commit in time, and the caller then fails closed.
+import pg from "pg";
 import type { Db } from "../db/client.js";
 import { CountersignError } from "../errors.js";
 import type { MessageKind } from "../mcp/jsonrpc.js";
@@ -70,7 +71,12 @@ export class Recorder {
   #flushing = false;
   #status: RecorderStatus = { healthy: true, committedRows: 0, batches: 0, failedBatches: 0 };
 
-  constructor(private readonly db: Db, private readonly opts: RecorderOptions) {}
+  /**
+   * `store`: a pg pool for the gateway's hot path, or a Prisma client (tools and tests). The pool
+   * is preferred where traffic flows: Prisma copies every parameter (whole payloads) through its
+   * query compiler's WebAssembly memory, which grows to the largest batch and never shrinks.
+   */
+  constructor(private readonly store: Db | pg.Pool, private readonly opts: RecorderOptions) {}
 
   get status(): RecorderStatus {
     return { ...this.#status };
@@ -142,7 +148,7 @@ export class Recorder {
   async #commit(messages: MessageRecord[], events: EventRecord[]): Promise<void> {
     // One autocommitted statement per batch, messages and events together: atomic without an
     // explicit transaction (no BEGIN/COMMIT round trips on the hot path).
-    const work = [insertBatch(this.db, messages, events)];
+    const work = [insertBatch(this.store, messages, events)];
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`commit did not finish within ${this.opts.commitTimeoutMs} ms`)), this.opts.commitTimeoutMs);
@@ -224,10 +230,14 @@ function eventArrays(rows: EventRecord[]): unknown[] {
   ];
 }
 
-function insertBatch(db: Db, messages: MessageRecord[], events: EventRecord[]) {
-  if (events.length === 0) return db.$executeRawUnsafe(INSERT_MESSAGES, ...messageArrays(messages));
-  if (messages.length === 0) return db.$executeRawUnsafe(INSERT_EVENTS, ...eventArrays(events));
-  return db.$executeRawUnsafe(INSERT_BOTH, ...messageArrays(messages), ...eventArrays(events));
+function insertBatch(store: Db | pg.Pool, messages: MessageRecord[], events: EventRecord[]): Promise<unknown> {
+  const [sql, params] =
+    events.length === 0
+      ? [INSERT_MESSAGES, messageArrays(messages)]
+      : messages.length === 0
+        ? [INSERT_EVENTS, eventArrays(events)]
+        : [INSERT_BOTH, [...messageArrays(messages), ...eventArrays(events)]];
+  return store instanceof pg.Pool ? store.query(sql, params) : store.$executeRawUnsafe(sql, ...params);
 }
 
 export function describeDbError(err: unknown): string {
