@@ -12,6 +12,7 @@ import { signDevToken } from "../gateway/auth/dev-issuer.js";
 import { loadConfigFile } from "../gateway/config/load.js";
 import { startGateway, type Gateway } from "../gateway/gateway.js";
 import { createLogger } from "../gateway/log.js";
+import { sqlParserLoaded } from "../gateway/policy/index.js";
 import { createTestDatabase, type TestDatabase } from "./helpers/postgres.js";
 import { loggingServerStdio } from "./helpers/process.js";
 import { Writable } from "node:stream";
@@ -113,6 +114,25 @@ describe("configuration reload", () => {
     expect(events).toHaveLength(3);
     expect(JSON.stringify(events[2]!.detail)).toContain("connections[1].upstream.env.API_TOKEN");
     expect(JSON.stringify(events.map((e) => e.detail))).not.toContain(inline);
+    writeConfig({ rules: [BLOCK_SLOW], extraConnection: true });
+    await Promise.all([a.reload({ kind: "signal" }), b.reload({ kind: "signal" })]);
+  });
+
+  it("loads PostgreSQL's SQL parser only once a rule classifies SQL, before that rule applies", async () => {
+    const [a, b] = gateways as [Gateway, Gateway];
+    expect(sqlParserLoaded()).toBe(false); // no rule so far needs it
+    // Writes (and unparseable text) are blocked; a SELECT passes only if it is really parsed.
+    const NO_SQL_WRITES = { id: "no-sql-writes", description: "echo takes reads only", tools: ["echo"], when: { sql: { path: "$.arguments.message", readOnly: false } }, action: "block" };
+    writeConfig({ rules: [BLOCK_SLOW, NO_SQL_WRITES], extraConnection: true });
+    const [ra] = await Promise.all([a.reload({ kind: "signal" }), b.reload({ kind: "signal" })]);
+    expect(ra.applied).toBe(true);
+    expect(sqlParserLoaded()).toBe(true);
+    const client = await connect(a);
+    expect((await client.callTool({ name: "echo", arguments: { message: "SELECT id FROM orders" } })).isError).toBeFalsy();
+    const write = await client.callTool({ name: "echo", arguments: { message: "DELETE FROM orders" } });
+    expect(write.isError).toBe(true);
+    expect((write.content as Array<{ text: string }>)[0]!.text).toContain("no-sql-writes");
+    await client.close();
     writeConfig({ rules: [BLOCK_SLOW], extraConnection: true });
     await Promise.all([a.reload({ kind: "signal" }), b.reload({ kind: "signal" })]);
   });

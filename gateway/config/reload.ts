@@ -11,6 +11,7 @@ import type { Logger } from "../log.js";
 import type { SessionRegistry } from "../mcp/sessions.js";
 import { ConfigError, loadConfigFile, type GatewayConfig } from "./load.js";
 import { redactConfigValue } from "./redact.js";
+import { loadSqlParser, policyUsesSql } from "../policy/index.js";
 
 export interface ReloadActor {
   kind: "startup" | "signal" | "admin";
@@ -79,6 +80,8 @@ export class ConfigReloader {
     if (next.hash === before.hash) {
       return { applied: true, hash: next.hash, previousHash: before.hash, changes: [], removedConnections: [], problems: [] };
     }
+    // A new sql condition needs the SQL parser before its rule is applied (sql.ts).
+    if (next.connections.some((c) => policyUsesSql(c.policy))) await loadSqlParser();
     // Inline credentials never leave in a change list (the event, the admin API's answer, the log).
     const changes = diff(before.raw, next.raw).map((c) => ({ path: c.path, before: redactConfigValue(c.path, c.before), after: redactConfigValue(c.path, c.after) }));
     const restartNeeded = RESTART_ONLY.filter((key) => changes.some((c) => c.path === key || c.path.startsWith(`${key}.`) || c.path.startsWith(`${key}[`)));

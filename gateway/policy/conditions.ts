@@ -184,3 +184,9 @@ export function compileCondition(c: ConditionConfig, engine?: RegexEngine): Pred
   // The schema guarantees one of the kinds above; an empty condition must not match everything.
   throw new Error("a condition needs one of path, sql, all, any, not");
 }
+
+/** Whether the condition (or one nested in it) classifies SQL, so the SQL parser must be loaded. */
+export function conditionUsesSql(c: ConditionConfig): boolean {
+  if (c.sql) return true;
+  return (c.all ?? []).some(conditionUsesSql) || (c.any ?? []).some(conditionUsesSql) || (c.not !== undefined && conditionUsesSql(c.not));
+}

@@ -20,7 +20,7 @@
  * that was approved), then these rules. A call refused by an earlier layer never reaches policy;
  * a policy `allow` cannot grant what an earlier layer refused.
  */
-import { compileCondition, type Predicate } from "./conditions.js";
+import { compileCondition, conditionUsesSql, type Predicate } from "./conditions.js";
 import { anyGlobMatches } from "./glob.js";
 import type { RegexEngine } from "../linear-regex.js";
 import { parseDuration, POLICY_METHODS, type ApprovalConfig, type PolicyAction, type PolicyConfig, type PolicyMethod, type RuleConfig } from "./schema.js";
@@ -253,4 +253,9 @@ export function evaluate(policy: PolicyConfig | CompiledPolicy | undefined, req:
     ...(effective.message ? { message: effective.message } : {}),
     ...(effective.action === "require_approval" ? { approval: approvalRequirement(effective, req) } : {}),
   };
+}
+
+/** Whether any rule of the policy classifies SQL: then loadSqlParser() must run before it is applied. */
+export function policyUsesSql(policy: PolicyConfig | undefined): boolean {
+  return (policy?.rules ?? []).some((rule) => rule.when !== undefined && conditionUsesSql(rule.when));
 }

@@ -8,7 +8,7 @@
  * Within a policy: rules in file order, first match decides, then `defaultAction` (allow unless
  * set). See engine.ts for shadow mode and schema.ts for the rule syntax.
  */
-export { compilePolicy, evaluate, type ApprovalRequirement, type CompiledPolicy, type PolicyDecision, type PolicyIdentity, type PolicyRequest } from "./engine.js";
+export { compilePolicy, evaluate, policyUsesSql, type ApprovalRequirement, type CompiledPolicy, type PolicyDecision, type PolicyIdentity, type PolicyRequest } from "./engine.js";
 export { JUSTIFICATION_HEADER, JUSTIFICATION_META_KEY, justificationOf } from "./justification.js";
 export {
   approvalSchema,
@@ -25,6 +25,6 @@ export {
   type RawPolicyConfig,
   type RuleConfig,
 } from "./schema.js";
-export { classifySql, MAX_SQL_CHARS, type SqlClassification, type SqlStatementClassification } from "./sql.js";
+export { classifySql, loadSqlParser, sqlParserLoaded, MAX_SQL_CHARS, type SqlClassification, type SqlStatementClassification } from "./sql.js";
 export { SQL_CLASSES, SQL_FLAGS, type SqlClass, type SqlFlag } from "./sql-vocabulary.js";
 export { compileLinearRegex, defaultRegexEngine, UnsafeRegexError, type RegexEngine } from "../linear-regex.js";

@@ -3,8 +3,9 @@
  * `delete_without_where` or `drop`, for policy rules on SQL-bearing tools.
  *
  * The parser is PostgreSQL's own (libpg-query: the server's grammar compiled to WebAssembly), so
- * what it accepts is what a PostgreSQL server would run. It is loaded once when this module is
- * imported (top-level await, about 0.3 s), which keeps classification synchronous afterwards.
+ * what it accepts is what a PostgreSQL server would run. It costs about 0.3 s and 20 MB resident to
+ * load, so it is loaded only when a policy has an sql condition (loadSqlParser: the gateway calls it
+ * at start and before applying a reloaded file); classification stays synchronous afterwards.
  *
  * Fail closed: text the parser rejects (another dialect, a syntax error, more than
  * MAX_SQL_CHARS) is class `unknown`, never read-only, and its keywords still raise the flags they
@@ -14,7 +15,19 @@
 import { loadModule, parseSync } from "libpg-query";
 import type { SqlClass, SqlFlag } from "./sql-vocabulary.js";
 
-await loadModule();
+let parserLoaded = false;
+let loading: Promise<void> | undefined;
+
+/** Loads PostgreSQL's parser once. Until it is loaded every text classifies as unparseable (fail closed). */
+export function loadSqlParser(): Promise<void> {
+  return (loading ??= loadModule().then(() => {
+    parserLoaded = true;
+  }));
+}
+
+export function sqlParserLoaded(): boolean {
+  return parserLoaded;
+}
 
 /**
  * Longer text is not parsed and counts as unparseable: parsing a large statement takes
@@ -282,6 +295,7 @@ function frozen(c: SqlClassification): SqlClassification {
 
 /** Classifies SQL text. Pure; results are frozen because short texts' results are memoised and shared. */
 export function classifySql(sql: string): SqlClassification {
+  if (!parserLoaded) return frozen(unparseable(sql)); // not remembered: the parser may come later
   if (sql.length > CACHE_MAX_CHARS) return frozen(classifyUncached(sql));
   let result = cache.get(sql);
   if (!result) {

@@ -1,7 +1,8 @@
 // Cost of a policy decision per call: `npx tsx test/policy/evaluate.bench.ts`.
 // Prints medians of several rounds; no thresholds (speed is reported, not asserted).
 const loadStart = process.hrtime.bigint();
-const { evaluate, policySchema, compilePolicy } = await import("../../gateway/policy/index.js");
+const { evaluate, policySchema, compilePolicy, loadSqlParser } = await import("../../gateway/policy/index.js");
+await loadSqlParser();
 const loadMs = Number(process.hrtime.bigint() - loadStart) / 1e6;
 
 const policy = compilePolicy(

@@ -1,7 +1,10 @@
 // Policy rules: every selector, predicate and combinator, first-match order, the default action,
 // shadow mode and approval parameters, through the public evaluate() on validated configs.
-import { describe, expect, it } from "vitest";
-import { evaluate, policySchema, type PolicyRequest, type RawPolicyConfig } from "../../gateway/policy/index.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { loadSqlParser, evaluate, policySchema, type PolicyRequest, type RawPolicyConfig } from "../../gateway/policy/index.js";
+
+// PostgreSQL's parser is loaded on demand (the gateway loads it when a policy has sql conditions).
+beforeAll(() => loadSqlParser());
 
 const policy = (raw: RawPolicyConfig) => policySchema.parse(raw);
 

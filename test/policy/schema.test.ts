@@ -1,10 +1,13 @@
 // The policy schema: what a person writes in YAML, and the errors they get, each naming the key path
 // (rendered with the config loader's formatIssue, as `countersign start` would print them).
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { z } from "zod";
 import { formatIssue } from "../../gateway/config/load.js";
-import { evaluate, policySchema } from "../../gateway/policy/index.js";
+import { loadSqlParser, evaluate, policySchema } from "../../gateway/policy/index.js";
+
+// PostgreSQL's parser is loaded on demand (the gateway loads it when a policy has sql conditions).
+beforeAll(() => loadSqlParser());
 
 // How the configuration mounts it: under each connection's `policy` key.
 const configLike = z.strictObject({ connections: z.array(z.strictObject({ name: z.string(), policy: policySchema.prefault({}) })) });

@@ -1,9 +1,12 @@
 // The SQL classifier against a labelled corpus (test/policy/sql-corpus.yaml): every entry's exact
 // classes and flags. Read-only must never be said of text that could change anything.
 import { readFileSync } from "node:fs";
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { classifySql, MAX_SQL_CHARS, SQL_CLASSES, SQL_FLAGS } from "../../gateway/policy/index.js";
+import { loadSqlParser, classifySql, MAX_SQL_CHARS, SQL_CLASSES, SQL_FLAGS } from "../../gateway/policy/index.js";
+
+// PostgreSQL's parser is loaded on demand (the gateway loads it when a policy has sql conditions).
+beforeAll(() => loadSqlParser());
 
 interface CorpusEntry {
   sql: string;
