@@ -21,10 +21,9 @@ import { classify, idKey, progressTokenOf, type Classified, type JsonRpcId, type
 import type { UpstreamEvents, UpstreamTransport } from "./upstream/types.js";
 import { asPolicyDecision, observeToolsList, pinVerdict, type PinVerdict } from "../pinning/index.js";
 import type { ToolPins } from "../pinning/service.js";
-import {
-  advertiseTasks, chooseTtl, IMMEDIATE_RESPONSE, isGatewayTaskId, isTerminal, markTaskSupport, messageOfOutcome, RELATED_TASK, statusOfOutcome,
-  TASK_TTL, taskOwner, taskParamsOf, taskWire, upstreamTaskSupport, type GatewayTask, type TaskOutcome, type TaskRegistry, type TaskStatus,
-} from "./tasks.js";
+import { refusalResult } from "./refusal.js";
+import { SessionTasks, type TaskHost } from "./session-tasks.js";
+import { taskParamsOf, type GatewayTask, type TaskRegistry } from "./tasks.js";
 
 /** Where committed server→client messages go: implemented by each front transport. */
 export interface ClientSink {
@@ -50,26 +49,18 @@ function justificationOf(msg: JsonRpcMessage, hints: RequestHints | undefined): 
   return text?.trim() ? text.trim().slice(0, 1000) : undefined;
 }
 
-/** How a refused tools/call is answered: a tool error the agent can read, naming the rule. */
-function refusalResult(err: CountersignError, decision: PolicyDecision): Record<string, unknown> {
-  return {
-    content: [{ type: "text", text: `Countersign: ${err.detail ?? err.message}` }],
-    isError: true,
-    _meta: { "countersign/decision": { code: err.code, ruleId: decision.ruleId, action: decision.effectiveAction } },
-  };
-}
-
-/** Whether a policy can hold a call (a rule, or the default, that requires approval and is enforced). */
-function holdsCalls(policy: ConnectionConfig["policy"]): boolean {
-  const p = policy as { shadow?: boolean; defaultAction?: string; rules?: Array<{ action?: string; shadow?: boolean }> } | undefined;
-  if (!p || p.shadow) return false;
-  return p.defaultAction === "require_approval" || (p.rules ?? []).some((r) => r.action === "require_approval" && !r.shadow);
+/** A message as recorded (fully masked) and as delivered to this caller (with its exemptions). */
+export interface CallerView {
+  record: JsonRpcMessage;
+  deliver: JsonRpcMessage;
+  hits: Record<string, number> | null;
+  exempted: Record<string, number> | undefined;
 }
 
 /** The methods the policy governs; the rest (initialize, lists, notifications…) pass. */
 const GOVERNED_METHODS = new Set(["tools/call", "resources/read", "prompts/get"]);
 
-interface PendingRequest {
+export interface PendingRequest {
   id: JsonRpcId;
   method: string;
   progressToken?: JsonRpcId | undefined;
@@ -135,11 +126,8 @@ export class ProxySession implements UpstreamEvents {
   /** Tool name → fingerprint of the definition this session's caller was shown (tool pinning). */
   readonly #toolHashes = new Map<string, string>();
   #bucket: { tokens: number; at: number; dropped: number };
-  /** MCP tasks: offered to this client at initialize; what the upstream runs as tasks itself. */
-  #tasksOffered = false;
-  #upstreamTasks = { toolsCall: false, list: false, any: false };
-  readonly #upstreamTaskTools = new Map<string, string>();
-  #taskSeq = 0;
+  /** MCP tasks of held and wrapped calls (session-tasks.ts); absent where approvals are not configured. */
+  readonly #tasks: SessionTasks | undefined;
 
   constructor(init: SessionInit) {
     this.#init = init;
@@ -147,6 +135,7 @@ export class ProxySession implements UpstreamEvents {
     this.#connection = init.connection;
     this.frontTransport = init.frontTransport;
     this.#bucket = { tokens: init.notificationsPerSecond * 2, at: Date.now(), dropped: 0 };
+    this.#tasks = init.approvals?.tasks ? new SessionTasks(this.#taskHost(init.approvals.service, init.approvals.tasks)) : undefined;
   }
 
   /** Access, policy and masking as configured now: a reload applies to open sessions too. */
@@ -174,7 +163,7 @@ export class ProxySession implements UpstreamEvents {
     this.lastActivity = Date.now();
     const isRequest = c.kind === "request" && c.id !== undefined;
     if (isRequest) this.#track(msg, c.id!, c.method!, justificationOf(msg, hints), hints?.requestId);
-    if (isRequest && this.#tasksOffered && c.method === "tools/call") this.#pending.get(idKey(c.id!))!.taskParams = taskParamsOf(msg.params);
+    if (isRequest && this.#tasks?.offered && c.method === "tools/call") this.#pending.get(idKey(c.id!))!.taskParams = taskParamsOf(msg.params);
     const requestId = hints?.requestId ?? null;
     let method = c.method ?? null;
     if ((c.kind === "response" || c.kind === "error") && c.id !== undefined) {
@@ -239,8 +228,8 @@ export class ProxySession implements UpstreamEvents {
       void this.#hold(msg, c.id!, c.method!, pinDecision, next).catch((err) => this.#fail(c.id!, err));
       return;
     }
-    if (isRequest && this.#tasksOffered && c.method!.startsWith("tasks/") && this.#gatewayAnswersTask(msg, c.id!, c.method!)) {
-      return this.#taskRequest(msg, c.id!, c.method!);
+    if (isRequest && this.#tasks?.offered && c.method!.startsWith("tasks/") && this.#tasks.answersRequest(msg, c.id!, c.method!)) {
+      return this.#tasks.handleRequest(msg, c.id!, c.method!);
     }
     if (decision?.effectiveAction === "block") {
       return this.#refuse(c.id!, c.method!, new CountersignError("CS_ERR_POLICY_BLOCKED", decision.message ?? decision.reason), decision);
@@ -256,7 +245,7 @@ export class ProxySession implements UpstreamEvents {
     }
     const forwarding = isRequest ? this.#pending.get(idKey(c.id!)) : undefined;
     // A task-augmented call the upstream cannot run as a task: the gateway runs the task.
-    if (forwarding?.taskParams && !this.#upstreamRunsAsTask(msg)) return this.#wrapAsTask(msg, c.id!);
+    if (forwarding?.taskParams && this.#tasks && !this.#tasks.upstreamRunsAsTask(msg)) return this.#tasks.wrap(msg, c.id!);
     if (forwarding) forwarding.forwardedAt = performance.now();
     try {
       await this.upstream.send(msg, this.protocolVersion);
@@ -328,14 +317,14 @@ export class ProxySession implements UpstreamEvents {
       timing = p;
       if (p.method === "initialize" && c.kind === "response") {
         this.#initialized(msg);
-        msg = this.#offerTasks(msg);
+        if (this.#tasks) msg = this.#tasks.offer(msg);
       }
       // The caller's tools/list leaves out the tools it may not call.
       if (p.method === "tools/list" && c.kind === "response") msg = filterToolsList(this.connection.access, this.identity, msg).msg;
       // tool pinning: new tools are pinned, changes reported (committed before delivery); with
       // onChange block, a changed tool is left out of what the caller sees.
       if (p.method === "tools/list" && c.kind === "response") ({ msg, pinning } = this.#pinToolsList(msg));
-      if (c.kind === "response" && this.#tasksOffered) msg = this.#withGatewayTasks(msg, p);
+      if (c.kind === "response" && this.#tasks?.offered) msg = this.#tasks.decorateResponse(msg, p);
     } else if (c.kind === "notification") {
       if (!this.#admitNotification()) return;
       if (c.method === "notifications/progress") {
@@ -368,13 +357,13 @@ export class ProxySession implements UpstreamEvents {
     }
     Promise.all(committed).then(
       () => {
-        if (timing?.task) this.#finishTask(timing.task, c.kind === "error" ? { error: msg.error as Record<string, unknown> } : { result: msg.result as Record<string, unknown> });
+        if (timing?.task) this.#tasks?.finish(timing.task, c.kind === "error" ? { error: msg.error as Record<string, unknown> } : { result: msg.result as Record<string, unknown> });
         else this.#deliver(view.deliver, route);
         if (timing) this.#observe(timing, c.kind === "error" ? "error" : "ok");
       },
       (err) => {
         // Fail closed: the upstream's message is not delivered unrecorded.
-        if (timing?.task) this.#finishTask(timing.task, { error: (err instanceof CountersignError ? err : new CountersignError("CS_ERR_AUDIT_UNAVAILABLE", String(err))).toJsonRpcError() });
+        if (timing?.task) this.#tasks?.finish(timing.task, { error: (err instanceof CountersignError ? err : new CountersignError("CS_ERR_AUDIT_UNAVAILABLE", String(err))).toJsonRpcError() });
         else if (route.responseTo !== undefined) this.#deliverError(route.responseTo, err as CountersignError, false);
         else if (c.kind === "request") {
           void this.upstream.send(jsonRpcErrorResponse(c.id!, err as CountersignError), this.protocolVersion).catch(() => {});
@@ -452,7 +441,7 @@ export class ProxySession implements UpstreamEvents {
     // later hold chained to it (a changed tool's pin, then a rule) holds as before; the last hold
     // of the chain answers with the task.
     const taskParams = this.#pending.get(idKey(id))?.taskParams;
-    if (taskParams && !next) return this.#holdAsTask(msg, id, decision, request, taskParams);
+    if (taskParams && !next && this.#tasks) return this.#tasks.holdAsTask(msg, id, decision, request, taskParams);
 
     let decided: ApprovalRequest = request;
     if (request.status === "pending") {
@@ -499,268 +488,6 @@ export class ProxySession implements UpstreamEvents {
       "CS_ERR_APPROVAL_PENDING",
       `approval pending, request ${decided.id}, expires ${decided.expiresAt.toISOString()}; retry the same call after a decision`,
     );
-  }
-
-  // ── MCP tasks (design in tasks.ts) ──────────────────────────────────────────────────────────
-
-  get #tasks(): TaskRegistry {
-    return this.#init.approvals!.tasks!;
-  }
-
-  /** At initialize: offers tasks when this connection can hold calls (and remembers the upstream's own). */
-  #offerTasks(msg: JsonRpcMessage): JsonRpcMessage {
-    const result = (msg.result ?? {}) as Record<string, unknown>;
-    this.#upstreamTasks = upstreamTaskSupport(result);
-    const version = typeof result.protocolVersion === "string" ? result.protocolVersion : "";
-    if (!this.#init.approvals?.tasks || !holdsCalls(this.connection.policy) || version < "2025-11-25") return msg;
-    this.#tasksOffered = true;
-    return { ...msg, result: advertiseTasks(result) };
-  }
-
-  /** Responses the gateway adds to when it offers tasks: tools/list (task support) and tasks/list (its tasks). */
-  #withGatewayTasks(msg: JsonRpcMessage, p: PendingRequest): JsonRpcMessage {
-    const result = msg.result as Record<string, unknown> | undefined;
-    if (!result || typeof result !== "object") return msg;
-    if (p.method === "tools/list") return { ...msg, result: markTaskSupport(result, this.#upstreamTasks.toolsCall, this.#upstreamTaskTools) };
-    if (p.method === "tasks/list" && p.mergeTasks) {
-      const mine = this.#tasks.list(taskOwner(this.identity, this.id), this.connection.name).map(taskWire);
-      return { ...msg, result: { ...result, tasks: [...mine, ...(Array.isArray(result.tasks) ? result.tasks : [])] } };
-    }
-    return msg;
-  }
-
-  /** Whether the upstream runs this tools/call as a task itself (then the call passes through untouched). */
-  #upstreamRunsAsTask(msg: JsonRpcMessage): boolean {
-    const name = (msg.params as { name?: unknown } | undefined)?.name;
-    return this.#upstreamTasks.toolsCall && typeof name === "string" && this.#upstreamTaskTools.has(name);
-  }
-
-  /** Whether a tasks/* request is the gateway's to answer (its task ids, or no upstream tasks at all). */
-  #gatewayAnswersTask(msg: JsonRpcMessage, id: JsonRpcId, method: string): boolean {
-    const params = (msg.params ?? {}) as { taskId?: unknown; cursor?: unknown };
-    if (method === "tasks/list") {
-      if (!this.#upstreamTasks.list) return true;
-      // The upstream lists its own tasks: the gateway's are added to its first page.
-      if (params.cursor === undefined) this.#pending.get(idKey(id))!.mergeTasks = true;
-      return false;
-    }
-    if (method !== "tasks/get" && method !== "tasks/result" && method !== "tasks/cancel") return false;
-    return isGatewayTaskId(params.taskId) || !this.#upstreamTasks.any;
-  }
-
-  /** tasks/get, tasks/result, tasks/cancel and tasks/list for the gateway's tasks, scoped to the caller. */
-  async #taskRequest(msg: JsonRpcMessage, id: JsonRpcId, method: string): Promise<void> {
-    const params = (msg.params ?? {}) as { taskId?: unknown; cursor?: unknown };
-    const owner = taskOwner(this.identity, this.id);
-    if (method === "tasks/list") {
-      if (params.cursor !== undefined) return this.#fail(id, new CountersignError("CS_ERR_TASK_NOT_FOUND", "the gateway lists all your tasks on one page; this cursor is not one of its"));
-      return this.#answer(id, method, { tasks: this.#tasks.list(owner, this.connection.name).map(taskWire) });
-    }
-    const task = this.#tasks.find(params.taskId, owner, this.connection.name);
-    if (!task) return this.#fail(id, new CountersignError("CS_ERR_TASK_NOT_FOUND", `task ${typeof params.taskId === "string" ? params.taskId.slice(0, 100) : "(no taskId)"}`));
-    if (method === "tasks/get") return this.#answer(id, method, taskWire(task));
-    if (method === "tasks/cancel") {
-      if (isTerminal(task.status)) return this.#fail(id, new CountersignError("CS_ERR_TASK_FINISHED", `task ${task.taskId} is ${task.status}`));
-      const stop = task.stop;
-      const text = task.approvalId && !task.forwarded
-        ? `Countersign: the task was cancelled before a decision; nothing was forwarded. Approval request ${task.approvalId} stays open: the identical call picks up its decision.`
-        : "Countersign: the task was cancelled by the caller.";
-      this.#endTask(task, "cancelled", "cancelled by the caller", { result: { content: [{ type: "text", text }], isError: true } });
-      stop?.("cancelled");
-      return this.#answer(id, method, taskWire(task));
-    }
-    // tasks/result waits for the outcome as long as the caller does (no upstream timeout applies).
-    const p = this.#pending.get(idKey(id));
-    if (p) clearTimeout(p.timer);
-    await this.#tasks.whenTerminal(task);
-    if (!this.#pending.has(idKey(id)) || this.ended) return;
-    const outcome = task.outcome ?? { error: new CountersignError("CS_ERR_INTERNAL", `task ${task.taskId} ended without an outcome`).toJsonRpcError() };
-    const response = (
-      "error" in outcome
-        ? { jsonrpc: "2.0", id, error: outcome.error }
-        : { jsonrpc: "2.0", id, result: { ...outcome.result, _meta: { ...((outcome.result._meta as object | undefined) ?? {}), [RELATED_TASK]: { taskId: task.taskId } } } }
-    ) as JsonRpcMessage;
-    // The upstream's answer is masked for this caller exactly like a direct response; the gateway's
-    // own refusal goes as a plain call's refusal does. Recorded before delivery either way.
-    const view = task.fromUpstream ? this.#maskForCaller(response, task.justification) : { record: response, deliver: response, hits: null, exempted: undefined };
-    const pending = this.#untrack(id);
-    const writes = [this.#record("out", "gateway", view.record, { kind: "error" in outcome ? "error" : "response", id }, method, view.hits, pending?.requestId ?? null)];
-    if (view.exempted) {
-      writes.push(
-        this.#init.recorder.event({
-          type: "unmasked_delivery",
-          reason: "role_exemption",
-          sessionId: this.id,
-          connection: this.connection.name,
-          subject: this.identity.subject,
-          detail: { types: view.exempted, groups: this.identity.groups, justification: task.justification ?? null, method, requestId: id, taskId: task.taskId },
-          requestId: pending?.requestId ?? null,
-        }),
-      );
-    }
-    try {
-      await Promise.all(writes);
-    } catch (err) {
-      return this.#deliverError(id, err instanceof CountersignError ? err : new CountersignError("CS_ERR_AUDIT_UNAVAILABLE", String(err)), false);
-    }
-    if (pending) this.#observe(pending, "ok");
-    this.#deliver(view.deliver, { responseTo: id });
-  }
-
-  /** A held, task-augmented call: a task now; the decision, and the forward, in the background. */
-  async #holdAsTask(msg: JsonRpcMessage, id: JsonRpcId, decision: PolicyDecision, request: ApprovalRequest, taskParams: { ttl?: number }): Promise<void> {
-    const p = this.#pending.get(idKey(id));
-    if (!p) return;
-    const group = decision.approval!.group;
-    const waiting = `waiting for approval by ${group}, request ${request.id}, expires ${request.expiresAt.toISOString()}`;
-    const task = this.#tasks.create({
-      owner: taskOwner(this.identity, this.id),
-      connection: this.connection.name,
-      sessionId: this.id,
-      ttlMs: chooseTtl(taskParams.ttl, request.expiresAt.getTime() - Date.now() + TASK_TTL.afterExpiryMs),
-      pollIntervalMs: 2000,
-      justification: p.justification,
-      statusMessage: request.status === "pending" ? waiting : `request ${request.id} is ${request.status}`,
-    });
-    task.approvalId = request.id;
-    await this.#answerCreated(id, task, `Held by Countersign: ${waiting}. The result follows when it is approved.`);
-    void this.#awaitApproval(msg, task, request, decision).catch((err) =>
-      this.#endTask(task, "failed", "the gateway failed while waiting for the decision", { error: new CountersignError("CS_ERR_INTERNAL", String(err)).toJsonRpcError() }),
-    );
-  }
-
-  async #awaitApproval(msg: JsonRpcMessage, task: GatewayTask, request: ApprovalRequest, decision: PolicyDecision): Promise<void> {
-    const approvals = this.#init.approvals!;
-    const abort = new AbortController();
-    const key = `task:${task.taskId}`;
-    this.#holds.set(key, abort);
-    task.stop = () => abort.abort();
-    let decided = request;
-    try {
-      // Until decided: the sweep expires the request at expiresAt, which releases this wait.
-      while (decided.status === "pending" && !abort.signal.aborted && !this.ended) {
-        const left = Math.min(2 ** 31 - 1, Math.max(1000, decided.expiresAt.getTime() - Date.now() + 5000));
-        decided = await approvals.service.waitForDecision(decided.id, abort.signal, left);
-      }
-    } finally {
-      this.#holds.delete(key);
-    }
-    if (isTerminal(task.status)) return; // cancelled or expired meanwhile: the approval stays for an identical call
-    const fail = (code: "CS_ERR_APPROVAL_DENIED" | "CS_ERR_APPROVAL_PENDING", detail: string) => {
-      const result = refusalResult(new CountersignError(code, detail), decision);
-      this.#endTask(task, "failed", detail, { result });
-    };
-    const untouched = `approval pending, request ${decided.id}, expires ${decided.expiresAt.toISOString()}; the identical call after a decision picks it up`;
-    if (decided.status === "pending") return fail("CS_ERR_APPROVAL_PENDING", `the session ended before a decision; ${untouched}`);
-    if (decided.status === "denied" || decided.status === "expired") {
-      const by = decided.status === "expired" ? "nobody decided before it expired" : `denied by ${decided.decidedBy ?? "an approver"}`;
-      return fail("CS_ERR_APPROVAL_DENIED", `request ${decided.id}: ${by}${decided.decisionReason ? `: ${decided.decisionReason}` : ""}`);
-    }
-    // Approved. A session that ended cannot forward: the approval stays unclaimed for the identical call.
-    if (this.ended) return fail("CS_ERR_APPROVAL_PENDING", `approved, but the session ended before the call was forwarded; request ${decided.id} stays unclaimed: the identical call picks it up`);
-    if (!(await approvals.service.claimForward(decided.id))) {
-      return fail("CS_ERR_APPROVAL_DENIED", `request ${decided.id} was approved and its call already forwarded once; an approval covers one call`);
-    }
-    if (isTerminal(task.status)) return;
-    this.#tasks.update(task, "working", `approved by ${decided.decidedBy ?? "an approver"}; forwarded to the upstream`);
-    void this.#taskStatusNotice(task);
-    await this.#forwardForTask(msg, task);
-  }
-
-  /** A refused task-augmented call: a task already failed with the refusal. */
-  async #refuseAsTask(p: PendingRequest, result: Record<string, unknown>): Promise<void> {
-    let task: GatewayTask;
-    try {
-      task = this.#tasks.create({ owner: taskOwner(this.identity, this.id), connection: this.connection.name, sessionId: this.id, ttlMs: chooseTtl(p.taskParams?.ttl), pollIntervalMs: 1000, justification: p.justification });
-    } catch (err) {
-      return this.#deliverError(p.id, err as CountersignError, true, p.requestId);
-    }
-    this.#tasks.update(task, "failed", messageOfOutcome({ result }), { result });
-    await this.#answerCreated(p.id, task, undefined, p);
-  }
-
-  /** An allowed task-augmented call the upstream cannot run as a task: the gateway runs the task. */
-  async #wrapAsTask(msg: JsonRpcMessage, id: JsonRpcId): Promise<void> {
-    const p = this.#pending.get(idKey(id));
-    if (!p) return;
-    let task: GatewayTask;
-    try {
-      task = this.#tasks.create({ owner: taskOwner(this.identity, this.id), connection: this.connection.name, sessionId: this.id, ttlMs: chooseTtl(p.taskParams?.ttl), pollIntervalMs: 500, justification: p.justification, statusMessage: "forwarded to the upstream" });
-    } catch (err) {
-      return this.#fail(id, err);
-    }
-    await this.#answerCreated(id, task, undefined);
-    await this.#forwardForTask(msg, task);
-  }
-
-  /** Sends a task's call upstream, without `task`, under a gateway request id; recorded first. */
-  async #forwardForTask(msg: JsonRpcMessage, task: GatewayTask): Promise<void> {
-    if (this.ended || isTerminal(task.status)) return;
-    const gid = `countersign-task-${++this.#taskSeq}`;
-    const { task: _omitted, ...params } = (msg.params ?? {}) as Record<string, unknown>;
-    const forward = { ...msg, id: gid, params } as JsonRpcMessage;
-    this.#track(forward, gid, "tools/call", task.justification);
-    const p = this.#pending.get(idKey(gid))!;
-    p.task = task;
-    task.forwarded = true;
-    task.stop = () => {
-      if (!this.#untrack(gid)) return;
-      void this.upstream.send({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: gid, reason: "the task was cancelled" } }, this.protocolVersion).catch(() => {});
-    };
-    try {
-      const masked = this.connection.masker?.maskMessage(forward);
-      await this.#record("in", "gateway", masked?.masked ?? forward, { kind: "request", id: gid, method: "tools/call" }, "tools/call", masked?.changed ? masked.hits : null);
-      if (!this.#pending.has(idKey(gid))) return; // cancelled meanwhile
-      p.forwardedAt = performance.now();
-      await this.upstream.send(forward, this.protocolVersion);
-    } catch (err) {
-      return this.#fail(gid, err);
-    }
-  }
-
-  /** The upstream answered a task's call (or it failed): the task ends with that outcome. */
-  #finishTask(task: GatewayTask, outcome: TaskOutcome): void {
-    // The status message is read by tasks/get and tasks/list: taken from the fully masked outcome.
-    const masked = this.connection.masker?.maskMessage(outcome).masked ?? outcome;
-    if (!isTerminal(task.status)) task.fromUpstream = true;
-    this.#endTask(task, statusOfOutcome(outcome), messageOfOutcome(masked), outcome);
-  }
-
-  #endTask(task: GatewayTask, status: TaskStatus, message: string | undefined, outcome: TaskOutcome): void {
-    if (this.#tasks.update(task, status, message, outcome)) void this.#taskStatusNotice(task);
-  }
-
-  /** notifications/tasks/status to the task's session, recorded before delivery (optional in the protocol). */
-  async #taskStatusNotice(task: GatewayTask): Promise<void> {
-    if (this.ended || task.sessionId !== this.id) return;
-    const notice = { jsonrpc: "2.0", method: "notifications/tasks/status", params: taskWire(task) } as JsonRpcMessage;
-    try {
-      await this.#record("out", "gateway", notice, { kind: "notification", method: "notifications/tasks/status" }, "notifications/tasks/status");
-    } catch {
-      return;
-    }
-    this.#deliver(notice, {});
-  }
-
-  /** Answers a task-augmented tools/call with its task (CreateTaskResult). */
-  async #answerCreated(id: JsonRpcId, task: GatewayTask, immediate: string | undefined, untracked?: PendingRequest): Promise<void> {
-    const result: Record<string, unknown> = { task: taskWire(task) };
-    if (immediate) result._meta = { [IMMEDIATE_RESPONSE]: immediate };
-    await this.#answer(id, "tools/call", result, untracked);
-  }
-
-  /** A gateway answer to a client request: recorded, then delivered; unrecorded, the caller gets the audit error instead. */
-  async #answer(id: JsonRpcId, method: string, result: Record<string, unknown>, untracked?: PendingRequest): Promise<void> {
-    const p = untracked ?? this.#untrack(id);
-    if (!p) return;
-    if (!untracked) this.#observe(p, "ok");
-    const response = { jsonrpc: "2.0", id, result } as JsonRpcMessage;
-    try {
-      await this.#record("out", "gateway", response, { kind: "response", id }, method, null, p.requestId ?? null);
-    } catch (err) {
-      return this.#deliverError(id, err instanceof CountersignError ? err : new CountersignError("CS_ERR_AUDIT_UNAVAILABLE", String(err)), false);
-    }
-    this.#deliver(response, { responseTo: id });
   }
 
   /** A gateway message to the client about one of its requests, recorded before delivery. */
@@ -862,14 +589,14 @@ export class ProxySession implements UpstreamEvents {
     if (!p) return;
     this.#observe(p, "refused");
     // A task-augmented call gets a task that has already failed, its outcome the same tool error.
-    if (p.taskParams) return this.#refuseAsTask(p, refusalResult(err, decision));
+    if (p.taskParams && this.#tasks) return this.#tasks.refuse(p, refusalResult(err, decision));
     const response = { jsonrpc: "2.0", id, result: refusalResult(err, decision) } as JsonRpcMessage;
     await this.#record("out", "gateway", response, { kind: "response", id }, method, null, p.requestId ?? null).catch(() => {});
     this.#deliver(response, { responseTo: id });
   }
 
   /** The record's view (fully masked) and the caller's view (with the caller's exemptions). */
-  #maskForCaller(msg: JsonRpcMessage, justification: string | undefined) {
+  #maskForCaller(msg: JsonRpcMessage, justification: string | undefined): CallerView {
     const masker = this.connection.masker;
     if (!masker) return { record: msg, deliver: msg, hits: null, exempted: undefined };
     const full = masker.maskMessage(msg);
@@ -884,6 +611,38 @@ export class ProxySession implements UpstreamEvents {
     const partial = masker.maskMessage(msg, { exempt });
     const exempted = Object.keys(partial.exempted).length > 0 ? partial.exempted : undefined;
     return { record: full.masked, deliver: partial.masked, hits, exempted };
+  }
+
+  /** The steps the session lends its MCP tasks (session-tasks.ts). */
+  #taskHost(approvals: ApprovalService, registry: TaskRegistry): TaskHost {
+    const session = this;
+    return {
+      sessionId: this.id,
+      get identity() {
+        return session.identity;
+      },
+      get connection() {
+        return session.connection;
+      },
+      get ended() {
+        return session.ended;
+      },
+      registry,
+      approvals,
+      holds: this.#holds,
+      pending: (id) => this.#pending.get(idKey(id)),
+      isPending: (id) => this.#pending.has(idKey(id)),
+      track: (msg, id, method, justification) => this.#track(msg, id, method, justification),
+      untrack: (id) => this.#untrack(id),
+      record: (direction, origin, msg, c, method, maskHits, requestId) => this.#record(direction, origin, msg, c, method, maskHits, requestId),
+      recordEvent: (event) => this.#init.recorder.event(event),
+      deliver: (msg, route) => this.#deliver(msg, route),
+      deliverError: (id, err, record, requestId) => this.#deliverError(id, err, record, requestId),
+      fail: (id, err) => this.#fail(id, err),
+      observe: (p, outcome) => this.#observe(p, outcome),
+      maskForCaller: (msg, justification) => this.#maskForCaller(msg, justification),
+      sendUpstream: (msg) => this.upstream.send(msg, this.protocolVersion),
+    };
   }
 
   #record(
@@ -935,7 +694,7 @@ export class ProxySession implements UpstreamEvents {
     this.#observe(p, p.forwardedAt === undefined ? "refused" : "error");
     const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_INTERNAL", String(err));
     // The gateway's forward of a task's call: the error is the task's outcome.
-    if (p.task) return this.#finishTask(p.task, { error: e.toJsonRpcError() });
+    if (p.task) return this.#tasks?.finish(p.task, { error: e.toJsonRpcError() });
     await this.#deliverError(id, e, true, p.requestId);
   }
 
