@@ -583,7 +583,10 @@ describe("the published JSON Schema", () => {
     expect(Object.keys(http.tls)).toEqual(expect.arrayContaining(["ca", "cert", "key"]));
     expect(Object.keys(raw.limits)).toEqual(expect.arrayContaining(["requestBodyBytes", "upstreamMessageBytes"]));
     // It loads end to end once its references resolve (files are checked only by a real deployment).
-    const env = { COUNTERSIGN_DATABASE_URL: "postgresql://u@127.0.0.1/db", EVERYTHING_API_TOKEN: "t", GITHUB_MCP_AUTHORIZATION: "Bearer t", COUNTERSIGN_UPSTREAM_JWT_KEY: "pem" };
+    const env = {
+      COUNTERSIGN_DATABASE_URL: "postgresql://u@127.0.0.1/db", EVERYTHING_API_TOKEN: "t", GITHUB_MCP_AUTHORIZATION: "Bearer t", COUNTERSIGN_UPSTREAM_JWT_KEY: "pem",
+      COUNTERSIGN_CLUSTER_SECRET: "s".repeat(32), COUNTERSIGN_APPROVALS_ARGUMENTS_KEY: "k", SLACK_BOT_TOKEN: "xoxb-t", SLACK_APP_TOKEN: "xapp-t",
+    };
     const problems = (() => {
       try {
         parseConfigText(text, EXAMPLE_CONFIG, env);
@@ -594,7 +597,19 @@ describe("the published JSON Schema", () => {
     })();
     // Only the `{ file: … }` secrets remain, each named by its key path.
     expect(problems.length).toBeGreaterThan(0);
-    for (const p of problems) expect(p).toMatch(/^connections\[\d+\]\.upstream\.(tls\.(ca|cert|key)|headers\.X-Api-Key): cannot read secret file /);
+    for (const p of problems) expect(p).toMatch(/^(connections\[\d+\]\.upstream\.(tls\.(ca|cert|key)|headers\.X-Api-Key)|audit\.checkpoint\.keys\[0\]\.privateKey): cannot read secret file /);
+  });
+
+  it("the example shows what a production deployment sets: replicas, approvals, checkpoints, digest, rules and pinning", () => {
+    const raw = parseYaml(readFileSync(EXAMPLE_CONFIG, "utf8")) as Record<string, any>;
+    expect(raw.cluster).toMatchObject({ internalPort: 8081, secret: { env: expect.any(String) } });
+    expect(raw.approvals.slack.botToken).toEqual({ env: expect.any(String) });
+    expect(Object.keys(raw.approvals.groups)).toEqual(expect.arrayContaining(["oncall", raw.approvals.escalation.group]));
+    expect(raw.audit.checkpoint.keys[0].privateKey).toEqual({ file: expect.any(String) });
+    expect(raw.digest).toMatchObject({ enabled: true, slackChannel: expect.any(String) });
+    const github = (raw.connections as Array<Record<string, any>>).find((c) => c.name === "github")!;
+    expect(github.policy.rules.map((r: { action: string }) => r.action)).toEqual(expect.arrayContaining(["block", "require_approval"]));
+    expect(github.pinning).toEqual({ onChange: "hold", approvalGroup: "leads" });
   });
 
   it("the example shows identity: a people IdP and a CI issuer, groups and tool rules per connection, identity to upstreams", () => {
