@@ -116,7 +116,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     await pins.start();
     const sessions = new SessionRegistry(config, db, recorder, instanceId, log, identity.signer, metrics, approvals && { service: approvals.service, holdForMs: approvals.holdForMs }, pins);
     // Heartbeat, and the closing of sessions whose replica died (gateway/cluster/liveness.ts).
-    const liveness = startLiveness({ relays: config.cluster.internalPort > 0, db, recorder, sessions, instanceId, deadAfterSeconds: config.cluster.deadAfterSeconds, log });
+    const liveness = startLiveness({ relays: config.cluster.internalPort > 0, db, sessions, instanceId, deadAfterSeconds: config.cluster.deadAfterSeconds, log });
     const reloader = new ConfigReloader(config, { sessions, recorder, db, log, instanceId });
     const clusterSecret = config.cluster.secret?.reveal();
     const cluster = config.cluster.internalPort > 0 && clusterSecret ? new ClusterRelay(new OwnerLookup(db, config.cluster.deadAfterSeconds), clusterSecret, instanceId) : undefined;

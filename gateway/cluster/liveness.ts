@@ -4,7 +4,6 @@
 // cluster.deadAfterSeconds: that one marks it stopped (one UPDATE, which claims it; the others then
 // skip it), closes its open sessions as `owner_gone` and records each closing. A replica that
 // stops cleanly closes its own sessions and marks itself stopped.
-import type { Recorder } from "../audit/recorder.js";
 import type { Db } from "../db/client.js";
 import type { Logger } from "../log.js";
 import type { SessionRegistry } from "../mcp/sessions.js";
@@ -13,7 +12,6 @@ export interface LivenessOptions {
   /** Whether this replica relays (cluster.internalPort set): without it, it warns when it has live peers. */
   relays: boolean;
   db: Db;
-  recorder: Recorder;
   sessions: SessionRegistry;
   instanceId: string;
   deadAfterSeconds: number;
@@ -21,7 +19,7 @@ export interface LivenessOptions {
 }
 
 /** Closes the sessions of replicas that stopped reporting; returns how many. */
-export async function sweepDeadOwners(o: Pick<LivenessOptions, "db" | "recorder" | "instanceId" | "deadAfterSeconds" | "log">): Promise<number> {
+export async function sweepDeadOwners(o: Pick<LivenessOptions, "db" | "instanceId" | "deadAfterSeconds" | "log">): Promise<number> {
   const dead = await o.db.$queryRawUnsafe<Array<{ id: string }>>(
     `UPDATE "instances" SET "stoppedAt" = now()
       WHERE "stoppedAt" IS NULL AND "id" <> $1 AND "lastSeenAt" < now() - make_interval(secs => $2)
@@ -31,15 +29,18 @@ export async function sweepDeadOwners(o: Pick<LivenessOptions, "db" | "recorder"
   );
   let closed = 0;
   for (const { id } of dead) {
-    const sessions = await o.db.$queryRawUnsafe<Array<{ id: string; connection: string }>>(
-      `UPDATE "sessions" SET "closedAt" = now(), "closeReason" = 'owner_gone'
-        WHERE "ownerInstanceId" = $1 AND "closedAt" IS NULL
-        RETURNING "id", "connection"`,
+    // The closing and its event commit together: no session is closed without its record.
+    const sessions = await o.db.$queryRawUnsafe<Array<{ id: string }>>(
+      `WITH closed AS (
+         UPDATE "sessions" SET "closedAt" = now(), "closeReason" = 'owner_gone'
+          WHERE "ownerInstanceId" = $1 AND "closedAt" IS NULL
+          RETURNING "id", "connection")
+       INSERT INTO "events" ("type", "reason", "sessionId", "connection", "detail")
+       SELECT 'session_closed', 'owner_gone', "id", "connection", jsonb_build_object('ownerInstanceId', $1::text, 'closedBy', $2::text) FROM closed
+       RETURNING "sessionId" AS "id"`,
       id,
+      o.instanceId,
     );
-    for (const s of sessions) {
-      o.recorder.eventBestEffort({ type: "session_closed", reason: "owner_gone", sessionId: s.id, connection: s.connection, detail: { ownerInstanceId: id, closedBy: o.instanceId } });
-    }
     closed += sessions.length;
     o.log.warn({ instance: id, sessions: sessions.length }, "a replica stopped reporting: its open sessions are closed (their clients re-initialise)");
   }
