@@ -431,7 +431,7 @@ export class ProxySession implements UpstreamEvents {
       arguments: args,
       maskedArguments: this.connection.masker?.maskMessage(args).masked ?? args,
       requester: { subject: this.identity.subject, issuer: this.identity.issuer, kind: this.identity.kind, email: this.identity.email, name: this.identity.name, groups: this.identity.groups },
-      rule: { id: decision.ruleId, description: decision.reason },
+      rule: { id: decision.ruleId, description: need.why },
       approverGroup: need.group,
       approvalsNeeded: need.approvals,
       timeoutMs: need.timeoutMs,

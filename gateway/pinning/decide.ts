@@ -69,7 +69,7 @@ export function asPolicyDecision(v: PinVerdict): PolicyDecision {
     shadow: false,
     ...(v.action === "block" ? { message: v.reason } : {}),
     ...(v.approval
-      ? { approval: { ruleId: v.ruleId, group: v.approval.group, approvals: 1, timeoutMs: v.approval.timeoutMs, justificationRequired: false, justificationMissing: false } }
+      ? { approval: { ruleId: v.ruleId, why: v.reason, group: v.approval.group, approvals: 1, timeoutMs: v.approval.timeoutMs, justificationRequired: false, justificationMissing: false } }
       : {}),
   };
 }

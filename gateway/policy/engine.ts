@@ -48,6 +48,8 @@ export interface PolicyRequest {
 export interface ApprovalRequirement {
   /** The rule that asks for approval; null for the policy's default action. */
   ruleId: string | null;
+  /** For the approvers: the rule's description and what held, e.g. `Writes need on-call (SQL at $.arguments.sql is not read-only (DELETE))`. */
+  why: string;
   group: string;
   approvals: number;
   timeoutMs: number;
@@ -148,9 +150,14 @@ function matches(rule: CompiledRule, req: PolicyRequest): boolean {
   return selectorsMatch(rule, req) && (rule.when === undefined || rule.when(req.params));
 }
 
-function ruleReason(rule: CompiledRule, req: PolicyRequest): string {
+/** The conditions that held, as text (empty when the rule has none). */
+function ruleNotes(rule: CompiledRule, req: PolicyRequest): string[] {
   const notes: string[] = [];
   rule.when?.(req.params, notes);
+  return notes;
+}
+
+function ruleReason(rule: CompiledRule, req: PolicyRequest, notes: readonly string[]): string {
   // Tool and prompt names are identifiers; a resource URI may carry credentials, so it stays out.
   const target = req.method === "resources/read" ? "" : ` ${JSON.stringify(stringAt(req.params, "name"))}`;
   return `rule "${rule.config.id}" (${rule.config.description}) matched ${req.method}${target}${notes.length > 0 ? `: ${notes.join("; ")}` : ""}`;
@@ -162,16 +169,20 @@ interface Outcome {
   action: PolicyAction;
   ruleId: string | null;
   reason: string;
+  /** For approvers: the rule's description and the conditions that held. */
+  why: string;
   message?: string | undefined;
   approval?: ApprovalConfig | undefined;
 }
 
 function ruleOutcome(rule: CompiledRule, req: PolicyRequest): Outcome {
   const r = rule.config;
+  const notes = ruleNotes(rule, req);
   return {
     action: r.action,
     ruleId: r.id,
-    reason: ruleReason(rule, req),
+    reason: ruleReason(rule, req, notes),
+    why: notes.length > 0 ? `${r.description} (${notes.join("; ")})` : r.description,
     message: r.action === "block" ? `Blocked by policy rule "${r.id}": ${r.message ?? r.description}` : undefined,
     approval: r.approval,
   };
@@ -182,6 +193,7 @@ function defaultOutcome(policy: PolicyConfig, req: PolicyRequest): Outcome {
     action: policy.defaultAction,
     ruleId: null,
     reason: `no rule matched ${req.method}; the default action of connection "${req.connection}" is ${policy.defaultAction}`,
+    why: `no rule matched; the default action of connection "${req.connection}" is ${policy.defaultAction}`,
     message: policy.defaultAction === "block" ? `Blocked by policy: the default action of connection "${req.connection}" is block${policy.defaultMessage ? `: ${policy.defaultMessage}` : ""}` : undefined,
     approval: policy.defaultApproval,
   };
@@ -193,6 +205,7 @@ function approvalRequirement(outcome: Outcome, req: PolicyRequest): ApprovalRequ
   const justification = req.justification?.trim() || undefined;
   return {
     ruleId: outcome.ruleId,
+    why: outcome.why,
     group: a.group,
     approvals: a.approvals,
     timeoutMs: parseDuration(a.timeout),
@@ -239,7 +252,7 @@ export function evaluate(policy: PolicyConfig | CompiledPolicy | undefined, req:
     };
   }
   const effective: Outcome = policyShadow
-    ? { action: "allow", ruleId: null, reason: "the policy is in shadow mode: every call proceeds" }
+    ? { action: "allow", ruleId: null, reason: "the policy is in shadow mode: every call proceeds", why: "the policy is in shadow mode" }
     : enforced
       ? ruleOutcome(enforced, req)
       : defaultOutcome(p.config, req);

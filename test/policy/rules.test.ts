@@ -283,6 +283,7 @@ describe("approval parameters", () => {
   it("fills in the defaults: one approval, 15 minutes, no justification required", () => {
     expect(evaluate(p, call("a", {})).approval).toEqual({
       ruleId: "simple",
+      why: "defaults", // the rule's description: no conditions to add
       group: "dba",
       approvals: 1,
       timeoutMs: 900_000,
@@ -290,6 +291,15 @@ describe("approval parameters", () => {
       justification: undefined,
       justificationMissing: false,
     });
+  });
+
+  it("tells approvers the rule's description and the conditions that held, without repeating the rule id", () => {
+    const q = policy({
+      rules: [{ id: "prod-deploys", description: "Deploys to production need on-call", tools: ["deploy"], when: { path: "$.arguments.env", equals: "prod" }, action: "require_approval", approval: { group: "oncall" } }],
+    });
+    const why = evaluate(q, call("deploy", { env: "prod" })).approval!.why;
+    expect(why).toMatch(/^Deploys to production need on-call \(.*\$\.arguments\.env.*\)$/);
+    expect(why).not.toContain("prod-deploys");
   });
 
   it("carries the configured parameters and whether the required justification is missing", () => {
