@@ -4,7 +4,7 @@
 // "approval pending" and the identical retry later picks up the decision. Decisions go through the
 // approvals service (the same entry the Slack bot and the CLI use); what the upstream received is
 // read from its own log.
-import { mkdtempSync, readFileSync, rmSync, existsSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -14,15 +14,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signDevToken } from "../gateway/auth/dev-issuer.js";
 import { startTestGateway, type TestGateway } from "./helpers/gateway.js";
 import { createTestDatabase, type TestDatabase } from "./helpers/postgres.js";
-import { loggingServerStdio } from "./helpers/process.js";
+import { forwardedCalls, loggingServerStdio } from "./helpers/process.js";
 
 let db: TestDatabase;
 let gw: TestGateway;
 let scratch: string;
 let upstreamLog: string;
 
-const forwardedCalls = (marker: string) =>
-  (existsSync(upstreamLog) ? readFileSync(upstreamLog, "utf8") : "").split("\n").filter((l) => l.includes('"tools/call"') && l.includes(marker)).length;
+const forwarded = (marker: string) => forwardedCalls(upstreamLog, marker);
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -104,14 +103,14 @@ describe("holding a call for approval", () => {
       timeout: 30_000,
     });
     const id = await pendingRequest("deploy v1");
-    expect(forwardedCalls("deploy v1")).toBe(0);
+    expect(forwarded("deploy v1")).toBe(0);
     // The requester cannot approve her own call, admins and group members included.
     expect((await vote(id, "alice@example.com", "approve")).kind).toBe("self_approval_refused");
     expect((await vote(id, "bob@example.com", "approve")).kind).toBe("decided");
     const result = await call;
     expect(result.isError).toBeFalsy();
     expect(result.content).toEqual([{ type: "text", text: "Echo: deploy v1" }]);
-    expect(forwardedCalls("deploy v1")).toBe(1);
+    expect(forwarded("deploy v1")).toBe(1);
     expect(logs.some((l) => l.includes("Waiting for approval by oncall") && l.includes(id))).toBe(true);
     await client.close();
   });
@@ -126,7 +125,7 @@ describe("holding a call for approval", () => {
     const text = (result.content as Array<{ text: string }>)[0]!.text;
     expect(text).toContain("carol@example.com");
     expect(text).toContain("freeze until Monday");
-    expect(forwardedCalls("deploy v2")).toBe(0);
+    expect(forwarded("deploy v2")).toBe(0);
     await client.close();
   });
 
@@ -148,7 +147,7 @@ describe("holding a call for approval", () => {
     const againText = (again.content as Array<{ text: string }>)[0]!.text;
     expect(againText).toMatch(/approval pending, request apr_\w+/);
     expect(againText).not.toContain(id);
-    expect(forwardedCalls("deploy v3")).toBe(1);
+    expect(forwarded("deploy v3")).toBe(1);
     await client.close();
   });
 
@@ -173,11 +172,11 @@ describe("holding across cancels and restarts", () => {
     expect(gw.sessions.all().every((s) => s.pendingCount === 0)).toBe(true);
     await vote(id, "bob@example.com", "approve");
     await new Promise((r) => setTimeout(r, 500));
-    expect(forwardedCalls("deploy v4")).toBe(0);
+    expect(forwarded("deploy v4")).toBe(0);
     // The approval is not lost: the identical retry picks it up and is forwarded once.
     const retry = await client.callTool({ name: "echo", arguments: { message: "deploy v4" } }, undefined, { timeout: 30_000 });
     expect(retry.content).toEqual([{ type: "text", text: "Echo: deploy v4" }]);
-    expect(forwardedCalls("deploy v4")).toBe(1);
+    expect(forwarded("deploy v4")).toBe(1);
     await client.close();
   });
 
@@ -207,7 +206,7 @@ describe("holding across cancels and restarts", () => {
     const after = await aliceClient();
     const retry = await after.callTool({ name: "echo", arguments: { message: "deploy v5" } }, undefined, { timeout: 30_000 });
     expect(retry.content).toEqual([{ type: "text", text: "Echo: deploy v5" }]);
-    expect(forwardedCalls("deploy v5")).toBe(1);
+    expect(forwarded("deploy v5")).toBe(1);
     const requests = await gw.db.$queryRawUnsafe<Array<{ n: number }>>(
       `SELECT count(*)::int AS n FROM approval_requests WHERE "maskedArguments"::text LIKE '%deploy v5%'`,
     );

@@ -3,7 +3,7 @@
 // its request, and the key comes from approvals.argumentsKey, keys.maskingHmac, or (quick start) a
 // generated file beside the other generated keys.
 import { createHash, createHmac } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -15,7 +15,7 @@ import { loadArgumentsKey } from "../../gateway/approvals/arguments-key.js";
 import { parseConfigText } from "../../gateway/config/load.js";
 import { startTestGateway, type TestGateway } from "../helpers/gateway.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
-import { loggingServerStdio } from "../helpers/process.js";
+import { loggingServerStdio, forwardedCalls } from "../helpers/process.js";
 
 const KEY = "a shared secret of every replica, 32+ bytes long......";
 let db: TestDatabase;
@@ -48,7 +48,7 @@ afterAll(async () => {
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
 
-const forwarded = (marker: string) => (existsSync(upstreamLog) ? readFileSync(upstreamLog, "utf8") : "").split("\n").filter((l) => l.includes('"tools/call"') && l.includes(marker)).length;
+const forwarded = (marker: string) => forwardedCalls(upstreamLog, marker);
 
 describe("the arguments hash", () => {
   it("is an HMAC under the configured key, not a plain SHA-256, and the identical retry still matches", async () => {

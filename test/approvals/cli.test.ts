@@ -2,7 +2,7 @@
 // process against a real gateway's approvals API with real tokens from the dev issuer. The approver
 // is the token's identity and the rules are Slack's: no self-approval, approver groups by e-mail,
 // N-of-M, one Deny ends it. A decision here releases the held MCP call exactly like a click.
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -12,7 +12,7 @@ import { stringify } from "yaml";
 import { signDevToken } from "../../gateway/auth/dev-issuer.js";
 import { startTestGateway, type TestGateway } from "../helpers/gateway.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
-import { loggingServerStdio } from "../helpers/process.js";
+import { loggingServerStdio, forwardedCalls } from "../helpers/process.js";
 import { runCli } from "../helpers/cli.js";
 
 let db: TestDatabase;
@@ -21,8 +21,7 @@ let scratch: string;
 let upstreamLog: string;
 let configFile: string;
 
-const forwardedCalls = (marker: string) =>
-  (existsSync(upstreamLog) ? readFileSync(upstreamLog, "utf8") : "").split("\n").filter((l) => l.includes('"tools/call"') && l.includes(marker)).length;
+const forwarded = (marker: string) => forwardedCalls(upstreamLog, marker);
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -116,7 +115,7 @@ describe("countersign approvals through the gateway", () => {
     expect(outsider.stderr).toContain("eve@example.com is not in the group oncall");
     // The outsider's list does not show the request at all.
     expect((await cli(eve, "list")).stdout).not.toContain(id);
-    expect(forwardedCalls("deploy v7")).toBe(0);
+    expect(forwarded("deploy v7")).toBe(0);
 
     const approved = await cli(bob, "approve", id);
     expect(approved.code).toBe(0);
@@ -124,13 +123,13 @@ describe("countersign approvals through the gateway", () => {
     const result = await call;
     expect(result.isError).toBeFalsy();
     expect(result.content).toEqual([{ type: "text", text: "Echo: deploy v7" }]);
-    expect(forwardedCalls("deploy v7")).toBe(1);
+    expect(forwarded("deploy v7")).toBe(1);
 
     // Once decided, a second vote is refused and nothing more is forwarded.
     const again = await cli(await token("carol", "carol@example.com"), "approve", id);
     expect(again.code).toBe(3);
     expect(again.stderr).toContain("already approved");
-    expect(forwardedCalls("deploy v7")).toBe(1);
+    expect(forwarded("deploy v7")).toBe(1);
 
     const recorded = await events(id);
     expect(recorded.map((e) => e.reason)).toEqual(expect.arrayContaining(["self_approval_refused", "unauthorized_click", "vote", "approved", "forwarded"]));
@@ -183,7 +182,7 @@ describe("countersign approvals through the gateway", () => {
     const result = await call;
     expect(result.isError).toBe(true);
     expect(JSON.stringify(result.content)).toContain("not during the freeze");
-    expect(forwardedCalls("migrate orders")).toBe(0);
+    expect(forwarded("migrate orders")).toBe(0);
 
     const shown = JSON.parse((await cli(bob, "show", id, "--json")).stdout) as { status: string; votes: Array<{ approver: string; decision: string; via: string }> };
     expect(shown.status).toBe("denied");

@@ -2,7 +2,7 @@
 // decision that arrives at replica A, a signed Slack click on A's /slack/events (against the fake
 // Slack) or the approvals API on A, and is forwarded once with its real result. Replica C runs
 // with approvals.listen: false, so only the polling fallback can release its call.
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -12,7 +12,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { devIssuerUrl, loadDevIssuerKey, signDevToken, type DevIssuerKey } from "../../gateway/auth/dev-issuer.js";
 import { startFakeSlack, type FakeSlack } from "../helpers/fake-slack.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
-import { killGateway, loggingServerStdio, startGatewayProcess, writeGatewayConfig, type GatewayProcess } from "../helpers/process.js";
+import { killGateway, loggingServerStdio, startGatewayProcess, writeGatewayConfig, type GatewayProcess, forwardedCalls } from "../helpers/process.js";
 import { APP_ID, APP_TOKEN, BOT_TOKEN, blockActionPayload, CHANNEL, newActionTs, sign, SIGNING_SECRET, TEAM, USERS } from "./harness.js";
 
 const PUBLIC_URL = "http://127.0.0.1:0";
@@ -26,8 +26,7 @@ let c: GatewayProcess | undefined;
 let key: DevIssuerKey;
 let sql: pg.Client;
 
-const forwarded = (marker: string) =>
-  (existsSync(upstreamLog) ? readFileSync(upstreamLog, "utf8") : "").split("\n").filter((l) => l.includes('"tools/call"') && l.includes(marker)).length;
+const forwarded = (marker: string) => forwardedCalls(upstreamLog, marker);
 
 function config(listen: boolean): Record<string, unknown> {
   return {

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signDevToken } from "../../gateway/auth/dev-issuer.js";
 import { startTestGateway, everythingStdio, type TestGateway } from "../helpers/gateway.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
-import { loggingServerStdio } from "../helpers/process.js";
+import { loggingServerStdio, forwardedCalls } from "../helpers/process.js";
 import { waitFor } from "../helpers/upstreams.js";
 
 const EMAIL = ["dana.whitfield", "example-corp.com"].join("@");
@@ -25,7 +25,7 @@ let scratch: string;
 let upstreamLog: string;
 
 const received = () => (existsSync(upstreamLog) ? readFileSync(upstreamLog, "utf8") : "");
-const forwardedCalls = (marker: string) => received().split("\n").filter((l) => l.includes('"tools/call"') && l.includes(marker)).length;
+const forwarded = (marker: string) => forwardedCalls(upstreamLog, marker);
 
 const rule = {
   id: "deploys-need-oncall",
@@ -115,7 +115,7 @@ describe("a tasks-capable client", () => {
 
     const polled = await client.experimental.tasks.getTask(created.task.taskId);
     expect(polled.status).toBe("working");
-    expect(forwardedCalls("deploy t1")).toBe(0);
+    expect(forwarded("deploy t1")).toBe(0);
 
     // tasks/result waits for the outcome: asked before the decision, answered after it.
     const result = client.experimental.tasks.getTaskResult(created.task.taskId, CallToolResultSchema, { timeout: 30_000 });
@@ -127,7 +127,7 @@ describe("a tasks-capable client", () => {
     expect((await client.experimental.tasks.getTask(created.task.taskId)).status).toBe("completed");
 
     // The upstream got the call exactly once, as sent; the record holds only the masked view.
-    expect(forwardedCalls("deploy t1")).toBe(1);
+    expect(forwarded("deploy t1")).toBe(1);
     expect(received()).toContain(EMAIL);
     const rows = await gw.db.$queryRawUnsafe<Array<{ method: string | null; origin: string; direction: string; payload: string }>>(
       `SELECT method, origin, direction, payload::text AS payload FROM messages WHERE payload::text LIKE '%deploy t1%' OR payload::text LIKE $1 ORDER BY id`,
@@ -155,7 +155,7 @@ describe("a tasks-capable client", () => {
     const r = await client.experimental.tasks.getTaskResult(created.task.taskId, CallToolResultSchema);
     expect(r.isError).toBe(true);
     expect(textOf(r)).toContain("denied by carol@example.com: freeze until Monday");
-    expect(forwardedCalls("deploy t2")).toBe(0);
+    expect(forwarded("deploy t2")).toBe(0);
     await client.close();
   });
 
@@ -194,10 +194,10 @@ describe("a tasks-capable client", () => {
 
     await vote(approvalId, "bob@example.com", "approve");
     await new Promise((res) => setTimeout(res, 500));
-    expect(forwardedCalls("deploy t4")).toBe(0);
+    expect(forwarded("deploy t4")).toBe(0);
     const retry = await client.callTool({ name: "echo", arguments: { message: "deploy t4" } }, undefined, { timeout: 30_000 });
     expect(textOf(retry)).toBe("Echo: deploy t4");
-    expect(forwardedCalls("deploy t4")).toBe(1);
+    expect(forwarded("deploy t4")).toBe(1);
     await client.close();
   });
 
@@ -223,7 +223,7 @@ describe("a tasks-capable client", () => {
     const retry = await callAsTask(second, { message: "deploy t8" });
     const r = await second.experimental.tasks.getTaskResult(retry.task.taskId, CallToolResultSchema, { timeout: 30_000 });
     expect(textOf(r)).toBe("Echo: deploy t8");
-    expect(forwardedCalls("deploy t8")).toBe(1);
+    expect(forwarded("deploy t8")).toBe(1);
     await second.close();
   });
 
@@ -234,7 +234,7 @@ describe("a tasks-capable client", () => {
     const r = await client.experimental.tasks.getTaskResult(created.task.taskId, CallToolResultSchema, { timeout: 30_000 });
     expect(textOf(r)).toBe("Echo: status t5");
     expect((await client.experimental.tasks.getTask(created.task.taskId)).status).toBe("completed");
-    expect(forwardedCalls("status t5")).toBe(1);
+    expect(forwarded("status t5")).toBe(1);
     // The upstream never saw a task: the gateway forwarded the call without one.
     const line = received().split("\n").find((l) => l.includes("status t5"))!;
     expect(JSON.parse(line).msg.params.task).toBeUndefined();

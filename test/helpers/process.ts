@@ -13,6 +13,12 @@ export function loggingServerStdio(logFile: string) {
   return { type: "stdio", command: process.execPath, args: [LOGGING_SERVER], env: { MCP_MESSAGE_LOG: logFile } };
 }
 
+/** How many tools/call requests carrying `marker` the logging server received (what reached the upstream). */
+export function forwardedCalls(logFile: string, marker: string): number {
+  const log = existsSync(logFile) ? readFileSync(logFile, "utf8") : "";
+  return log.split("\n").filter((l) => l.includes('"tools/call"') && l.includes(marker)).length;
+}
+
 /** A connection to the logging server that anyone may call (these tests are not about identity). */
 export function loggingConnection(name: string, logFile: string) {
   return { name, access: { anonymous: true }, upstream: loggingServerStdio(logFile) };
