@@ -30,6 +30,8 @@ export interface ServerDeps {
   metrics: Metrics;
   reloader: ConfigReloader;
   approvals?: Approvals | undefined;
+  /** Tool pins: /readyz says whether changes from other replicas arrive by NOTIFY or only by polling. */
+  pins?: { readonly listening: boolean } | undefined;
   /** Several replicas: relays requests for sessions held by another replica. */
   cluster?: ClusterRelay | undefined;
 }
@@ -120,6 +122,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
       sessions: sessions.size,
       upstreams: checkUpstreams(config.connections),
       ...(deps.approvals ? { approvals: deps.approvals.service.status() } : {}),
+      ...(deps.pins ? { toolPins: { listening: deps.pins.listening } } : {}),
     };
     return reply.code(sessions.shuttingDown ? 503 : 200).send(body);
   });

@@ -300,6 +300,9 @@ describe("tool pinning", () => {
       connections: [connection("shared")],
     });
     try {
+      // The replica hears re-pins and changes by NOTIFY, and says so.
+      const ready = (await (await fetch(`${replica.address}/readyz`)).json()) as { toolPins?: { listening: boolean } };
+      expect(ready.toolPins).toEqual({ listening: true });
       const onReplica = new Client({ name: "pinning-replica", version: "1" });
       await onReplica.connect(new StreamableHTTPClientTransport(replica.mcpUrl("shared")));
       open.push(onReplica);
