@@ -151,7 +151,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     }
     try {
       const pseudo = { ...config.connections[0]!, name: "admin", access: { anonymous: false, groups: adminGroups, tools: [] } };
-      const who = await deps.identity.authenticator.authenticate(pseudo, req.headers.authorization, req.ip, `${config.publicUrl}/admin`);
+      const who = await deps.identity.authenticator.authenticate(pseudo, req.headers.authorization, req.ip, `${config.publicUrl}/admin`, req.id);
       const result = await deps.reloader.reload({ kind: "admin", subject: who.subject, email: who.email });
       return reply.code(result.applied ? 200 : 422).send(result);
     } catch (err) {

@@ -338,8 +338,9 @@ function expectAggregated(rows: EventRow[], attempts: number, elapsedMs: number)
 describe("a real OpenID Provider", () => {
   it("no token: 401 with WWW-Authenticate naming the resource metadata, which names the provider", async () => {
     const mark = await lastEventId();
-    const reply = await post(gw.mcpUrl("tools"), undefined);
+    const reply = await post(gw.mcpUrl("tools"), undefined, initialize(), { "x-request-id": "req-no-token-1" });
     expect(reply.status).toBe(401);
+    expect(reply.headers.get("x-request-id")).toBe("req-no-token-1");
     expect(reply.body.error?.data?.code).toBe("CS_ERR_UNAUTHENTICATED");
     const challenge = reply.headers.get("www-authenticate")!;
     const metadataUrl = `${gw.config.publicUrl}/.well-known/oauth-protected-resource/mcp/tools`;
@@ -355,6 +356,7 @@ describe("a real OpenID Provider", () => {
     await sse.body?.cancel();
     const event = await eventAfter(mark, "auth_failed", "missing_token", { connection: "tools" });
     expect(event.detail).toMatchObject({ address: "127.0.0.1" });
+    expect(event.requestId).toBe("req-no-token-1"); // the log line's reqId finds this record
   });
 
   it("discovers the provider and accepts its client_credentials tokens; the session and its messages carry the identity", async () => {

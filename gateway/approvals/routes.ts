@@ -61,7 +61,7 @@ export function registerApprovalsApi(app: FastifyInstance, deps: ApprovalsApiDep
   const pseudo: ConnectionConfig = { ...config.connections[0]!, name: "approvals", access: { anonymous: false, tools: [] } };
 
   const approverOf = async (req: FastifyRequest): Promise<{ identity: Identity; approver: Approver }> => {
-    const identity = await authenticator.authenticate(pseudo, req.headers.authorization, req.ip, approvalsAudience(config.publicUrl));
+    const identity = await authenticator.authenticate(pseudo, req.headers.authorization, req.ip, approvalsAudience(config.publicUrl), req.id);
     if (!identity.email) throw new CountersignError("CS_ERR_APPROVER_NO_EMAIL", `subject '${identity.subject}' of ${identity.issuer}`);
     return { identity, approver: { email: identity.email.toLowerCase(), name: identity.name, subject: identity.subject, issuer: identity.issuer } };
   };

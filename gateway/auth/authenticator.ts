@@ -70,8 +70,17 @@ export class Authenticator {
     this.#limiter = new FailureLimiter(opts.failedAttemptsPerMinute);
   }
 
-  /** `resource`: the audience to require; default the connection's resource URL. */
-  async authenticate(connection: ConnectionConfig, authorization: string | undefined, address: string, resource = resourceUrl(this.opts.publicUrl, connection.name)): Promise<Identity> {
+  /**
+   * `resource`: the audience to require; default the connection's resource URL. `requestId`: the
+   * HTTP request's id, stored with any refusal so the log and the record join.
+   */
+  async authenticate(
+    connection: ConnectionConfig,
+    authorization: string | undefined,
+    address: string,
+    resource = resourceUrl(this.opts.publicUrl, connection.name),
+    requestId?: string,
+  ): Promise<Identity> {
     const challenge = (error?: string, description?: string) => {
       let value = `Bearer resource_metadata="${resourceMetadataUrl(this.opts.publicUrl, connection.name)}"`;
       if (error) value += `, error="${error}"`;
@@ -81,7 +90,7 @@ export class Authenticator {
 
     const wait = this.#limiter.blockedFor(address);
     if (wait > 0) {
-      this.failures.record("rate_limited", { connection: connection.name }, { address });
+      this.failures.record("rate_limited", { connection: connection.name, requestId }, { address });
       throw new AuthError("CS_ERR_RATE_LIMITED", `retry in ${wait} s`, { "retry-after": String(wait) });
     }
 
@@ -91,7 +100,7 @@ export class Authenticator {
       else {
         // No token is the normal first step of OAuth discovery, not an attack: it is recorded but
         // does not count toward the address's limit.
-        this.failures.record("missing_token", { connection: connection.name }, { address });
+        this.failures.record("missing_token", { connection: connection.name, requestId }, { address });
         throw new AuthError("CS_ERR_UNAUTHENTICATED", "no bearer token", challenge());
       }
     } else {
@@ -105,14 +114,14 @@ export class Authenticator {
         // An identity provider that cannot be reached is not the caller's fault: it does not count
         // toward the address's limit (the call is still refused: fail closed).
         if (rejected.reason !== "issuer_unavailable") this.#limiter.fail(address);
-        this.failures.record(rejected.reason, { connection: connection.name }, { address, detail: rejected.message });
+        this.failures.record(rejected.reason, { connection: connection.name, requestId }, { address, detail: rejected.message });
         throw new AuthError("CS_ERR_UNAUTHENTICATED", rejected.message, challenge("invalid_token", rejected.message));
       }
     }
 
     if (!mayUseConnection(connection.access, identity)) {
       const needed = groupsNeeded(connection.access);
-      this.denials.record("connection_not_granted", { connection: connection.name, subject: identity.subject }, { groups: identity.groups, needed });
+      this.denials.record("connection_not_granted", { connection: connection.name, subject: identity.subject, requestId }, { groups: identity.groups, needed });
       throw new AuthError(
         "CS_ERR_CONNECTION_FORBIDDEN",
         identity.kind === "anonymous"

@@ -38,7 +38,7 @@ export function registerLegacySseFront(app: FastifyInstance, deps: FrontDeps): v
     try {
       const connection = sessions.connection(req.params.connection);
       if (!connection) throw new CountersignError("CS_ERR_UNKNOWN_CONNECTION", `'${req.params.connection}'`);
-      const identity = await authenticator.authenticate(connection, req.headers.authorization, req.ip);
+      const identity = await authenticator.authenticate(connection, req.headers.authorization, req.ip, undefined, req.id);
       const session = await sessions.open(connection, "sse", { identity, remoteAddress: req.ip, userAgent: req.headers["user-agent"] });
       reply.hijack();
       const writer = new SseWriter(reply.raw, {});
@@ -57,7 +57,7 @@ export function registerLegacySseFront(app: FastifyInstance, deps: FrontDeps): v
     try {
       const connection = sessions.connection(req.params.connection);
       if (!connection) throw new CountersignError("CS_ERR_UNKNOWN_CONNECTION", `'${req.params.connection}'`);
-      const identity = await authenticator.authenticate(connection, req.headers.authorization, callerAddress(req));
+      const identity = await authenticator.authenticate(connection, req.headers.authorization, callerAddress(req), undefined, req.id);
       const sid = req.query.sessionId;
       if (!sid) throw new CountersignError("CS_ERR_SESSION_REQUIRED", "the sessionId query parameter from the endpoint event");
       // Another replica holds the session and its stream: the message goes there, and the answer

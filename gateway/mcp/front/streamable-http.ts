@@ -155,7 +155,7 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
 
   /** authenticate: the first stage, before the body is even parsed. */
   const authenticate = (req: FastifyRequest<{ Params: Params }>) =>
-    authenticator.authenticate(connectionOf(req), header(req, "authorization"), callerAddress(req));
+    authenticator.authenticate(connectionOf(req), header(req, "authorization"), callerAddress(req), undefined, req.id);
 
   /**
    * A session another replica holds: its request is relayed there (after this replica has
