@@ -3,15 +3,16 @@
 // digest.timeZone) has been generated and posted. If not, it tries a PostgreSQL advisory lock
 // for that week: the one replica that gets it generates (or reuses the stored scheduled digest)
 // and posts; the others see the week done on a later check. A lock holder that dies drops its
-// connection and so its lock, and another replica takes over. A schedule missed while every
-// replica was down is caught up at the next start (the latest missed week only).
+// connection and so its lock, and another replica takes over. Runs missed while every replica was
+// down are caught up at the next start, oldest first, back to the last week already done (at most
+// CATCH_UP_WEEKS), so the weekly series has no gap; a first run ever does the latest week only.
 import { Cron } from "croner";
 import type { SignerKey, VerifierKey } from "../audit/chain/keys.js";
 import { closeChainClient, connectChainClient } from "../audit/chain/pg.js";
 import type { Logger } from "../log.js";
 import { generateDigest, postDigest, storedSeal, type DigestPoster } from "./generate.js";
 import { scheduledDigest, weekPosted } from "./store.js";
-import { lastCompleteWeek } from "./week.js";
+import { lastCompleteWeek, type IsoWeek } from "./week.js";
 
 export interface DigestSchedulerOptions {
   databaseUrl: string;
@@ -29,6 +30,9 @@ export interface DigestSchedulerOptions {
 }
 
 export type TickOutcome = "not_due" | "done" | "locked" | "generated" | "posted" | "backing_off" | "failed";
+
+/** How far back a catch-up looks for the last week already done. */
+export const CATCH_UP_WEEKS = 12;
 
 export class DigestScheduler {
   #cron: Cron;
@@ -81,40 +85,64 @@ export class DigestScheduler {
   }
 
   async #tick(): Promise<TickOutcome> {
-    const due = this.lastScheduledAt();
-    if (!due) return "not_due";
+    const runs = this.#cron.previousRuns(CATCH_UP_WEEKS, this.#now()); // newest first
+    if (runs.length === 0) return "not_due";
     if (Date.now() < this.#retryAt) return "backing_off";
-    const week = lastCompleteWeek(due, this.opts.timeZone);
     const client = await connectChainClient(this.opts.databaseUrl, undefined, "countersign-digest");
     try {
-      if (await this.#done(client, week.label)) return "done";
-      const got = await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock(hashtext('countersign-digest'), hashtext($1)) AS ok`, [`${week.label}/${week.timeZone}`]);
-      if (!got.rows[0]?.ok) return "locked";
-      try {
-        // Another replica may have finished between the first look and the lock.
-        if (await this.#done(client, week.label)) return "done";
-        let stored = await scheduledDigest(client, week.label, week.timeZone);
-        let seal = stored ? storedSeal(stored) : undefined;
-        if (!stored) {
-          this.opts.log.info({ week: week.label, timeZone: week.timeZone, scheduledAt: due.toISOString() }, "digest: generating the scheduled weekly digest");
-          const g = await generateDigest(client, { week, trigger: "scheduled", signer: this.opts.signer, verifiers: this.opts.verifiers, generatedBy: this.opts.instanceId });
-          stored = g.stored;
-          seal = g.seal;
-        }
-        if (!this.opts.poster) {
-          this.#failures = 0;
-          return "generated";
-        }
-        const res = await postDigest(client, this.opts.poster, stored, seal!);
-        this.opts.log.info({ week: week.label, channel: this.opts.poster.channel, ts: res.ts }, "digest: posted the weekly digest");
-        this.#failures = 0;
-        return "posted";
-      } finally {
-        await client.query(`SELECT pg_advisory_unlock(hashtext('countersign-digest'), hashtext($1))`, [`${week.label}/${week.timeZone}`]).catch(() => {});
+      // The weeks to do: from the newest back to the last one already done (none done: the newest).
+      const due: Array<{ at: Date; week: IsoWeek }> = [];
+      for (const at of runs) {
+        const week = lastCompleteWeek(at, this.opts.timeZone);
+        if (due.some((d) => d.week.label === week.label)) continue;
+        if (await this.#done(client, week.label)) break;
+        due.push({ at, week });
       }
+      if (due.length === 0) return "done";
+      if (!(await this.#anyDone(client))) due.splice(1); // a first run ever: the latest week only
+      let outcome: TickOutcome = "done";
+      for (const { at, week } of due.reverse()) {
+        outcome = await this.#runWeek(client, week, at);
+        if (outcome === "locked") return outcome; // another replica is at it; it will go on
+      }
+      return outcome;
     } finally {
       await closeChainClient(client);
     }
+  }
+
+  /** Generates (or reuses) and posts one week's digest under that week's lock. */
+  async #runWeek(client: import("pg").Client, week: IsoWeek, due: Date): Promise<TickOutcome> {
+    const got = await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock(hashtext('countersign-digest'), hashtext($1)) AS ok`, [`${week.label}/${week.timeZone}`]);
+    if (!got.rows[0]?.ok) return "locked";
+    try {
+      // Another replica may have finished between the first look and the lock.
+      if (await this.#done(client, week.label)) return "done";
+      let stored = await scheduledDigest(client, week.label, week.timeZone);
+      let seal = stored ? storedSeal(stored) : undefined;
+      if (!stored) {
+        this.opts.log.info({ week: week.label, timeZone: week.timeZone, scheduledAt: due.toISOString() }, "digest: generating the scheduled weekly digest");
+        const g = await generateDigest(client, { week, trigger: "scheduled", signer: this.opts.signer, verifiers: this.opts.verifiers, generatedBy: this.opts.instanceId });
+        stored = g.stored;
+        seal = g.seal;
+      }
+      if (!this.opts.poster) {
+        this.#failures = 0;
+        return "generated";
+      }
+      const res = await postDigest(client, this.opts.poster, stored, seal!);
+      this.opts.log.info({ week: week.label, channel: this.opts.poster.channel, ts: res.ts }, "digest: posted the weekly digest");
+      this.#failures = 0;
+      return "posted";
+    } finally {
+      await client.query(`SELECT pg_advisory_unlock(hashtext('countersign-digest'), hashtext($1))`, [`${week.label}/${week.timeZone}`]).catch(() => {});
+    }
+  }
+
+  /** Whether any scheduled digest was ever done in this zone (otherwise there is no series to keep). */
+  async #anyDone(client: import("pg").Client): Promise<boolean> {
+    const r = await client.query(`SELECT 1 FROM digests WHERE trigger = 'scheduled' AND "timeZone" = $1${this.opts.poster ? ` AND "postedAt" IS NOT NULL` : ""} LIMIT 1`, [this.opts.timeZone]);
+    return (r.rowCount ?? 0) > 0;
   }
 
   async #done(client: import("pg").Client, week: string): Promise<boolean> {

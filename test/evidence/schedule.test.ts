@@ -150,6 +150,21 @@ describe("the schedule", () => {
     expect(gen).toEqual([{ reason: "scheduled" }]);
   });
 
+  it("weeks missed since the last posted one are all caught up, oldest first, so the series has no gap", async () => {
+    // Posted on Tuesday 2026-11-10 (week 45); then down until Tuesday 2026-11-24: weeks 46 and 47 were missed.
+    const before = scheduler(new Date("2026-11-10T09:00:00Z"));
+    expect(await before.tick()).toBe("posted");
+    await before.stop();
+    const after = scheduler(new Date("2026-11-24T09:00:00Z"), poster(), "replica-b");
+    expect(await after.tick()).toBe("posted");
+    expect(await after.tick()).toBe("done");
+    await after.stop();
+    const rows = (await client.query(`SELECT week, "postedAt" FROM digests WHERE trigger = 'scheduled' ORDER BY id`)).rows;
+    expect(rows.map((r) => r.week)).toEqual(["2026-W45", "2026-W46", SEED_WEEK]);
+    expect(rows.every((r) => r.postedAt instanceof Date)).toBe(true);
+    expect(slack.callsOf("chat.postMessage")).toHaveLength(3);
+  });
+
   it("a stored but unposted scheduled digest is posted as stored, not generated again", async () => {
     const tuesday = new Date("2026-11-24T09:00:00Z");
     slack.failNext("chat.postMessage", 1, "internal_error");
