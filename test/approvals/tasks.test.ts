@@ -52,6 +52,14 @@ beforeAll(async () => {
       { name: "ops", access: { groups: ["dev"] }, upstream: loggingServerStdio(upstreamLog), policy: { rules: [rule] } },
       { name: "everything", access: { groups: ["dev"] }, upstream: everythingStdio(), policy: { rules: [rule] } },
       { name: "plain", access: { groups: ["dev"] }, upstream: loggingServerStdio(upstreamLog) },
+      // Support sees e-mail addresses unmasked when it says why; the record stays masked.
+      {
+        name: "support",
+        access: { groups: ["dev"] },
+        upstream: loggingServerStdio(upstreamLog),
+        policy: { rules: [rule] },
+        masking: { exemptions: [{ groups: ["support"], types: ["email"], justificationRequired: true }] },
+      },
     ],
   });
 });
@@ -61,18 +69,19 @@ afterAll(async () => {
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
 
-async function connect(subject: string, opts: { tasks?: boolean; connection?: string } = {}) {
+async function connect(subject: string, opts: { tasks?: boolean; connection?: string; groups?: string[]; justification?: string } = {}) {
   const d = gw.identity.devIssuer!;
   const connection = opts.connection ?? "ops";
   const token = await signDevToken(d.key, d.url, {
     subject,
     email: `${subject}@example.com`,
-    groups: ["dev"],
+    groups: opts.groups ?? ["dev"],
     audience: [`${gw.config.publicUrl}/mcp/${connection}`],
     ttlSeconds: 600,
   });
   const c = new Client({ name: "tasks-test", version: "1" }, opts.tasks === false ? {} : { capabilities: { tasks: { list: {}, cancel: {} } } });
-  await c.connect(new StreamableHTTPClientTransport(gw.mcpUrl(connection), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+  const headers: Record<string, string> = { authorization: `Bearer ${token}`, ...(opts.justification ? { "x-countersign-justification": opts.justification } : {}) };
+  await c.connect(new StreamableHTTPClientTransport(gw.mcpUrl(connection), { requestInit: { headers } }));
   return c;
 }
 
@@ -139,6 +148,24 @@ describe("a tasks-capable client", () => {
     expect(rows.some((m) => m.method === "tasks/result" && m.direction === "out" && m.payload.includes("[MASKED:email]"))).toBe(true);
     expect(rows.some((m) => m.method === "tasks/get" && m.direction === "in")).toBe(true);
     expect(rows.every((m) => !m.payload.includes(EMAIL))).toBe(true);
+    await client.close();
+  });
+
+  it("tasks/result honours the caller's masking exemption, records the unmasked delivery, and keeps the record masked", async () => {
+    const client = await connect("sam", { connection: "support", groups: ["dev", "support"], justification: "ticket SUP-77: customer asked for their address" });
+    const created = await callAsTask(client, { message: `deploy t9 to ${EMAIL}` });
+    const result = client.experimental.tasks.getTaskResult(created.task.taskId, CallToolResultSchema, { timeout: 30_000 });
+    expect((await vote(approvalIdOf(created.task.statusMessage), "bob@example.com", "approve")).kind).toBe("decided");
+    expect(textOf(await result)).toBe(`Echo: deploy t9 to ${EMAIL}`); // exempted: delivered unmasked
+    const delivery = await waitFor(
+      () => gw.db.event.findFirst({ where: { type: "unmasked_delivery", connection: "support", subject: "sam" } }),
+      "the unmasked delivery's event",
+    );
+    expect(delivery.detail).toMatchObject({ types: { email: 1 }, justification: "ticket SUP-77: customer asked for their address", taskId: created.task.taskId });
+    const recorded = await gw.db.$queryRawUnsafe<Array<{ payload: string }>>(`SELECT payload::text AS payload FROM messages WHERE method = 'tasks/result' AND payload::text LIKE '%deploy t9%'`);
+    expect(recorded).toHaveLength(1);
+    expect(recorded[0]!.payload).toContain("[MASKED:email]");
+    expect(recorded[0]!.payload).not.toContain(EMAIL);
     await client.close();
   });
 
