@@ -120,7 +120,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     const reloader = new ConfigReloader(config, { sessions, recorder, db, log, instanceId });
     const clusterSecret = config.cluster.secret?.reveal();
     const cluster = config.cluster.internalPort > 0 && clusterSecret ? new ClusterRelay(new OwnerLookup(db, config.cluster.deadAfterSeconds), clusterSecret, instanceId) : undefined;
-    const app = buildServer({ config, log, sessions, recorder, rejections, identity, metrics, reloader, approvals, cluster, pins });
+    const app = buildServer({ config, log, sessions, recorder, rejections, identity, metrics, reloader, approvals, cluster, pins, auditPool });
     await app.listen({ host: config.server.host, port: config.server.port });
     const relayServer = cluster
       ? await startRelayServer(app, { host: config.cluster.internalHost, port: config.cluster.internalPort, secret: clusterSecret!, log, rejections })

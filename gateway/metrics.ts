@@ -75,6 +75,24 @@ export class Metrics {
     help: "1 while the audit store commits, 0 while it does not (traffic is refused)",
     registers: [this.registry],
   });
+  readonly approvalsHeld = new Gauge({
+    name: "countersign_approvals_held",
+    help: "Calls this replica holds in a session while they wait for an approval decision",
+    registers: [this.registry],
+  });
+  readonly approvalDecision = new Histogram({
+    name: "countersign_approval_decision_seconds",
+    help: "From an approval request to its decision (approved or denied; expiries are counted in countersign_events_total)",
+    labelNames: ["connection", "outcome"] as const,
+    buckets: [1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600],
+    registers: [this.registry],
+  });
+  readonly databasePool = new Gauge({
+    name: "countersign_database_pool_connections",
+    help: "Connections of the audit store's pool, by state (total, idle, waiting: requests queued for a connection)",
+    labelNames: ["state"] as const,
+    registers: [this.registry],
+  });
   readonly sessions = new Gauge({
     name: "countersign_sessions",
     help: "Open client sessions by connection",
@@ -96,6 +114,10 @@ export class Metrics {
     for (const e of events) {
       const connection = e.connection ?? "";
       this.events.inc({ type: e.type, reason: e.reason, connection });
+      if (e.type === "approval" && (e.reason === "approved" || e.reason === "denied")) {
+        const seconds = (e.detail as { secondsToDecision?: unknown } | undefined)?.secondsToDecision;
+        if (typeof seconds === "number") this.approvalDecision.observe({ connection, outcome: e.reason }, seconds);
+      }
       if (e.type === "policy_decision") {
         const d = (e.detail ?? {}) as { ruleId?: string | null; action?: string; shadow?: boolean };
         this.policyDecisions.inc({ connection, rule: d.ruleId ?? "(default)", action: d.action ?? String(e.reason), shadow: String(Boolean(d.shadow)) });

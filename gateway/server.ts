@@ -30,6 +30,8 @@ export interface ServerDeps {
   metrics: Metrics;
   reloader: ConfigReloader;
   approvals?: Approvals | undefined;
+  /** The audit store's pool, for the database pool metrics. */
+  auditPool?: { readonly totalCount: number; readonly idleCount: number; readonly waitingCount: number } | undefined;
   /** Tool pins: /readyz says whether changes from other replicas arrive by NOTIFY or only by polling. */
   pins?: { readonly listening: boolean } | undefined;
   /** Several replicas: relays requests for sessions held by another replica. */
@@ -137,6 +139,9 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
       const m = deps.metrics;
       m.sessions.reset();
       for (const c of config.connections) m.sessions.set({ connection: c.name }, sessions.countFor(c.name));
+      m.approvalsHeld.set(deps.approvals ? deps.approvals.service.status().waiters : 0);
+      const pool = deps.auditPool;
+      if (pool) for (const [state, n] of [["total", pool.totalCount], ["idle", pool.idleCount], ["waiting", pool.waitingCount]] as const) m.databasePool.set({ state }, n);
       return reply.type(m.registry.contentType).send(await m.registry.metrics());
     });
   }

@@ -21,12 +21,16 @@ beforeAll(async () => {
     db.url,
     {
       metrics: { token: { env: "METRICS_TOKEN" } },
+      approvals: { groups: { oncall: { emails: ["bob@example.com"] } }, holdFor: "30s", sweepIntervalMs: 200, pollIntervalMs: 200 },
       connections: [
         {
           name: "tools",
           upstream: loggingServerStdio(join(scratch, "received.log")),
           policy: {
-            rules: [{ id: "no-slow", description: "slow is not for agents", tools: ["slow"], action: "block", message: "use echo" }],
+            rules: [
+              { id: "no-slow", description: "slow is not for agents", tools: ["slow"], action: "block", message: "use echo" },
+              { id: "deploys-held", description: "deploys wait for on-call", tools: ["echo"], when: { path: "$.arguments.message", matches: "^deploy" }, action: "require_approval", approval: { group: "oncall" } },
+            ],
           },
         },
       ],
@@ -75,6 +79,33 @@ it("counts requests, outcomes, decisions, masking hits and audit batches", async
   expect(q('countersign_sessions{connection="tools"}')).toBe(1);
   expect(q("countersign_audit_batch_rows_count")).toBeGreaterThan(0);
   expect(q("countersign_audit_commit_failures_total")).toBe(0);
+});
+
+it("shows held approvals, the time to decision and the audit store's pool", async () => {
+  const scrape = async () => (await fetch(`${gw.address}/metrics`, { headers: { authorization: "Bearer scrape-me" } })).text();
+  const client = new Client({ name: "metrics-held", version: "1" });
+  await client.connect(new StreamableHTTPClientTransport(gw.mcpUrl("tools")));
+  const call = client.callTool({ name: "echo", arguments: { message: "deploy v2" } }, undefined, { timeout: 60_000 });
+  let pending: Array<{ id: string }> = [];
+  for (let i = 0; i < 200 && pending.length === 0; i++) {
+    pending = await gw.db.approvalRequest.findMany({ where: { status: "pending" }, select: { id: true } });
+    if (pending.length === 0) await new Promise((r) => setTimeout(r, 50));
+  }
+  for (let i = 0; i < 200 && value(await scrape(), "countersign_approvals_held") !== 1; i++) await new Promise((r) => setTimeout(r, 50));
+  expect(value(await scrape(), "countersign_approvals_held")).toBe(1);
+
+  expect((await gw.approvals!.service.vote({ requestId: pending[0]!.id, approver: { email: "bob@example.com" }, decision: "approve", via: "cli" })).kind).toBe("decided");
+  expect((await call).isError).toBeFalsy();
+  await client.close();
+  let text = await scrape();
+  for (let i = 0; i < 100 && value(text, 'countersign_approval_decision_seconds_count{connection="tools",outcome="approved"}') !== 1; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    text = await scrape();
+  }
+  expect(value(text, "countersign_approvals_held")).toBe(0);
+  expect(value(text, 'countersign_approval_decision_seconds_count{connection="tools",outcome="approved"}')).toBe(1);
+  expect(value(text, 'countersign_database_pool_connections{state="total"}')).toBeGreaterThanOrEqual(1);
+  expect(value(text, 'countersign_database_pool_connections{state="waiting"}')).toBe(0);
 });
 
 it("refuses a scrape without the configured token", async () => {

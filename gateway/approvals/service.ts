@@ -269,7 +269,8 @@ export class ApprovalService {
         const r = result.request;
         await this.#event("vote", r, who, { ...click, reason: v.reason ?? null, approveCount: r.approveCount, approvalsNeeded: r.approvalsNeeded });
         if (result.kind === "decided") {
-          await this.#event(r.status === "approved" ? "approved" : "denied", r, who, { requestId: r.id, reason: r.decisionReason, decidedBy: r.decidedBy });
+          const secondsToDecision = r.decidedAt ? (r.decidedAt.getTime() - r.createdAt.getTime()) / 1000 : null;
+          await this.#event(r.status === "approved" ? "approved" : "denied", r, who, { requestId: r.id, reason: r.decisionReason, decidedBy: r.decidedBy, secondsToDecision });
           this.#release(r);
           this.#track(this.#showDecision(r.id, false));
         }
