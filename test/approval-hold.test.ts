@@ -15,6 +15,7 @@ import { signDevToken } from "../gateway/auth/dev-issuer.js";
 import { startTestGateway, type TestGateway } from "./helpers/gateway.js";
 import { createTestDatabase, type TestDatabase } from "./helpers/postgres.js";
 import { forwardedCalls, loggingServerStdio } from "./helpers/process.js";
+import { DEPLOYS_NEED_ONCALL, quickApprovals } from "./helpers/held-calls.js";
 
 let db: TestDatabase;
 let gw: TestGateway;
@@ -29,29 +30,13 @@ beforeAll(async () => {
   upstreamLog = join(scratch, "received.log");
   gw = await startTestGateway(db.url, {
     auth: { devIssuer: { enabled: true, keyFile: join(scratch, "dev.jwk") } },
-    approvals: {
-      groups: { oncall: { emails: ["bob@example.com", "carol@example.com", "alice@example.com"] } },
-      holdFor: "2s",
-      sweepIntervalMs: 200,
-      pollIntervalMs: 200,
-    },
+    approvals: quickApprovals(["bob@example.com", "carol@example.com", "alice@example.com"], "2s"),
     connections: [
       {
         name: "ops",
         access: { groups: ["dev"] },
         upstream: loggingServerStdio(upstreamLog),
-        policy: {
-          rules: [
-            {
-              id: "deploys-need-oncall",
-              description: "Deploy messages wait for on-call",
-              tools: ["echo"],
-              when: { path: "$.arguments.message", matches: "^deploy" },
-              action: "require_approval",
-              approval: { group: "oncall", timeout: "10m" },
-            },
-          ],
-        },
+        policy: { rules: [DEPLOYS_NEED_ONCALL] },
       },
     ],
   });

@@ -13,6 +13,7 @@ import { signDevToken } from "../../gateway/auth/dev-issuer.js";
 import { startTestGateway, type TestGateway } from "../helpers/gateway.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { loggingServerStdio, forwardedCalls } from "../helpers/process.js";
+import { DEPLOYS_NEED_ONCALL, quickApprovals } from "../helpers/held-calls.js";
 import { runCli } from "../helpers/cli.js";
 
 let db: TestDatabase;
@@ -29,12 +30,7 @@ beforeAll(async () => {
   upstreamLog = join(scratch, "received.log");
   const config = {
     auth: { devIssuer: { enabled: true, keyFile: join(scratch, "dev.jwk") } },
-    approvals: {
-      groups: { oncall: { emails: ["alice@example.com", "bob@example.com", "carol@example.com"] } },
-      holdFor: "30s",
-      sweepIntervalMs: 200,
-      pollIntervalMs: 200,
-    },
+    approvals: quickApprovals(["alice@example.com", "bob@example.com", "carol@example.com"], "30s"),
     connections: [
       {
         name: "ops",
@@ -42,7 +38,7 @@ beforeAll(async () => {
         upstream: loggingServerStdio(upstreamLog),
         policy: {
           rules: [
-            { id: "deploys-need-oncall", description: "Deploys wait for on-call", tools: ["echo"], when: { path: "$.arguments.message", matches: "^deploy" }, action: "require_approval", approval: { group: "oncall", timeout: "10m" } },
+            DEPLOYS_NEED_ONCALL,
             { id: "migrations-need-two", description: "Migrations need two on-call approvals", tools: ["echo"], when: { path: "$.arguments.message", matches: "^migrate" }, action: "require_approval", approval: { group: "oncall", approvals: 2, timeout: "10m" } },
           ],
         },

@@ -15,6 +15,7 @@ import { signDevToken } from "../../gateway/auth/dev-issuer.js";
 import { startTestGateway, everythingStdio, type TestGateway } from "../helpers/gateway.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { loggingServerStdio, forwardedCalls } from "../helpers/process.js";
+import { DEPLOYS_NEED_ONCALL, quickApprovals } from "../helpers/held-calls.js";
 import { waitFor } from "../helpers/upstreams.js";
 
 const EMAIL = ["dana.whitfield", "example-corp.com"].join("@");
@@ -27,14 +28,7 @@ let upstreamLog: string;
 const received = () => (existsSync(upstreamLog) ? readFileSync(upstreamLog, "utf8") : "");
 const forwarded = (marker: string) => forwardedCalls(upstreamLog, marker);
 
-const rule = {
-  id: "deploys-need-oncall",
-  description: "Deploy messages wait for on-call",
-  tools: ["echo"],
-  when: { path: "$.arguments.message", matches: "^deploy" },
-  action: "require_approval",
-  approval: { group: "oncall", timeout: "10m" },
-};
+const rule = DEPLOYS_NEED_ONCALL;
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -42,12 +36,7 @@ beforeAll(async () => {
   upstreamLog = join(scratch, "received.log");
   gw = await startTestGateway(db.url, {
     auth: { devIssuer: { enabled: true, keyFile: join(scratch, "dev.jwk") } },
-    approvals: {
-      groups: { oncall: { emails: ["bob@example.com", "carol@example.com"] } },
-      holdFor: "2s",
-      sweepIntervalMs: 200,
-      pollIntervalMs: 200,
-    },
+    approvals: quickApprovals(["bob@example.com", "carol@example.com"], "2s"),
     connections: [
       { name: "ops", access: { groups: ["dev"] }, upstream: loggingServerStdio(upstreamLog), policy: { rules: [rule] } },
       { name: "everything", access: { groups: ["dev"] }, upstream: everythingStdio(), policy: { rules: [rule] } },
