@@ -1,7 +1,8 @@
 // One PostgreSQL connection LISTENing on one channel, for the services that learn of other
 // replicas' writes by NOTIFY (approvals decided elsewhere, tools re-pinned). It reconnects by
 // itself after a loss; while it is down the services fall back to polling, so `listening` says
-// which of the two is in force. Changes made while not listening are for `onListening` to catch up.
+// which of the two is in force. Changes made while it was down are for `onRelisten` to catch up
+// (the service loads its state itself at start, so the first LISTEN has nothing to catch up).
 import pg from "pg";
 import type { Logger } from "../log.js";
 
@@ -12,8 +13,8 @@ export interface ChannelListenerOptions {
   /** What the service is called in log lines ("approvals", "tool pins"). */
   name: string;
   onNotify(payload: string): void;
-  /** Runs each time LISTEN is (re-)established: reload what may have been missed. */
-  onListening?: (() => Promise<void>) | undefined;
+  /** Runs each time LISTEN is established again after a loss or a failed first try: reload what may have been missed. */
+  onRelisten?: (() => Promise<void>) | undefined;
   retryMs?: number | undefined;
 }
 
@@ -23,6 +24,7 @@ export class ChannelListener {
   #listening = false;
   #running = false;
   #retry: NodeJS.Timeout | undefined;
+  #attempted = false;
 
   constructor(opts: ChannelListenerOptions) {
     if (!/^[a-z_][a-z0-9_]*$/.test(opts.channel)) throw new Error(`channel name ${JSON.stringify(opts.channel)}: use lower-case letters, digits and _`);
@@ -52,6 +54,8 @@ export class ChannelListener {
   }
 
   async #connect(): Promise<void> {
+    const again = this.#attempted;
+    this.#attempted = true;
     const client = new pg.Client({ connectionString: this.#opts.databaseUrl, keepAlive: true });
     const lost = () => {
       if (this.#client !== client) return;
@@ -75,7 +79,7 @@ export class ChannelListener {
       throw err;
     }
     this.#listening = true;
-    await this.#opts.onListening?.().catch((err) => this.#opts.log.warn({ err: String(err) }, `${this.#opts.name}: catching up after LISTEN failed`));
+    if (again) await this.#opts.onRelisten?.().catch((err) => this.#opts.log.warn({ err: String(err) }, `${this.#opts.name}: catching up after LISTEN failed`));
   }
 
   #scheduleRetry(): void {

@@ -40,8 +40,8 @@ export class ToolPins {
       log: opts.log,
       name: "tool pins",
       onNotify: (connection) => void this.reload(connection).catch((err) => opts.log.warn({ err: String(err) }, "tool pins: reload failed")),
-      // Changes made while not listening: caught by a full reload.
-      onListening: () => this.reloadAll(),
+      // Changes made while not listening: caught by a full reload (start() does the first).
+      onRelisten: () => this.reloadAll(),
     });
   }
 
