@@ -347,3 +347,20 @@ export function childPids(pid: number): number[] {
   }
   return out;
 }
+
+/**
+ * The peer relay the benchmarks compare with: mcp-proxy (npm, 6.x) serving Streamable HTTP in front of
+ * a stdio server. It records, masks and checks nothing: what a bare relay costs.
+ */
+export async function startMcpProxy(upstream: Record<string, unknown>): Promise<{ child: Child; url: string; version: string }> {
+  const bin = new URL("../../node_modules/mcp-proxy/dist/bin/mcp-proxy.mjs", import.meta.url).pathname;
+  const version = (JSON.parse(readFileSync(new URL("../../node_modules/mcp-proxy/package.json", import.meta.url), "utf8")) as { version: string }).version;
+  const port = await freePort();
+  const { child } = await startChild(
+    "mcp-proxy",
+    process.execPath,
+    [bin, "--port", String(port), "--host", "127.0.0.1", "--server", "stream", "--", String(upstream.command), ...((upstream.args as string[] | undefined) ?? [])],
+    { env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "" }, ready: /starting server on port/i },
+  );
+  return { child, url: `http://127.0.0.1:${port}/mcp`, version };
+}

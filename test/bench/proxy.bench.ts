@@ -2,6 +2,8 @@
 //   direct            the client talks to server-everything's Streamable HTTP endpoint,
 //   gateway → http    through Countersign to that same HTTP server,
 //   gateway → stdio   through Countersign to server-everything over stdio (a child per session),
+//   mcp-proxy → stdio a peer relay (the npm package mcp-proxy 6.x: Streamable HTTP in front of a
+//                     stdio server, nothing recorded, masked or checked), to the same stdio server,
 // at concurrency 1 and 32, with the whole pipeline on (callers authenticate with JWTs from the
 // built-in dev issuer, masking is on, every message is committed to a real PostgreSQL before it
 // moves on). The machine is small and noisy, so the configurations are interleaved over several
@@ -26,9 +28,14 @@ import {
   renderTable,
   startEverythingHttp,
   startGatewayChild,
+  startMcpProxy,
 } from "./lib.js";
 
-const TARGET_RPS_RATIO = 0.85;
+/** Targets: at c=32 the gateway's throughput to a stdio server against mcp-proxy's to the same server; at c=1 the
+ * gateway's CPU per call (its process and its PostgreSQL backends) against mcp-proxy's, and the p50 the gateway adds
+ * over direct for the HTTP upstream. */
+const TARGET_RPS_RATIO_VS_PROXY = 1.0;
+const TARGET_CPU_RATIO_VS_PROXY = 1.5;
 const TARGET_ADDED_P50_MS = 1.5;
 const CONCURRENCIES = [1, 32] as const;
 /** Calls per measured run at most, whatever the duration: bounds a run on a fast machine. */
@@ -64,8 +71,14 @@ if (args.only !== undefined && args.only !== "http" && args.only !== "stdio") {
 }
 const say = (line: string) => process.stderr.write(`bench: ${line}\n`);
 
-type TargetKey = "direct" | "gateway_http" | "gateway_stdio";
-const LABELS: Record<TargetKey, string> = { direct: "direct", gateway_http: "gateway → http", gateway_stdio: "gateway → stdio" };
+type TargetKey = "direct" | "gateway_http" | "gateway_stdio" | "mcp_proxy_stdio";
+const LABELS: Record<TargetKey, string> = {
+  direct: "direct",
+  gateway_http: "gateway → http",
+  gateway_stdio: "gateway → stdio",
+  mcp_proxy_stdio: "mcp-proxy → stdio",
+};
+
 
 interface Target {
   key: TargetKey;
@@ -117,17 +130,19 @@ async function echo(client: Client): Promise<boolean> {
 }
 
 /**
- * Where the CPU goes: this process (the clients), the upstream server(s), the gateway, and the
- * PostgreSQL backends serving the bench database (found through pg_stat_activity).
+ * Where the CPU goes: this process (the clients), the upstream server(s), the gateway, the peer relay
+ * (mcp-proxy) and its stdio children, and the PostgreSQL backends serving the bench database (found
+ * through pg_stat_activity).
  */
 class CpuMeter {
   constructor(
     private readonly pg: pg.Client,
     private readonly upstreamPid: number,
     private readonly gatewayPid: number,
+    private readonly relayPid: number,
   ) {}
 
-  async snapshot(): Promise<{ client: number; httpServer: number; stdioServers: number; gateway: number; postgres: Map<number, number> }> {
+  async snapshot(): Promise<CpuSnapshot> {
     const own = process.cpuUsage();
     const backends = await this.pg.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()");
     return {
@@ -135,17 +150,34 @@ class CpuMeter {
       httpServer: processCpuMs(this.upstreamPid),
       stdioServers: childPids(this.gatewayPid).reduce((sum, pid) => sum + processCpuMs(pid), 0),
       gateway: processCpuMs(this.gatewayPid),
+      relay: processCpuMs(this.relayPid),
+      relayServers: childPids(this.relayPid).reduce((sum, pid) => sum + processCpuMs(pid), 0),
       postgres: new Map(backends.rows.map((r) => [r.pid, processCpuMs(r.pid)])),
     };
   }
 
-  perCall(before: Awaited<ReturnType<CpuMeter["snapshot"]>>, after: Awaited<ReturnType<CpuMeter["snapshot"]>>, key: TargetKey, calls: number): CpuPerCall {
+  perCall(before: CpuSnapshot, after: CpuSnapshot, key: TargetKey, calls: number): CpuPerCall {
+    const per = (ms: number) => (calls > 0 ? ms / calls : Number.NaN);
+    const client = per(after.client - before.client);
+    if (key === "mcp_proxy_stdio") {
+      // The relay records nothing: no database time is its.
+      return { client, upstream: per(after.relayServers - before.relayServers), gateway: per(after.relay - before.relay), postgres: 0 };
+    }
     let postgres = 0;
     for (const [pid, ms] of after.postgres) postgres += ms - (before.postgres.get(pid) ?? 0);
     const upstream = key === "gateway_stdio" ? after.stdioServers - before.stdioServers : after.httpServer - before.httpServer;
-    const per = (ms: number) => (calls > 0 ? ms / calls : Number.NaN);
-    return { client: per(after.client - before.client), upstream: per(upstream), gateway: per(after.gateway - before.gateway), postgres: per(postgres) };
+    return { client, upstream: per(upstream), gateway: per(after.gateway - before.gateway), postgres: per(postgres) };
   }
+}
+
+interface CpuSnapshot {
+  client: number;
+  httpServer: number;
+  stdioServers: number;
+  gateway: number;
+  relay: number;
+  relayServers: number;
+  postgres: Map<number, number>;
 }
 
 /** Each worker calls back to back until the deadline; every call is timed on its own. */
@@ -207,6 +239,8 @@ async function main(): Promise<void> {
     nodeArgs: args["cpu-prof"] ? ["--cpu-prof", "--cpu-prof-dir", args["cpu-prof"]] : [],
   });
   say(`gateway child (pid ${gateway.child.proc.pid}) at ${gateway.address}`);
+  const relay = await startMcpProxy(everythingStdioUpstream());
+  say(`mcp-proxy ${relay.version} (pid ${relay.child.proc.pid}) at ${relay.url}`);
 
   const targets: Target[] = [];
   try {
@@ -214,10 +248,12 @@ async function main(): Promise<void> {
       ["direct", upstream.url],
       ["gateway_http", gateway.mcpUrl("everything-http")],
       ["gateway_stdio", gateway.mcpUrl("everything-stdio")],
+      ["mcp_proxy_stdio", relay.url],
     ];
-    for (const [key, url] of wanted.filter(([key]) => !args.only || key === "direct" || key === `gateway_${args.only}`)) {
+    const keep = (key: TargetKey) => !args.only || key === "direct" || key === `gateway_${args.only}` || (args.only === "stdio" && key === "mcp_proxy_stdio");
+    for (const [key, url] of wanted.filter(([key]) => keep(key))) {
       const t0 = Date.now();
-      const clients = await openClients(key, url, maxConcurrency, key === "direct" ? undefined : gateway.token);
+      const clients = await openClients(key, url, maxConcurrency, key.startsWith("gateway") ? gateway.token : undefined);
       for (const c of clients) if (!(await echo(c))) throw new Error(`${LABELS[key]}: echo did not answer "Echo: ${MESSAGE}"`);
       targets.push({ key, url, clients });
       say(`${LABELS[key]}: ${clients.length} sessions open (${Date.now() - t0} ms)`);
@@ -229,7 +265,7 @@ async function main(): Promise<void> {
 
     const meterDb = new pg.Client({ connectionString: db.url });
     await meterDb.connect();
-    const meter = new CpuMeter(meterDb, upstream.child.proc.pid!, gateway.child.proc.pid!);
+    const meter = new CpuMeter(meterDb, upstream.child.proc.pid!, gateway.child.proc.pid!, relay.child.proc.pid!);
     const perRound = new Map<string, RunResult[]>();
     const pooled = new Map<string, LatencySamples>();
     const k = (t: TargetKey, c: number) => `${t}@${c}`;
@@ -251,16 +287,23 @@ async function main(): Promise<void> {
       }
     }
 
-    // Round-by-round comparisons against direct, then the median over rounds.
+    // Round-by-round comparisons (against direct and against the peer relay), then the median over rounds.
     const rounds = (t: TargetKey, c: number) => perRound.get(k(t, c)) ?? [];
-    const ratio = (t: TargetKey) => median(rounds(t, 32).map((r, i) => r.rps / rounds("direct", 32)[i]!.rps));
-    const addedP50 = (t: TargetKey) => median(rounds(t, 1).map((r, i) => r.p50 - rounds("direct", 1)[i]!.p50));
-    const comparisons = targets.filter((t) => t.key !== "direct").map(({ key: t }) => ({
+    const perRoundRatio = (t: TargetKey, base: TargetKey, c: number) => rounds(t, c).map((r, i) => r.rps / (rounds(base, c)[i]?.rps ?? Number.NaN));
+    const addedP50PerRound = (t: TargetKey) => rounds(t, 1).map((r, i) => r.p50 - (rounds("direct", 1)[i]?.p50 ?? Number.NaN));
+    // The CPU a proxy spends per call: its own process and, for the gateway, its PostgreSQL backends.
+    const proxyCpu = (r: RunResult) => r.cpu!.gateway + r.cpu!.postgres;
+    const cpuRatioPerRound = (t: TargetKey, c: number) => rounds(t, c).map((r, i) => proxyCpu(r) / proxyCpu(rounds("mcp_proxy_stdio", c)[i] ?? r));
+    const hasRelay = targets.some((t) => t.key === "mcp_proxy_stdio");
+    const comparisons = targets.filter((t) => t.key.startsWith("gateway")).map(({ key: t }) => ({
       target: t,
-      rpsRatioC32: ratio(t),
-      rpsRatioC32PerRound: rounds(t, 32).map((r, i) => r.rps / rounds("direct", 32)[i]!.rps),
-      addedP50MsC1: addedP50(t),
-      addedP50MsC1PerRound: rounds(t, 1).map((r, i) => r.p50 - rounds("direct", 1)[i]!.p50),
+      rpsRatioC32VsDirect: median(perRoundRatio(t, "direct", 32)),
+      rpsRatioC32VsProxy: hasRelay ? median(perRoundRatio(t, "mcp_proxy_stdio", 32)) : Number.NaN,
+      rpsRatioC32VsProxyPerRound: hasRelay ? perRoundRatio(t, "mcp_proxy_stdio", 32) : [],
+      cpuRatioC1VsProxy: hasRelay ? median(cpuRatioPerRound(t, 1)) : Number.NaN,
+      cpuRatioC1VsProxyPerRound: hasRelay ? cpuRatioPerRound(t, 1) : [],
+      addedP50MsC1: median(addedP50PerRound(t)),
+      addedP50MsC1PerRound: addedP50PerRound(t),
     }));
 
     const rows = targets.flatMap((t) =>
@@ -289,13 +332,6 @@ async function main(): Promise<void> {
     await meterDb.end();
     for (const t of targets) await Promise.all(t.clients.map((c) => c.close().catch(() => {})));
     targets.length = 0;
-    // With every core busy (the load generator shares them), throughput follows CPU per call.
-    const cpuTotal = (t: TargetKey) => {
-      const u = rows.find((r) => r.target === t && r.concurrency === 32)!.cpuMsPerCall;
-      return u.client + u.upstream + (t === "direct" ? 0 : u.gateway + u.postgres);
-    };
-    const cpuBoundRatio = (t: TargetKey) => cpuTotal("direct") / cpuTotal(t);
-    for (const c of comparisons) Object.assign(c, { cpuBoundRatioEstimateC32: cpuBoundRatio(c.target) });
     await gateway.child.stop(15_000);
     const recorded = await countRecorded(db.url);
 
@@ -308,7 +344,11 @@ async function main(): Promise<void> {
       tool: "echo",
       results: rows,
       comparisons,
-      targets: { rpsRatioC32AtLeast: TARGET_RPS_RATIO, addedP50MsC1AtMost: TARGET_ADDED_P50_MS },
+      targets: {
+        rpsRatioC32VsProxyAtLeast: TARGET_RPS_RATIO_VS_PROXY,
+        cpuRatioC1VsProxyAtMost: TARGET_CPU_RATIO_VS_PROXY,
+        addedP50MsC1AtMostForHttp: TARGET_ADDED_P50_MS,
+      },
       recorded,
       totalSeconds: (Date.now() - benchStarted) / 1000,
       loadAverage: { start: loadAtStart, end: loadavg()[0]! },
@@ -322,10 +362,11 @@ async function main(): Promise<void> {
         [false, true, true, true, true, true, true, true],
       );
       const cpuTable = renderTable(
-        ["configuration", "c", "client", "upstream", "gateway", "postgres", "total"],
+        ["configuration", "c", "client", "upstream", "proxy", "postgres", "total"],
         rows.map((r) => {
           const u = r.cpuMsPerCall;
-          return [LABELS[r.target], String(r.concurrency), fmt2(u.client), fmt2(u.upstream), r.target === "direct" ? "-" : fmt2(u.gateway), r.target === "direct" ? "-" : fmt2(u.postgres), fmt2(u.client + u.upstream + (r.target === "direct" ? 0 : u.gateway + u.postgres))];
+          const direct = r.target === "direct";
+          return [LABELS[r.target], String(r.concurrency), fmt2(u.client), fmt2(u.upstream), direct ? "-" : fmt2(u.gateway), r.target.startsWith("gateway") ? fmt2(u.postgres) : "-", fmt2(u.client + u.upstream + (direct ? 0 : u.gateway + u.postgres))];
         }),
         [false, true, true, true, true, true, true],
       );
@@ -337,16 +378,16 @@ async function main(): Promise<void> {
         "",
         table,
         "",
-        ...comparisons.map(
-          (c) =>
-            `${LABELS[c.target].padEnd(16)} rps at c=32: ${fmt2(c.rpsRatioC32)}× direct (target ≥ ${TARGET_RPS_RATIO}×: ${verdict(c.rpsRatioC32 >= TARGET_RPS_RATIO)}); ` +
-            `added p50 at c=1: ${fmt2(c.addedP50MsC1)} ms (target ≤ ${TARGET_ADDED_P50_MS} ms: ${verdict(c.addedP50MsC1 <= TARGET_ADDED_P50_MS)})`,
-        ),
-        `  (each figure: the median over rounds of the gateway compared with direct in the same round; stdio is compared with the HTTP direct run)`,
-        ...comparisons.map(
-          (c) =>
-            `${LABELS[c.target].padEnd(16)} CPU-bound estimate of the c=32 ratio (direct CPU per call / gateway path CPU per call): ${fmt2(cpuBoundRatio(c.target))}×`,
-        ),
+        ...comparisons.flatMap((c) => [
+          `${LABELS[c.target]}:`,
+          `  rps at c=32 vs mcp-proxy → stdio: ${fmt2(c.rpsRatioC32VsProxy)}× ${spreadOf(c.rpsRatioC32VsProxyPerRound)}` +
+            (c.target === "gateway_stdio" ? ` (target ≥ ${TARGET_RPS_RATIO_VS_PROXY}×: ${verdict(c.rpsRatioC32VsProxy >= TARGET_RPS_RATIO_VS_PROXY)})` : ""),
+          `  CPU per call at c=1 (proxy + its PostgreSQL) vs mcp-proxy's: ${fmt2(c.cpuRatioC1VsProxy)}× ${spreadOf(c.cpuRatioC1VsProxyPerRound)} (target ≤ ${TARGET_CPU_RATIO_VS_PROXY}×: ${verdict(c.cpuRatioC1VsProxy <= TARGET_CPU_RATIO_VS_PROXY)})`,
+          `  added p50 over direct at c=1: ${fmt2(c.addedP50MsC1)} ms ${spreadOf(c.addedP50MsC1PerRound)}` +
+            (c.target === "gateway_http" ? ` (target ≤ ${TARGET_ADDED_P50_MS} ms: ${verdict(c.addedP50MsC1 <= TARGET_ADDED_P50_MS)})` : ""),
+          `  rps at c=32 vs direct: ${fmt2(c.rpsRatioC32VsDirect)}×`,
+        ]),
+        `  (each figure: the median over rounds of a comparison made within one round, [min–max] over rounds; stdio is compared with the HTTP direct run)`,
         "",
         `CPU time per call in ms (median over rounds; from /proc, so other work on the machine is not counted):`,
         cpuTable,
@@ -360,8 +401,16 @@ async function main(): Promise<void> {
     for (const t of targets) await Promise.all(t.clients.map((c) => c.close().catch(() => {})));
     await gateway.child.stop(15_000);
     await upstream.child.stop();
+    await relay.child.stop();
     await db.drop().catch((err) => say(`could not drop ${db.name}: ${String(err)}`));
   }
+}
+
+/** "[min–max]" of a comparison's per-round values: the spread the median hides. */
+function spreadOf(values: number[]): string {
+  const finite = values.filter(Number.isFinite);
+  if (finite.length === 0) return "";
+  return `[${fmt2(Math.min(...finite))}–${fmt2(Math.max(...finite))}]`;
 }
 
 async function countRecorded(url: string): Promise<{ messages: number; sessions: number }> {
