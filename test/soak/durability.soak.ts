@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { createTestDatabase, type TestDatabase } from "./helpers/postgres.js";
+import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import {
   killGateway,
   killPids,
@@ -18,7 +18,7 @@ import {
   waitForPidsGone,
   writeGatewayConfig,
   type GatewayProcess,
-} from "./helpers/process.js";
+} from "../helpers/process.js";
 
 const TIME_BUDGET_MS = Number(process.env.DURABILITY_BUDGET_MS ?? 45_000);
 const MIN_KILLS = 10;
