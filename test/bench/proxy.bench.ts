@@ -380,9 +380,14 @@ async function main(): Promise<void> {
         "",
         ...comparisons.flatMap((c) => [
           `${LABELS[c.target]}:`,
-          `  rps at c=32 vs mcp-proxy → stdio: ${fmt2(c.rpsRatioC32VsProxy)}× ${spreadOf(c.rpsRatioC32VsProxyPerRound)}` +
-            (c.target === "gateway_stdio" ? ` (target ≥ ${TARGET_RPS_RATIO_VS_PROXY}×: ${verdict(c.rpsRatioC32VsProxy >= TARGET_RPS_RATIO_VS_PROXY)})` : ""),
-          `  CPU per call at c=1 (proxy + its PostgreSQL) vs mcp-proxy's: ${fmt2(c.cpuRatioC1VsProxy)}× ${spreadOf(c.cpuRatioC1VsProxyPerRound)} (target ≤ ${TARGET_CPU_RATIO_VS_PROXY}×: ${verdict(c.cpuRatioC1VsProxy <= TARGET_CPU_RATIO_VS_PROXY)})`,
+          ...(hasRelay ? [] : ["  (mcp-proxy not in this run: no comparison with it)"]),
+          ...(hasRelay
+            ? [
+                `  rps at c=32 vs mcp-proxy → stdio: ${fmt2(c.rpsRatioC32VsProxy)}× ${spreadOf(c.rpsRatioC32VsProxyPerRound)}` +
+                  (c.target === "gateway_stdio" ? ` (target ≥ ${TARGET_RPS_RATIO_VS_PROXY}×: ${verdict(c.rpsRatioC32VsProxy >= TARGET_RPS_RATIO_VS_PROXY)})` : ""),
+                `  CPU per call at c=1 (proxy + its PostgreSQL) vs mcp-proxy's: ${fmt2(c.cpuRatioC1VsProxy)}× ${spreadOf(c.cpuRatioC1VsProxyPerRound)} (target ≤ ${TARGET_CPU_RATIO_VS_PROXY}×: ${verdict(c.cpuRatioC1VsProxy <= TARGET_CPU_RATIO_VS_PROXY)})`,
+              ]
+            : []),
           `  added p50 over direct at c=1: ${fmt2(c.addedP50MsC1)} ms ${spreadOf(c.addedP50MsC1PerRound)}` +
             (c.target === "gateway_http" ? ` (target ≤ ${TARGET_ADDED_P50_MS} ms: ${verdict(c.addedP50MsC1 <= TARGET_ADDED_P50_MS)})` : ""),
           `  rps at c=32 vs direct: ${fmt2(c.rpsRatioC32VsDirect)}×`,
