@@ -182,6 +182,10 @@ export const ERRORS = {
     http: 504, jsonrpc: -32016,
     message: "The upstream MCP server did not answer in time (limits.upstreamTimeoutMs).",
   },
+  CS_ERR_UPSTREAM_BUSY: {
+    http: 503, jsonrpc: -32018,
+    message: "The shared upstream server process has too many requests in flight: retry shortly.",
+  },
   CS_ERR_SHUTTING_DOWN: {
     http: 503, jsonrpc: -32017,
     message: "The gateway is shutting down: retry; another replica or the restarted gateway will answer.",

@@ -305,7 +305,7 @@ describe("environment over file over defaults", () => {
     const c = cfg.connections[0]!;
     expect(c.maxSessions).toBe(32);
     expect(c.idleTimeoutSeconds).toBe(1800);
-    expect(c.upstream).toEqual({ type: "stdio", command: "node", args: [], env: {} });
+    expect(c.upstream).toEqual({ type: "stdio", command: "node", args: [], env: {}, shared: false });
   });
 
   it("the file overrides the defaults; a connection's idle timeout overrides the sessions default", () => {

@@ -32,7 +32,7 @@ export interface TlsConfig {
 }
 
 export type UpstreamConfig =
-  | { type: "stdio"; command: string; args: string[]; cwd?: string; env: Record<string, ConfigValue> }
+  | { type: "stdio"; command: string; args: string[]; cwd?: string; env: Record<string, ConfigValue>; shared: boolean }
   | { type: "streamable_http" | "sse"; url: string; headers: Record<string, ConfigValue>; tls?: TlsConfig };
 
 export interface ConnectionConfig {
@@ -196,7 +196,7 @@ export function parseConfigText(text: string, source: string, env: Env = process
     const u = c.upstream;
     const upstream: UpstreamConfig =
       u.type === "stdio"
-        ? { type: "stdio", command: u.command, args: u.args, ...(u.cwd ? { cwd: u.cwd } : {}), env: values(u.env, `${base}.env`) }
+        ? { type: "stdio", command: u.command, args: u.args, ...(u.cwd ? { cwd: u.cwd } : {}), env: values(u.env, `${base}.env`), shared: u.shared }
         : {
             type: u.type,
             url: u.url,

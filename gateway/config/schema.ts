@@ -42,6 +42,12 @@ const stdioUpstream = z.strictObject({
     .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "not an environment variable name"), valueOrSecret)
     .default({})
     .describe("The child's environment on top of a minimal base (PATH, HOME, LANG); the gateway's own environment is never passed"),
+  shared: z
+    .boolean()
+    .default(false)
+    .describe(
+      "One child process serves every session of this connection (ids remapped per session), for servers that keep no per-client state. The gateway is then the child's one client: it declares no client capabilities, and messages that belong to no session (log lines, resource updates) are not delivered",
+    ),
 });
 
 const httpUpstream = <T extends "streamable_http" | "sse">(type: T) =>
@@ -424,6 +430,13 @@ export const configSchema = z
       }
       if (c.pinning.approvalGroup && !cfg.approvals?.groups[c.pinning.approvalGroup]) {
         ctx.addIssue({ code: "custom", path: ["connections", i, "pinning", "approvalGroup"], message: `no approver group '${c.pinning.approvalGroup}' in approvals.groups` });
+      }
+      if (c.upstream.type === "stdio" && c.upstream.shared && c.upstreamIdentity) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["connections", i, "upstream", "shared"],
+          message: "a shared stdio child serves several callers, so it cannot be told one caller's identity: remove upstreamIdentity or set shared: false",
+        });
       }
       if (c.upstreamIdentity?.jwt && !cfg.keys.upstreamJwt) {
         ctx.addIssue({

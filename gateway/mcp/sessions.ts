@@ -15,6 +15,7 @@ import type { ToolPins } from "../pinning/service.js";
 import type { Identity } from "../auth/identity.js";
 import { identityHeaders, type GatewaySigner } from "../auth/upstream-identity.js";
 import { LegacySseUpstream } from "./upstream/legacy-sse.js";
+import { SharedStdioPool } from "./upstream/shared-stdio.js";
 import { StdioUpstream } from "./upstream/stdio.js";
 import { StreamableHttpUpstream } from "./upstream/streamable-http.js";
 import type { UpstreamTransport } from "./upstream/types.js";
@@ -37,6 +38,12 @@ export function newSessionId(): string {
 export class SessionRegistry {
   readonly #sessions = new Map<string, ProxySession>();
   readonly #backoff = new Map<string, { failures: number; until: number }>();
+  /**
+   * The shared stdio child of each connection that declares one (`upstream.shared`), with the
+   * upstream configuration it was started from: a reload that changes it starts a new pool, and the
+   * old one ends with its last session. Bounded by the number of configured connections.
+   */
+  readonly #sharedPools = new Map<string, { upstream: ConnectionConfig["upstream"]; pool: SharedStdioPool }>();
   #sweeper: NodeJS.Timeout;
   #shuttingDown = false;
   /** MCP tasks of held (and wrapped) calls: shared by this instance's sessions, outliving each. */
@@ -167,6 +174,15 @@ export class SessionRegistry {
     const log = this.log.child({ connection: connection.name });
     const who = connection.upstreamIdentity;
     const signer = this.signer;
+    if (u.type === "stdio" && u.shared) {
+      // One child for every session of the connection; the config refuses upstreamIdentity here.
+      let entry = this.#sharedPools.get(connection.name);
+      if (!entry || entry.upstream !== u) {
+        entry = { upstream: u, pool: new SharedStdioPool({ command: u.command, args: u.args, cwd: u.cwd, env: u.env, maxMessageBytes, log }, log) };
+        this.#sharedPools.set(connection.name, entry);
+      }
+      return entry.pool.lease(events);
+    }
     if (u.type === "stdio") {
       // A stdio child serves one session, so it learns its caller once, from its environment.
       const env = { ...u.env };

@@ -2,6 +2,7 @@
 //   direct            the client talks to server-everything's Streamable HTTP endpoint,
 //   gateway → http    through Countersign to that same HTTP server,
 //   gateway → stdio   through Countersign to server-everything over stdio (a child per session),
+//   gateway → stdio (shared)  the same, with the stdio server declared shareable: one child for all sessions,
 //   mcp-proxy → stdio a peer relay (the npm package mcp-proxy 6.x: Streamable HTTP in front of a
 //                     stdio server, nothing recorded, masked or checked), to the same stdio server,
 // at concurrency 1 and 32, with the whole pipeline on (callers authenticate with JWTs from the
@@ -71,11 +72,12 @@ if (args.only !== undefined && args.only !== "http" && args.only !== "stdio") {
 }
 const say = (line: string) => process.stderr.write(`bench: ${line}\n`);
 
-type TargetKey = "direct" | "gateway_http" | "gateway_stdio" | "mcp_proxy_stdio";
+type TargetKey = "direct" | "gateway_http" | "gateway_stdio" | "gateway_stdio_shared" | "mcp_proxy_stdio";
 const LABELS: Record<TargetKey, string> = {
   direct: "direct",
   gateway_http: "gateway → http",
   gateway_stdio: "gateway → stdio",
+  gateway_stdio_shared: "gateway → stdio (shared)",
   mcp_proxy_stdio: "mcp-proxy → stdio",
 };
 
@@ -165,7 +167,7 @@ class CpuMeter {
     }
     let postgres = 0;
     for (const [pid, ms] of after.postgres) postgres += ms - (before.postgres.get(pid) ?? 0);
-    const upstream = key === "gateway_stdio" ? after.stdioServers - before.stdioServers : after.httpServer - before.httpServer;
+    const upstream = key.startsWith("gateway_stdio") ? after.stdioServers - before.stdioServers : after.httpServer - before.httpServer;
     return { client, upstream: per(upstream), gateway: per(after.gateway - before.gateway), postgres: per(postgres) };
   }
 }
@@ -233,6 +235,7 @@ async function main(): Promise<void> {
     connections: [
       { name: "everything-http", upstream: { type: "streamable_http", url: upstream.url }, maxSessions: maxConcurrency + 8 },
       { name: "everything-stdio", upstream: everythingStdioUpstream(), maxSessions: maxConcurrency + 8 },
+      { name: "everything-stdio-shared", upstream: { ...everythingStdioUpstream(), shared: true }, maxSessions: maxConcurrency + 8 },
     ],
     // The whole pipeline: callers authenticate with real JWTs, masking is on (its default).
     auth: "dev-issuer",
@@ -248,9 +251,10 @@ async function main(): Promise<void> {
       ["direct", upstream.url],
       ["gateway_http", gateway.mcpUrl("everything-http")],
       ["gateway_stdio", gateway.mcpUrl("everything-stdio")],
+      ["gateway_stdio_shared", gateway.mcpUrl("everything-stdio-shared")],
       ["mcp_proxy_stdio", relay.url],
     ];
-    const keep = (key: TargetKey) => !args.only || key === "direct" || key === `gateway_${args.only}` || (args.only === "stdio" && key === "mcp_proxy_stdio");
+    const keep = (key: TargetKey) => !args.only || key === "direct" || key.startsWith(`gateway_${args.only}`) || (args.only === "stdio" && key === "mcp_proxy_stdio");
     for (const [key, url] of wanted.filter(([key]) => keep(key))) {
       const t0 = Date.now();
       const clients = await openClients(key, url, maxConcurrency, key.startsWith("gateway") ? gateway.token : undefined);
@@ -281,7 +285,7 @@ async function main(): Promise<void> {
           r.cpu = meter.perCall(before, await meter.snapshot(), t.key, r.calls);
           (perRound.get(k(t.key, c)) ?? perRound.set(k(t.key, c), []).get(k(t.key, c))!).push(r);
           say(
-            `round ${round + 1}/${ROUNDS} c=${String(c).padEnd(2)} ${LABELS[t.key].padEnd(16)} ${r.rps.toFixed(0).padStart(5)} rps  p50 ${fmt2(r.p50)} ms  p99 ${fmt2(r.p99)} ms${r.errors ? `  ${r.errors} errors` : ""}`,
+            `round ${round + 1}/${ROUNDS} c=${String(c).padEnd(2)} ${LABELS[t.key].padEnd(24)} ${r.rps.toFixed(0).padStart(5)} rps  p50 ${fmt2(r.p50)} ms  p99 ${fmt2(r.p99)} ms${r.errors ? `  ${r.errors} errors` : ""}`,
           );
         }
       }
@@ -384,7 +388,7 @@ async function main(): Promise<void> {
           ...(hasRelay
             ? [
                 `  rps at c=32 vs mcp-proxy → stdio: ${fmt2(c.rpsRatioC32VsProxy)}× ${spreadOf(c.rpsRatioC32VsProxyPerRound)}` +
-                  (c.target === "gateway_stdio" ? ` (target ≥ ${TARGET_RPS_RATIO_VS_PROXY}×: ${verdict(c.rpsRatioC32VsProxy >= TARGET_RPS_RATIO_VS_PROXY)})` : ""),
+                  (c.target !== "gateway_http" ? ` (target ≥ ${TARGET_RPS_RATIO_VS_PROXY}×: ${verdict(c.rpsRatioC32VsProxy >= TARGET_RPS_RATIO_VS_PROXY)})` : ""),
                 `  CPU per call at c=1 (proxy + its PostgreSQL) vs mcp-proxy's: ${fmt2(c.cpuRatioC1VsProxy)}× ${spreadOf(c.cpuRatioC1VsProxyPerRound)} (target ≤ ${TARGET_CPU_RATIO_VS_PROXY}×: ${verdict(c.cpuRatioC1VsProxy <= TARGET_CPU_RATIO_VS_PROXY)})`,
               ]
             : []),
