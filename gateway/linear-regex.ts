@@ -3,20 +3,21 @@
  * caller- or upstream-controlled text, so they must run in time linear in the input whatever the
  * pattern and the input.
  *
- * - With the `re2` package (an optional dependency, installed by default) patterns compile with
- *   RE2, whose automaton never backtracks. RE2 has no backreferences or lookaround: such
- *   patterns are rejected at config load with the reason.
- * - Without it, patterns compile with V8 only if they pass safe-regex2's star-height check and
- *   a check for repeated groups that contain a quantifier or an alternation; the classic ReDoS
- *   shapes (`(a+)+`, `(a|aa)*`, `(.*a){20}`) are rejected at config load. Backreferences and
- *   lookaround are refused too, so a config valid here is valid where RE2 is installed.
+ * - By default patterns compile with RE2 semantics through `re2js`, a pure-JavaScript port of RE2
+ *   (no native build): its automaton never backtracks, so `(a+)+$` is harmless. RE2 has no
+ *   backreferences or lookaround: such patterns are rejected at config load with the reason.
+ * - The `checked` engine (V8's own, for callers that ask for it) accepts a pattern only if it
+ *   passes safe-regex2's star-height check and a check for repeated groups that contain a
+ *   quantifier or an alternation; the classic ReDoS shapes (`(a+)+`, `(a|aa)*`, `(.*a){20}`) are
+ *   rejected. Backreferences and lookaround are refused too, so both engines accept the same kind
+ *   of pattern.
  */
-import { createRequire } from "node:module";
+import { RE2JS } from "re2js";
 import safeRegex from "safe-regex2";
 
 export type RegexEngine = "re2" | "checked";
 
-/** The subset of RegExp the gateway uses; RE2 provides it too. */
+/** The subset of RegExp the gateway uses: both engines provide it. */
 export interface LinearRegex {
   lastIndex: number;
   test(text: string): boolean;
@@ -34,24 +35,60 @@ export class UnsafeRegexError extends Error {
   }
 }
 
-type Re2Constructor = new (source: string, flags?: string) => LinearRegex;
-let re2Constructor: Re2Constructor | null | undefined;
-
-/** The RE2 constructor, or null when the native module is not installed or failed to build. */
-export function loadRe2(): Re2Constructor | null {
-  if (re2Constructor === undefined) {
-    try {
-      re2Constructor = createRequire(import.meta.url)("re2") as Re2Constructor;
-    } catch {
-      re2Constructor = null;
-    }
-  }
-  return re2Constructor;
+/** The engine patterns compile with by default: RE2's, always available. */
+export function defaultRegexEngine(): RegexEngine {
+  return "re2";
 }
 
-/** The engine patterns compile with by default on this installation. */
-export function defaultRegexEngine(): RegexEngine {
-  return loadRe2() ? "re2" : "checked";
+/**
+ * An RE2 pattern behind RegExp's exec/test/lastIndex contract, so the masker and the policy use
+ * either engine the same way. With the g flag, matching starts at lastIndex and moves it past the
+ * match; without it, every call searches from the start.
+ */
+class Re2Regex implements LinearRegex {
+  lastIndex = 0;
+  readonly #pattern: RE2JS;
+  readonly #global: boolean;
+  readonly #names: Array<[string, number]>;
+
+  constructor(
+    readonly source: string,
+    flags: string,
+  ) {
+    let f = 0;
+    if (flags.includes("i")) f |= RE2JS.CASE_INSENSITIVE;
+    if (flags.includes("m")) f |= RE2JS.MULTILINE;
+    if (flags.includes("s")) f |= RE2JS.DOTALL;
+    this.#pattern = RE2JS.compile(source, f);
+    this.#global = flags.includes("g");
+    this.#names = Object.entries(this.#pattern.namedGroups() as Record<string, number>);
+  }
+
+  exec(text: string): RegExpExecArray | null {
+    const start = this.#global ? this.lastIndex : 0;
+    if (start > text.length) {
+      this.lastIndex = 0;
+      return null;
+    }
+    const m = this.#pattern.matcher(text);
+    if (!m.find(start)) {
+      if (this.#global) this.lastIndex = 0;
+      return null;
+    }
+    const groups: string[] = [];
+    for (let g = 0; g <= m.groupCount(); g++) groups.push(m.group(g) ?? (undefined as unknown as string));
+    const result = Object.assign(groups, {
+      index: m.start(),
+      input: text,
+      groups: this.#names.length ? Object.fromEntries(this.#names.map(([name, i]) => [name, groups[i]])) : undefined,
+    }) as unknown as RegExpExecArray;
+    if (this.#global) this.lastIndex = m.end();
+    return result;
+  }
+
+  test(text: string): boolean {
+    return this.exec(text) !== null;
+  }
 }
 
 export const MAX_PATTERN_LENGTH = 1000;
@@ -79,10 +116,8 @@ export function compileLinearRegex(source: string, flags = "", engine: RegexEngi
   if (source.length > MAX_PATTERN_LENGTH) throw new UnsafeRegexError(source, `pattern longer than ${MAX_PATTERN_LENGTH} characters`);
   const uniqueFlags = [...new Set(flags + (options.global ? "g" : ""))].join("");
   if (engine === "re2") {
-    const RE2 = loadRe2();
-    if (!RE2) throw new UnsafeRegexError(source, "the re2 module is not installed");
     try {
-      return new RE2(source, uniqueFlags);
+      return new Re2Regex(source, uniqueFlags);
     } catch (err) {
       throw new UnsafeRegexError(source, `not a valid RE2 pattern (${(err as Error).message}); backreferences and lookaround are not supported`);
     }
