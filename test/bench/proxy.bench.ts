@@ -38,7 +38,7 @@ import {
 const TARGET_RPS_RATIO_VS_PROXY = 1.0;
 const TARGET_CPU_RATIO_VS_PROXY = 1.5;
 const TARGET_ADDED_P50_MS = 1.5;
-const CONCURRENCIES = [1, 32] as const;
+const ALL_CONCURRENCIES = [1, 32] as const;
 /** Calls per measured run at most, whatever the duration: bounds a run on a fast machine. */
 const MAX_CALLS_PER_RUN = 200_000;
 const CALL_TIMEOUT_MS = 10_000;
@@ -51,6 +51,7 @@ const { values: args } = parseArgs({
     json: { type: "boolean", default: false },
     "cpu-prof": { type: "string" },
     only: { type: "string" },
+    concurrency: { type: "string" },
     "async-commit": { type: "boolean", default: false },
     help: { type: "boolean", default: false },
   },
@@ -59,6 +60,7 @@ if (args.help) {
   process.stdout.write(
     "usage: npm run bench -- [--rounds N (default 5)] [--seconds S per run (default 3.5)] [--json]\n" +
       "                        [--cpu-prof DIR (profile the gateway child)] [--only http|stdio (one gateway configuration, with direct)]\n" +
+      "                        [--concurrency 1|32 (only that one; the comparisons that need the other are not made)]\n" +
       "                        [--async-commit (diagnostic: the bench database commits without waiting for the WAL flush, to\n" +
       "                         show what the disk's fsync costs; NOT durable, never how the gateway is run)]\n",
   );
@@ -70,6 +72,12 @@ if (args.only !== undefined && args.only !== "http" && args.only !== "stdio") {
   process.stderr.write("bench: --only takes http or stdio\n");
   process.exit(2);
 }
+if (args.concurrency !== undefined && args.concurrency !== "1" && args.concurrency !== "32") {
+  process.stderr.write("bench: --concurrency takes 1 or 32\n");
+  process.exit(2);
+}
+/** The concurrencies measured: both by default; one with --concurrency (for profiling one of them). */
+const CONCURRENCIES: ReadonlyArray<1 | 32> = args.concurrency ? [Number(args.concurrency) as 1 | 32] : ALL_CONCURRENCIES;
 const say = (line: string) => process.stderr.write(`bench: ${line}\n`);
 
 type TargetKey = "direct" | "gateway_http" | "gateway_stdio" | "gateway_stdio_shared" | "mcp_proxy_stdio";
