@@ -144,7 +144,7 @@ describe("policy in the data path", () => {
     expect(received()).not.toContain("resources/read");
   });
 
-  it("refuses a configuration whose rule regex could backtrack catastrophically, naming the key", () => {
+  it("refuses a configuration whose rule regex RE2 cannot run in linear time, naming the key", () => {
     const text = `version: 1
 connections:
   - name: a
@@ -153,9 +153,9 @@ connections:
     policy:
       rules:
         - id: bad
-          description: a pattern that backtracks
+          description: a backreference (exponential under a backtracking engine; RE2 has none)
           tools: ["*"]
-          when: { path: $.arguments.q, matches: "(a+)+$" }
+          when: { path: $.arguments.q, matches: "^(a+)\\\\1$" }
           action: block
 `;
     let problems: string[] = [];
