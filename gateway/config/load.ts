@@ -11,7 +11,7 @@ import { PACKAGE_ROOT, QUICKSTART_CONFIG } from "../paths.js";
 import { configSchema, type ParsedApprovals, type ParsedConfig, type SecretRef } from "./schema.js";
 import { parseDuration } from "../policy/schema.js";
 import { Secret, type ConfigValue } from "./secret.js";
-import { parseEd25519PrivateKey, parseEd25519PublicKey } from "../audit/chain/keys.js";
+import { parseEd25519PrivateKey, parseEd25519PublicKey } from "../audit/chain/key-pem.js";
 import { createMasker, type Masker } from "../masking/index.js";
 import type { PinningConfig } from "../pinning/decide.js";
 

@@ -12,7 +12,7 @@
 //   a rewritten chain or a truncated tail cannot be detected; `verify` says the same.
 // A configuration that asks for checkpoints (an `audit.checkpoint` block) without keys is refused
 // at load.
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
+import { createHash, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import type { GatewayConfig } from "../../config/load.js";
@@ -38,28 +38,8 @@ export interface CheckpointKeys {
   warning?: string | undefined;
 }
 
-/** Parses a PKCS#8 PEM Ed25519 private key; throws with a message fit for a config error. */
-export function parseEd25519PrivateKey(pem: string): KeyObject {
-  let key: KeyObject;
-  try {
-    key = createPrivateKey(pem);
-  } catch {
-    throw new Error("not a PEM private key (expected PKCS#8, e.g. from `openssl genpkey -algorithm ed25519`)");
-  }
-  if (key.asymmetricKeyType !== "ed25519") throw new Error(`an ${key.asymmetricKeyType} key: checkpoints are signed with Ed25519`);
-  return key;
-}
-
-export function parseEd25519PublicKey(pem: string): KeyObject {
-  let key: KeyObject;
-  try {
-    key = createPublicKey(pem);
-  } catch {
-    throw new Error("not a PEM public key (expected SPKI, e.g. from `openssl pkey -pubout`)");
-  }
-  if (key.asymmetricKeyType !== "ed25519") throw new Error(`an ${key.asymmetricKeyType} key: checkpoints are signed with Ed25519`);
-  return key;
-}
+export { parseEd25519PrivateKey, parseEd25519PublicKey } from "./key-pem.js";
+import { parseEd25519PrivateKey, parseEd25519PublicKey } from "./key-pem.js";
 
 export function quickstartKeyFile(config: GatewayConfig): string {
   return resolve(join(dirname(config.database.embeddedDataDir), "checkpoint-key.pem"));
