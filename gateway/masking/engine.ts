@@ -34,7 +34,11 @@ import { createIpDetector } from "./detectors/ip.js";
 import { isSecretFieldName, secretValueWorthMasking } from "./detectors/assignment.js";
 import { compileLinearRegex, UnsafeRegexError, type LinearRegex, type RegexEngine } from "../linear-regex.js";
 import { compileJsonPath, pathMatches, type CompiledPath, type PathSegment } from "./json-path.js";
-import { isSkippedBinary, looksLikeBase64Blob } from "./json-walk.js";
+import { looksLikeBase64Blob } from "./json-walk.js";
+import { decodeBase64Field, isDeclaredMedia, isMediaField } from "./media.js";
+import { decodeJsonEscapes, findEncodedSpans } from "./encoded.js";
+import { protocolFieldKind } from "./protocol-fields.js";
+import { formatPath, MaskingRefusedError, refusalStandIn } from "./refusal.js";
 
 /** Masks whatever value a JSON path selects (any JSON type; the value becomes the marker string). */
 export interface FieldRule {
@@ -63,6 +67,10 @@ export interface MaskerOptions {
   tokenKey?: string | Uint8Array;
   /** Regex engine for custom patterns; default RE2 when installed, else V8 behind backtracking checks. */
   regexEngine?: RegexEngine;
+  /** Deepest nesting walked (objects and arrays, JSON texts inside strings included); default 256. */
+  maxDepth?: number;
+  /** Most values (strings, numbers, objects, …) walked in one message; default 1,000,000. */
+  maxValues?: number;
 }
 
 export interface MaskCallOptions {
@@ -77,6 +85,13 @@ export interface MaskResult<T = unknown> {
   /** Values left unmasked because their type was exempted, per type. */
   exempted: Record<string, number>;
   changed: boolean;
+  /**
+   * Set when the message could not be masked safely (too deep, too many values, a credential in
+   * a protocol field). `masked` is then a stand-in that carries nothing of the original (an error
+   * response to the same id, or a log notification), and the data path should fail that call
+   * with this error.
+   */
+  refused?: MaskingRefusedError;
 }
 
 export interface Masker {
@@ -99,6 +114,8 @@ interface Run {
   exempt: ReadonlySet<string>;
   /** An exempted field rule's type: the detectors re-finding the same value must not count it twice. */
   exemptedField: string | undefined;
+  /** Values walked so far (bounded by maxValues). */
+  values: number;
 }
 
 interface CompiledField {
@@ -116,6 +133,13 @@ const MIN_SCAN_LENGTH = 6;
 const VERDICT_CACHE_MAX_LENGTH = 96;
 const VERDICT_CACHE_ENTRIES = 4096;
 const NO_SPANS: readonly Span[] = Object.freeze([]);
+
+/**
+ * The walk recurses once per nesting level; 256 levels stay far inside Node's stack and far
+ * beyond any real MCP payload. Deeper messages are refused, never walked.
+ */
+const DEFAULT_MAX_DEPTH = 256;
+const DEFAULT_MAX_VALUES = 1_000_000;
 
 /**
  * Whole values that are a UUID or an ISO 8601 date/time: the commonest unique values in rows,
@@ -286,20 +310,45 @@ export function createMasker(options: MaskerOptions = {}): Masker {
     return spans;
   };
 
-  const detect = (text: string, key: string | undefined): Span[] => {
+  /** The detectors' spans, plus (unless `plain`) spans that only show once decoded: base64, hex, percent-encoding. */
+  const detect = (text: string, key: string | undefined, plain = false): Span[] => {
     const spans: Span[] = [];
     const ctx: ScanContext = { key };
+    let encoded = !plain && text.length >= 16;
     if (text.length <= FEATURE_CHECK_MAX_LENGTH) {
       const features = textFeatures(text);
       for (const d of detectors) if (!d.needs || d.needs(features)) d.find(text, ctx, spans);
+      encoded &&= features.longestEncodedRun >= 16 || features.percent;
     } else {
       for (const d of detectors) d.find(text, ctx, spans);
     }
-    if (spans.length === 0) return spans;
-    return resolveOverlaps(spans, order).filter((span) => !insideBase64Run(text, span));
+    const direct = spans.length === 0 ? spans : resolveOverlaps(spans, order).filter((span) => !insideBase64Run(text, span));
+    if (!encoded) return direct;
+    // Decoded one level deep: the decoded text is scanned by the detectors alone.
+    const decodedSpans: Span[] = [];
+    findEncodedSpans(text, (decoded) => (decoded.length < MIN_SCAN_LENGTH ? NO_SPANS : detect(decoded, undefined, true)), decodedSpans);
+    return decodedSpans.length === 0 ? direct : resolveOverlaps([...direct, ...decodedSpans], order);
   };
 
-  const scanText = (text: string, key: string | undefined, run: Run): string => applySpans(text, findSpans(text, key), run);
+  const categoryOf = new Map(detectors.map((d) => [d.id, d.category]));
+  const maxDepth = options.maxDepth ?? DEFAULT_MAX_DEPTH;
+  const maxValues = options.maxValues ?? DEFAULT_MAX_VALUES;
+
+  /**
+   * Everything masking would replace in plain text: the detectors' spans, plus spans that only
+   * show once decoded (base64, hex, percent-encoding). Encoded runs are decoded one level deep.
+   */
+  const textSpans = findSpans;
+
+  const scanText = (text: string, key: string | undefined, run: Run): string => {
+    const out = applySpans(text, textSpans(text, key), run);
+    // JSON string escapes (`\u0067hp_…`, `https:\/\/`): whoever JSON-decodes the text gets the
+    // secret, so the decoded text is scanned too; if it holds more, the decoded text is masked.
+    const decoded = decodeJsonEscapes(out);
+    if (decoded === undefined) return out;
+    const spans = textSpans(decoded, key);
+    return spans.length === 0 ? out : applySpans(decoded, spans, run);
+  };
 
   const applySpans = (text: string, spans: readonly Span[], run: Run): string => {
     if (spans.length === 0) return text;
@@ -322,15 +371,16 @@ export function createMasker(options: MaskerOptions = {}): Masker {
 
   const maskString = (text: string, key: string | undefined, path: PathSegment[], roots: number[], run: Run): string => {
     if (text.length < MIN_SCAN_LENGTH) return text;
-    if (looksLikeBase64Blob(text)) return text;
+    if (looksLikeBase64Blob(text)) return maskBase64Text(text, path, roots, run);
     const first = text.charCodeAt(0);
     const trimmed = first === 123 || first === 91 || first <= 32 ? text.trim() : "";
     if ((trimmed.startsWith("{") && trimmed.endsWith("}")) || (trimmed.startsWith("[") && trimmed.endsWith("]"))) {
-      if (fields.length === 0) {
+      if (fields.length === 0 && !text.includes("\\")) {
         // Fast path without field rules: scan the JSON text itself (detectors see field names as
         // context there too) and keep it byte-for-byte apart from the masked values, provided every
         // match sits inside a string literal. Otherwise parse, mask structurally and re-serialise.
-        const spans = findSpans(text, key);
+        // Text with escapes is always parsed: `\u0067hp_…` is a secret once decoded.
+        const spans = textSpans(text, key);
         if (spans.length === 0) return text;
         if (spansInsideJsonStrings(text, spans)) return applySpans(text, spans, run);
       }
@@ -353,6 +403,79 @@ export function createMasker(options: MaskerOptions = {}): Masker {
     return scanText(text, key, run);
   };
 
+  /**
+   * A data: URI or a long base64 body in a text field: passed when it decodes as the media it
+   * declares; otherwise its decoded text is masked and re-encoded.
+   */
+  const maskBase64Text = (text: string, path: PathSegment[], roots: number[], run: Run): string => {
+    const comma = text.startsWith("data:") ? text.indexOf(",") : -1;
+    const mime = comma > 0 ? text.slice(5, text.indexOf(";")) : undefined;
+    const body = comma > 0 ? text.slice(comma + 1) : text;
+    const masked = maskMedia(body, mime, path, roots, run);
+    return masked === body ? text : text.slice(0, comma + 1) + masked;
+  };
+
+  /** `data`/`blob` fields: real media of the declared type passes; anything else is content. */
+  const maskMedia = (value: string, mimeType: unknown, path: PathSegment[], roots: number[], run: Run): string => {
+    const bytes = decodeBase64Field(value);
+    if (bytes === undefined) return maskString(value, undefined, path, roots, run); // not base64: plain text
+    if (isDeclaredMedia(bytes, mimeType)) return value;
+    // latin1 maps byte for byte, so the masked text re-encodes to exactly the original bytes
+    // around what was masked, whether the payload is UTF-8 text or binary.
+    const text = bytes.toString("latin1");
+    const masked = scanText(text, undefined, run);
+    if (masked !== text) return Buffer.from(masked, "latin1").toString("base64");
+    // Short text can be valid base64 by chance (`AKIA…` is): read the field as text too.
+    return applySpans(value, findSpans(value, undefined), run);
+  };
+
+  /** An object key is content too: a secret or an address used as a key is masked like a value. */
+  const maskKey = (key: string, run: Run): string => {
+    if (key.length < MIN_SCAN_LENGTH) return key;
+    const spans = textSpans(key, undefined);
+    return spans.length === 0 ? key : applySpans(key, spans, run);
+  };
+
+  const refuse = (reason: "too_deep" | "too_many_values", path: PathSegment[]): never => {
+    throw new MaskingRefusedError(reason, formatPath(path));
+  };
+
+  /**
+   * A protocol field: never rewritten, still scanned. A credential in it refuses the message;
+   * personal data (an address in a resource URI) stays, as the protocol needs it verbatim.
+   */
+  const scanProtocolField = (value: unknown, path: PathSegment[], run: Run): void => {
+    // Iterative: a protocol field's subtree (capabilities, a reserved _meta value) can be as
+    // deep as the upstream likes; the stack holds at most maxValues entries.
+    const stack: Array<{ v: unknown; depth: number }> = [{ v: value, depth: path.length }];
+    while (stack.length > 0) {
+      const { v, depth } = stack.pop()!;
+      if (++run.values > maxValues) refuse("too_many_values", path);
+      if (depth > maxDepth) refuse("too_deep", path);
+      const strings: string[] = [];
+      if (typeof v === "string") strings.push(v);
+      else if (v !== null && typeof v === "object") {
+        if (Array.isArray(v)) for (const item of v) stack.push({ v: item, depth: depth + 1 });
+        else
+          for (const [k, item] of Object.entries(v as Record<string, unknown>)) {
+            strings.push(k);
+            stack.push({ v: item, depth: depth + 1 });
+          }
+      }
+      for (const text of strings) {
+        if (text.length < MIN_SCAN_LENGTH) continue;
+        const decoded = decodeJsonEscapes(text);
+        for (const t of decoded === undefined ? [text] : [text, decoded]) {
+          for (const span of textSpans(t, undefined)) {
+            if (categoryOf.get(span.type) === "personal") continue;
+            if (run.exempt.has(span.type)) continue;
+            throw new MaskingRefusedError("secret_in_protocol_field", formatPath(path), span.type);
+          }
+        }
+      }
+    }
+  };
+
   const walk = (value: unknown, key: string | undefined, path: PathSegment[], roots: number[], run: Run): unknown => {
     if (fields.length > 0 && path.length > 0) {
       const rule = fieldRuleFor(path, roots);
@@ -370,6 +493,7 @@ export function createMasker(options: MaskerOptions = {}): Masker {
   };
 
   const walkValue = (value: unknown, key: string | undefined, path: PathSegment[], roots: number[], run: Run): unknown => {
+    if (++run.values > maxValues) refuse("too_many_values", path);
     if (typeof value === "string") {
       if (secretFieldsOn && key !== undefined && isSecretField(key) && secretValueWorthMasking(value) && !value.startsWith("[MASKED")) {
         const structured = value.trimStart().startsWith("{") || value.trimStart().startsWith("[");
@@ -382,6 +506,7 @@ export function createMasker(options: MaskerOptions = {}): Masker {
       return maskString(value, key, path, roots, run);
     }
     if (value === null || typeof value !== "object") return value;
+    if (path.length >= maxDepth) refuse("too_deep", path);
     if (Array.isArray(value)) {
       let copy: unknown[] | undefined;
       for (let i = 0; i < value.length; i++) {
@@ -397,35 +522,71 @@ export function createMasker(options: MaskerOptions = {}): Masker {
       return copy ?? value;
     }
     const obj = value as Record<string, unknown>;
+    const atMessageRoot = roots.length === 1;
+    const idKeyed = atMessageRoot && path.length === 2 && protocolFieldKind(path.slice(0, 1), path[1] as string, true) === "id-keyed";
     let copy: Record<string, unknown> | undefined;
+    let renamed: Map<string, string> | undefined;
     for (const k of Object.keys(obj)) {
       const item = obj[k];
-      if (isSkippedBinary(obj, k)) continue;
+      const kind = protocolFieldKind(path, k, atMessageRoot);
+      let next: unknown;
       path.push(k);
-      const next = walk(item, lower(k), path, roots, run);
+      if (kind === "protocol") {
+        scanProtocolField(item, path, run);
+        next = item;
+      } else if (isMediaField(obj, k)) {
+        next = maskMedia(item as string, obj.mimeType, path, roots, run);
+      } else {
+        next = walk(item, lower(k), path, roots, run);
+      }
       path.pop();
       if (next !== item) {
         copy ??= { ...obj };
         copy[k] = next;
       }
+      if (kind === undefined && !idKeyed) {
+        const mk = maskKey(k, run);
+        if (mk !== k) (renamed ??= new Map()).set(k, mk);
+      }
     }
-    return copy ?? value;
+    if (renamed === undefined) return copy ?? value;
+    // Keys were masked: rebuild in the original order; two keys masked alike get a suffix so
+    // neither value is lost.
+    const source = copy ?? obj;
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(source)) {
+      let name = renamed.get(k) ?? k;
+      for (let n = 2; Object.prototype.hasOwnProperty.call(out, name); n++) name = `${renamed.get(k) ?? k}#${n}`;
+      out[name] = source[k];
+    }
+    return out;
   };
 
-  const newRun = (options?: MaskCallOptions): Run => ({ hits: {}, exempted: {}, exempt: new Set(options?.exempt ?? []), exemptedField: undefined });
+  const newRun = (options?: MaskCallOptions): Run => ({ hits: {}, exempted: {}, exempt: new Set(options?.exempt ?? []), exemptedField: undefined, values: 0 });
+
+  /** Runs a walk; a refusal becomes a stand-in message plus the typed error. */
+  const guarded = <T>(input: T, run: Run, body: () => T, standIn: (err: MaskingRefusedError) => T): MaskResult<T> => {
+    let masked: T;
+    try {
+      masked = body();
+    } catch (err) {
+      if (!(err instanceof MaskingRefusedError)) throw err;
+      const type = err.reason === "secret_in_protocol_field" ? "refused_protocol_field" : "refused_too_complex";
+      return { masked: standIn(err), hits: { [type]: 1 }, exempted: {}, changed: true, refused: err };
+    }
+    return { masked, hits: run.hits, exempted: run.exempted, changed: masked !== input };
+  };
 
   return {
     findSpans: (text: string, key?: string) => [...findSpans(text, key?.toLowerCase())],
     types: [...detectors.map((d) => d.id), ...fields.map((f) => f.type)],
     maskMessage<T>(message: T, callOptions?: MaskCallOptions): MaskResult<T> {
       const run = newRun(callOptions);
-      const masked = walk(message, undefined, [], [0], run) as T;
-      return { masked, hits: run.hits, exempted: run.exempted, changed: masked !== message };
+      return guarded(message, run, () => walk(message, undefined, [], [0], run) as T, (err) => refusalStandIn(message, err) as T);
     },
     maskText(text: string, callOptions?: MaskCallOptions): MaskResult<string> {
       const run = newRun(callOptions);
-      const masked = maskString(text, undefined, [], [0], run);
-      return { masked, hits: run.hits, exempted: run.exempted, changed: masked !== text };
+      return guarded(text, run, () => maskString(text, undefined, [], [0], run), (err) => `[MASKED:${err.reason}]`);
     },
   };
 }

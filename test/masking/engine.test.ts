@@ -56,16 +56,16 @@ describe("masking JSON-RPC messages", () => {
     expect(masked.result.content[0]!.text).toBe("{not json: [MASKED:github_token]}");
   });
 
-  it("never touches base64 image/audio data or resource blobs, even when they contain key-like text", () => {
+  it("passes real media of the declared type untouched, even when its base64 contains key-like text", () => {
     const blob = PNG_1x1 + "AKIAIOSFODNN7EXAMPLE" + "A".repeat(300);
+    const png = Buffer.concat([Buffer.from(PNG_1x1, "base64"), Buffer.from("AKIAIOSFODNN7EXAMPLE")]).toString("base64");
     const msg = {
       result: {
         content: [
-          { type: "image", mimeType: "image/png", data: blob },
-          { type: "audio", mimeType: "audio/wav", data: "AKIAIOSFODNN7EXAMPLE" },
-          { type: "resource", resource: { uri: "file:///x.bin", mimeType: "application/octet-stream", blob: `xoxb-123456789012-abcdefghijklmnop` } },
+          { type: "image", mimeType: "image/png", data: PNG_1x1 },
+          { type: "image", mimeType: "image/png", data: png.replace(/=+$/, "") + "=".repeat((4 - (png.replace(/=+$/, "").length % 4)) % 4) },
           { type: "text", text: `inline data:image/png;base64,${blob}` },
-          { type: "text", text: `data:image/png;base64,${blob}` },
+          { type: "text", text: `data:image/png;base64,${PNG_1x1}` },
         ],
       },
     };

@@ -29,9 +29,14 @@ export function secretValueWorthMasking(value: string): boolean {
 
 /** True when a JSON field of this name holds a secret (used by the engine for structured values). */
 export function isSecretFieldName(key: string): boolean {
+  // Every start is tried: `aws_secret_access_key` and `SecretAccessKey` end in a secret name
+  // (`access_key`) that the first match (`secret` + `_access_key`) hides.
   SECRET_NAME.lastIndex = 0;
-  const m = SECRET_NAME.exec(key);
-  return m !== null && m.index + m[0].length === key.length && SECRET_SUFFIX.test(m[1] ?? "");
+  for (let m = SECRET_NAME.exec(key); m !== null; m = SECRET_NAME.exec(key)) {
+    if (m.index + m[0].length === key.length && SECRET_SUFFIX.test(m[1] ?? "")) return true;
+    SECRET_NAME.lastIndex = m.index + 1;
+  }
+  return false;
 }
 
 /** `name = value` assignments in text (.env files, YAML, logs, JSON as text): masks the value. */
