@@ -418,7 +418,12 @@ export function createMasker(options: MaskerOptions = {}): Masker {
   /** `data`/`blob` fields: real media of the declared type passes; anything else is content. */
   const maskMedia = (value: string, mimeType: unknown, path: PathSegment[], roots: number[], run: Run): string => {
     const bytes = decodeBase64Field(value);
-    if (bytes === undefined) return maskString(value, undefined, path, roots, run); // not base64: plain text
+    if (bytes === undefined) {
+      // Not base64 at all: plain text posing as media. Masked as text, and sent on as base64 so
+      // clients that validate the field still accept it.
+      const masked = maskString(value, undefined, path, roots, run);
+      return masked === value ? value : Buffer.from(masked, "utf8").toString("base64");
+    }
     if (isDeclaredMedia(bytes, mimeType)) return value;
     // latin1 maps byte for byte, so the masked text re-encodes to exactly the original bytes
     // around what was masked, whether the payload is UTF-8 text or binary.
