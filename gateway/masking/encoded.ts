@@ -27,7 +27,7 @@ export function findEncodedSpans(text: string, scan: (decoded: string) => readon
   const tryRun = (start: number, end: number, decoded: string | undefined): void => {
     if (decoded === undefined) return;
     const inner = scan(decoded);
-    if (inner.length > 0) out.push({ start, end, type: inner[0]!.type });
+    if (inner.length > 0) out.push({ start, end, type: inner[0]!.type, encoded: true });
   };
   // One pass over maximal runs of [A-Za-z0-9+/_-] (plus `=` padding): hex runs of 12+ bytes are
   // decoded as hex, runs of 16+ mixing cases as base64 (words and paths mix nothing and are skipped).

@@ -39,6 +39,7 @@ import { decodeBase64Field, isDeclaredMedia, isMediaField } from "./media.js";
 import { decodeJsonEscapes, findEncodedSpans } from "./encoded.js";
 import { protocolFieldKind } from "./protocol-fields.js";
 import { formatPath, MaskingRefusedError, refusalStandIn } from "./refusal.js";
+import { derivePseudonymKey, isPseudonym, pseudonymFor } from "./pseudonym.js";
 
 /** Masks whatever value a JSON path selects (any JSON type; the value becomes the marker string). */
 export interface FieldRule {
@@ -63,8 +64,17 @@ export interface MaskerOptions {
   ip?: { enabled?: boolean; v6?: boolean };
   fields?: readonly FieldRule[];
   customPatterns?: readonly CustomPattern[];
-  /** Key for keyed-HMAC tokens; shared by all replicas so equal values give equal tokens. */
+  /**
+   * Masking key material (keys.maskingHmac); shared by all replicas so equal values give equal
+   * tokens and pseudonyms. Without it, pseudonyms are stable within this process only.
+   */
   tokenKey?: string | Uint8Array;
+  /**
+   * How personal data (e-mail, phone, IP, card, IBAN, SSN) is shown: `pseudonym` (default), a
+   * format-preserving stand-in per scope; `placeholder`, `[MASKED:<type>]`. Credentials are
+   * always placeholders.
+   */
+  personalData?: "pseudonym" | "placeholder";
   /** Regex engine for custom patterns; default RE2 when installed, else V8 behind backtracking checks. */
   regexEngine?: RegexEngine;
   /** Deepest nesting walked (objects and arrays, JSON texts inside strings included); default 256. */
@@ -76,6 +86,18 @@ export interface MaskerOptions {
 export interface MaskCallOptions {
   /** Detector ids and field-rule types to leave unmasked for this caller (counted in `exempted`). */
   exempt?: Iterable<string>;
+  /**
+   * Whose pseudonyms: the caller's identity and connection (e.g. `issuer|subject|connection`).
+   * Equal values get equal pseudonyms within a scope, different ones across scopes. Default "".
+   */
+  scope?: string;
+}
+
+/** A pseudonym this call issued, and what it stands for (for the restorer's reverse map). */
+export interface IssuedPseudonym {
+  type: string;
+  pseudonym: string;
+  original: string;
 }
 
 export interface MaskResult<T = unknown> {
@@ -92,6 +114,8 @@ export interface MaskResult<T = unknown> {
    * with this error.
    */
   refused?: MaskingRefusedError;
+  /** Pseudonyms issued by this call (present only when there are some), one per distinct pseudonym. */
+  issued?: IssuedPseudonym[];
 }
 
 export interface Masker {
@@ -116,6 +140,9 @@ interface Run {
   exemptedField: string | undefined;
   /** Values walked so far (bounded by maxValues). */
   values: number;
+  scope: string;
+  /** Pseudonym → what it stands for; at most one entry per masked value of the message. */
+  issued: Map<string, IssuedPseudonym> | undefined;
 }
 
 interface CompiledField {
@@ -274,8 +301,20 @@ export function createMasker(options: MaskerOptions = {}): Masker {
   };
   const tokenKey = options.tokenKey;
 
-  const marker = (type: string, value: string): string =>
+  const placeholder = (type: string, value: string): string =>
     tokenKey === undefined ? `[MASKED:${type}]` : `[MASKED:${type}:${createHmac("sha256", tokenKey).update(value).digest("hex").slice(0, 8)}]`;
+  const pseudonyms = options.personalData !== "placeholder";
+  const pseudonymKey = pseudonyms ? derivePseudonymKey(tokenKey) : undefined;
+
+  /** What replaces a value: a pseudonym for personal data (in pseudonym mode), else a placeholder. */
+  const marker = (type: string, value: string, run?: Run, encoded?: boolean): string => {
+    if (pseudonymKey === undefined || run === undefined || encoded) return placeholder(type, value);
+    if (isPseudonym(type, value)) return value;
+    const p = pseudonymFor(pseudonymKey, run.scope, type, value);
+    if (p === undefined) return placeholder(type, value);
+    (run.issued ??= new Map()).set(p, { type, pseudonym: p, original: value });
+    return p;
+  };
 
   /** Counts a hit; returns false when the type is exempt for this caller (leave the value). */
   const record = (run: Run, type: string): boolean => {
@@ -356,7 +395,7 @@ export function createMasker(options: MaskerOptions = {}): Masker {
     let pos = 0;
     for (const span of spans) {
       if (!record(run, span.type)) continue;
-      out += text.slice(pos, span.start) + marker(span.type, text.slice(span.start, span.end));
+      out += text.slice(pos, span.start) + marker(span.type, text.slice(span.start, span.end), run, span.encoded);
       pos = span.end;
     }
     return pos === 0 ? text : out + text.slice(pos);
@@ -567,7 +606,15 @@ export function createMasker(options: MaskerOptions = {}): Masker {
     return out;
   };
 
-  const newRun = (options?: MaskCallOptions): Run => ({ hits: {}, exempted: {}, exempt: new Set(options?.exempt ?? []), exemptedField: undefined, values: 0 });
+  const newRun = (options?: MaskCallOptions): Run => ({
+    hits: {},
+    exempted: {},
+    exempt: new Set(options?.exempt ?? []),
+    exemptedField: undefined,
+    values: 0,
+    scope: options?.scope ?? "",
+    issued: undefined,
+  });
 
   /** Runs a walk; a refusal becomes a stand-in message plus the typed error. */
   const guarded = <T>(input: T, run: Run, body: () => T, standIn: (err: MaskingRefusedError) => T): MaskResult<T> => {
@@ -579,7 +626,9 @@ export function createMasker(options: MaskerOptions = {}): Masker {
       const type = err.reason === "secret_in_protocol_field" ? "refused_protocol_field" : "refused_too_complex";
       return { masked: standIn(err), hits: { [type]: 1 }, exempted: {}, changed: true, refused: err };
     }
-    return { masked, hits: run.hits, exempted: run.exempted, changed: masked !== input };
+    const result: MaskResult<T> = { masked, hits: run.hits, exempted: run.exempted, changed: masked !== input };
+    if (run.issued) result.issued = [...run.issued.values()];
+    return result;
   };
 
   return {

@@ -105,3 +105,21 @@ describe("bounded depth through the gateway", () => {
     expect(rows.filter((r) => JSON.stringify(r.payload).includes("CS_ERR_MESSAGE_TOO_COMPLEX"))).toHaveLength(1);
   });
 });
+
+describe("pseudonyms keep typed results valid", () => {
+  it("a tool's outputSchema (an e-mail and an IPv4 pattern) still validates in the SDK client", async () => {
+    const client = await connect();
+    await client.listTools(); // the client learns the output schemas, and validates against them
+    const email = ["mira.santos", "client-corp.com"].join("@");
+    const result = await client.callTool({ name: "contact", arguments: { email, ip: "10.44.3.7" } });
+    const again = await client.callTool({ name: "contact", arguments: { email, ip: "10.44.3.7" } });
+    await client.close();
+    const sc = result.structuredContent as { email: string; ip: string };
+    expect(sc.email).toMatch(/^p-[a-z2-7]{10}@masked\.example$/);
+    expect(sc.ip).toMatch(/^(192\.0\.2|198\.51\.100|203\.0\.113)\.\d{1,3}$/);
+    // Deterministic: the agent can still compare and join.
+    expect(again.structuredContent).toEqual(sc);
+    expect(dump()).not.toContain(email);
+  });
+});
+

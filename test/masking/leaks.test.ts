@@ -8,7 +8,7 @@ const AWS_ID = ["AKIA", "ZQ3T7Y2K5M4N8P6R"].join("");
 const AWS_SECRET = ["wJalrXUtnFEMI/K7MDENG", "bPxRfiCYzq8R3KEYX2m1"].join("/");
 const EMAIL = ["dana.kowalski", "example-corp.com"].join("@");
 const PNG_1x1 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
-const masker = createMasker();
+const masker = createMasker({ personalData: "placeholder" });
 const b64 = (s: string) => Buffer.from(s).toString("base64");
 
 /** The client's view: everything a JSON.parse and a base64 decode of any field would give. */

@@ -6,7 +6,7 @@ import { MaskingRefusedError } from "../../gateway/masking/refusal.js";
 
 const SECRET = ["ghp_", "R2d2C3p0BeepBoopWhirrClick0123456789"].join("");
 const EMAIL = ["jane.doe", "corp-mail.com"].join("@");
-const masker = createMasker();
+const masker = createMasker({ personalData: "placeholder" });
 
 /** Each protocol field kind, in a message where a content-minded masker would rewrite it. */
 const FIELDS: Array<{ kind: string; msg: Record<string, unknown>; read: (m: any) => unknown }> = [
@@ -80,7 +80,7 @@ describe("bounded walks", () => {
 
   it("counts JSON texts inside strings towards the depth", () => {
     const text = "[".repeat(5000) + JSON.stringify(EMAIL) + "]".repeat(5000);
-    const r = createMasker({ fields: [{ path: "$..dob" }] }).maskMessage({ jsonrpc: "2.0", id: 12, result: { content: [{ type: "text", text }] } });
+    const r = createMasker({ personalData: "placeholder", fields: [{ path: "$..dob" }] }).maskMessage({ jsonrpc: "2.0", id: 12, result: { content: [{ type: "text", text }] } });
     expect(r.refused?.code).toBe("CS_ERR_MESSAGE_TOO_COMPLEX");
     const r2 = masker.maskMessage({ jsonrpc: "2.0", id: 12, result: { content: [{ type: "text", text }] } });
     expect(JSON.stringify(r2.masked)).not.toContain(EMAIL);
@@ -94,7 +94,7 @@ describe("bounded walks", () => {
   });
 
   it("refuses more values than the limit", () => {
-    const small = createMasker({ maxValues: 1000 });
+    const small = createMasker({ personalData: "placeholder", maxValues: 1000 });
     const r = small.maskMessage({ jsonrpc: "2.0", id: 14, result: { structuredContent: { rows: Array.from({ length: 2000 }, (_, i) => i) } } });
     expect(r.refused?.code).toBe("CS_ERR_MESSAGE_TOO_COMPLEX");
     expect(small.maskMessage({ jsonrpc: "2.0", id: 15, result: { structuredContent: { rows: [1, 2, 3] } } }).refused).toBeUndefined();
