@@ -40,17 +40,19 @@ export function findEncodedSpans(text: string, scan: (decoded: string) => readon
     const start = i;
     let upper = false;
     let lowerOrDigit = false;
+    let allHex = true;
     while (i < n) {
       const c = text.charCodeAt(i);
       if (!isEncodedChar(c)) break;
       if (c >= 65 && c <= 90) upper = true;
       else if ((c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 43 || c === 47) lowerOrDigit = true;
+      if (allHex && !isHex(c)) allHex = false;
       i++;
     }
     let end = i;
     while (end < n && end - i < 2 && text.charCodeAt(end) === 61) end++;
     const length = end - start;
-    if (length < 16 || length > MAX_RUN) continue;
+    if (length < 16 || length > MAX_RUN || !(allHex || (upper && lowerOrDigit))) continue;
     const run = text.slice(start, end);
     if (HEX_ONLY.test(run)) tryRun(start, end, asText(Buffer.from(run, "hex")));
     else if (upper && lowerOrDigit) tryRun(start, end, asText(Buffer.from(run, run.includes("-") || run.includes("_") ? "base64url" : "base64")));
@@ -81,9 +83,9 @@ function isEncodedChar(c: number): boolean {
 function isHex(c: number): boolean {
   return (c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102);
 }
-/** Whitespace, quotes and angle brackets end a percent-encoded token. */
+/** Whitespace, quotes, angle brackets and URL delimiters (`?`, `&`, `=`, `#`, `;`, `,`) end a percent-encoded token. */
 function isTokenEnd(c: number): boolean {
-  return c <= 32 || c === 34 || c === 39 || c === 60 || c === 62;
+  return c <= 32 || c === 34 || c === 39 || c === 60 || c === 62 || c === 63 || c === 38 || c === 61 || c === 35 || c === 59 || c === 44;
 }
 
 /** Text with JSON string escapes (`\u0041`, `\/`, `\n`) decoded, or undefined when it has none. */

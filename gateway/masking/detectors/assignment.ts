@@ -23,6 +23,17 @@ function insideUrlUserinfo(text: string, nameStart: number): boolean {
   return scheme >= 0 && nameStart - scheme <= 64 && !/[\s"'@/]/.test(text.slice(scheme + 3, nameStart));
 }
 
+/**
+ * `pageToken`, `nextPageToken`, `progressToken`, `continuationToken`, `syncToken`: cursors and
+ * correlation ids that APIs name "token". Masking them breaks pagination and progress, and they
+ * grant nothing.
+ */
+const CURSOR_TOKEN_BEFORE = /(?:page|progress|continuation|sync|cancellation|pagination)[_.-]?$/i;
+
+function isCursorToken(text: string, nameStart: number, name: string): boolean {
+  return /^token/i.test(name) && CURSOR_TOKEN_BEFORE.test(text.slice(Math.max(0, nameStart - 16), nameStart));
+}
+
 export function secretValueWorthMasking(value: string): boolean {
   return value.length >= 3 && !DEFAULT_VALUES.test(value) && !isPlaceholder(value);
 }
@@ -33,7 +44,7 @@ export function isSecretFieldName(key: string): boolean {
   // (`access_key`) that the first match (`secret` + `_access_key`) hides.
   SECRET_NAME.lastIndex = 0;
   for (let m = SECRET_NAME.exec(key); m !== null; m = SECRET_NAME.exec(key)) {
-    if (m.index + m[0].length === key.length && SECRET_SUFFIX.test(m[1] ?? "")) return true;
+    if (m.index + m[0].length === key.length && SECRET_SUFFIX.test(m[1] ?? "") && !isCursorToken(key, m.index, m[0])) return true;
     SECRET_NAME.lastIndex = m.index + 1;
   }
   return false;
@@ -49,7 +60,7 @@ export const secretAssignment: Detector = {
     SECRET_NAME.lastIndex = 0;
     for (let m = SECRET_NAME.exec(text); m !== null; m = SECRET_NAME.exec(text)) {
       const suffix = m[1] ?? "";
-      if (!SECRET_SUFFIX.test(suffix)) {
+      if (!SECRET_SUFFIX.test(suffix) || isCursorToken(text, m.index, m[0])) {
         SECRET_NAME.lastIndex = m.index + 1; // "secret_access_key": try "access_key" too
         continue;
       }
