@@ -5,15 +5,15 @@
 import { execFileSync } from "node:child_process";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createMasker } from "../../gateway/masking/index.js";
+import { createMasker, maskingScope } from "../../gateway/masking/index.js";
 import { PgRestorer } from "../../gateway/masking/restore/index.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 
 const KEY = "masking key material for the restore tests";
 const EMAIL = ["dana.kowalski", "example-corp.com"].join("@");
 const OTHER = ["lee.ostrowski", "example-corp.com"].join("@");
-const ALICE = "https://idp.example|alice|files";
-const BOB = "https://idp.example|bob|files";
+const ALICE = maskingScope({ issuer: "https://idp.example", subject: "alice" }, "files");
+const BOB = maskingScope({ issuer: "https://idp.example", subject: "bob" }, "files");
 
 let db: TestDatabase;
 let pool: pg.Pool;
@@ -113,6 +113,15 @@ describe("restoring pseudonyms", () => {
     await restorer.remember(scope, first.issued!);
     await restorer.remember(scope, [{ type: "email", pseudonym: first.masked, original: OTHER }]);
     expect((await restorer.restore(scope, { to: first.masked })).restored).toBe(0);
+  });
+
+  it("restores nothing under another key (another deployment, or a rotated key)", async () => {
+    const shown = await showTo(ALICE, EMAIL);
+    const other = new PgRestorer({ pool, keyMaterial: "a different masking key material" });
+    const unkeyed = new PgRestorer({ pool, keyMaterial: undefined });
+    expect((await other.restore(ALICE, { to: shown })).restored).toBe(0);
+    expect((await unkeyed.restore(ALICE, { to: shown })).restored).toBe(0);
+    expect((await restorer.restore(ALICE, { to: shown })).restored).toBe(1);
   });
 
   it("refuses arguments nested too deep to walk", async () => {

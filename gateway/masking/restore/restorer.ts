@@ -8,6 +8,7 @@
  * key derived from the masking key material, scopes stored only as keyed digests, at most
  * `maxPerScope` rows per scope (the oldest are forgotten first) and each for `ttlMs`.
  */
+import { randomBytes } from "node:crypto";
 import pg from "pg";
 import type { IssuedPseudonym } from "../engine.js";
 import { MaskingRefusedError } from "../refusal.js";
@@ -33,8 +34,12 @@ export interface Restorer {
 export interface PgRestorerOptions {
   /** A pool of the gateway's database (the restorer never ends it), or a connection string (it owns that pool). */
   pool: pg.Pool | string;
-  /** keys.maskingHmac, revealed: the map's keys are derived from it. */
-  keyMaterial: string | Uint8Array;
+  /**
+   * keys.maskingHmac, revealed: the map's keys are derived from it. Without it a random key is
+   * used, so only this process can restore what it remembered (rows of other processes or
+   * earlier runs are skipped by key id).
+   */
+  keyMaterial: string | Uint8Array | undefined;
   /** Rows kept per scope; beyond it the oldest are deleted. Default 10,000. */
   maxPerScope?: number;
   /** How long a pseudonym can be restored after it was last issued. Default 24 hours. */
@@ -56,7 +61,7 @@ export class PgRestorer implements Restorer {
   constructor(options: PgRestorerOptions) {
     this.#ownsPool = typeof options.pool === "string";
     this.#pool = typeof options.pool === "string" ? new pg.Pool({ connectionString: options.pool, max: 2 }) : options.pool;
-    this.#keys = deriveMapKeys(options.keyMaterial);
+    this.#keys = deriveMapKeys(options.keyMaterial ?? randomBytes(32));
     this.#maxPerScope = options.maxPerScope ?? 10_000;
     this.#ttlMs = options.ttlMs ?? 24 * 3600_000;
   }
