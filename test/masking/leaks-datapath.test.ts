@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startTestGateway, type TestGateway } from "../helpers/gateway.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { quickApprovals } from "../helpers/held-calls.js";
+import { startFakeSlack, type FakeSlack } from "../helpers/fake-slack.js";
 
 const HOSTILE = new URL("./fixtures/hostile-server.mjs", import.meta.url).pathname;
 // Realistic-looking values (not live credentials), assembled so no scanner flags this file.
@@ -27,6 +28,7 @@ const NEEDLES = [GITHUB.slice(4), AWS_ID, AWS_SECRET.slice(0, 20), EMAIL, SLACK.
 let db: TestDatabase;
 let gw: TestGateway;
 let http: Server;
+let slack: FakeSlack;
 
 const dump = () => execFileSync("pg_dump", ["--data-only", "--no-owner", db.url], { encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });
 function expectNowhere(where: string, text: string): void {
@@ -52,8 +54,12 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => http.listen(0, "127.0.0.1", r));
   const port = (http.address() as AddressInfo).port;
+  slack = await startFakeSlack({ botToken: "xoxb-gw" });
   gw = await startTestGateway(db.url, {
-    approvals: quickApprovals(["oncall@leaky-corp.test"], "300ms"),
+    approvals: {
+      ...quickApprovals(["oncall@leaky-corp.test"], "300ms"),
+      slack: { botToken: { env: "SLACK_BOT_TOKEN" }, signingSecret: { env: "SLACK_SIGNING_SECRET" }, channel: "CAPPROVALS", apiUrl: slack.apiUrl },
+    },
     connections: [
       { name: "hostile", upstream: { type: "stdio", command: process.execPath, args: [HOSTILE], env: { SERVER_INFO_NAME: `hostile ${SLACK}` } } },
       { name: "broken", upstream: { type: "streamable_http", url: `http://127.0.0.1:${port}/mcp` } },
@@ -63,10 +69,11 @@ beforeAll(async () => {
         policy: { rules: [{ id: "vault-reads", description: "Vault reads need on-call", resources: ["vault://*"], action: "require_approval", approval: { group: "oncall", timeout: "10m" } }] },
       },
     ],
-  });
+  }, { SLACK_BOT_TOKEN: "xoxb-gw", SLACK_SIGNING_SECRET: "signing-secret" });
 });
 afterAll(async () => {
   await gw?.stop();
+  await slack?.close();
   await new Promise((r) => http?.close(r));
   await db?.drop();
 });
@@ -134,7 +141,7 @@ describe("nothing leaks through the gateway", () => {
     expectNowhere("the log", gw.logText());
   });
 
-  it("masks a held resources/read URI and the justification in approval_requests", async () => {
+  it("masks a held resources/read URI and the justification in approval_requests and the Slack message", async () => {
     const client = await connect("held");
     const uri = `vault://kv/payments?token=${GITHUB}`;
     const outcome = await client.readResource({ uri, _meta: { "countersign/justification": `INC-7 ${EMAIL} rotated ${AWS_ID}` } }).then(
@@ -147,6 +154,12 @@ describe("nothing leaks through the gateway", () => {
     expect(rows).toHaveLength(1);
     expect(rows[0]!.tool).toBe("vault://kv/payments?token=[MASKED:github_token]");
     expect(rows[0]!.justification).toMatch(/^INC-7 p-[a-z2-7]{10}@masked\.example rotated \[MASKED:aws_access_key\]$/);
+    // The approvers' message in Slack shows the masked URI and justification.
+    const posted = await slack.waitFor("chat.postMessage", (c) => c.args.channel === "CAPPROVALS");
+    const message = JSON.stringify(posted.args);
+    expect(message).toContain("vault://kv/payments?token=[MASKED:github_token]");
+    expect(message).toContain("INC-7 p-");
+    expectNowhere("the Slack message", message);
     expectNowhere("the database", dump());
     expectNowhere("the log", gw.logText());
   });
