@@ -1,28 +1,37 @@
 /**
  * The masking engine: finds credentials and personal data in JSON-RPC messages and replaces
- * them with `[MASKED:<type>]` (or `[MASKED:<type>:<hmac8>]` when a token key is configured).
+ * them: credentials with `[MASKED:<type>]` (`[MASKED:<type>:<hmac8>]` with a token key),
+ * personal data with a format-preserving pseudonym per scope (pseudonym.ts) or, in placeholder
+ * mode, a placeholder too.
  *
  * Usage:
  * ```ts
  * const masker = createMasker({ fields: [{ path: "$..ssn" }], tokenKey: process.env.MASK_KEY });
- * const { masked, hits, exempted, changed } = masker.maskMessage(jsonRpcMessage, { exempt: ["email"] });
+ * const { masked, hits, exempted, changed, issued, refused } = masker.maskMessage(msg, { exempt: ["email"], scope });
  * ```
  * The input is never modified; `masked` shares unchanged subtrees with it.
  *
  * What is scanned, in order, for every value of the message:
+ * 0. Protocol fields (protocol-fields.ts: ids, method, progress tokens, cursors, request state,
+ *    reserved `_meta` keys…) are never rewritten, only scanned: a credential in one refuses the
+ *    message (refusal.ts). So do nesting beyond maxDepth and more than maxValues values.
  * 1. Field rules (JSON paths) replace whatever value they select, of any JSON type. Paths are
  *    evaluated from the message root and from every nested document root: a JSON text inside a
  *    string starts a new root, so `$.user.email` matches in a tool's JSON text result too.
  * 2. A string under a field whose name says it holds a secret (`password`, `api_key`,
  *    `client_secret`, `token`, …) is masked whole, typed by a specific detector if one
  *    recognises it (`stripe_key`), else `secret_assignment`.
- * 3. Binary payloads pass untouched: `data` of image/audio content, `blob` of resources,
- *    data: URIs and long base64 strings; a match inside a long base64 run is dropped.
- * 4. A string that is JSON text is masked as JSON: without field rules, by scanning the text
- *    in place when every match lies inside a string literal (formatting kept byte for byte);
- *    otherwise parsed, walked and re-serialised compact or with its detected indent.
- * 5. Any other string is scanned by the detectors (types.ts), overlaps resolved in favour of
- *    the earliest match, then the earlier detector in priority order.
+ * 3. Media fields (`data` of image/audio content, `blob` of resources, data: URIs, long base64
+ *    strings) pass untouched when they decode as media of their declared type (media.ts);
+ *    otherwise their decoded bytes are masked and re-encoded. A match inside a long base64 run
+ *    of text is dropped.
+ * 4. A string that is JSON text is masked as JSON: without field rules or escapes, by scanning
+ *    the text in place when every match lies inside a string literal (formatting kept byte for
+ *    byte); otherwise parsed, walked and re-serialised compact or with its detected indent.
+ * 5. Any other string is scanned by the detectors (types.ts) and for encoded runs that decode to
+ *    something they find (encoded.ts); overlaps are resolved in favour of the earliest match,
+ *    then the earlier detector in priority order. Text with JSON escapes is scanned decoded too.
+ * 6. Object keys are content: masked like values (two keys masked alike get a `#n` suffix).
  * Exempt types (per call) are left in place and counted in `exempted`, so the caller can
  * record who received which kind of data unmasked.
  */
