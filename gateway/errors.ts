@@ -198,6 +198,15 @@ export const ERRORS = {
     http: 500, jsonrpc: -32603,
     message: "The gateway failed unexpectedly; nothing was forwarded. The gateway log has the details under this request id.",
   },
+  // Masking refusals: the message could not be masked safely, so it does not pass.
+  CS_ERR_MESSAGE_TOO_COMPLEX: {
+    http: 502, jsonrpc: -32080,
+    message: "The message is nested deeper or holds more values than masking checks (256 levels, 1,000,000 values), so it was not delivered: ask for flatter or smaller data.",
+  },
+  CS_ERR_SECRET_IN_PROTOCOL_FIELD: {
+    http: 502, jsonrpc: -32081,
+    message: "A credential was found in a protocol field (an id, progress token, cursor, request state, task id, URI or reserved _meta key), which masking must not rewrite, so the message was not delivered.",
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

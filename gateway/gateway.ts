@@ -17,6 +17,7 @@ import { Metrics } from "./metrics.js";
 import { loadSqlParser, policyUsesSql } from "./policy/index.js";
 import { ConfigReloader, type ReloadActor, type ReloadResult } from "./config/reload.js";
 import { startApprovals, type Approvals } from "./approvals/setup.js";
+import type { Masker } from "./masking/index.js";
 import { startDigestSchedule } from "./evidence/setup.js";
 import { loadArgumentsKey } from "./approvals/arguments-key.js";
 import { createIdentityLayer, type IdentityLayer } from "./auth/setup.js";
@@ -110,7 +111,16 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     const rejections = new RejectionLog(recorder);
     const identity = await createIdentityLayer(config, recorder, log);
     // approvals: held calls wait here for a decision taken in Slack or with the CLI.
-    const approvals = config.approvals ? await startApprovals(config.approvals, { databaseUrl: url, recorder, log, argumentsKey: loadArgumentsKey(config) }) : undefined;
+    // The connection's masker as configured now (a reload may replace it).
+    let maskerOf = (connection: string): Masker | undefined => config.connections.find((c) => c.name === connection)?.masker;
+    const approvals = config.approvals ? await startApprovals(config.approvals, {
+          databaseUrl: url,
+          recorder,
+          log,
+          argumentsKey: loadArgumentsKey(config),
+          // A held resources/read URI and a justification are masked like any content before they are stored or shown.
+          maskText: (connection: string, text: string): string => maskerOf(connection)?.maskText(text).masked ?? text,
+        }) : undefined;
     // tool pinning: every replica keeps the pins in memory (decisions read no database per call).
     const pins = new ToolPins({ databaseUrl: url, log, onEvents: (events) => metrics.committed([], events as unknown as EventRecord[]) });
     await pins.start();
@@ -118,6 +128,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     // Heartbeat, and the closing of sessions whose replica died (gateway/cluster/liveness.ts).
     const liveness = startLiveness({ relays: config.cluster.internalPort > 0, db, sessions, instanceId, deadAfterSeconds: config.cluster.deadAfterSeconds, log });
     const reloader = new ConfigReloader(config, { sessions, recorder, db, log, instanceId });
+    maskerOf = (connection) => reloader.current.connections.find((c) => c.name === connection)?.masker;
     const clusterSecret = config.cluster.secret?.reveal();
     const cluster = config.cluster.internalPort > 0 && clusterSecret ? new ClusterRelay(new OwnerLookup(db, config.cluster.deadAfterSeconds), clusterSecret, instanceId) : undefined;
     const app = buildServer({ config, log, sessions, recorder, rejections, identity, metrics, reloader, approvals, cluster, pins, auditPool });

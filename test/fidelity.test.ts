@@ -28,6 +28,7 @@ const GATEWAY_SECRETS = {
   COUNTERSIGN_SIGNING_KEY: "signing-key-that-must-stay-inside",
 };
 
+const MASKING_KEY = "fidelity masking key material, not a secret";
 let db: TestDatabase;
 let gw: TestGateway;
 let httpUpstream: RunningUpstream;
@@ -50,8 +51,10 @@ beforeAll(async () => {
         { name: "sse", upstream: { type: "sse", url: sseUpstream.url } },
         { name: "envcheck", upstream: everythingStdio({ env: { FIDELITY_CONFIGURED: "from-config", FIDELITY_FROM_REFERENCE: { env: "FIDELITY_SOURCE" } } }) },
       ],
+      // Pseudonyms are keyed: the expected view below is masked with the same key.
+      keys: { maskingHmac: { env: "FIDELITY_MASKING_KEY" } },
     },
-    { FIDELITY_SOURCE: "resolved-from-env-reference" },
+    { FIDELITY_SOURCE: "resolved-from-env-reference", FIDELITY_MASKING_KEY: MASKING_KEY },
   );
   direct = await connectPeer("direct", new URL(httpUpstream.url));
 });
@@ -364,7 +367,7 @@ const FEATURES: Feature[] = [
 ];
 
 const directResults = new Map<string, Promise<unknown>>();
-const DEFAULT_MASKER = createMasker();
+const DEFAULT_MASKER = createMasker({ tokenKey: MASKING_KEY });
 function directResult(f: Feature): Promise<unknown> {
   let r = directResults.get(f.name);
   if (!r) directResults.set(f.name, (r = f.run(direct)));

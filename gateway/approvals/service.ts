@@ -36,6 +36,8 @@ export interface ApprovalServiceOptions {
   poolSize?: number;
   /** Keys the stored arguments hash (arguments-key.ts); the same on every replica. */
   argumentsKey?: Buffer | undefined;
+  /** The connection's masking, applied to the tool or URI and the justification before they are stored or shown. */
+  maskText?: ((connection: string, text: string) => string) | undefined;
 }
 
 export interface ApprovalServiceStatus {
@@ -157,8 +159,13 @@ export class ApprovalService {
    * caller, connection, tool and canonical arguments) within its lifetime: its stored decision
    * then applies (approved → forward once, denied → the denial, pending → hold again).
    */
-  async request(input: NewApprovalRequest): Promise<{ request: ApprovalRequest; created: boolean }> {
-    const hash = canonicalArgumentsHash(input.arguments, this.#opts.argumentsKey);
+  async request(original: NewApprovalRequest): Promise<{ request: ApprovalRequest; created: boolean }> {
+    const mask = this.#opts.maskText;
+    const tool = mask ? mask(original.connection, original.tool) : original.tool;
+    const justification = mask && original.justification !== undefined ? mask(original.connection, original.justification) : original.justification;
+    const input = { ...original, tool, justification };
+    // Two URIs that mask alike are still different calls: the original goes into the hash.
+    const hash = canonicalArgumentsHash(tool === original.tool ? original.arguments : { arguments: original.arguments, tool: original.tool }, this.#opts.argumentsKey);
     const opened = await this.store.open(newApprovalId(), input, hash);
     if (opened.created) {
       const r = opened.request;

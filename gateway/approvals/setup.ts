@@ -17,7 +17,7 @@ export interface Approvals {
   stop(): Promise<void>;
 }
 
-export async function startApprovals(cfg: ApprovalsConfig, deps: { databaseUrl: string; recorder: Recorder; log: Logger; argumentsKey?: ArgumentsKey | undefined }): Promise<Approvals> {
+export async function startApprovals(cfg: ApprovalsConfig, deps: { databaseUrl: string; recorder: Recorder; log: Logger; argumentsKey?: ArgumentsKey | undefined; maskText?: ((connection: string, text: string) => string) | undefined }): Promise<Approvals> {
   if (deps.argumentsKey?.warning) deps.log.warn({ source: deps.argumentsKey.source }, deps.argumentsKey.warning);
   const service = new ApprovalService({
     databaseUrl: deps.databaseUrl,
@@ -30,6 +30,7 @@ export async function startApprovals(cfg: ApprovalsConfig, deps: { databaseUrl: 
     reminderEveryMs: cfg.reminderEveryMs,
     escalation: cfg.escalation,
     argumentsKey: deps.argumentsKey?.key,
+    maskText: deps.maskText,
     ...(cfg.slack ? { postAttempts: cfg.slack.postAttempts } : {}),
   });
   await service.start();

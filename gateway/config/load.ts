@@ -235,6 +235,7 @@ export function parseConfigText(text: string, source: string, env: Env = process
     try {
       c.masker = createMasker({
         disable: c.masking.disable,
+        personalData: c.masking.personalData,
         ip: c.masking.ip,
         fields: c.masking.fields.map((f) => (f.type ? { path: f.path, type: f.type } : { path: f.path })),
         customPatterns: c.masking.patterns.map((x) => ({ id: x.id, pattern: x.pattern, ...(x.flags ? { flags: x.flags } : {}), ...(x.group !== undefined ? { group: x.group } : {}) })),

@@ -138,6 +138,10 @@ const upstreamIdentity = z.strictObject({
 const masking = z
   .strictObject({
     enabled: z.boolean().default(true).describe("Mask what flows back to callers and what is recorded (on by default)"),
+    personalData: z
+      .enum(["pseudonym", "placeholder"])
+      .default("pseudonym")
+      .describe("Personal data (e-mail, phone, IP, card, IBAN, SSN) as format-preserving pseudonyms per caller (default) or as [MASKED:<type>]; credentials are always [MASKED:<type>]"),
     disable: z.array(z.string().min(1)).default([]).describe("Built-in detectors to turn off, e.g. [ip_address]"),
     ip: z.strictObject({ enabled: z.boolean().default(true), v6: z.boolean().default(true) }).prefault({}),
     fields: z

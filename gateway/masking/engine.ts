@@ -1,28 +1,37 @@
 /**
  * The masking engine: finds credentials and personal data in JSON-RPC messages and replaces
- * them with `[MASKED:<type>]` (or `[MASKED:<type>:<hmac8>]` when a token key is configured).
+ * them: credentials with `[MASKED:<type>]` (`[MASKED:<type>:<hmac8>]` with a token key),
+ * personal data with a format-preserving pseudonym per scope (pseudonym.ts) or, in placeholder
+ * mode, a placeholder too.
  *
  * Usage:
  * ```ts
  * const masker = createMasker({ fields: [{ path: "$..ssn" }], tokenKey: process.env.MASK_KEY });
- * const { masked, hits, exempted, changed } = masker.maskMessage(jsonRpcMessage, { exempt: ["email"] });
+ * const { masked, hits, exempted, changed, issued, refused } = masker.maskMessage(msg, { exempt: ["email"], scope });
  * ```
  * The input is never modified; `masked` shares unchanged subtrees with it.
  *
  * What is scanned, in order, for every value of the message:
+ * 0. Protocol fields (protocol-fields.ts: ids, method, progress tokens, cursors, request state,
+ *    reserved `_meta` keys…) are never rewritten, only scanned: a credential in one refuses the
+ *    message (refusal.ts). So do nesting beyond maxDepth and more than maxValues values.
  * 1. Field rules (JSON paths) replace whatever value they select, of any JSON type. Paths are
  *    evaluated from the message root and from every nested document root: a JSON text inside a
  *    string starts a new root, so `$.user.email` matches in a tool's JSON text result too.
  * 2. A string under a field whose name says it holds a secret (`password`, `api_key`,
  *    `client_secret`, `token`, …) is masked whole, typed by a specific detector if one
  *    recognises it (`stripe_key`), else `secret_assignment`.
- * 3. Binary payloads pass untouched: `data` of image/audio content, `blob` of resources,
- *    data: URIs and long base64 strings; a match inside a long base64 run is dropped.
- * 4. A string that is JSON text is masked as JSON: without field rules, by scanning the text
- *    in place when every match lies inside a string literal (formatting kept byte for byte);
- *    otherwise parsed, walked and re-serialised compact or with its detected indent.
- * 5. Any other string is scanned by the detectors (types.ts), overlaps resolved in favour of
- *    the earliest match, then the earlier detector in priority order.
+ * 3. Media fields (`data` of image/audio content, `blob` of resources, data: URIs, long base64
+ *    strings) pass untouched when they decode as media of their declared type (media.ts);
+ *    otherwise their decoded bytes are masked and re-encoded. A match inside a long base64 run
+ *    of text is dropped.
+ * 4. A string that is JSON text is masked as JSON: without field rules or escapes, by scanning
+ *    the text in place when every match lies inside a string literal (formatting kept byte for
+ *    byte); otherwise parsed, walked and re-serialised compact or with its detected indent.
+ * 5. Any other string is scanned by the detectors (types.ts) and for encoded runs that decode to
+ *    something they find (encoded.ts); overlaps are resolved in favour of the earliest match,
+ *    then the earlier detector in priority order. Text with JSON escapes is scanned decoded too.
+ * 6. Object keys are content: masked like values (two keys masked alike get a `#n` suffix).
  * Exempt types (per call) are left in place and counted in `exempted`, so the caller can
  * record who received which kind of data unmasked.
  */
@@ -34,7 +43,12 @@ import { createIpDetector } from "./detectors/ip.js";
 import { isSecretFieldName, secretValueWorthMasking } from "./detectors/assignment.js";
 import { compileLinearRegex, UnsafeRegexError, type LinearRegex, type RegexEngine } from "../linear-regex.js";
 import { compileJsonPath, pathMatches, type CompiledPath, type PathSegment } from "./json-path.js";
-import { isSkippedBinary, looksLikeBase64Blob } from "./json-walk.js";
+import { looksLikeBase64Blob } from "./json-walk.js";
+import { decodeBase64Field, isDeclaredMedia, isMediaField } from "./media.js";
+import { decodeJsonEscapes, findEncodedSpans } from "./encoded.js";
+import { protocolFieldKind } from "./protocol-fields.js";
+import { formatPath, MaskingRefusedError, refusalStandIn } from "./refusal.js";
+import { derivePseudonymKey, isPseudonym, pseudonymFor } from "./pseudonym.js";
 
 /** Masks whatever value a JSON path selects (any JSON type; the value becomes the marker string). */
 export interface FieldRule {
@@ -59,15 +73,40 @@ export interface MaskerOptions {
   ip?: { enabled?: boolean; v6?: boolean };
   fields?: readonly FieldRule[];
   customPatterns?: readonly CustomPattern[];
-  /** Key for keyed-HMAC tokens; shared by all replicas so equal values give equal tokens. */
+  /**
+   * Masking key material (keys.maskingHmac); shared by all replicas so equal values give equal
+   * tokens and pseudonyms. Without it, pseudonyms are stable within this process only.
+   */
   tokenKey?: string | Uint8Array;
+  /**
+   * How personal data (e-mail, phone, IP, card, IBAN, SSN) is shown: `pseudonym` (default), a
+   * format-preserving stand-in per scope; `placeholder`, `[MASKED:<type>]`. Credentials are
+   * always placeholders.
+   */
+  personalData?: "pseudonym" | "placeholder";
   /** Regex engine for custom patterns; default RE2 when installed, else V8 behind backtracking checks. */
   regexEngine?: RegexEngine;
+  /** Deepest nesting walked (objects and arrays, JSON texts inside strings included); default 256. */
+  maxDepth?: number;
+  /** Most values (strings, numbers, objects, …) walked in one message; default 1,000,000. */
+  maxValues?: number;
 }
 
 export interface MaskCallOptions {
   /** Detector ids and field-rule types to leave unmasked for this caller (counted in `exempted`). */
   exempt?: Iterable<string>;
+  /**
+   * Whose pseudonyms: the caller's identity and connection (e.g. `issuer|subject|connection`).
+   * Equal values get equal pseudonyms within a scope, different ones across scopes. Default "".
+   */
+  scope?: string;
+}
+
+/** A pseudonym this call issued, and what it stands for (for the restorer's reverse map). */
+export interface IssuedPseudonym {
+  type: string;
+  pseudonym: string;
+  original: string;
 }
 
 export interface MaskResult<T = unknown> {
@@ -77,6 +116,15 @@ export interface MaskResult<T = unknown> {
   /** Values left unmasked because their type was exempted, per type. */
   exempted: Record<string, number>;
   changed: boolean;
+  /**
+   * Set when the message could not be masked safely (too deep, too many values, a credential in
+   * a protocol field). `masked` is then a stand-in that carries nothing of the original (an error
+   * response to the same id, or a log notification), and the data path should fail that call
+   * with this error.
+   */
+  refused?: MaskingRefusedError;
+  /** Pseudonyms issued by this call (present only when there are some), one per distinct pseudonym. */
+  issued?: IssuedPseudonym[];
 }
 
 export interface Masker {
@@ -99,6 +147,11 @@ interface Run {
   exempt: ReadonlySet<string>;
   /** An exempted field rule's type: the detectors re-finding the same value must not count it twice. */
   exemptedField: string | undefined;
+  /** Values walked so far (bounded by maxValues). */
+  values: number;
+  scope: string;
+  /** Pseudonym → what it stands for; at most one entry per masked value of the message. */
+  issued: Map<string, IssuedPseudonym> | undefined;
 }
 
 interface CompiledField {
@@ -116,6 +169,13 @@ const MIN_SCAN_LENGTH = 6;
 const VERDICT_CACHE_MAX_LENGTH = 96;
 const VERDICT_CACHE_ENTRIES = 4096;
 const NO_SPANS: readonly Span[] = Object.freeze([]);
+
+/**
+ * The walk recurses once per nesting level; 256 levels stay far inside Node's stack and far
+ * beyond any real MCP payload. Deeper messages are refused, never walked.
+ */
+const DEFAULT_MAX_DEPTH = 256;
+const DEFAULT_MAX_VALUES = 1_000_000;
 
 /**
  * Whole values that are a UUID or an ISO 8601 date/time: the commonest unique values in rows,
@@ -250,8 +310,20 @@ export function createMasker(options: MaskerOptions = {}): Masker {
   };
   const tokenKey = options.tokenKey;
 
-  const marker = (type: string, value: string): string =>
+  const placeholder = (type: string, value: string): string =>
     tokenKey === undefined ? `[MASKED:${type}]` : `[MASKED:${type}:${createHmac("sha256", tokenKey).update(value).digest("hex").slice(0, 8)}]`;
+  const pseudonyms = options.personalData !== "placeholder";
+  const pseudonymKey = pseudonyms ? derivePseudonymKey(tokenKey) : undefined;
+
+  /** What replaces a value: a pseudonym for personal data (in pseudonym mode), else a placeholder. */
+  const marker = (type: string, value: string, run?: Run, encoded?: boolean): string => {
+    if (pseudonymKey === undefined || run === undefined || encoded) return placeholder(type, value);
+    if (isPseudonym(type, value)) return value;
+    const p = pseudonymFor(pseudonymKey, run.scope, type, value);
+    if (p === undefined) return placeholder(type, value);
+    (run.issued ??= new Map()).set(p, { type, pseudonym: p, original: value });
+    return p;
+  };
 
   /** Counts a hit; returns false when the type is exempt for this caller (leave the value). */
   const record = (run: Run, type: string): boolean => {
@@ -286,20 +358,45 @@ export function createMasker(options: MaskerOptions = {}): Masker {
     return spans;
   };
 
-  const detect = (text: string, key: string | undefined): Span[] => {
+  /** The detectors' spans, plus (unless `plain`) spans that only show once decoded: base64, hex, percent-encoding. */
+  const detect = (text: string, key: string | undefined, plain = false): Span[] => {
     const spans: Span[] = [];
     const ctx: ScanContext = { key };
+    let encoded = !plain && text.length >= 16;
     if (text.length <= FEATURE_CHECK_MAX_LENGTH) {
       const features = textFeatures(text);
       for (const d of detectors) if (!d.needs || d.needs(features)) d.find(text, ctx, spans);
+      encoded &&= features.longestEncodedRun >= 16 || features.percent;
     } else {
       for (const d of detectors) d.find(text, ctx, spans);
     }
-    if (spans.length === 0) return spans;
-    return resolveOverlaps(spans, order).filter((span) => !insideBase64Run(text, span));
+    const direct = spans.length === 0 ? spans : resolveOverlaps(spans, order).filter((span) => !insideBase64Run(text, span));
+    if (!encoded) return direct;
+    // Decoded one level deep: the decoded text is scanned by the detectors alone.
+    const decodedSpans: Span[] = [];
+    findEncodedSpans(text, (decoded) => (decoded.length < MIN_SCAN_LENGTH ? NO_SPANS : detect(decoded, undefined, true)), decodedSpans);
+    return decodedSpans.length === 0 ? direct : resolveOverlaps([...direct, ...decodedSpans], order);
   };
 
-  const scanText = (text: string, key: string | undefined, run: Run): string => applySpans(text, findSpans(text, key), run);
+  const categoryOf = new Map(detectors.map((d) => [d.id, d.category]));
+  const maxDepth = options.maxDepth ?? DEFAULT_MAX_DEPTH;
+  const maxValues = options.maxValues ?? DEFAULT_MAX_VALUES;
+
+  /**
+   * Everything masking would replace in plain text: the detectors' spans, plus spans that only
+   * show once decoded (base64, hex, percent-encoding). Encoded runs are decoded one level deep.
+   */
+  const textSpans = findSpans;
+
+  const scanText = (text: string, key: string | undefined, run: Run): string => {
+    const out = applySpans(text, textSpans(text, key), run);
+    // JSON string escapes (`\u0067hp_…`, `https:\/\/`): whoever JSON-decodes the text gets the
+    // secret, so the decoded text is scanned too; if it holds more, the decoded text is masked.
+    const decoded = decodeJsonEscapes(out);
+    if (decoded === undefined) return out;
+    const spans = textSpans(decoded, key);
+    return spans.length === 0 ? out : applySpans(decoded, spans, run);
+  };
 
   const applySpans = (text: string, spans: readonly Span[], run: Run): string => {
     if (spans.length === 0) return text;
@@ -307,7 +404,7 @@ export function createMasker(options: MaskerOptions = {}): Masker {
     let pos = 0;
     for (const span of spans) {
       if (!record(run, span.type)) continue;
-      out += text.slice(pos, span.start) + marker(span.type, text.slice(span.start, span.end));
+      out += text.slice(pos, span.start) + marker(span.type, text.slice(span.start, span.end), run, span.encoded);
       pos = span.end;
     }
     return pos === 0 ? text : out + text.slice(pos);
@@ -322,15 +419,16 @@ export function createMasker(options: MaskerOptions = {}): Masker {
 
   const maskString = (text: string, key: string | undefined, path: PathSegment[], roots: number[], run: Run): string => {
     if (text.length < MIN_SCAN_LENGTH) return text;
-    if (looksLikeBase64Blob(text)) return text;
+    if (looksLikeBase64Blob(text)) return maskBase64Text(text, path, roots, run);
     const first = text.charCodeAt(0);
     const trimmed = first === 123 || first === 91 || first <= 32 ? text.trim() : "";
     if ((trimmed.startsWith("{") && trimmed.endsWith("}")) || (trimmed.startsWith("[") && trimmed.endsWith("]"))) {
-      if (fields.length === 0) {
+      if (fields.length === 0 && !text.includes("\\")) {
         // Fast path without field rules: scan the JSON text itself (detectors see field names as
         // context there too) and keep it byte-for-byte apart from the masked values, provided every
         // match sits inside a string literal. Otherwise parse, mask structurally and re-serialise.
-        const spans = findSpans(text, key);
+        // Text with escapes is always parsed: `\u0067hp_…` is a secret once decoded.
+        const spans = textSpans(text, key);
         if (spans.length === 0) return text;
         if (spansInsideJsonStrings(text, spans)) return applySpans(text, spans, run);
       }
@@ -353,6 +451,84 @@ export function createMasker(options: MaskerOptions = {}): Masker {
     return scanText(text, key, run);
   };
 
+  /**
+   * A data: URI or a long base64 body in a text field: passed when it decodes as the media it
+   * declares; otherwise its decoded text is masked and re-encoded.
+   */
+  const maskBase64Text = (text: string, path: PathSegment[], roots: number[], run: Run): string => {
+    const comma = text.startsWith("data:") ? text.indexOf(",") : -1;
+    const mime = comma > 0 ? text.slice(5, text.indexOf(";")) : undefined;
+    const body = comma > 0 ? text.slice(comma + 1) : text;
+    const masked = maskMedia(body, mime, path, roots, run);
+    return masked === body ? text : text.slice(0, comma + 1) + masked;
+  };
+
+  /** `data`/`blob` fields: real media of the declared type passes; anything else is content. */
+  const maskMedia = (value: string, mimeType: unknown, path: PathSegment[], roots: number[], run: Run): string => {
+    const bytes = decodeBase64Field(value);
+    if (bytes === undefined) {
+      // Not base64 at all: plain text posing as media. Masked as text, and sent on as base64 so
+      // clients that validate the field still accept it.
+      const masked = maskString(value, undefined, path, roots, run);
+      return masked === value ? value : Buffer.from(masked, "utf8").toString("base64");
+    }
+    if (isDeclaredMedia(bytes, mimeType)) return value;
+    // latin1 maps byte for byte, so the masked text re-encodes to exactly the original bytes
+    // around what was masked, whether the payload is UTF-8 text or binary.
+    const text = bytes.toString("latin1");
+    const masked = scanText(text, undefined, run);
+    if (masked !== text) return Buffer.from(masked, "latin1").toString("base64");
+    // Short text can be valid base64 by chance (`AKIA…` is): read the field as text too.
+    return applySpans(value, findSpans(value, undefined), run);
+  };
+
+  /** An object key is content too: a secret or an address used as a key is masked like a value. */
+  const maskKey = (key: string, run: Run): string => {
+    if (key.length < MIN_SCAN_LENGTH) return key;
+    const spans = textSpans(key, undefined);
+    return spans.length === 0 ? key : applySpans(key, spans, run);
+  };
+
+  const refuse = (reason: "too_deep" | "too_many_values", path: PathSegment[]): never => {
+    throw new MaskingRefusedError(reason, formatPath(path));
+  };
+
+  /**
+   * A protocol field: never rewritten, still scanned. A credential in it refuses the message;
+   * personal data (an address in a resource URI) stays, as the protocol needs it verbatim.
+   */
+  const scanProtocolField = (value: unknown, path: PathSegment[], run: Run): void => {
+    // Iterative: a protocol field's subtree (capabilities, a reserved _meta value) can be as
+    // deep as the upstream likes; the stack holds at most maxValues entries.
+    const stack: Array<{ v: unknown; depth: number }> = [{ v: value, depth: path.length }];
+    while (stack.length > 0) {
+      const { v, depth } = stack.pop()!;
+      if (++run.values > maxValues) refuse("too_many_values", path);
+      if (depth > maxDepth) refuse("too_deep", path);
+      const strings: string[] = [];
+      if (typeof v === "string") strings.push(v);
+      else if (v !== null && typeof v === "object") {
+        if (Array.isArray(v)) for (const item of v) stack.push({ v: item, depth: depth + 1 });
+        else
+          for (const [k, item] of Object.entries(v as Record<string, unknown>)) {
+            strings.push(k);
+            stack.push({ v: item, depth: depth + 1 });
+          }
+      }
+      for (const text of strings) {
+        if (text.length < MIN_SCAN_LENGTH) continue;
+        const decoded = decodeJsonEscapes(text);
+        for (const t of decoded === undefined ? [text] : [text, decoded]) {
+          for (const span of textSpans(t, undefined)) {
+            if (categoryOf.get(span.type) === "personal") continue;
+            if (run.exempt.has(span.type)) continue;
+            throw new MaskingRefusedError("secret_in_protocol_field", formatPath(path), span.type);
+          }
+        }
+      }
+    }
+  };
+
   const walk = (value: unknown, key: string | undefined, path: PathSegment[], roots: number[], run: Run): unknown => {
     if (fields.length > 0 && path.length > 0) {
       const rule = fieldRuleFor(path, roots);
@@ -370,6 +546,7 @@ export function createMasker(options: MaskerOptions = {}): Masker {
   };
 
   const walkValue = (value: unknown, key: string | undefined, path: PathSegment[], roots: number[], run: Run): unknown => {
+    if (++run.values > maxValues) refuse("too_many_values", path);
     if (typeof value === "string") {
       if (secretFieldsOn && key !== undefined && isSecretField(key) && secretValueWorthMasking(value) && !value.startsWith("[MASKED")) {
         const structured = value.trimStart().startsWith("{") || value.trimStart().startsWith("[");
@@ -382,6 +559,7 @@ export function createMasker(options: MaskerOptions = {}): Masker {
       return maskString(value, key, path, roots, run);
     }
     if (value === null || typeof value !== "object") return value;
+    if (path.length >= maxDepth) refuse("too_deep", path);
     if (Array.isArray(value)) {
       let copy: unknown[] | undefined;
       for (let i = 0; i < value.length; i++) {
@@ -397,35 +575,81 @@ export function createMasker(options: MaskerOptions = {}): Masker {
       return copy ?? value;
     }
     const obj = value as Record<string, unknown>;
+    const atMessageRoot = roots.length === 1;
+    const idKeyed = atMessageRoot && path.length === 2 && protocolFieldKind(path.slice(0, 1), path[1] as string, true) === "id-keyed";
     let copy: Record<string, unknown> | undefined;
+    let renamed: Map<string, string> | undefined;
     for (const k of Object.keys(obj)) {
       const item = obj[k];
-      if (isSkippedBinary(obj, k)) continue;
+      const kind = protocolFieldKind(path, k, atMessageRoot);
+      let next: unknown;
       path.push(k);
-      const next = walk(item, lower(k), path, roots, run);
+      if (kind === "protocol") {
+        scanProtocolField(item, path, run);
+        next = item;
+      } else if (isMediaField(obj, k)) {
+        next = maskMedia(item as string, obj.mimeType, path, roots, run);
+      } else {
+        next = walk(item, lower(k), path, roots, run);
+      }
       path.pop();
       if (next !== item) {
         copy ??= { ...obj };
         copy[k] = next;
       }
+      if (kind === undefined && !idKeyed) {
+        const mk = maskKey(k, run);
+        if (mk !== k) (renamed ??= new Map()).set(k, mk);
+      }
     }
-    return copy ?? value;
+    if (renamed === undefined) return copy ?? value;
+    // Keys were masked: rebuild in the original order; two keys masked alike get a suffix so
+    // neither value is lost.
+    const source = copy ?? obj;
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(source)) {
+      let name = renamed.get(k) ?? k;
+      for (let n = 2; Object.prototype.hasOwnProperty.call(out, name); n++) name = `${renamed.get(k) ?? k}#${n}`;
+      out[name] = source[k];
+    }
+    return out;
   };
 
-  const newRun = (options?: MaskCallOptions): Run => ({ hits: {}, exempted: {}, exempt: new Set(options?.exempt ?? []), exemptedField: undefined });
+  const newRun = (options?: MaskCallOptions): Run => ({
+    hits: {},
+    exempted: {},
+    exempt: new Set(options?.exempt ?? []),
+    exemptedField: undefined,
+    values: 0,
+    scope: options?.scope ?? "",
+    issued: undefined,
+  });
+
+  /** Runs a walk; a refusal becomes a stand-in message plus the typed error. */
+  const guarded = <T>(input: T, run: Run, body: () => T, standIn: (err: MaskingRefusedError) => T): MaskResult<T> => {
+    let masked: T;
+    try {
+      masked = body();
+    } catch (err) {
+      if (!(err instanceof MaskingRefusedError)) throw err;
+      const type = err.reason === "secret_in_protocol_field" ? "refused_protocol_field" : "refused_too_complex";
+      return { masked: standIn(err), hits: { [type]: 1 }, exempted: {}, changed: true, refused: err };
+    }
+    const result: MaskResult<T> = { masked, hits: run.hits, exempted: run.exempted, changed: masked !== input };
+    if (run.issued) result.issued = [...run.issued.values()];
+    return result;
+  };
 
   return {
     findSpans: (text: string, key?: string) => [...findSpans(text, key?.toLowerCase())],
     types: [...detectors.map((d) => d.id), ...fields.map((f) => f.type)],
     maskMessage<T>(message: T, callOptions?: MaskCallOptions): MaskResult<T> {
       const run = newRun(callOptions);
-      const masked = walk(message, undefined, [], [0], run) as T;
-      return { masked, hits: run.hits, exempted: run.exempted, changed: masked !== message };
+      return guarded(message, run, () => walk(message, undefined, [], [0], run) as T, (err) => refusalStandIn(message, err) as T);
     },
     maskText(text: string, callOptions?: MaskCallOptions): MaskResult<string> {
       const run = newRun(callOptions);
-      const masked = maskString(text, undefined, [], [0], run);
-      return { masked, hits: run.hits, exempted: run.exempted, changed: masked !== text };
+      return guarded(text, run, () => maskString(text, undefined, [], [0], run), (err) => `[MASKED:${err.reason}]`);
     },
   };
 }

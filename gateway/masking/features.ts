@@ -14,6 +14,9 @@ export interface TextFeatures {
   dot: boolean;
   plus: boolean;
   dash: boolean;
+  /** Longest run of base64/base64url/hex characters ([A-Za-z0-9+/_-]): encoded secrets need 16. */
+  longestEncodedRun: number;
+  percent: boolean;
 }
 
 export function textFeatures(text: string): TextFeatures {
@@ -27,8 +30,17 @@ export function textFeatures(text: string): TextFeatures {
   let dot = false;
   let plus = false;
   let dash = false;
+  let encRun = 0;
+  let longestEncodedRun = 0;
+  let percent = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
+    if ((c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95 || c === 45 || c === 43 || c === 47) encRun++;
+    else {
+      if (encRun > longestEncodedRun) longestEncodedRun = encRun;
+      encRun = 0;
+      if (c === 37) percent = true;
+    }
     if (c >= 48 && c <= 57) {
       digits++;
       run++;
@@ -53,5 +65,6 @@ export function textFeatures(text: string): TextFeatures {
     }
   }
   if (run > longestTokenRun) longestTokenRun = run;
-  return { digits, longestTokenRun, at, colon, colons, equals, dot, plus, dash };
+  if (encRun > longestEncodedRun) longestEncodedRun = encRun;
+  return { digits, longestTokenRun, at, colon, colons, equals, dot, plus, dash, longestEncodedRun, percent };
 }

@@ -5,6 +5,8 @@ export interface Span {
   start: number;
   end: number;
   type: string;
+  /** Found only once decoded (base64, hex, percent-encoding): replaced by a placeholder, never a pseudonym. */
+  encoded?: true;
 }
 
 /**

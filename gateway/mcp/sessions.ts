@@ -174,11 +174,13 @@ export class SessionRegistry {
     const log = this.log.child({ connection: connection.name });
     const who = connection.upstreamIdentity;
     const signer = this.signer;
+    const masker = connection.masker;
+    const redact = masker ? (text: string) => masker.maskText(text).masked : undefined;
     if (u.type === "stdio" && u.shared) {
       // One child for every session of the connection; the config refuses upstreamIdentity here.
       let entry = this.#sharedPools.get(connection.name);
       if (!entry || entry.upstream !== u) {
-        entry = { upstream: u, pool: new SharedStdioPool({ command: u.command, args: u.args, cwd: u.cwd, env: u.env, maxMessageBytes, log }, log) };
+        entry = { upstream: u, pool: new SharedStdioPool({ command: u.command, args: u.args, cwd: u.cwd, env: u.env, maxMessageBytes, log, redact }, log) };
         this.#sharedPools.set(connection.name, entry);
       }
       return entry.pool.lease(events);
@@ -193,7 +195,7 @@ export class SessionRegistry {
         if (identity.email) env.COUNTERSIGN_EMAIL = identity.email;
       }
       if (who?.jwt && signer) env.COUNTERSIGN_IDENTITY = signer.token(identity, who.jwt.audience ?? connection.name, who.jwt.ttlSeconds);
-      return new StdioUpstream({ command: u.command, args: u.args, cwd: u.cwd, env, maxMessageBytes, log }, events);
+      return new StdioUpstream({ command: u.command, args: u.args, cwd: u.cwd, env, maxMessageBytes, log, redact }, events);
     }
     const jwt = who?.jwt;
     const headerNames = who?.headers;
@@ -205,7 +207,7 @@ export class SessionRegistry {
             ...(jwt && signer ? { [jwt.header.toLowerCase()]: signer.token(identity, audience, jwt.ttlSeconds) } : {}),
           })
         : undefined;
-    const opts = { url: u.url, headers: u.headers, tls: u.tls, maxMessageBytes, log, identityHeaders: identityHeadersFor };
+    const opts = { url: u.url, headers: u.headers, tls: u.tls, maxMessageBytes, log, identityHeaders: identityHeadersFor, redact };
     return u.type === "streamable_http" ? new StreamableHttpUpstream(opts, events) : new LegacySseUpstream(opts, events);
   }
 
@@ -228,7 +230,7 @@ export class SessionRegistry {
         where: { id: session.id },
         data: {
           protocolVersion: session.protocolVersion ?? null,
-          serverInfo: (result.serverInfo ?? undefined) as object | undefined,
+          serverInfo: (session.connection.masker?.maskMessage(result.serverInfo).masked ?? result.serverInfo ?? undefined) as object | undefined,
           upstreamSessionId: session.upstream.upstreamSessionId ?? null,
         },
       })

@@ -38,7 +38,7 @@ beforeAll(async () => {
     auth: { devIssuer: { enabled: true, keyFile: join(scratch, "dev.jwk") } },
     approvals: quickApprovals(["bob@example.com", "carol@example.com"], "2s"),
     connections: [
-      { name: "ops", access: { groups: ["dev"] }, upstream: loggingServerStdio(upstreamLog), policy: { rules: [rule] } },
+      { name: "ops", access: { groups: ["dev"] }, upstream: loggingServerStdio(upstreamLog), policy: { rules: [rule] }, masking: { personalData: "placeholder" } },
       { name: "everything", access: { groups: ["dev"] }, upstream: everythingStdio(), policy: { rules: [rule] } },
       { name: "plain", access: { groups: ["dev"] }, upstream: loggingServerStdio(upstreamLog) },
       // Support sees e-mail addresses unmasked when it says why; the record stays masked.
@@ -47,7 +47,7 @@ beforeAll(async () => {
         access: { groups: ["dev"] },
         upstream: loggingServerStdio(upstreamLog),
         policy: { rules: [rule] },
-        masking: { exemptions: [{ groups: ["support"], types: ["email"], justificationRequired: true }] },
+        masking: { personalData: "placeholder", exemptions: [{ groups: ["support"], types: ["email"], justificationRequired: true }] },
       },
     ],
   });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { createMasker } from "../../gateway/masking/index.js";
 
-const masker = createMasker();
+const masker = createMasker({ personalData: "placeholder" });
 /** Types found in a text, in order. */
 const typesIn = (text: string): string[] => masker.findSpans(text).map((s) => s.type);
 const masked = (text: string): string => masker.maskText(text).masked;
@@ -101,8 +101,8 @@ describe("built-in detectors", () => {
 
   it("can turn IP masking off, or only IPv6", () => {
     const text = "from 203.0.113.42 and 2001:db8::1:2";
-    expect(createMasker({ ip: { enabled: false } }).maskText(text).masked).toBe(text);
-    expect(createMasker({ ip: { v6: false } }).maskText(text).masked).toBe("from [MASKED:ip_address] and 2001:db8::1:2");
+    expect(createMasker({ personalData: "placeholder", ip: { enabled: false } }).maskText(text).masked).toBe(text);
+    expect(createMasker({ personalData: "placeholder", ip: { v6: false } }).maskText(text).masked).toBe("from [MASKED:ip_address] and 2001:db8::1:2");
   });
 
   it("uses the JSON field name as context for phone numbers and secrets", () => {
@@ -116,6 +116,6 @@ describe("built-in detectors", () => {
   });
 
   it("can disable a detector", () => {
-    expect(createMasker({ disable: ["email"] }).maskText("mail jane@example.com").masked).toBe("mail jane@example.com");
+    expect(createMasker({ personalData: "placeholder", disable: ["email"] }).maskText("mail jane@example.com").masked).toBe("mail jane@example.com");
   });
 });

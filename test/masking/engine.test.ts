@@ -6,7 +6,7 @@ const SECRET = "ghp_R2d2C3p0BeepBoopWhirrClick0123456789";
 const PNG_1x1 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
 
 describe("masking JSON-RPC messages", () => {
-  const masker = createMasker();
+  const masker = createMasker({ personalData: "placeholder" });
 
   it("masks inside structured content and leaves the input untouched", () => {
     const msg = { jsonrpc: "2.0", id: 1, result: { content: [], structuredContent: { user: { email: "jane@example.com", plan: "pro" } } } };
@@ -43,7 +43,7 @@ describe("masking JSON-RPC messages", () => {
   });
 
   it("re-serialises in the original indent style when field rules need the parsed structure", () => {
-    const withFields = createMasker({ fields: [{ path: "$..dob" }] });
+    const withFields = createMasker({ personalData: "placeholder", fields: [{ path: "$..dob" }] });
     for (const indent of [undefined, 2, "\t"] as const) {
       const text = JSON.stringify({ dob: "1985-04-12", email: "a.b@example.com" }, null, indent);
       const { masked } = withFields.maskMessage({ result: { content: [{ type: "text", text }] } });
@@ -56,16 +56,16 @@ describe("masking JSON-RPC messages", () => {
     expect(masked.result.content[0]!.text).toBe("{not json: [MASKED:github_token]}");
   });
 
-  it("never touches base64 image/audio data or resource blobs, even when they contain key-like text", () => {
+  it("passes real media of the declared type untouched, even when its base64 contains key-like text", () => {
     const blob = PNG_1x1 + "AKIAIOSFODNN7EXAMPLE" + "A".repeat(300);
+    const png = Buffer.concat([Buffer.from(PNG_1x1, "base64"), Buffer.from("AKIAIOSFODNN7EXAMPLE")]).toString("base64");
     const msg = {
       result: {
         content: [
-          { type: "image", mimeType: "image/png", data: blob },
-          { type: "audio", mimeType: "audio/wav", data: "AKIAIOSFODNN7EXAMPLE" },
-          { type: "resource", resource: { uri: "file:///x.bin", mimeType: "application/octet-stream", blob: `xoxb-123456789012-abcdefghijklmnop` } },
+          { type: "image", mimeType: "image/png", data: PNG_1x1 },
+          { type: "image", mimeType: "image/png", data: png.replace(/=+$/, "") + "=".repeat((4 - (png.replace(/=+$/, "").length % 4)) % 4) },
           { type: "text", text: `inline data:image/png;base64,${blob}` },
-          { type: "text", text: `data:image/png;base64,${blob}` },
+          { type: "text", text: `data:image/png;base64,${PNG_1x1}` },
         ],
       },
     };
@@ -110,7 +110,7 @@ describe("masking JSON-RPC messages", () => {
 
 describe("field rules", () => {
   it("masks values selected by JSON paths, of any JSON type, also inside JSON text", () => {
-    const masker = createMasker({ fields: [{ path: "$..ssn" }, { path: "$.user.email", type: "user_email" }, { path: "$.rows[*].dob" }] });
+    const masker = createMasker({ personalData: "placeholder", fields: [{ path: "$..ssn" }, { path: "$.user.email", type: "user_email" }, { path: "$.rows[*].dob" }] });
     const doc = { user: { email: "x@y.io", ssn: 123456789 }, rows: [{ dob: "1985-04-12", ssn: { area: 123 } }], other: { user: { email: "keep-as-email@y.io" } } };
     const { masked, hits } = masker.maskMessage({ result: { content: [{ type: "text", text: JSON.stringify(doc) }] } });
     const out = JSON.parse(masked.result.content[0]!.text) as typeof doc;
@@ -121,22 +121,22 @@ describe("field rules", () => {
   });
 
   it("matches field names case-insensitively", () => {
-    const masker = createMasker({ fields: [{ path: "$..PASSWORD" }] });
+    const masker = createMasker({ personalData: "placeholder", fields: [{ path: "$..PASSWORD" }] });
     expect(masker.maskMessage({ Password: 12 }).masked).toEqual({ Password: "[MASKED:password]" });
   });
 
   it("rejects malformed paths at creation", () => {
-    expect(() => createMasker({ fields: [{ path: "password" }] })).toThrow(JsonPathError);
-    expect(() => createMasker({ fields: [{ path: "$" }] })).toThrow(JsonPathError);
-    expect(() => createMasker({ fields: [{ path: "$.a." }] })).toThrow(JsonPathError);
+    expect(() => createMasker({ personalData: "placeholder", fields: [{ path: "password" }] })).toThrow(JsonPathError);
+    expect(() => createMasker({ personalData: "placeholder", fields: [{ path: "$" }] })).toThrow(JsonPathError);
+    expect(() => createMasker({ personalData: "placeholder", fields: [{ path: "$.a." }] })).toThrow(JsonPathError);
   });
 });
 
 describe("keyed-HMAC tokens", () => {
   it("gives the same value the same token, different values and keys different tokens", () => {
-    const a = createMasker({ tokenKey: "shared-replica-key" });
-    const b = createMasker({ tokenKey: "shared-replica-key" });
-    const other = createMasker({ tokenKey: "another-key" });
+    const a = createMasker({ personalData: "placeholder", tokenKey: "shared-replica-key" });
+    const b = createMasker({ personalData: "placeholder", tokenKey: "shared-replica-key" });
+    const other = createMasker({ personalData: "placeholder", tokenKey: "another-key" });
     const t1 = a.maskText("mail jane@example.com").masked;
     expect(t1).toMatch(/^mail \[MASKED:email:[0-9a-f]{8}\]$/);
     expect(b.maskText("to jane@example.com").masked).toBe(t1.replace("mail", "to"));
@@ -147,7 +147,7 @@ describe("keyed-HMAC tokens", () => {
 
 describe("remembered verdicts for repeated short values", () => {
   it("judges a repeated value again under another field name, and the same under the same one", () => {
-    const masker = createMasker();
+    const masker = createMasker({ personalData: "placeholder" });
     const rows = Array.from({ length: 3 }, () => ({ phone: "020 7946 0958", note: "020 7946 0958" }));
     const { masked, hits } = masker.maskMessage({ rows });
     for (const r of masked.rows) expect(r).toEqual({ phone: "[MASKED:phone]", note: "020 7946 0958" });
@@ -157,7 +157,7 @@ describe("remembered verdicts for repeated short values", () => {
   });
 
   it("stays correct when more distinct values pass than it remembers", () => {
-    const masker = createMasker();
+    const masker = createMasker({ personalData: "placeholder" });
     for (let round = 0; round < 2; round++) {
       const values = Array.from({ length: 5000 }, (_, i) => (i % 2 === 0 ? `user${i}@example.com` : `order ${i} shipped`));
       const { masked, hits } = masker.maskMessage({ values });
@@ -168,7 +168,7 @@ describe("remembered verdicts for repeated short values", () => {
   });
 
   it("passes whole UUIDs and timestamps, but still masks one under a secret-named field", () => {
-    const masker = createMasker();
+    const masker = createMasker({ personalData: "placeholder" });
     const uuid = "f47ac10b-58cc-4372-a567-0e02b2c3d479";
     const { masked, hits } = masker.maskMessage({ id: uuid, at: "2026-11-24T06:30:00.123+01:00", api_key: uuid });
     expect(masked).toEqual({ id: uuid, at: "2026-11-24T06:30:00.123+01:00", api_key: "[MASKED:secret_assignment]" });
@@ -178,7 +178,7 @@ describe("remembered verdicts for repeated short values", () => {
 
 describe("role-aware exemptions", () => {
   it("leaves exempted types unmasked and reports what they would have masked", () => {
-    const masker = createMasker({ fields: [{ path: "$..ssn" }] });
+    const masker = createMasker({ personalData: "placeholder", fields: [{ path: "$..ssn" }] });
     const msg = { rows: [{ email: "jane@example.com", ssn: "123-45-6789", key: SECRET }] };
     const r = masker.maskMessage(msg, { exempt: ["email", "ssn"] });
     expect(r.masked.rows[0]).toEqual({ email: "jane@example.com", ssn: "123-45-6789", key: "[MASKED:github_token]" });
@@ -192,13 +192,13 @@ describe("role-aware exemptions", () => {
 
 describe("custom patterns and linear-time regexes", () => {
   it("masks custom patterns (whole match or a group)", () => {
-    const masker = createMasker({ customPatterns: [{ id: "employee_id", pattern: "EMP-\\d{6}" }, { id: "ticket_secret", pattern: "ticket=(\\w{8})", group: 1 }] });
+    const masker = createMasker({ personalData: "placeholder", customPatterns: [{ id: "employee_id", pattern: "EMP-\\d{6}" }, { id: "ticket_secret", pattern: "ticket=(\\w{8})", group: 1 }] });
     expect(masker.maskText("EMP-123456 opened ticket=abcd1234 ok").masked).toBe("[MASKED:employee_id] opened ticket=[MASKED:ticket_secret] ok");
   });
 
   it("rejects custom pattern ids that clash with detectors or cannot be a marker label", () => {
-    expect(() => createMasker({ customPatterns: [{ id: "email", pattern: "x" }] })).toThrow(/already in use/);
-    expect(() => createMasker({ customPatterns: [{ id: "Bad]Id", pattern: "x" }] })).toThrow(/lower-case/);
+    expect(() => createMasker({ personalData: "placeholder", customPatterns: [{ id: "email", pattern: "x" }] })).toThrow(/already in use/);
+    expect(() => createMasker({ personalData: "placeholder", customPatterns: [{ id: "Bad]Id", pattern: "x" }] })).toThrow(/lower-case/);
   });
 
   const redosPatterns = ["(a+)+$", "(a|aa)+$", "(a*)*b", "(.*a){20}", "^(\\w+\\s?)*$", "(x+x+)+y"];
@@ -207,7 +207,7 @@ describe("custom patterns and linear-time regexes", () => {
   it("rejects catastrophic-backtracking patterns under the checked V8 engine", () => {
     for (const p of redosPatterns) {
       expect(() => compileLinearRegex(p, "", "checked"), p).toThrow(UnsafeRegexError);
-      expect(() => createMasker({ customPatterns: [{ id: "x", pattern: p }], regexEngine: "checked" }), p).toThrow(UnsafeRegexError);
+      expect(() => createMasker({ personalData: "placeholder", customPatterns: [{ id: "x", pattern: p }], regexEngine: "checked" }), p).toThrow(UnsafeRegexError);
     }
     expect(() => assertBacktrackSafe("(a)\\1")).toThrow(UnsafeRegexError);
     expect(() => compileLinearRegex("EMP-\\d{6}", "", "checked")).not.toThrow();
@@ -215,7 +215,7 @@ describe("custom patterns and linear-time regexes", () => {
 
   it("runs the same patterns harmlessly under RE2 (linear time) and refuses lookaround", () => {
     for (const p of redosPatterns) {
-      const masker = createMasker({ customPatterns: [{ id: "x", pattern: p }], regexEngine: "re2" });
+      const masker = createMasker({ personalData: "placeholder", customPatterns: [{ id: "x", pattern: p }], regexEngine: "re2" });
       // Under a backtracking engine each of these would take longer than the test timeout.
       expect(masker.maskText(evil + " " + "x".repeat(5000) + "!").masked.length).toBeGreaterThan(0);
     }
@@ -251,7 +251,7 @@ describe("custom patterns and linear-time regexes", () => {
   });
 
   it("stays fast on adversarial input against every built-in detector", () => {
-    const masker = createMasker();
+    const masker = createMasker({ personalData: "placeholder" });
     const inputs = [
       "eyJ".repeat(30_000),
       "eyJhbGciOi.".repeat(10_000),

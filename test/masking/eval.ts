@@ -34,6 +34,9 @@ export interface TypeScore {
   falsePositives: number;
   recall: number;
   precision: number;
+  /** The same expected spans as secretlint's recommended preset finds them (any overlap counts). */
+  secretlintFound: number;
+  secretlintRecall: number;
 }
 
 export interface EvalReport {
@@ -44,7 +47,7 @@ export interface EvalReport {
   totalFound: number;
   totalFalsePositives: number;
   falsePositiveRate: number;
-  secretlint: { findings: number; maskedByUs: number; missed: { id: string; ruleId: string; text: string }[] };
+  secretlint: { findings: number; maskedByUs: number; missed: { id: string; ruleId: string; text: string }[]; falsePositives: number; negativeRecordsWithHits: number };
   misses: { id: string; type: string; value: string; got: string[] }[];
   falsePositives: { id: string; type: string; value: string }[];
   failures: string[];
@@ -72,12 +75,12 @@ export async function evaluateCorpus(): Promise<EvalReport> {
   const scores = new Map<string, TypeScore>();
   const score = (type: string): TypeScore => {
     let s = scores.get(type);
-    if (!s) scores.set(type, (s = { type, expected: 0, truePositives: 0, falseNegatives: 0, falsePositives: 0, recall: 1, precision: 1 }));
+    if (!s) scores.set(type, (s = { type, expected: 0, truePositives: 0, falseNegatives: 0, falsePositives: 0, recall: 1, precision: 1, secretlintFound: 0, secretlintRecall: 0 }));
     return s;
   };
   const report: EvalReport = {
     records: corpus.length, negativeRecords: 0, negativeRecordsWithHits: 0, types: [], totalFound: 0, totalFalsePositives: 0, falsePositiveRate: 0,
-    secretlint: { findings: 0, maskedByUs: 0, missed: [] }, misses: [], falsePositives: [], failures: [],
+    secretlint: { findings: 0, maskedByUs: 0, missed: [], falsePositives: 0, negativeRecordsWithHits: 0 }, misses: [], falsePositives: [], failures: [],
   };
   for (const record of corpus) {
     const found: Span[] = masker.findSpans(record.text);
@@ -103,8 +106,14 @@ export async function evaluateCorpus(): Promise<EvalReport> {
       report.totalFalsePositives++;
       report.falsePositives.push({ id: record.id, type: f.type, value: record.text.slice(f.start, f.end) });
     }
+    // Side by side: secretlint over the same text, scored against the same labels.
+    const theirs = await secretlintFindings(record.text);
+    const overlaps = (a: number, b: number, s: { start: number; end: number }): boolean => s.start < b && a < s.end;
+    for (const e of record.expect) if (theirs.some((t) => overlaps(t.range[0], t.range[1], e))) score(e.type).secretlintFound++;
+    for (const t of theirs) if (!record.expect.some((e) => overlaps(t.range[0], t.range[1], e))) report.secretlint.falsePositives++;
+    if (record.expect.length === 0 && theirs.length > 0) report.secretlint.negativeRecordsWithHits++;
     if (record.expect.length > 0) {
-      for (const finding of await secretlintFindings(record.text)) {
+      for (const finding of theirs) {
         report.secretlint.findings++;
         const [a, b] = finding.range;
         if (found.some((f) => f.start < b && a < f.end)) report.secretlint.maskedByUs++;
@@ -115,6 +124,7 @@ export async function evaluateCorpus(): Promise<EvalReport> {
   for (const s of scores.values()) {
     s.recall = s.expected === 0 ? 1 : s.truePositives / s.expected;
     s.precision = s.truePositives + s.falsePositives === 0 ? 1 : s.truePositives / (s.truePositives + s.falsePositives);
+    s.secretlintRecall = s.expected === 0 ? 0 : s.secretlintFound / s.expected;
     if (s.expected > 0 && s.recall < TARGETS.minRecall) report.failures.push(`recall of ${s.type} is ${(s.recall * 100).toFixed(1)}% (< ${TARGETS.minRecall * 100}%)`);
   }
   report.types = [...scores.values()].sort((a, b) => a.type.localeCompare(b.type));
@@ -126,15 +136,15 @@ export async function evaluateCorpus(): Promise<EvalReport> {
 
 export function formatReport(r: EvalReport): string {
   const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
-  const rows = r.types.map((t) => [t.type, String(t.expected), String(t.truePositives), String(t.falseNegatives), String(t.falsePositives), pct(t.recall), pct(t.precision)]);
-  const header = ["type", "expected", "found", "missed", "false+", "recall", "precision"];
+  const rows = r.types.map((t) => [t.type, String(t.expected), String(t.truePositives), String(t.falseNegatives), String(t.falsePositives), pct(t.recall), pct(t.precision), pct(t.secretlintRecall)]);
+  const header = ["type", "expected", "found", "missed", "false+", "recall", "precision", "secretlint recall"];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
   const out = [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)];
   out.push("");
   out.push(`records ${r.records} (${r.negativeRecords} hard negatives, ${r.negativeRecordsWithHits} with a hit)`);
   out.push(`false-positive rate ${pct(r.falsePositiveRate)} (${r.totalFalsePositives} of ${r.totalFound} masked spans)`);
-  out.push(`secretlint recommend preset: ${r.secretlint.maskedByUs} of ${r.secretlint.findings} findings masked by us`);
+  out.push(`secretlint recommend preset: ${r.secretlint.maskedByUs} of ${r.secretlint.findings} findings masked by us; its false positives ${r.secretlint.falsePositives} (${r.secretlint.negativeRecordsWithHits} hard negatives with a hit)`);
   for (const m of r.misses.slice(0, 20)) out.push(`  missed ${m.type} ${JSON.stringify(m.value)} (got ${m.got.join(", ") || "nothing"}) [${m.id}]`);
   for (const f of r.falsePositives.slice(0, 20)) out.push(`  false positive ${f.type} ${JSON.stringify(f.value)} [${f.id}]`);
   for (const s of r.secretlint.missed.slice(0, 20)) out.push(`  secretlint ${s.ruleId} found ${JSON.stringify(s.text)} [${s.id}]`);

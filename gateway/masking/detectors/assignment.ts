@@ -23,15 +23,31 @@ function insideUrlUserinfo(text: string, nameStart: number): boolean {
   return scheme >= 0 && nameStart - scheme <= 64 && !/[\s"'@/]/.test(text.slice(scheme + 3, nameStart));
 }
 
+/**
+ * `pageToken`, `nextPageToken`, `progressToken`, `continuationToken`, `syncToken`: cursors and
+ * correlation ids that APIs name "token". Masking them breaks pagination and progress, and they
+ * grant nothing.
+ */
+const CURSOR_TOKEN_BEFORE = /(?:page|progress|continuation|sync|cancellation|pagination)[_.-]?$/i;
+
+function isCursorToken(text: string, nameStart: number, name: string): boolean {
+  return /^token/i.test(name) && CURSOR_TOKEN_BEFORE.test(text.slice(Math.max(0, nameStart - 16), nameStart));
+}
+
 export function secretValueWorthMasking(value: string): boolean {
   return value.length >= 3 && !DEFAULT_VALUES.test(value) && !isPlaceholder(value);
 }
 
 /** True when a JSON field of this name holds a secret (used by the engine for structured values). */
 export function isSecretFieldName(key: string): boolean {
+  // Every start is tried: `aws_secret_access_key` and `SecretAccessKey` end in a secret name
+  // (`access_key`) that the first match (`secret` + `_access_key`) hides.
   SECRET_NAME.lastIndex = 0;
-  const m = SECRET_NAME.exec(key);
-  return m !== null && m.index + m[0].length === key.length && SECRET_SUFFIX.test(m[1] ?? "");
+  for (let m = SECRET_NAME.exec(key); m !== null; m = SECRET_NAME.exec(key)) {
+    if (m.index + m[0].length === key.length && SECRET_SUFFIX.test(m[1] ?? "") && !isCursorToken(key, m.index, m[0])) return true;
+    SECRET_NAME.lastIndex = m.index + 1;
+  }
+  return false;
 }
 
 /** `name = value` assignments in text (.env files, YAML, logs, JSON as text): masks the value. */
@@ -44,7 +60,7 @@ export const secretAssignment: Detector = {
     SECRET_NAME.lastIndex = 0;
     for (let m = SECRET_NAME.exec(text); m !== null; m = SECRET_NAME.exec(text)) {
       const suffix = m[1] ?? "";
-      if (!SECRET_SUFFIX.test(suffix)) {
+      if (!SECRET_SUFFIX.test(suffix) || isCursorToken(text, m.index, m[0])) {
         SECRET_NAME.lastIndex = m.index + 1; // "secret_access_key": try "access_key" too
         continue;
       }

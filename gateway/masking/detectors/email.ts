@@ -29,6 +29,11 @@ export const email: Detector = {
       const tld = m[0].slice(m[0].lastIndexOf(".") + 1).toLowerCase();
       if (FILE_EXTENSIONS.has(tld)) continue;
       const end = at + 1 + m[0].length;
+      // `git@github.com:org/repo.git`: scp-style SSH remotes name a host, not a mailbox.
+      if (text.charCodeAt(end) === 58 && /[\w~./-]/.test(text[end + 1] ?? "")) {
+        from = end;
+        continue;
+      }
       out.push({ start, end, type: "email" });
       from = end;
     }

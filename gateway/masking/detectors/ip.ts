@@ -47,6 +47,14 @@ function looksLikeVersion(text: string, start: number, candidate: string, ctx: S
   return /^\d\.\d\.\d\.\d$/.test(candidate) && !ADDRESS_WORDS.test(text.slice(Math.max(0, start - 24), start).toLowerCase());
 }
 
+/** Loopback names no one: `127.0.0.1:8080` is this machine, on every machine. */
+function notPersonalV4(address: string): boolean {
+  return address.startsWith("127.");
+}
+function notPersonalV6(address: string): boolean {
+  return address === "::1" || address === "::";
+}
+
 export function createIpDetector(options: { v6: boolean }): Detector {
   return {
     id: "ip_address",
@@ -60,7 +68,7 @@ export function createIpDetector(options: { v6: boolean }): Detector {
           const end = m.index + m[0].length;
           if (m.index > 0 && GLUED_BEFORE.test(text[m.index - 1]!)) continue;
           if (GLUED_AFTER.test(text.slice(end, end + 2)) || !V4_STRICT.test(m[0])) continue;
-          if (m[0] === "0.0.0.0" || looksLikeVersion(text, m.index, m[0], ctx)) continue;
+          if (m[0] === "0.0.0.0" || notPersonalV4(m[0]) || looksLikeVersion(text, m.index, m[0], ctx)) continue;
           out.push({ start: m.index, end: m.index + m[0].length, type: "ip_address" });
         }
       }
@@ -90,7 +98,7 @@ export function createIpDetector(options: { v6: boolean }): Detector {
           const colons = address.split(":").length - 1;
           if (!address.includes("::") && colons !== 7) continue;
           if (address.split(":").filter((g) => g.length > 0).length < 3) continue;
-          if (!isIPv6(address)) continue;
+          if (!isIPv6(address) || notPersonalV6(address)) continue;
           out.push({ start: m.index, end: m.index + candidate.length, type: "ip_address" });
         }
       }

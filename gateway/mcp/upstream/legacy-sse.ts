@@ -83,7 +83,7 @@ export class LegacySseUpstream implements UpstreamTransport {
     if (res.statusCode >= 300) {
       const c = classify(msg);
       this.events.failure(
-        new CountersignError("CS_ERR_UPSTREAM_HTTP", `HTTP ${res.statusCode}: ${text.slice(0, 200)}`),
+        new CountersignError("CS_ERR_UPSTREAM_HTTP", `HTTP ${res.statusCode}: ${(this.opts.redact ?? String)(text.slice(0, 200))}`),
         c?.kind === "request" && c.id !== undefined ? [c.id] : [],
       );
     }

@@ -15,6 +15,8 @@ export interface StdioOptions {
   env: Record<string, ConfigValue>;
   maxMessageBytes: number;
   log: Logger;
+  /** Masks what the child writes to stderr before it reaches the log, an error or the store. */
+  redact?: ((text: string) => string) | undefined;
 }
 
 /** The base every child gets; the config adds to it. */
@@ -103,7 +105,7 @@ export class StdioUpstream implements UpstreamTransport {
       try {
         parsed = JSON.parse(text);
       } catch {
-        this.opts.log.warn({ line: text.slice(0, 200) }, "upstream wrote a line that is not JSON; ignored");
+        this.opts.log.warn({ line: (this.opts.redact ?? String)(text.slice(0, 200)) }, "upstream wrote a line that is not JSON; ignored");
         this.events.failure(new CountersignError("CS_ERR_UPSTREAM_HTTP", "the server wrote a line that is not JSON"), []);
         return;
       }
@@ -156,7 +158,8 @@ export class StdioUpstream implements UpstreamTransport {
       buffered += chunk.toString("utf8");
       let nl: number;
       while ((nl = buffered.indexOf("\n")) !== -1) {
-        const text = buffered.slice(0, nl).trimEnd().slice(0, 2000);
+        const raw = buffered.slice(0, nl).trimEnd().slice(0, 2000);
+        const text = this.opts.redact ? this.opts.redact(raw) : raw;
         buffered = buffered.slice(nl + 1);
         if (!text) continue;
         this.#stderrTail.push(text);

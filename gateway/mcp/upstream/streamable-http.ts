@@ -19,6 +19,8 @@ export interface HttpUpstreamOptions {
   log: Logger;
   /** The caller's identity for the upstream, computed per request (never the caller's own token). */
   identityHeaders?: (() => Record<string, string>) | undefined;
+  /** Masks text the upstream wrote (an HTTP error body) before it reaches an error, the log or the store. */
+  redact?: ((text: string) => string) | undefined;
 }
 
 export class StreamableHttpUpstream implements UpstreamTransport {
@@ -96,7 +98,7 @@ export class StreamableHttpUpstream implements UpstreamTransport {
         // A JSON body (or a JSON-RPC error sent with an HTTP error status) is the upstream's answer.
         for (const m of Array.isArray(parsed) ? parsed : [parsed]) this.events.message(m, Buffer.byteLength(JSON.stringify(m)), relatedTo);
       } else if (res.statusCode >= 300) {
-        this.events.failure(new CountersignError("CS_ERR_UPSTREAM_HTTP", `HTTP ${res.statusCode}: ${text.slice(0, 200)}`), ids);
+        this.events.failure(new CountersignError("CS_ERR_UPSTREAM_HTTP", `HTTP ${res.statusCode}: ${(this.opts.redact ?? String)(text.slice(0, 200))}`), ids);
       } else if (text.trim() !== "") {
         this.events.failure(new CountersignError("CS_ERR_UPSTREAM_HTTP", `HTTP ${res.statusCode} with a body that is not JSON-RPC`), ids);
       }

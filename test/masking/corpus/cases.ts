@@ -128,6 +128,15 @@ export const positives: CorpusSource[] = [
   { source: "text", text: "host up at http://⟦ip_address:172.16.254.1⟧/status, peer ⟦ip_address:2001:db8:85a3::8a2e:370:7334⟧" },
   { source: "log", text: "sshd[2211]: Failed password for root from ⟦ip_address:fe80::1ff:fe23:4567:890a⟧ port 22 ssh2" },
   { source: "config", text: "listen 0.0.0.0:8080; upstream backend { server ⟦ip_address:10.2.3.4⟧:9000; server ⟦ip_address:10.2.3.5⟧:9000; }" },
+  // --- Leak classes: secrets that only show once decoded (base64, hex, percent-encoding). The span
+  // is the whole encoded run, typed by what it decodes to. Encodings computed here, from the
+  // provider formats above, so the corpus stays readable.
+  { source: "k8s-secret", text: `data:\n  GITHUB_TOKEN: ⟦github_token:${Buffer.from(ghp).toString("base64")}⟧\n  region: ZXUtd2VzdC0x` },
+  { source: "k8s-secret", text: `apiVersion: v1\nkind: Secret\ndata:\n  token: ⟦slack_token:${Buffer.from("xoxb-" + "263594206564-2343594206574-FGqddMF8t08v8N7Oq4i57vs1").toString("base64")}⟧` },
+  { source: "log", text: `DEBUG payload hex=⟦github_token:${Buffer.from(gho).toString("hex")}⟧ len=40` },
+  { source: "url", text: `https://crm.example-corp.com/search?owner=⟦email:${encodeURIComponent("maria.lopez@example-corp.com")}⟧&page=2` },
+  { source: "url", text: `redirect_uri=⟦email:${encodeURIComponent("https://app.example/cb?u=ops.team@acme-corp.com")}⟧` },
+  { source: "docker", text: `{"auths": {"registry.acme.dev": {"auth": "⟦secret_assignment:${Buffer.from("deploy:password=Tr0ub4dor-and-3").toString("base64")}⟧"}}}`, note: "a base64 user:password pair decodes to an assignment" },
 ];
 
 export const negatives: CorpusSource[] = [
@@ -167,4 +176,12 @@ export const negatives: CorpusSource[] = [
   { source: "text", text: "Coordinates 51.5074, -0.1278; temperature 21.5C; ratio 3.14159; phone extension x204" },
   { source: "k8s", text: "image: registry.acme.dev/api:1.14.2\nenv:\n  - name: DB_PASSWORD\n    valueFrom:\n      secretKeyRef:\n        name: db\n        key: password" },
   { source: "docs", text: "Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, then run aws sts get-caller-identity. See docs for sk_live_ keys." },
+  // --- Hard negatives for the encoded and protocol-shaped cases
+  { source: "git", text: "remote: git@github.com:acme-corp/infra.git (fetch)\nssh://git@gitlab.example-corp.com:2222/team/app.git" },
+  { source: "net", text: "listening on 127.0.0.1:8080 and [::1]:8443; health http://localhost:9090/healthz" },
+  { source: "hash", text: "md5 9e107d9d372bb6826bd81d3542a419d6 sha1 2fd4e1c67a2d28fced849ee1bb76e7391b93eb12 blake2 786a02f742015903c6c6fd852552d272912f4740e15847618a86e217f71f5419" },
+  { source: "base64", text: "etag W/\"MTIzNDU2Nzg5MGFiY2RlZg\" nonce r8Jk2LmQ9xZ0vB3n cursor eyJvZmZzZXQiOjEwMH0=" },
+  { source: "base64", text: '{"nextCursor": "eyJwYWdlIjoyLCJzb3J0IjoiY3JlYXRlZF9hdCJ9", "progressToken": "tok-7f3a-9c21"}' },
+  { source: "url", text: "https://docs.example.com/search?q=rate%20limit%20errors&lang=en-GB&sort=relevance" },
+  { source: "ids", text: "trace 4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7 ulid 01ARZ3NDEKTSV4RRFFQ69G5FAV ksuid 0ujtsYcgvSTl8PAuAdqWYSMnLOv" },
 ];

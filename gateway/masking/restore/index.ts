@@ -1,0 +1,2 @@
+/** Restore: pseudonyms a caller was shown, sent back by the same caller, become the originals again. */
+export { PgRestorer, type Restorer, type RestoreResult, type PgRestorerOptions } from "./restorer.js";
