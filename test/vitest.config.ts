@@ -5,7 +5,8 @@ export default defineConfig({
     root: new URL("..", import.meta.url).pathname,
     include: ["test/**/*.test.ts"],
     globalSetup: ["test/helpers/global-setup.ts"],
-    testTimeout: 30_000,
+    // Generous: on two shared cores a gateway child and a CLI run can take tens of seconds.
+    testTimeout: 60_000,
     hookTimeout: 60_000,
     // Two cores: files run two at a time; each has its own database.
     maxWorkers: 2,
