@@ -128,7 +128,9 @@ class OpenIdProvider {
         return account ? { ...account } : undefined;
       },
     });
-    this.#handler = provider.callback();
+    const handle = provider.callback();
+    // oidc-provider's callback returns a promise; the HTTP server ignores it, so failures are caught here.
+    this.#handler = (req, res) => void Promise.resolve(handle(req, res)).catch((err: unknown) => res.destroy(err as Error));
     return key;
   }
 
