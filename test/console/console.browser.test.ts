@@ -1,0 +1,209 @@
+// The web console in a real browser (Debian's Chromium driven by playwright-core) against a real
+// gateway with the dev issuer: log in, see only what the role allows, approve a held call and see
+// the MCP caller's call go on once, deny with a reason, self-approval refused, a POST without the
+// CSRF token refused, a session replayed with its identity, a tampered chain shown in red. The
+// screenshots in docs/console/ are taken here.
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { signDevToken } from "../../gateway/auth/dev-issuer.js";
+import { consoleUrlFor } from "../../gateway/console/links.js";
+import { everythingStdio, startTestGateway, type TestGateway } from "../helpers/gateway.js";
+import { DEPLOYS_NEED_ONCALL } from "../helpers/held-calls.js";
+import { createTestDatabase, ROOT, type TestDatabase } from "../helpers/postgres.js";
+
+const CHROMIUM = "/usr/bin/chromium";
+const FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+const SHOTS = join(ROOT, "docs", "console");
+const PHONE = { width: 390, height: 844 };
+const DESKTOP = { width: 1280, height: 900 };
+
+let db: TestDatabase;
+let gw: TestGateway;
+let scratch: string;
+let browser: Browser;
+let alice: Client;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  scratch = mkdtempSync(join(tmpdir(), "countersign-console-"));
+  gw = await startTestGateway(db.url, {
+    auth: { devIssuer: { enabled: true, keyFile: join(scratch, "dev.jwk") } },
+    admin: { groups: ["admins"] },
+    approvals: { groups: { oncall: { emails: ["bob@example.com", "alice@example.com"] } }, holdFor: "30s", sweepIntervalMs: 200, pollIntervalMs: 200 },
+    console: {
+      auditorGroups: ["auditors"],
+      devUsers: [
+        { subject: "alice", email: "alice@example.com", name: "Alice", groups: ["dev"] },
+        { subject: "bob", email: "bob@example.com", name: "Bob", groups: ["oncall"] },
+        { subject: "carol", email: "carol@example.com", name: "Carol", groups: ["auditors"] },
+      ],
+    },
+    connections: [{ name: "ops", access: { groups: ["dev"] }, upstream: everythingStdio(), policy: { rules: [DEPLOYS_NEED_ONCALL] } }],
+  });
+  const d = gw.identity.devIssuer!;
+  const token = await signDevToken(d.key, d.url, { subject: "alice", email: "alice@example.com", groups: ["dev"], audience: [`${gw.config.publicUrl}/mcp/ops`], ttlSeconds: 600 });
+  alice = new Client({ name: "console-test-agent", version: "1.0.0" });
+  await alice.connect(new StreamableHTTPClientTransport(gw.mcpUrl("ops"), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
+  mkdirSync(SHOTS, { recursive: true });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await alice?.close().catch(() => {});
+  await gw?.stop();
+  await db?.drop();
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+});
+
+/** A fresh browser context (its own cookies) logged in with the quick start's one-click login. */
+async function loginAs(subject: string, viewport = DESKTOP): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser.newContext({ viewport, baseURL: gw.address });
+  const page = await context.newPage();
+  await page.goto("/console/approvals");
+  await expect.poll(() => new URL(page.url()).pathname).toBe("/console/login");
+  await page.locator(`form:has(input[name=subject][value=${subject}]) button`).click();
+  await page.waitForURL(/\/console\/approvals$/);
+  return { context, page };
+}
+
+async function pendingRequestFor(marker: string): Promise<string> {
+  let id: string | undefined;
+  await expect.poll(async () => {
+    const rows = await gw.db.$queryRawUnsafe<Array<{ id: string }>>(`SELECT id FROM approval_requests WHERE "maskedArguments"::text LIKE $1`, `%${marker}%`);
+    id = rows[0]?.id;
+    return id;
+  }, { timeout: 10_000 }).toBeTruthy();
+  return id!;
+}
+
+const forwards = async (id: string) =>
+  Number((await gw.db.$queryRawUnsafe<Array<{ n: bigint }>>(`SELECT count(*) AS n FROM events WHERE type = 'approval' AND reason = 'forwarded' AND detail->>'requestId' = $1`, id))[0]!.n);
+
+describe("the web console", () => {
+  it("shows nothing without a login, and sends / to the console", async () => {
+    const res = await fetch(`${gw.address}/`, { redirect: "manual" });
+    expect(res.status).toBe(302);
+    expect(res.headers.get("location")).toBe("/console/");
+    const page = await (await browser.newContext({ baseURL: gw.address })).newPage();
+    const sessions = await page.goto("/console/sessions");
+    expect(new URL(page.url()).pathname).toBe("/console/login");
+    expect(sessions?.headers()["content-security-policy"]).toContain("script-src 'self'");
+    expect(await page.locator("h1").textContent()).toBe("Log in to the Countersign console");
+    expect(await page.locator("table, [data-testid=sessions]").count()).toBe(0);
+    await page.context().close();
+  });
+
+  it("lets an approver approve a held call from a phone: the caller's call goes on, once", async () => {
+    const call = alice.callTool({ name: "echo", arguments: { message: "deploy v1 to production" } }, undefined, { timeout: 30_000 });
+    const id = await pendingRequestFor("deploy v1");
+    const { context, page } = await loginAs("bob", PHONE);
+    await page.reload();
+    const card = page.locator("[data-testid=requests] li", { hasText: "echo" });
+    await expect.poll(() => card.count()).toBe(1);
+    await expect.poll(() => card.textContent()).toContain("alice@example.com");
+    await page.screenshot({ path: join(SHOTS, "inbox-phone.png"), fullPage: true });
+    await page.setViewportSize(DESKTOP);
+    await page.screenshot({ path: join(SHOTS, "inbox-desktop.png"), fullPage: true });
+    await card.getByRole("link", { name: "echo" }).click();
+    expect(page.url()).toBe(consoleUrlFor(id, gw.address));
+    expect(await page.getByTestId("arguments").textContent()).toContain("deploy v1 to production");
+    await page.getByRole("button", { name: "Approve" }).click();
+    await page.waitForURL(/result=approved/);
+    expect(await page.getByTestId("status").textContent()).toBe("approved");
+    const result = (await call) as { content: Array<{ text: string }>; isError?: boolean };
+    expect(result.isError).toBeFalsy();
+    expect(result.content[0]!.text).toContain("deploy v1 to production");
+    expect(await forwards(id)).toBe(1);
+    // Decided requests say how: the console.
+    await page.goto("/console/approvals?view=decided");
+    expect(await page.locator("[data-testid=requests] li", { hasText: "deploy" }).first().textContent()).toMatch(/approved by bob@example\.com .* via console/s);
+    await context.close();
+  });
+
+  it("denies with a reason, which the caller gets; a POST without the CSRF token changes nothing", async () => {
+    const call = alice.callTool({ name: "echo", arguments: { message: "deploy v2 now" } }, undefined, { timeout: 30_000 });
+    const id = await pendingRequestFor("deploy v2");
+    const { context, page } = await loginAs("bob");
+    // Without the form's token (a forged cross-site form would have none): refused and recorded.
+    const forged = await page.request.post(`/console/approvals/${id}/approve`, { form: { reason: "forged" }, maxRedirects: 0 });
+    expect(forged.status()).toBe(403);
+    expect((await gw.approvals!.service.store.get(id))!.status).toBe("pending");
+    await page.goto(`/console/approvals/${id}`);
+    await page.getByLabel("Reason for denying").fill("not during the freeze");
+    await page.getByRole("button", { name: "Deny" }).click();
+    await page.waitForURL(/result=denied/);
+    const result = (await call) as { content: Array<{ text: string }>; isError?: boolean };
+    expect(JSON.stringify(result)).toContain("not during the freeze");
+    expect(await forwards(id)).toBe(0);
+    const refused = await gw.db.event.count({ where: { type: "console", reason: "csrf_refused", subject: "bob" } });
+    expect(refused).toBe(1);
+    await context.close();
+  });
+
+  it("refuses a requester's approval of their own call (four eyes), and keeps sessions from approvers", async () => {
+    const call = alice.callTool({ name: "echo", arguments: { message: "deploy v3 myself" } }, undefined, { timeout: 30_000 });
+    const id = await pendingRequestFor("deploy v3");
+    const { context, page } = await loginAs("alice");
+    await page.goto(`/console/approvals/${id}`);
+    expect(await page.locator(".tag", { hasText: "your request" }).count()).toBeGreaterThan(0);
+    expect(await page.getByRole("button", { name: "Approve" }).count()).toBe(0);
+    // Even with a valid form token, the approvals service refuses it.
+    const token = await page.locator("form[action='/console/logout'] input[name=_csrf]").getAttribute("value");
+    const res = await page.request.post(`/console/approvals/${id}/approve`, { form: { _csrf: token! }, maxRedirects: 0 });
+    expect(res.headers().location).toContain("result=self");
+    expect((await gw.approvals!.service.store.get(id))!.status).toBe("pending");
+    // Alice is neither auditor nor admin: no sessions, no evidence.
+    expect(await page.getByRole("link", { name: "Sessions" }).count()).toBe(0);
+    expect((await page.goto("/console/sessions"))!.status()).toBe(403);
+    expect((await page.goto("/console/evidence"))!.status()).toBe(403);
+    await gw.approvals!.service.vote({ requestId: id, approver: { email: "bob@example.com" }, decision: "deny", reason: "test over", via: "cli" });
+    await call;
+    await context.close();
+  });
+
+  it("replays a session for an auditor, with its identity, and exports it", async () => {
+    const { context, page } = await loginAs("carol", PHONE);
+    await page.goto("/console/sessions?who=alice%40example.com");
+    const rows = page.locator("[data-testid=sessions] tbody tr");
+    expect(await rows.count()).toBe(1);
+    await rows.first().getByRole("link").click();
+    const identity = await page.getByTestId("identity").textContent();
+    expect(identity).toContain("alice@example.com");
+    expect(identity).toContain("dev");
+    expect(await page.locator(".timeline li.mark-held").count()).toBeGreaterThan(0);
+    expect(await page.getByRole("link", { name: "The approval request" }).count()).toBeGreaterThan(0);
+    await page.screenshot({ path: join(SHOTS, "replay-phone.png") });
+    await page.setViewportSize(DESKTOP);
+    await page.screenshot({ path: join(SHOTS, "replay-desktop.png") });
+    const href = await page.getByRole("link", { name: "Export as JSON" }).getAttribute("href");
+    const exported = (await (await page.request.get(href!)).json()) as { session: { identity: { email: string } }; messages: unknown[] };
+    expect(exported.session.identity.email).toBe("alice@example.com");
+    expect(exported.messages.length).toBeGreaterThan(4);
+    expect(await gw.db.event.count({ where: { type: "console", reason: "session_exported", subject: "carol" } })).toBe(1);
+    await context.close();
+  });
+
+  it("shows the audit chain verified, then a tampered record in red", async () => {
+    const { context, page } = await loginAs("carol");
+    await page.goto("/console/evidence");
+    // Everything recorded so far is sealed before the first verification.
+    await expect.poll(async () => Number((await gw.db.$queryRawUnsafe<Array<{ n: bigint }>>(`SELECT count(*) AS n FROM audit_unsealed`))[0]!.n), { timeout: 10_000 }).toBe(0);
+    await page.getByRole("button", { name: "Verify the chain now" }).click();
+    expect(await page.getByTestId("chain-state").textContent()).toContain("Verified");
+    await gw.db.$executeRawUnsafe(`UPDATE messages SET payload = jsonb_set(payload, '{tampered}', 'true') WHERE id = (SELECT min(id) FROM messages WHERE method = 'tools/call')`);
+    await page.getByRole("button", { name: "Verify the chain now" }).click();
+    const failed = page.getByTestId("chain-state");
+    expect(await failed.textContent()).toContain("Verification FAILED");
+    expect(await failed.evaluate((el) => getComputedStyle(el).backgroundColor)).toBe("rgb(253, 232, 232)");
+    await page.screenshot({ path: join(SHOTS, "evidence-desktop.png"), fullPage: true });
+    await page.setViewportSize(PHONE);
+    await page.screenshot({ path: join(SHOTS, "evidence-phone.png"), fullPage: true });
+    await context.close();
+  });
+});
