@@ -8,6 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { createServer, type Server } from "node:http";
+import Provider from "oidc-provider";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signDevToken } from "../../gateway/auth/dev-issuer.js";
@@ -15,6 +17,7 @@ import { consoleUrlFor } from "../../gateway/console/links.js";
 import { everythingStdio, startTestGateway, type TestGateway } from "../helpers/gateway.js";
 import { DEPLOYS_NEED_ONCALL } from "../helpers/held-calls.js";
 import { createTestDatabase, ROOT, type TestDatabase } from "../helpers/postgres.js";
+import { freePort } from "../helpers/upstreams.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
@@ -27,16 +30,55 @@ let gw: TestGateway;
 let scratch: string;
 let browser: Browser;
 let alice: Client;
+let idp: Server;
+
+const CONSOLE_CLIENT = { id: "countersign-console", secret: `console-secret-${Math.random().toString(36).slice(2)}` };
+
+/** oidc-provider on loopback with its own (dev) login pages: a real authorization server for the browser login. */
+async function startIdentityProvider(gatewayUrl: string): Promise<{ server: Server; issuer: string }> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const addr = server.address();
+  const issuer = `http://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}`;
+  const provider = new Provider(issuer, {
+    clients: [{
+      client_id: CONSOLE_CLIENT.id,
+      client_secret: CONSOLE_CLIENT.secret,
+      redirect_uris: [`${gatewayUrl}/console/login/callback`],
+      grant_types: ["authorization_code"],
+      response_types: ["code"],
+      token_endpoint_auth_method: "client_secret_post",
+    }],
+    // dana is an auditor at the IdP: the console takes her groups from the ID token.
+    findAccount: async (_ctx, id) => ({ accountId: id, claims: async () => ({ sub: id, email: `${id}@example.com`, name: id, groups: id === "dana" ? ["auditors"] : [] }) }),
+    claims: { openid: ["sub"], email: ["email"], profile: ["name"], groups: ["groups"] },
+    scopes: ["openid", "email", "profile", "groups"],
+    conformIdTokenClaims: false,
+    pkce: { required: () => true },
+    features: { devInteractions: { enabled: true } },
+    cookies: { keys: ["test-cookie-key-0123456789abcdef"] },
+  });
+  server.on("request", provider.callback());
+  return { server, issuer };
+}
 
 beforeAll(async () => {
   db = await createTestDatabase();
   scratch = mkdtempSync(join(tmpdir(), "countersign-console-"));
+  // The gateway's address is known before it starts: the IdP's redirect URI names it.
+  const port = await freePort();
+  const publicUrl = `http://127.0.0.1:${port}`;
+  const provider = await startIdentityProvider(publicUrl);
+  idp = provider.server;
   gw = await startTestGateway(db.url, {
-    auth: { devIssuer: { enabled: true, keyFile: join(scratch, "dev.jwk") } },
+    publicUrl,
+    server: { host: "127.0.0.1", port },
+    auth: { devIssuer: { enabled: true, keyFile: join(scratch, "dev.jwk") }, issuers: [{ issuer: provider.issuer, label: "testidp" }] },
     admin: { groups: ["admins"] },
     approvals: { groups: { oncall: { emails: ["bob@example.com", "alice@example.com"] } }, holdFor: "30s", sweepIntervalMs: 200, pollIntervalMs: 200 },
     console: {
       auditorGroups: ["auditors"],
+      login: [{ issuer: provider.issuer, label: "Test IdP", clientId: CONSOLE_CLIENT.id, clientSecret: { env: "CONSOLE_CLIENT_SECRET" }, scopes: ["openid", "email", "profile", "groups"] }],
       devUsers: [
         { subject: "alice", email: "alice@example.com", name: "Alice", groups: ["dev"] },
         { subject: "bob", email: "bob@example.com", name: "Bob", groups: ["oncall"] },
@@ -44,7 +86,7 @@ beforeAll(async () => {
       ],
     },
     connections: [{ name: "ops", access: { groups: ["dev"] }, upstream: everythingStdio(), policy: { rules: [DEPLOYS_NEED_ONCALL] } }],
-  });
+  }, { CONSOLE_CLIENT_SECRET: CONSOLE_CLIENT.secret });
   const d = gw.identity.devIssuer!;
   const token = await signDevToken(d.key, d.url, { subject: "alice", email: "alice@example.com", groups: ["dev"], audience: [`${gw.config.publicUrl}/mcp/ops`], ttlSeconds: 600 });
   alice = new Client({ name: "console-test-agent", version: "1.0.0" });
@@ -57,6 +99,8 @@ afterAll(async () => {
   await browser?.close();
   await alice?.close().catch(() => {});
   await gw?.stop();
+  idp?.closeAllConnections();
+  await new Promise((r) => (idp ? idp.close(r) : r(undefined)));
   await db?.drop();
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
@@ -97,6 +141,27 @@ describe("the web console", () => {
     expect(await page.locator("h1").textContent()).toBe("Log in to the Countersign console");
     expect(await page.locator("table, [data-testid=sessions]").count()).toBe(0);
     await page.context().close();
+  });
+
+  it("logs a person in through the identity provider (code flow with PKCE), with the IdP's groups as roles", async () => {
+    const context = await browser.newContext({ baseURL: gw.address });
+    const page = await context.newPage();
+    await page.goto("/console/sessions");
+    await page.getByRole("link", { name: "Log in with Test IdP" }).click();
+    // The provider's own login and consent pages.
+    await page.locator("input[name=login]").fill("dana");
+    await page.locator("input[name=password]").fill("any");
+    await page.getByRole("button", { name: "Sign-in" }).click();
+    await page.getByRole("button", { name: "Continue" }).click();
+    await page.waitForURL(/\/console\/sessions/);
+    expect(await page.getByTestId("who").textContent()).toBe("dana@example.com");
+    expect(await page.locator("h1").textContent()).toBe("Sessions");
+    const login = await gw.db.event.findFirst({ where: { type: "console", reason: "login", subject: "dana" } });
+    expect(login?.detail).toMatchObject({ issuer: gw.config.auth.issuers[0]!.issuer, email: "dana@example.com", via: "Test IdP", groups: ["auditors"] });
+    // A callback that this browser did not start is refused.
+    const replayed = await page.goto(`/console/login/callback?code=stolen&state=x`);
+    expect(replayed!.status()).toBe(400);
+    await context.close();
   });
 
   it("lets an approver approve a held call from a phone: the caller's call goes on, once", async () => {
