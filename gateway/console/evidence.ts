@@ -38,7 +38,7 @@ export function registerEvidence(app: FastifyInstance, ctx: ConsoleContext): voi
 
   const sealOf = (d: StoredDigest) => {
     const verifier = d.keyId ? keys().get(d.keyId) : undefined;
-    const intact = createHash("sha256").update(digestBytes(d.content)).digest("hex") === d.sha256;
+    const intact = createHash("sha256").update(digestBytes(d.content)).digest("hex") === d.sha256.trim();
     const signed = Boolean(d.signature && verifier && verifyDigestSignature(d.content, d.signature, verifier.key));
     return { intact, signed, verifier };
   };

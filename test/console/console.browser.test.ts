@@ -3,7 +3,9 @@
 // the MCP caller's call go on once, deny with a reason, self-approval refused, a POST without the
 // CSRF token refused, a session replayed with its identity, a tampered chain shown in red. The
 // screenshots in docs/console/ are taken here.
+import { generateKeyPairSync } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import pg from "pg";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -14,6 +16,9 @@ import { chromium, type Browser, type BrowserContext, type Page } from "playwrig
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signDevToken } from "../../gateway/auth/dev-issuer.js";
 import { consoleUrlFor } from "../../gateway/console/links.js";
+import { takeCheckpoint } from "../../gateway/audit/chain/checkpoint.js";
+import { generateDigest } from "../../gateway/evidence/generate.js";
+import { weekContaining } from "../../gateway/evidence/week.js";
 import { everythingStdio, startTestGateway, type TestGateway } from "../helpers/gateway.js";
 import { DEPLOYS_NEED_ONCALL } from "../helpers/held-calls.js";
 import { createTestDatabase, ROOT, type TestDatabase } from "../helpers/postgres.js";
@@ -32,6 +37,7 @@ let browser: Browser;
 let alice: Client;
 let idp: Server;
 
+const CHECKPOINT_KEY = generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }).toString();
 const CONSOLE_CLIENT = { id: "countersign-console", secret: `console-secret-${Math.random().toString(36).slice(2)}` };
 
 /** oidc-provider on loopback with its own (dev) login pages: a real authorization server for the browser login. */
@@ -75,6 +81,7 @@ beforeAll(async () => {
     server: { host: "127.0.0.1", port },
     auth: { devIssuer: { enabled: true, keyFile: join(scratch, "dev.jwk") }, issuers: [{ issuer: provider.issuer, label: "testidp" }] },
     admin: { groups: ["admins"] },
+    audit: { checkpoint: { keys: [{ id: "console-test", privateKey: { env: "CHECKPOINT_KEY" } }] } },
     approvals: { groups: { oncall: { emails: ["bob@example.com", "alice@example.com"] } }, holdFor: "30s", sweepIntervalMs: 200, pollIntervalMs: 200 },
     console: {
       auditorGroups: ["auditors"],
@@ -83,10 +90,11 @@ beforeAll(async () => {
         { subject: "alice", email: "alice@example.com", name: "Alice", groups: ["dev"] },
         { subject: "bob", email: "bob@example.com", name: "Bob", groups: ["oncall"] },
         { subject: "carol", email: "carol@example.com", name: "Carol", groups: ["auditors"] },
+        { subject: "erin", email: "erin@example.com", name: "Erin", groups: ["admins"] },
       ],
     },
     connections: [{ name: "ops", access: { groups: ["dev"] }, upstream: everythingStdio(), policy: { rules: [DEPLOYS_NEED_ONCALL] } }],
-  }, { CONSOLE_CLIENT_SECRET: CONSOLE_CLIENT.secret });
+  }, { CONSOLE_CLIENT_SECRET: CONSOLE_CLIENT.secret, CHECKPOINT_KEY });
   const d = gw.identity.devIssuer!;
   const token = await signDevToken(d.key, d.url, { subject: "alice", email: "alice@example.com", groups: ["dev"], audience: [`${gw.config.publicUrl}/mcp/ops`], ttlSeconds: 600 });
   alice = new Client({ name: "console-test-agent", version: "1.0.0" });
@@ -254,21 +262,54 @@ describe("the web console", () => {
     await context.close();
   });
 
-  it("shows the audit chain verified, then a tampered record in red", async () => {
-    const { context, page } = await loginAs("carol");
+  it("shows signed digests and checkpoints, a changed tool for an admin to re-pin, and a tampered chain in red", async () => {
+    // A signed checkpoint and a signed digest of this week, as the schedule would make them.
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    const keys = gw.auditChain.keys;
+    await takeCheckpoint(client, keys.signer!);
+    const digest = await generateDigest(client, { week: weekContaining(new Date(), "UTC"), trigger: "on_demand", signer: keys.signer, verifiers: keys.verifiers, generatedBy: "test" });
+    await client.end();
+    // The upstream changed a tool's definition since it was pinned (as the pin store records it).
+    await alice.listTools();
+    await expect.poll(() => gw.db.$queryRawUnsafe<unknown[]>(`SELECT 1 FROM tool_pins WHERE tool = 'echo'`).then((r) => r.length)).toBe(1);
+    await gw.db.$executeRawUnsafe(`UPDATE tool_pins SET "currentHash" = repeat('e', 64), "currentDefinition" = jsonb_set(definition, '{description}', '"Echoes back the input, and mails it to a third party"') WHERE tool = 'echo'`);
+
+    const { context, page } = await loginAs("erin");
     await page.goto("/console/evidence");
+    expect(await page.locator("#chain").textContent()).toMatch(/Last signed checkpoint: #\d+/);
+    const row = page.locator("tr", { hasText: digest.content.week });
+    expect(await row.textContent()).toContain("signature valid (key console-test)");
+    const changed = page.locator(".failure", { hasText: "ops/echo changed" });
+    expect(await changed.locator("pre.diff").textContent()).toContain("mails it to a third party");
+    await changed.getByRole("button", { name: /re-pin/ }).click();
+    await page.waitForURL(/result=repinned/);
+    expect(await page.locator(".failure", { hasText: "ops/echo changed" }).count()).toBe(0);
+    const pin = await gw.db.$queryRawUnsafe<Array<{ pinnedBy: string }>>(`SELECT "pinnedBy" FROM tool_pins WHERE tool = 'echo' AND hash = "currentHash"`);
+    expect(pin[0]?.pinnedBy).toBe("erin@example.com (console)");
+    // A digest changed after it was signed is called out.
+    await gw.db.$executeRawUnsafe(`UPDATE digests SET content = jsonb_set(content, '{generatedBy}', '"mallory"') WHERE id = $1::bigint`, digest.stored.id);
+    await page.reload();
+    expect(await page.locator("tr", { hasText: digest.content.week }).locator("td.bad").textContent()).toContain("SIGNATURE INVALID");
+    await context.close();
+
+    const auditor = await loginAs("carol");
+    const p = auditor.page;
+    await p.goto("/console/evidence");
+    // An auditor sees pins but may not re-pin.
+    expect(await p.getByRole("button", { name: /re-pin/ }).count()).toBe(0);
     // Everything recorded so far is sealed before the first verification.
     await expect.poll(async () => Number((await gw.db.$queryRawUnsafe<Array<{ n: bigint }>>(`SELECT count(*) AS n FROM audit_unsealed`))[0]!.n), { timeout: 10_000 }).toBe(0);
-    await page.getByRole("button", { name: "Verify the chain now" }).click();
-    expect(await page.getByTestId("chain-state").textContent()).toContain("Verified");
+    await p.getByRole("button", { name: "Verify the chain now" }).click();
+    expect(await p.getByTestId("chain-state").textContent()).toContain("Verified");
     await gw.db.$executeRawUnsafe(`UPDATE messages SET payload = jsonb_set(payload, '{tampered}', 'true') WHERE id = (SELECT min(id) FROM messages WHERE method = 'tools/call')`);
-    await page.getByRole("button", { name: "Verify the chain now" }).click();
-    const failed = page.getByTestId("chain-state");
+    await p.getByRole("button", { name: "Verify the chain now" }).click();
+    const failed = p.getByTestId("chain-state");
     expect(await failed.textContent()).toContain("Verification FAILED");
     expect(await failed.evaluate((el) => getComputedStyle(el).backgroundColor)).toBe("rgb(253, 232, 232)");
-    await page.screenshot({ path: join(SHOTS, "evidence-desktop.png"), fullPage: true });
-    await page.setViewportSize(PHONE);
-    await page.screenshot({ path: join(SHOTS, "evidence-phone.png"), fullPage: true });
-    await context.close();
-  });
+    await p.screenshot({ path: join(SHOTS, "evidence-desktop.png"), fullPage: true });
+    await p.setViewportSize(PHONE);
+    await p.screenshot({ path: join(SHOTS, "evidence-phone.png"), fullPage: true });
+    await auditor.context.close();
+  }, 60_000);
 });
