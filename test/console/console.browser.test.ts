@@ -82,7 +82,7 @@ beforeAll(async () => {
     auth: { devIssuer: { enabled: true, keyFile: join(scratch, "dev.jwk") }, issuers: [{ issuer: provider.issuer, label: "testidp" }] },
     admin: { groups: ["admins"] },
     audit: { checkpoint: { keys: [{ id: "console-test", privateKey: { env: "CHECKPOINT_KEY" } }] } },
-    approvals: { groups: { oncall: { emails: ["bob@example.com", "alice@example.com"] } }, holdFor: "30s", sweepIntervalMs: 200, pollIntervalMs: 200 },
+    approvals: { groups: { oncall: { emails: ["bob@example.com", "alice@example.com", "frank@example.com"] } }, holdFor: "30s", sweepIntervalMs: 200, pollIntervalMs: 200 },
     console: {
       auditorGroups: ["auditors"],
       login: [{ issuer: provider.issuer, label: "Test IdP", clientId: CONSOLE_CLIENT.id, clientSecret: { env: "CONSOLE_CLIENT_SECRET" }, scopes: ["openid", "email", "profile", "groups"] }],
@@ -91,6 +91,7 @@ beforeAll(async () => {
         { subject: "bob", email: "bob@example.com", name: "Bob", groups: ["oncall"] },
         { subject: "carol", email: "carol@example.com", name: "Carol", groups: ["auditors"] },
         { subject: "erin", email: "erin@example.com", name: "Erin", groups: ["admins"] },
+        { subject: "frank", email: "frank@example.com", name: "Frank", groups: ["oncall"] },
       ],
     },
     connections: [{ name: "ops", access: { groups: ["dev"] }, upstream: everythingStdio(), policy: { rules: [DEPLOYS_NEED_ONCALL] } }],
@@ -217,6 +218,27 @@ describe("the web console", () => {
     const refused = await gw.db.event.count({ where: { type: "console", reason: "csrf_refused", subject: "bob" } });
     expect(refused).toBe(1);
     await context.close();
+  });
+
+  it("takes one decision when two approvers click at the same moment", async () => {
+    const call = alice.callTool({ name: "echo", arguments: { message: "deploy v4 twice" } }, undefined, { timeout: 30_000 });
+    const id = await pendingRequestFor("deploy v4");
+    const clicks = await Promise.all(["bob", "frank"].map(async (who) => {
+      const { context, page } = await loginAs(who);
+      await page.goto(`/console/approvals/${id}`);
+      const token = await page.locator("form[action$='/approve'] input[name=_csrf]").getAttribute("value");
+      return { context, page, token: token! };
+    }));
+    const [a, b] = await Promise.all(clicks.map(({ page, token }, i) =>
+      page.request.post(`/console/approvals/${id}/${i === 0 ? "approve" : "deny"}`, { form: { _csrf: token, reason: "conflicting click" }, maxRedirects: 0 })));
+    const results = [a!.headers().location, b!.headers().location].map((l) => new URL(l!, gw.address).searchParams.get("result"));
+    // Exactly one click decided; the other was told it was already decided.
+    expect(results.filter((r) => r === "approved" || r === "denied")).toHaveLength(1);
+    expect(results.filter((r) => r === "closed")).toHaveLength(1);
+    const decided = (await gw.approvals!.service.store.get(id))!;
+    await call;
+    expect(await forwards(id)).toBe(decided.status === "approved" ? 1 : 0);
+    for (const c of clicks) await c.context.close();
   });
 
   it("refuses a requester's approval of their own call (four eyes), and keeps sessions from approvers", async () => {
