@@ -71,6 +71,7 @@ program
     // One line on stdout once ready, so scripts can wait for it.
     process.stdout.write(`Countersign ready at ${gw.address} — MCP endpoint: ${gw.address}/mcp/${names[0]}\n`);
     say(`connections: ${names.map((n) => `${gw.address}/mcp/${n} (legacy SSE: ${gw.address}/sse/${n})`).join(", ")}`);
+    if (cfg.console.enabled) say(`web console: ${gw.address}/console/ (approvals inbox, sessions and replay, evidence)`);
     if (gw.devToken) {
       say(`a token from the built-in dev issuer (sub alice, groups dev,oncall; valid 8 h; make others with \`npm run countersign -- token --sub <who> --groups <g>\`):`);
       process.stderr.write(`\n${gw.devToken}\n\n`);

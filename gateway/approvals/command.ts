@@ -73,7 +73,7 @@ export function registerApprovalsCommand(program: Command, h: CliHelpers): void 
       ? await breakGlass(h, opts, false, async (svc) => {
           const req = await svc.store.get(id);
           if (!req) h.fail(`no approval request '${id}': list them with \`countersign approvals list --database\``, EXIT.usage);
-          return approvalView(req, false, await svc.store.votes(id));
+          return approvalView(req, false, await svc.store.votes(id), h.config(opts).publicUrl);
         })
       : await api<ApprovalView>(h, opts, "GET", `/approvals/${encodeURIComponent(id)}`);
     if (opts.json) return void process.stdout.write(JSON.stringify(r, null, 2) + "\n");
@@ -86,6 +86,7 @@ export function registerApprovalsCommand(program: Command, h: CliHelpers): void 
       `  approvers:     ${r.approverGroup}${r.escalationGroup ? ` (escalated to ${r.escalationGroup})` : ""}; ${r.approveCount} of ${r.approvalsNeeded} approval(s)`,
       `  asked:         ${utc(r.createdAt)} UTC; expires ${utc(r.expiresAt)} UTC`,
       `  you may vote:  ${r.mayDecide ? "yes" : "no"}`,
+      ...(r.consoleUrl ? [`  console:       ${r.consoleUrl}`] : []),
       `  arguments (masked):`,
       ...(JSON.stringify(r.arguments, null, 2) ?? "null").split("\n").map((l) => `    ${l}`),
       ...(r.votes && r.votes.length > 0 ? ["  votes:", ...r.votes.map((v) => `    ${utc(v.at)}  ${v.approver}  ${v.decision}${v.reason ? ` (${v.reason})` : ""}  via ${v.via}`)] : []),

@@ -15,15 +15,18 @@ import type { Identity } from "../auth/identity.js";
 import { CountersignError, jsonRpcErrorResponse } from "../errors.js";
 import { isSelfApproval, type ApprovalService } from "./service.js";
 import type { ApprovalRequest, ApprovalStatus, ApprovalVote, Approver, VoteOutcome } from "./types.js";
+import { consoleUrlFor } from "../console/links.js";
 
 export const approvalsAudience = (publicUrl: string): string => `${publicUrl}/approvals`;
 
 const STATUSES = ["pending", "approved", "denied", "expired"] as const;
 
 /** What the API shows of a request: no argument hash (it would let a reader test guesses), no Slack internals. */
-export function approvalView(r: ApprovalRequest, mayDecide: boolean, votes?: ApprovalVote[]) {
+export function approvalView(r: ApprovalRequest, mayDecide: boolean, votes?: ApprovalVote[], publicUrl?: string) {
   return {
     id: r.id,
+    /** The request's page in the web console, where it can be decided. */
+    ...(publicUrl ? { consoleUrl: consoleUrlFor(r.id, publicUrl) } : {}),
     status: r.status,
     connection: r.connection,
     tool: r.tool,
@@ -88,7 +91,7 @@ export function registerApprovalsApi(app: FastifyInstance, deps: ApprovalsApiDep
       const out: ApprovalView[] = [];
       for (const r of rows) {
         if (out.length >= limit) break;
-        if (await visible(r, approver)) out.push(approvalView(r, await mayDecide(r, approver)));
+        if (await visible(r, approver)) out.push(approvalView(r, await mayDecide(r, approver), undefined, config.publicUrl));
       }
       return reply.send({ approver: approver.email, requests: out });
     } catch (err) {
@@ -102,7 +105,7 @@ export function registerApprovalsApi(app: FastifyInstance, deps: ApprovalsApiDep
       const r = await service.store.get(req.params.id);
       if (!r) throw new CountersignError("CS_ERR_APPROVAL_NOT_FOUND", req.params.id);
       if (!(await visible(r, approver))) throw notAnApprover(approver.email, [r.approverGroup, ...(r.escalationGroup ? [r.escalationGroup] : [])]);
-      return reply.send(approvalView(r, await mayDecide(r, approver), await service.store.votes(r.id)));
+      return reply.send(approvalView(r, await mayDecide(r, approver), await service.store.votes(r.id), config.publicUrl));
     } catch (err) {
       return fail(reply, err);
     }
@@ -118,7 +121,7 @@ export function registerApprovalsApi(app: FastifyInstance, deps: ApprovalsApiDep
         const r = refusal(outcome, approver.email, req.params.id);
         if (r) throw r;
         const decided = outcome as Extract<VoteOutcome, { kind: "recorded" | "decided" }>;
-        return reply.send({ outcome: decided.kind, request: approvalView(decided.request, false) });
+        return reply.send({ outcome: decided.kind, request: approvalView(decided.request, false, undefined, config.publicUrl) });
       } catch (err) {
         return fail(reply, err);
       }

@@ -99,9 +99,9 @@ export interface VoteInput {
   /**
    * slack: a click; api: the approvals API (`countersign approvals` with a token); break_glass: the
    * CLI writing to the database directly with `--database --as` (trusted, not authenticated);
-   * cli: older name of the API path, kept for callers inside the gateway.
+   * cli: older name of the API path, kept for callers inside the gateway; console: the web console (a browser login).
    */
-  via: "slack" | "api" | "break_glass" | "cli";
+  via: "slack" | "api" | "break_glass" | "cli" | "console";
 }
 
 export type VoteOutcome =

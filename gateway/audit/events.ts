@@ -48,6 +48,11 @@ export const EVENT_TYPES = {
   tool_pinned: ["first_sight", "repinned"],
   /** detected: once per (connection, tool, pinned hash, new hash), with oldHash, newHash, diff, definition; call_*: each call to a tool whose definition differs from its pin (ruleId tool-pin:<tool>, why). */
   tool_definition_changed: ["detected", "call_allowed", "call_held", "call_blocked"],
+  /** The web console (gateway/console): subject is the person logged in; detail: issuer, email, via, and what was done (requestId, sessionId, connection, tool). */
+  console: [
+    "login", "login_refused", "logout", "csrf_refused", "forbidden", "approval_decided", "approval_refused",
+    "session_viewed", "session_exported", "chain_verified", "tools_repinned",
+  ],
 } as const;
 
 export type EventType = keyof typeof EVENT_TYPES;

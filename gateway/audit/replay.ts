@@ -12,6 +12,14 @@ export interface SessionFilter {
   group?: string | undefined;
   /** The session with a record of this HTTP request id (the log's reqId). */
   requestId?: string | undefined;
+  /** Sessions opened before this time. */
+  until?: Date | undefined;
+  /** The client's name (clientInfo.name), exactly. */
+  client?: string | undefined;
+  /** Sessions with a policy decision of this kind (allow, block, require_approval, …). */
+  decision?: string | undefined;
+  /** Rows to skip (pagination). */
+  skip?: number | undefined;
   limit?: number | undefined;
 }
 
@@ -19,14 +27,17 @@ export async function listSessions(db: Db, f: SessionFilter) {
   const rows = await db.session.findMany({
     where: {
       ...(f.connection ? { connection: f.connection } : {}),
-      ...(f.since ? { createdAt: { gte: f.since } } : {}),
+      ...(f.since || f.until ? { createdAt: { ...(f.since ? { gte: f.since } : {}), ...(f.until ? { lt: f.until } : {}) } } : {}),
+      ...(f.client ? { clientInfo: { path: ["name"], equals: f.client } } : {}),
+      ...(f.decision ? { events: { some: { type: "policy_decision", reason: f.decision } } } : {}),
       ...(f.method ? { messages: { some: { method: f.method } } } : {}),
       // E-mail addresses compare without case (IdPs differ in how they spell them); subjects exactly.
       ...(f.who ? { OR: [{ email: { equals: f.who, mode: "insensitive" as const } }, { subject: f.who }] } : {}),
       ...(f.group ? { groups: { has: f.group } } : {}),
       ...(f.requestId ? { AND: [{ OR: [{ messages: { some: { requestId: f.requestId } } }, { events: { some: { requestId: f.requestId } } }] }] } : {}),
     },
-    orderBy: { createdAt: "desc" },
+    orderBy: [{ createdAt: "desc" }, { id: "desc" }],
+    ...(f.skip ? { skip: f.skip } : {}),
     take: f.limit ?? 50,
     include: { _count: { select: { messages: true } } },
   });
@@ -68,6 +79,8 @@ export async function loadExchange(db: Db, sessionId: string) {
       serverInfo: session.serverInfo,
       front: session.frontTransport,
       upstream: session.upstreamKind,
+      // Who: the caller's identity as authenticated (null fields where none was configured).
+      identity: { subject: session.subject, issuer: session.issuer, email: session.email, name: session.name, groups: session.groups, clientId: session.clientId, remoteAddress: session.remoteAddress },
     },
     messages: messages.map((m) => ({
       id: m.id.toString(),

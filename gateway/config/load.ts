@@ -14,6 +14,7 @@ import { Secret, type ConfigValue } from "./secret.js";
 import { parseEd25519PrivateKey, parseEd25519PublicKey } from "../audit/chain/key-pem.js";
 import { createMasker, type Masker } from "../masking/index.js";
 import type { PinningConfig } from "../pinning/decide.js";
+import { consoleConfig, type ConsoleConfig } from "../console/config.js";
 
 export class ConfigError extends Error {
   constructor(readonly source: string, readonly problems: string[]) {
@@ -133,6 +134,8 @@ export interface GatewayConfig {
   /** Absent when the file has no `approvals` block. */
   approvals?: ApprovalsConfig | undefined;
   connections: ConnectionConfig[];
+  /** The web console (gateway/console). */
+  console: ConsoleConfig;
 }
 
 /** Which file to read: --config, then COUNTERSIGN_CONFIG, then ./countersign.yaml, then the quick start. */
@@ -247,6 +250,7 @@ export function parseConfigText(text: string, source: string, env: Env = process
   });
   const approvals = p.approvals ? approvalsConfig(p.approvals, secret) : undefined;
   const audit = auditConfig(p.audit, secret, problems, Boolean(dbUrl));
+  const consoleSettings = consoleConfig(p, secret, problems);
   if (problems.length > 0) throw new ConfigError(source, problems);
 
   return {
@@ -274,6 +278,7 @@ export function parseConfigText(text: string, source: string, env: Env = process
     digest: p.digest,
     ...(approvals ? { approvals } : {}),
     connections,
+    console: consoleSettings,
   };
 }
 

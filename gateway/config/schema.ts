@@ -330,6 +330,40 @@ const connection = z.strictObject({
   pinning: pinning.describe("Tool pinning: the first tools/list pins each tool's definition; a changed definition is recorded and its calls follow onChange (see README, Tool pinning)"),
 });
 
+// The web console (gateway/console): who logs in, how, and for how long.
+const consoleSlice = z
+  .strictObject({
+    enabled: z.boolean().default(true).describe("Serve the web console at /console (approvals inbox, sessions and replay, evidence)"),
+    auditorGroups: z.array(z.string().min(1)).default([]).describe("Groups whose members see sessions, replays and evidence (admins, in admin.groups, see them too)"),
+    idleTimeoutMinutes: z.int().min(1).max(24 * 60).default(30).describe("A console login ends after this long without a request"),
+    absoluteTimeoutHours: z.int().min(1).max(7 * 24).default(12).describe("A console login ends this long after it began, whatever the activity"),
+    sessionKey: secretRef.optional().describe("Signs console cookies (at least 32 characters, the same on every replica); default: a random key per process (a restart logs everyone out)"),
+    login: z
+      .array(
+        z.strictObject({
+          issuer: httpUrl.describe("One of auth.issuers (its `issuer`): people log in there with the authorization code flow and PKCE"),
+          label: z.string().min(1).max(60).optional().describe("The button's text, e.g. Okta"),
+          clientId: z.string().min(1),
+          clientSecret: secretRef.optional().describe("Absent: a public client (PKCE only)"),
+          scopes: z.array(z.string().min(1)).default(["openid", "email", "profile"]),
+        }),
+      )
+      .default([])
+      .describe("Browser login through the configured issuers (OIDC authorization code + PKCE); the redirect URI is <publicUrl>/console/login/callback"),
+    devUsers: z
+      .array(
+        z.strictObject({
+          subject: z.string().min(1),
+          email: z.string().min(3).optional(),
+          name: z.string().min(1).optional(),
+          groups: z.array(z.string().min(1)).default([]),
+        }),
+      )
+      .optional()
+      .describe("With the dev issuer on a loopback bind: the people offered as one-click logins (default: alice, and each e-mail of approvals.groups)"),
+  })
+  .prefault({});
+
 export const configSchema = z
   .strictObject({
     version: z.literal(CONFIG_VERSION, { error: `version must be ${CONFIG_VERSION}` }),
@@ -401,6 +435,7 @@ export const configSchema = z
     connections: z.array(connection).min(1, "declare at least one connection"),
     audit,
     digest: digest.describe("The weekly SOC 2 evidence digest (see README, Weekly evidence digest)"),
+    console: consoleSlice.describe("The web console (see README, Console)"),
   })
   .superRefine((cfg, ctx) => {
     if (cfg.digest.slackChannel && !cfg.approvals?.slack) {
@@ -456,3 +491,4 @@ export type RawConfig = z.input<typeof configSchema>;
 export type ParsedConfig = z.output<typeof configSchema>;
 export type SecretRef = z.output<typeof secretRef>;
 export type ParsedApprovals = z.output<typeof approvals>;
+export type ParsedConsole = z.output<typeof consoleSlice>;

@@ -97,6 +97,8 @@ describe("countersign approvals through the gateway", () => {
     const shown = await cli(bob, "show", id);
     expect(shown.stdout).toContain("deploy v7");
     expect(shown.stdout).toMatch(/you may vote: +yes/);
+    // Where to decide it in a browser.
+    expect(shown.stdout).toContain(`console:       ${gw.config.publicUrl}/console/approvals/${id}`);
 
     // The requester's own token: refused, recorded, nothing forwarded.
     const self = await cli(await token("alice", "alice@example.com"), "approve", id);

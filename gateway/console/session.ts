@@ -1,0 +1,182 @@
+// Console logins as signed cookies: no server-side session store to grow, every replica with
+// the same console.sessionKey accepts them. The cookie carries who logged in and two times, its
+// start (absolute timeout) and the last request (idle timeout), and is refreshed on each request.
+// CSRF: a random per-browser cookie, and a form token that is the HMAC of that cookie and the
+// login's id (a signed double-submit token): a forged form from another site can know neither.
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import type { FastifyReply, FastifyRequest } from "fastify";
+
+export const SESSION_COOKIE = "cs_console";
+export const CSRF_COOKIE = "cs_csrf";
+export const COOKIE_PATH = "/console";
+/** Browsers keep about 4 KB per cookie: a login whose groups make it bigger is refused, not truncated. */
+export const MAX_COOKIE_BYTES = 3800;
+
+export interface ConsoleUser {
+  kind: "user" | "service" | "anonymous";
+  subject: string;
+  issuer: string;
+  email?: string | undefined;
+  name?: string | undefined;
+  groups: string[];
+  /** How they logged in: "dev" (the quick start's one-click login) or the issuer's label. */
+  via: string;
+}
+
+export interface ConsoleLogin extends ConsoleUser {
+  /** The login's id, for CSRF binding and logout. */
+  sid: string;
+  /** Milliseconds since the epoch. */
+  startedAt: number;
+  seenAt: number;
+}
+
+export interface CookieOptions {
+  secure: boolean;
+  idleTimeoutMs: number;
+  absoluteTimeoutMs: number;
+}
+
+export class ConsoleSessions {
+  readonly #key: Buffer;
+  readonly #opts: CookieOptions;
+  /** Logged-out login ids until their absolute timeout. Bound: REVOKED_MAX; at the bound the oldest go first (each still dies at its own idle or absolute timeout). */
+  readonly #revoked = new Map<string, number>();
+
+  constructor(key: Buffer, opts: CookieOptions) {
+    this.#key = key;
+    this.#opts = opts;
+  }
+
+  #mac(text: string): string {
+    return createHmac("sha256", this.#key).update(text).digest("base64url");
+  }
+
+  #cookie(name: string, value: string, maxAgeSeconds: number): string {
+    return `${name}=${value}; Path=${COOKIE_PATH}; HttpOnly; SameSite=Lax${this.#opts.secure ? "; Secure" : ""}; Max-Age=${maxAgeSeconds}`;
+  }
+
+  /** The login in the request's cookie, if valid and not timed out. */
+  read(req: FastifyRequest, now = Date.now()): { login?: ConsoleLogin; expired?: "idle" | "absolute" } {
+    const raw = cookiesOf(req)[SESSION_COOKIE];
+    if (!raw) return {};
+    const dot = raw.lastIndexOf(".");
+    if (dot <= 0) return {};
+    const body = raw.slice(0, dot);
+    if (!safeEqual(raw.slice(dot + 1), this.#mac(`login:${body}`))) return {};
+    let login: ConsoleLogin;
+    try {
+      login = JSON.parse(Buffer.from(body, "base64url").toString("utf8")) as ConsoleLogin;
+    } catch {
+      return {};
+    }
+    if (typeof login.startedAt !== "number" || typeof login.seenAt !== "number" || typeof login.sid !== "string") return {};
+    if (this.#revoked.has(login.sid)) return {};
+    if (now - login.startedAt > this.#opts.absoluteTimeoutMs) return { expired: "absolute" };
+    if (now - login.seenAt > this.#opts.idleTimeoutMs) return { expired: "idle" };
+    return { login };
+  }
+
+  /** Sets (or refreshes) the login cookie; throws when it would not fit in a browser's cookie. */
+  write(reply: FastifyReply, login: ConsoleLogin): void {
+    const body = Buffer.from(JSON.stringify(login)).toString("base64url");
+    const value = `${body}.${this.#mac(`login:${body}`)}`;
+    if (value.length > MAX_COOKIE_BYTES) throw new Error(`this login carries too many groups (${login.groups.length}) to fit in a cookie`);
+    const remaining = Math.ceil((login.startedAt + this.#opts.absoluteTimeoutMs - Date.now()) / 1000);
+    appendCookie(reply, this.#cookie(SESSION_COOKIE, value, Math.max(1, remaining)));
+  }
+
+  start(reply: FastifyReply, user: ConsoleUser): ConsoleLogin {
+    const now = Date.now();
+    const login: ConsoleLogin = { ...user, groups: user.groups.slice(0, 200), sid: randomBytes(12).toString("base64url"), startedAt: now, seenAt: now };
+    this.write(reply, login);
+    return login;
+  }
+
+  end(reply: FastifyReply, login: ConsoleLogin | undefined): void {
+    if (login) {
+      if (this.#revoked.size >= REVOKED_MAX) this.#revoked.delete(this.#revoked.keys().next().value!);
+      this.#revoked.set(login.sid, login.startedAt + this.#opts.absoluteTimeoutMs);
+    }
+    appendCookie(reply, this.#cookie(SESSION_COOKIE, "", 0));
+  }
+
+  /** Drops revocations whose logins have timed out anyway. */
+  prune(now = Date.now()): void {
+    for (const [sid, until] of this.#revoked) if (until < now) this.#revoked.delete(sid);
+  }
+
+  /** A short-lived signed value (the OIDC login's state and PKCE verifier) in its own cookie. */
+  seal(reply: FastifyReply, name: string, path: string, value: unknown, ttlSeconds: number): void {
+    const body = Buffer.from(JSON.stringify({ v: value, exp: Date.now() + ttlSeconds * 1000 })).toString("base64url");
+    appendCookie(reply, `${name}=${body}.${this.#mac(`${name}:${body}`)}; Path=${path}; HttpOnly; SameSite=Lax${this.#opts.secure ? "; Secure" : ""}; Max-Age=${ttlSeconds}`);
+  }
+
+  unseal(req: FastifyRequest, reply: FastifyReply, name: string, path: string): unknown {
+    const raw = cookiesOf(req)[name];
+    appendCookie(reply, `${name}=; Path=${path}; HttpOnly; SameSite=Lax${this.#opts.secure ? "; Secure" : ""}; Max-Age=0`);
+    if (!raw) return undefined;
+    const dot = raw.lastIndexOf(".");
+    if (dot <= 0 || !safeEqual(raw.slice(dot + 1), this.#mac(`${name}:${raw.slice(0, dot)}`))) return undefined;
+    try {
+      const { v, exp } = JSON.parse(Buffer.from(raw.slice(0, dot), "base64url").toString("utf8")) as { v: unknown; exp: number };
+      return typeof exp === "number" && exp > Date.now() ? v : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** This browser's CSRF cookie, set when absent; returns the form token for the given login (or none). */
+  csrfToken(req: FastifyRequest, reply: FastifyReply, login: ConsoleLogin | undefined): string {
+    let nonce = cookiesOf(req)[CSRF_COOKIE];
+    if (!nonce || !/^[A-Za-z0-9_-]{22,64}$/.test(nonce)) {
+      nonce = randomBytes(24).toString("base64url");
+      // Seen by later requests of this one's reply: kept on the request for the token below.
+      (req as { csrfNonce?: string }).csrfNonce = nonce;
+      appendCookie(reply, this.#cookie(CSRF_COOKIE, nonce, 7 * 24 * 3600));
+    }
+    return this.#mac(`csrf:${nonce}:${login?.sid ?? ""}`);
+  }
+
+  /** Whether a form's token matches this browser's CSRF cookie and login. */
+  csrfValid(req: FastifyRequest, token: unknown, login: ConsoleLogin | undefined): boolean {
+    const nonce = cookiesOf(req)[CSRF_COOKIE];
+    if (!nonce || typeof token !== "string" || token.length === 0) return false;
+    return safeEqual(token, this.#mac(`csrf:${nonce}:${login?.sid ?? ""}`));
+  }
+}
+
+const REVOKED_MAX = 10_000;
+
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+function appendCookie(reply: FastifyReply, cookie: string): void {
+  const prev = reply.getHeader("set-cookie");
+  const list = prev === undefined ? [] : Array.isArray(prev) ? prev.map(String) : [String(prev)];
+  const name = cookie.slice(0, cookie.indexOf("="));
+  reply.header("set-cookie", [...list.filter((c) => !c.startsWith(`${name}=`)), cookie]);
+}
+
+/** The request's cookies (first value of each name wins); at most 50 are read. */
+export function cookiesOf(req: FastifyRequest): Record<string, string> {
+  const cached = (req as { consoleCookies?: Record<string, string> }).consoleCookies;
+  if (cached) return cached;
+  const out: Record<string, string> = {};
+  const header = req.headers.cookie;
+  if (typeof header === "string") {
+    for (const part of header.split(";").slice(0, 50)) {
+      const eq = part.indexOf("=");
+      if (eq <= 0) continue;
+      const name = part.slice(0, eq).trim();
+      if (!(name in out)) out[name] = part.slice(eq + 1).trim();
+    }
+  }
+  const pending = (req as { csrfNonce?: string }).csrfNonce;
+  if (pending) out[CSRF_COOKIE] = pending;
+  (req as { consoleCookies?: Record<string, string> }).consoleCookies = out;
+  return out;
+}
