@@ -36,8 +36,6 @@ function explain(o: VoteOutcome, problem?: string): string | undefined {
       return "This approval request no longer exists.";
     case "self_approval_refused":
       return "You asked for this call, so you cannot decide on it: someone else in the approver group must (four-eyes rule, admins included). Your click was recorded.";
-    case "identity_unverifiable":
-      return `Your click was not counted: the requester's token carries no e-mail, so Slack cannot show that you are not the requester (four-eyes rule). Decide with a token instead: \`countersign approvals approve|deny ${o.request.id}\` with your COUNTERSIGN_TOKEN, or through the approvals API. Your click was recorded.`;
     case "unauthorized":
       return problem
         ? `Your click was not counted: ${problem}. It was recorded.`

@@ -154,7 +154,6 @@ function refusal(o: VoteOutcome, email: string, id: string): CountersignError | 
     case "not_found":
       return new CountersignError("CS_ERR_APPROVAL_NOT_FOUND", id);
     case "self_approval_refused":
-    case "identity_unverifiable": // cannot happen with a token; refused the same way if it does
       return new CountersignError("CS_ERR_SELF_APPROVAL", `${email} asked for ${id}`);
     case "unauthorized":
       return notAnApprover(email, o.groups);

@@ -66,17 +66,6 @@ export function isSelfApproval(req: ApprovalRequest, approverEmail: string, toke
   return (req.requester.email !== undefined && req.requester.email.toLowerCase() === who) || req.requester.subject.toLowerCase() === who;
 }
 
-/**
- * Whether the approver can be shown to be someone other than the requester. An approver with a
- * token is compared by issuer and subject (isSelfApproval). One known only by an e-mail (a Slack
- * user, break-glass `--as`) can be told apart only from a requester whose token carried an
- * e-mail: a requester without one might be that very person. Fail closed.
- */
-export function canTellApart(req: ApprovalRequest, approver: { subject?: string | undefined; issuer?: string | undefined }): boolean {
-  if (approver.subject && approver.issuer) return true;
-  return req.requester.email !== undefined && req.requester.email !== "";
-}
-
 /** The groups whose members may decide: the approver group, and the escalation group once escalated. */
 const deciderGroups = (req: ApprovalRequest): string[] => [req.approverGroup, ...(req.escalationGroup ? [req.escalationGroup] : [])];
 
@@ -242,10 +231,6 @@ export class ApprovalService {
     if (isSelfApproval(req, who, approver)) {
       await this.#event("self_approval_refused", req, who, click);
       return { kind: "self_approval_refused", request: req };
-    }
-    if (!canTellApart(req, approver)) {
-      await this.#event("identity_unverifiable", req, who, click);
-      return { kind: "identity_unverifiable", request: req };
     }
     const groups = deciderGroups(req);
     if (!(await this.mayDecide(req, approver))) {

@@ -115,11 +115,6 @@ export type VoteOutcome =
   | { kind: "already_voted"; request: ApprovalRequest }
   | { kind: "already_decided"; request: ApprovalRequest }
   | { kind: "self_approval_refused"; request: ApprovalRequest }
-  /**
-   * The approver is known only by an e-mail (a Slack click, break-glass `--as`) and the requester's
-   * token carried none: nothing shows they are different people. Decide with a token instead.
-   */
-  | { kind: "identity_unverifiable"; request: ApprovalRequest }
   | { kind: "unauthorized"; request: ApprovalRequest; groups: string[] }
   | { kind: "not_found" };
 

@@ -97,80 +97,17 @@ const raise = (e: Effect, cls: SqlClass) => {
   if (SEVERITY[cls] > SEVERITY[e.cls]) e.cls = cls;
 };
 
-/** The single node inside a parse-tree wrapper (`{ A_Expr: {...} }` → ["A_Expr", {...}]). */
-function unwrap(node: unknown): [string, Node] | undefined {
-  if (!isNode(node)) return undefined;
-  const type = Object.keys(node)[0];
-  return type !== undefined && isNode(node[type]) ? [type, node[type] as Node] : undefined;
-}
-
-/** Whether an expression reads a column of the row (anywhere inside it, subqueries excluded). */
-function readsColumn(node: unknown): boolean {
-  if (Array.isArray(node)) return node.some(readsColumn);
-  if (!isNode(node)) return false;
-  for (const [key, value] of Object.entries(node)) {
-    if (key === "ColumnRef") return true;
-    if (key === "SubLink") continue;
-    if (typeof value === "object" && value !== null && readsColumn(value)) return true;
-  }
-  return false;
-}
-
-/** A value fixed before the statement runs: literals, parameters, lists and casts of them, functions of them. */
-function isFixedValue(node: unknown): boolean {
-  if (Array.isArray(node)) return node.length > 0 && node.every(isFixedValue);
-  const n = unwrap(node);
-  if (!n) return false;
-  const [type, body] = n;
-  if (type === "A_Const" || type === "ParamRef") return true;
-  if (type === "TypeCast") return isFixedValue(body.arg);
-  if (type === "List") return isFixedValue(body.items);
-  if (type === "A_ArrayExpr") return Array.isArray(body.elements) && isFixedValue(body.elements);
-  if (type === "FuncCall") return !readsColumn(body) && !Object.keys(body).includes("over");
-  return false;
-}
-
-/**
- * Whether a DELETE/UPDATE's WHERE limits the rows by what they hold. It does only when one of its
- * conjuncts compares a column with a literal or a parameter (or a subquery that is itself
- * qualified). `WHERE 2 > 1`, `WHERE id = id`, `WHERE true OR false`, `WHERE id = 1 OR 1 = 1`
- * filter nothing. Anything not understood counts as unqualified: fail closed.
- */
-function isQualified(where: unknown): boolean {
-  const n = unwrap(where);
-  if (!n) return false;
-  const [type, body] = n;
-  switch (type) {
-    case "CurrentOfExpr": // WHERE CURRENT OF cursor: one row
-      return true;
-    case "BoolExpr": {
-      const args = Array.isArray(body.args) ? body.args : [];
-      if (body.boolop === "AND_EXPR") return args.some(isQualified);
-      if (body.boolop === "OR_EXPR") return args.length > 0 && args.every(isQualified);
-      return false; // NOT: everything but a few rows
-    }
-    case "A_Expr": {
-      const [l, r] = [body.lexpr, body.rexpr];
-      const columnVsFixed = (a: unknown, b: unknown) => readsColumn(a) && !readsColumn(b) && (isFixedValue(b) || qualifiedSubquery(b));
-      return columnVsFixed(l, r) || columnVsFixed(r, l);
-    }
-    case "SubLink": // col IN (SELECT ...), EXISTS (SELECT ... WHERE ...)
-      return (body.testexpr === undefined || readsColumn(body.testexpr)) && qualifiedSubquery(where);
-    case "NullTest":
-    case "BooleanTest":
-      return readsColumn(body.arg);
-    case "ColumnRef": // WHERE active
-      return true;
-    default:
-      return false;
-  }
-}
-
-function qualifiedSubquery(node: unknown): boolean {
-  const n = unwrap(node);
-  if (!n || n[0] !== "SubLink") return false;
-  const select = unwrap(n[1].subselect);
-  return select !== undefined && select[0] === "SelectStmt" && isQualified(select[1].whereClause);
+/** `WHERE true`, `WHERE 1=1`, `WHERE 'a'='a'`: a filter that filters nothing. */
+function isTriviallyTrue(where: unknown): boolean {
+  if (!isNode(where)) return false;
+  const constant = where.A_Const;
+  if (isNode(constant)) return isNode(constant.boolval) && constant.boolval.boolval === true;
+  const expr = where.A_Expr;
+  if (!isNode(expr) || expr.kind !== "AEXPR_OP") return false;
+  const op = Array.isArray(expr.name) && expr.name.length === 1 && isNode(expr.name[0]) && isNode(expr.name[0].String) ? expr.name[0].String.sval : undefined;
+  const constValue = (side: unknown) => (isNode(side) && isNode(side.A_Const) ? JSON.stringify({ ...side.A_Const, location: 0 }) : undefined);
+  const left = constValue(expr.lexpr);
+  return op === "=" && left !== undefined && left === constValue(expr.rexpr);
 }
 
 function functionName(call: Node): string {
@@ -209,7 +146,8 @@ function walkExecuted(node: unknown, e: Effect): void {
 }
 
 function addWhereFlags(type: string, body: Node, e: Effect): void {
-  const unfiltered = !isQualified(body.whereClause);
+  // A positioned DELETE/UPDATE (WHERE CURRENT OF) touches one row.
+  const unfiltered = (body.whereClause === undefined || isTriviallyTrue(body.whereClause)) && !isNode((body.whereClause as Node | undefined)?.CurrentOfExpr);
   if (type === "DeleteStmt" && unfiltered) e.flags.add("delete_without_where");
   if (type === "UpdateStmt" && unfiltered) e.flags.add("update_without_where");
 }
@@ -307,10 +245,8 @@ function keywordFlags(sql: string, flags: Set<SqlFlag>): void {
   if (has.has("drop")) flags.add("drop");
   if (has.has("truncate")) flags.add("truncate");
   if (has.has("grant") || has.has("revoke")) flags.add("grant");
-  // Whether a WHERE qualifies cannot be judged from words (`WHERE 2 > 1`): any DELETE or UPDATE in
-  // text that was not parsed counts as unqualified. Fail closed.
-  if (has.has("delete")) flags.add("delete_without_where");
-  if (has.has("update")) flags.add("update_without_where");
+  if (has.has("delete") && !has.has("where")) flags.add("delete_without_where");
+  if (has.has("update") && !has.has("where")) flags.add("update_without_where");
   if (has.has("do") || has.has("call") || has.has("execute")) flags.add("procedural");
   if (multiple) flags.add("multiple_statements");
 }

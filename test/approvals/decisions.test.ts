@@ -136,47 +136,6 @@ it("one Deny ends a request that needed several approvals", async () => {
   expect(r.status).toBe("denied");
 });
 
-it("a Slack click cannot decide for a requester whose token carried no e-mail: it says how to decide instead", async () => {
-  // alice's token carries a subject but no e-mail; in Slack she is alice@example.com. Nothing
-  // shows that a Slack user is not her, so no Slack click may count, not even bob's.
-  const { request } = await s.request({
-    requester: { subject: "00u1alice", issuer: "https://idp.example.com", kind: "user", groups: ["dev"] },
-  });
-  await until(async () => (await s.service.store.get(request.id))?.slack.ts, "the message posted");
-  for (const user of ["alice", "bob"] as const) {
-    const res = await s.click(user, "approve", request.id);
-    expect(res.status).toBe(200);
-    const told = await s.slack.waitFor("chat.postEphemeral", (c) => c.args.user === USERS[user].id && String(JSON.stringify(c.args)).includes(request.id) && JSON.stringify(c.args).includes("carries no e-mail"));
-    expect(JSON.stringify(told.args)).toContain(`countersign approvals approve|deny ${request.id}`);
-  }
-  expect((await s.service.store.get(request.id))!.status).toBe("pending");
-  const refusals = (await eventsOf(request.id)).filter((e) => e.reason === "identity_unverifiable");
-  expect(refusals).toHaveLength(2);
-  // With a token, issuer and subject tell bob apart: his vote counts.
-  const outcome = await s.service.vote({ requestId: request.id, decision: "approve", via: "api", approver: { email: "bob@example.com", subject: "00u1bob", issuer: "https://idp.example.com" } });
-  expect(outcome.kind).toBe("decided");
-});
-
-it("an approval is bound to the method, rule and approver group it was given for", async () => {
-  const args = { name: "deploy", env: "prod" };
-  const prompt = await s.request({ method: "prompts/get", tool: "deploy", arguments: args, rule: { id: "prompts-need-oncall" }, approverGroup: "oncall" });
-  await s.click("bob", "approve", prompt.request.id);
-  expect((await s.service.waitForDecision(prompt.request.id, undefined, 10_000)).status).toBe("approved");
-  // The same caller, tool name and arguments, but another method: a new request, pending.
-  const call = await s.request({ method: "tools/call", tool: "deploy", arguments: args, rule: { id: "prompts-need-oncall" }, approverGroup: "oncall" });
-  expect(call).toMatchObject({ created: true, request: { status: "pending" } });
-  // The same call under another rule or approver group: not the approved request either.
-  const otherRule = await s.request({ method: "prompts/get", tool: "deploy", arguments: args, rule: { id: "deploys-need-dba" }, approverGroup: "oncall" });
-  expect(otherRule.request.id).not.toBe(prompt.request.id);
-  expect(otherRule.request.status).toBe("pending");
-  const otherGroup = await s.request({ method: "prompts/get", tool: "deploy", arguments: args, rule: { id: "prompts-need-oncall" }, approverGroup: "dba" });
-  expect(otherGroup.request.id).not.toBe(prompt.request.id);
-  expect(otherGroup.request.status).toBe("pending");
-  // The identical call still finds its approval.
-  const same = await s.request({ method: "prompts/get", tool: "deploy", arguments: args, rule: { id: "prompts-need-oncall" }, approverGroup: "oncall" });
-  expect(same).toMatchObject({ created: false, request: { id: prompt.request.id, status: "approved" } });
-});
-
 it("an identical retry gets the same request (and its decision); a different call gets a new one", async () => {
   const args = { sql: "DROP TABLE audit", n: 1 };
   const first = await s.request({ arguments: args });

@@ -259,7 +259,7 @@ describe("tool pinning", () => {
     }
     expect(request).toMatchObject({ ruleId: "tool-pin:send_email", approverGroup: "security", tool: "send_email" });
     expect(received("held", "held-recipient")).toBe(0);
-    expect((await gw.approvals!.service.vote({ requestId: request!.id, approver: { email: "bob@example.com", subject: "bob", issuer: "https://approvers.test" }, decision: "approve", via: "cli" })).kind).toBe("decided");
+    expect((await gw.approvals!.service.vote({ requestId: request!.id, approver: { email: "bob@example.com" }, decision: "approve", via: "cli" })).kind).toBe("decided");
     const result = await call;
     expect(result.isError).toBeFalsy();
     expect(textOf(result)).toBe("sent to held-recipient");
@@ -285,11 +285,11 @@ describe("tool pinning", () => {
     };
     const first = await pending();
     expect(first).toMatchObject({ ruleId: "tool-pin:send_email", approverGroup: "security" });
-    expect((await gw.approvals!.service.vote({ requestId: first.id, approver: { email: "bob@example.com", subject: "bob", issuer: "https://approvers.test" }, decision: "approve", via: "cli" })).kind).toBe("decided");
+    expect((await gw.approvals!.service.vote({ requestId: first.id, approver: { email: "bob@example.com" }, decision: "approve", via: "cli" })).kind).toBe("decided");
     const second = await pending();
     expect(second).toMatchObject({ ruleId: "mail-owners-approve", approverGroup: "mail-owners" });
     expect(received("doubly", "doubly-recipient")).toBe(0);
-    expect((await gw.approvals!.service.vote({ requestId: second.id, approver: { email: "carol@example.com", subject: "carol", issuer: "https://approvers.test" }, decision: "approve", via: "cli" })).kind).toBe("decided");
+    expect((await gw.approvals!.service.vote({ requestId: second.id, approver: { email: "carol@example.com" }, decision: "approve", via: "cli" })).kind).toBe("decided");
     expect(textOf(await call)).toBe("sent to doubly-recipient");
     expect(received("doubly", "doubly-recipient")).toBe(1);
   });
