@@ -194,6 +194,11 @@ export const ERRORS = {
     http: 500, jsonrpc: -32603,
     message: "The gateway failed unexpectedly; nothing was forwarded. The gateway log has the details under this request id.",
   },
+  // Hardening: the four-eyes rule by identity (gateway/approvals/four-eyes.ts).
+  CS_ERR_APPROVER_UNPROVEN: {
+    http: 403, jsonrpc: -32056,
+    message: "Your vote cannot be shown to come from someone other than the requester (their token carries no e-mail to compare): decide with a token of the requester's identity provider, in the console or with `countersign approvals approve <id>` (or deny).",
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;
