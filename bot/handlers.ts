@@ -36,6 +36,8 @@ function explain(o: VoteOutcome, problem?: string): string | undefined {
       return "This approval request no longer exists.";
     case "self_approval_refused":
       return "You asked for this call, so you cannot decide on it: someone else in the approver group must (four-eyes rule, admins included). Your click was recorded.";
+    case "approver_unproven":
+      return o.message;
     case "unauthorized":
       return problem
         ? `Your click was not counted: ${problem}. It was recorded.`

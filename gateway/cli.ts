@@ -248,8 +248,10 @@ program
   .option("--since <time>", "start at the last checkpoint at or before this ISO time (or 1h, 7d ago)")
   .option("--until <time>", "stop at the last record sealed by this ISO time")
   .option("--checkpoints <dir>", "also check the checkpoint files in this directory (default: audit.checkpoint.directory)")
+  .option("--require-anchor", "fail unless a recent checkpoint outside the database (the checkpoint directory) vouches for the chain")
+  .option("--allow-missing", "report rows deleted before they were sealed as a warning instead of a failure")
   .option("--json", "JSON for machines")
-  .action(async (opts: { config?: string; since?: string; until?: string; checkpoints?: string; json?: boolean }) => {
+  .action(async (opts: { config?: string; since?: string; until?: string; checkpoints?: string; json?: boolean; requireAnchor?: boolean; allowMissing?: boolean }) => {
     const { verifyCommand, UsageError } = await import("./audit/chain/commands.js");
     const cfg = config(opts);
     const url = evidenceDatabaseUrl(cfg);

@@ -207,6 +207,11 @@ export const ERRORS = {
     http: 502, jsonrpc: -32081,
     message: "A credential was found in a protocol field (an id, progress token, cursor, request state, task id, URI or reserved _meta key), which masking must not rewrite, so the message was not delivered.",
   },
+  // Hardening: the four-eyes rule by identity (gateway/approvals/four-eyes.ts).
+  CS_ERR_APPROVER_UNPROVEN: {
+    http: 403, jsonrpc: -32056,
+    message: "Your vote cannot be shown to come from someone other than the requester (their token carries no e-mail to compare): decide with a token of the requester's identity provider, in the console or with `countersign approvals approve <id>` (or deny).",
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

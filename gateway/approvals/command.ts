@@ -186,6 +186,8 @@ function breakGlassResult(h: CliHelpers, outcome: VoteOutcome, as: string, id: s
       h.fail(`no approval request '${id}': list them with \`countersign approvals list --database\``, EXIT.usage);
     case "self_approval_refused":
       h.fail(`${as} asked for this call and cannot decide on it: another approver must (four-eyes rule)`, EXIT.refused);
+    case "approver_unproven":
+      h.fail(outcome.message, EXIT.refused);
     case "unauthorized":
       h.fail(`${as} is not in the approver group${outcome.groups.length > 1 ? "s" : ""} ${outcome.groups.join(", ")} (approvals.groups in the configuration)`, EXIT.refused);
     case "already_voted":

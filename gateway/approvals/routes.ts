@@ -155,6 +155,8 @@ function refusal(o: VoteOutcome, email: string, id: string): CountersignError | 
       return new CountersignError("CS_ERR_APPROVAL_NOT_FOUND", id);
     case "self_approval_refused":
       return new CountersignError("CS_ERR_SELF_APPROVAL", `${email} asked for ${id}`);
+    case "approver_unproven":
+      return new CountersignError("CS_ERR_APPROVER_UNPROVEN", `${email} on ${id}`);
     case "unauthorized":
       return notAnApprover(email, o.groups);
     case "already_voted":

@@ -13,6 +13,7 @@ import type { Recorder } from "../audit/recorder.js";
 import type { EventReason } from "../audit/events.js";
 import type { Logger } from "../log.js";
 import { canonicalArgumentsHash } from "./canonical.js";
+import { approverKey, DECIDE_INSTEAD, judgeApprover } from "./four-eyes.js";
 import { ApprovalStore, NOTIFY_CHANNEL } from "./store.js";
 import { ChannelListener } from "../db/listener.js";
 import type { ApprovalNotifier, ApprovalRequest, ApproverDirectory, NewApprovalRequest, VoteInput, VoteOutcome } from "./types.js";
@@ -56,14 +57,9 @@ export function newApprovalId(): string {
   return `apr_${randomBytes(9).toString("base64url").replace(/[-_]/g, "x")}`;
 }
 
-/** The approver key stored with votes: the e-mail, lower case. */
-const approverKey = (email: string) => email.trim().toLowerCase();
-
-export function isSelfApproval(req: ApprovalRequest, approverEmail: string, token?: { subject?: string | undefined; issuer?: string | undefined }): boolean {
-  const who = approverKey(approverEmail);
-  // An approver authenticated by token is also the requester when it is the same subject of the same issuer.
-  if (token?.subject && token.issuer && token.subject === req.requester.subject && token.issuer === req.requester.issuer) return true;
-  return (req.requester.email !== undefined && req.requester.email.toLowerCase() === who) || req.requester.subject.toLowerCase() === who;
+/** Whether `approver` is, or may be, the requester (four-eyes.ts): either way their vote does not count. */
+export function isSelfApproval(req: ApprovalRequest, approverEmail: string, token?: { subject?: string | undefined; issuer?: string | undefined }, via: VoteInput["via"] = "api"): boolean {
+  return judgeApprover(req.requester, { email: approverEmail, subject: token?.subject, issuer: token?.issuer }, via).verdict !== "other";
 }
 
 /** The groups whose members may decide: the approver group, and the escalation group once escalated. */
@@ -145,7 +141,7 @@ export class ApprovalService {
 
   /**
    * Opens an approval request, or returns the one already open for an identical call (same
-   * caller, connection, tool and canonical arguments) within its lifetime: its stored decision
+   * caller, connection, method, tool or URI, canonical arguments, rule and approver group) within its lifetime: its stored decision
    * then applies (approved → forward once, denied → the denial, pending → hold again).
    */
   async request(original: NewApprovalRequest): Promise<{ request: ApprovalRequest; created: boolean }> {
@@ -219,8 +215,8 @@ export class ApprovalService {
 
   /**
    * The checks a click passes before it may count: not the requester (four-eyes, admins too),
-   * a member of the approver group (or of the escalation group once escalated), the request
-   * still pending. A refusal is recorded and returned; undefined means the approver may decide.
+   * a member of the approver group (or of the escalation group once escalated), shown to be
+   * someone other than the requester (four-eyes.ts), the request still pending. A refusal is recorded and returned; undefined means the approver may decide.
    * The Deny button asks this before opening its reason modal.
    */
   async admit(requestId: string, approver: VoteInput["approver"], decision: VoteInput["decision"], via: VoteInput["via"]): Promise<Exclude<VoteOutcome, { kind: "recorded" | "decided" }> | undefined> {
@@ -228,7 +224,8 @@ export class ApprovalService {
     if (!req) return { kind: "not_found" };
     const who = approverKey(approver.email);
     const click = { requestId: req.id, decision, via, slackUserId: approver.slackUserId ?? null, ...tokenOf(approver) };
-    if (isSelfApproval(req, who, approver)) {
+    const fourEyes = judgeApprover(req.requester, approver, via);
+    if (fourEyes.verdict === "self") {
       await this.#event("self_approval_refused", req, who, click);
       return { kind: "self_approval_refused", request: req };
     }
@@ -236,6 +233,11 @@ export class ApprovalService {
     if (!(await this.mayDecide(req, approver))) {
       await this.#event("unauthorized_click", req, who, { ...click, groups });
       return { kind: "unauthorized", request: req, groups };
+    }
+    // A member of the group who cannot be told apart from the requester: told where to decide instead.
+    if (fourEyes.verdict === "unproven") {
+      await this.#event("approver_unproven", req, who, { ...click, why: fourEyes.why });
+      return { kind: "approver_unproven", request: req, message: `Your vote was not counted: ${fourEyes.why}. ${DECIDE_INSTEAD.replaceAll("<id>", req.id)} It was recorded.` };
     }
     if (req.status !== "pending") return { kind: "already_decided", request: req };
     return undefined;

@@ -72,24 +72,27 @@ export class ApprovalStore {
   constructor(readonly pool: pg.Pool) {}
 
   /**
-   * Opens a request, or returns the open one for an identical call (same caller, connection, tool
-   * and canonical arguments) within its lifetime. An approved request that was already forwarded
+   * Opens a request, or returns the open one for an identical call (same caller, connection,
+   * method, tool or URI, canonical arguments, rule and approver group) within its lifetime. An approved request that was already forwarded
    * is spent, and an expired one is over: the call then opens a new request.
    */
   async open(id: string, input: NewApprovalRequest, argumentsHash: string): Promise<{ request: ApprovalRequest; created: boolean }> {
-    const key = [input.requester.issuer, input.requester.subject, input.connection, input.tool, argumentsHash];
+    // The whole call: caller, connection, method, tool or URI, arguments, rule and approver group.
+    const key = [input.requester.issuer, input.requester.subject, input.connection, input.method ?? "tools/call", input.tool, argumentsHash, input.rule.id ?? "", input.approverGroup];
     for (let attempt = 0; attempt < 3; attempt++) {
       // A pending request past its expiry is expired first, so it does not hold the unique slot.
       await this.pool.query(
         `UPDATE approval_requests SET status = 'expired', "decidedAt" = now(), "decisionReason" = 'expired'
-         WHERE "requesterIssuer" = $1 AND "requesterSubject" = $2 AND connection = $3 AND tool = $4 AND "argumentsHash" = $5
+         WHERE "requesterIssuer" = $1 AND "requesterSubject" = $2 AND connection = $3 AND method = $4 AND tool = $5 AND "argumentsHash" = $6
+           AND coalesce("ruleId", '') = $7 AND "approverGroup" = $8
            AND status = 'pending' AND "expiresAt" <= now()
          RETURNING pg_notify('${NOTIFY_CHANNEL}', id)`,
         key,
       );
       const existing = await this.pool.query(
         `SELECT * FROM approval_requests
-         WHERE "requesterIssuer" = $1 AND "requesterSubject" = $2 AND connection = $3 AND tool = $4 AND "argumentsHash" = $5
+         WHERE "requesterIssuer" = $1 AND "requesterSubject" = $2 AND connection = $3 AND method = $4 AND tool = $5 AND "argumentsHash" = $6
+           AND coalesce("ruleId", '') = $7 AND "approverGroup" = $8
            AND "expiresAt" > now() AND status IN ('pending', 'approved', 'denied')
            AND NOT (status = 'approved' AND "forwardedAt" IS NOT NULL)
          ORDER BY "createdAt" DESC LIMIT 1`,

@@ -115,6 +115,8 @@ export type VoteOutcome =
   | { kind: "already_voted"; request: ApprovalRequest }
   | { kind: "already_decided"; request: ApprovalRequest }
   | { kind: "self_approval_refused"; request: ApprovalRequest }
+  /** The vote cannot be shown to come from someone other than the requester (four-eyes.ts); `message` says how to decide instead. */
+  | { kind: "approver_unproven"; request: ApprovalRequest; message: string }
   | { kind: "unauthorized"; request: ApprovalRequest; groups: string[] }
   | { kind: "not_found" };
 

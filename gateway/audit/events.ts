@@ -42,7 +42,7 @@ export const EVENT_TYPES = {
   approval: [
     "requested", "vote", "approved", "denied", "expired", "self_approval_refused", "unauthorized_click",
     "already_voted", "already_decided", "duplicate_action", "reminder", "escalated", "notified", "notify_failed", "forwarded",
-    "slack_request_refused",
+    "slack_request_refused", "approver_unproven",
   ],
   /** Tool pinning (gateway/pinning). first_sight: the tools a tools/list showed for the first time (detail: tools [{tool, hash}]); repinned: an admin accepted a changed definition (detail: by, tool, oldHash, newHash, diff). */
   tool_pinned: ["first_sight", "repinned"],

@@ -25,6 +25,7 @@ const RESULTS: Record<string, { text: string; error?: boolean }> = {
   denied: { text: "Denied: the caller gets your reason." },
   recorded: { text: "Your approval is recorded; more approvals are needed." },
   self: { text: "Refused: you asked for this call, so someone else must decide it (four eyes).", error: true },
+  unproven: { text: "Refused: the requester's token carries no e-mail, so your login cannot be shown to be someone else. Log in through the requester's identity provider, or decide with `countersign approvals approve|deny` and such a token.", error: true },
   unauthorized: { text: "Refused: you are not in the approver group of this request.", error: true },
   closed: { text: "Already decided: nothing changed.", error: true },
   voted: { text: "You have already voted on this request.", error: true },
@@ -144,6 +145,7 @@ export function registerInbox(app: FastifyInstance, ctx: ConsoleContext): void {
         outcome.kind === "decided" ? (outcome.request.status === "approved" ? "approved" : "denied")
         : outcome.kind === "recorded" ? "recorded"
         : outcome.kind === "self_approval_refused" ? "self"
+        : outcome.kind === "approver_unproven" ? "unproven"
         : outcome.kind === "unauthorized" ? "unauthorized"
         : outcome.kind === "already_voted" ? "voted"
         : outcome.kind === "not_found" ? "closed"

@@ -4,7 +4,7 @@
  *
  * Order within a policy: rules are evaluated in file order and the first rule that matches
  * decides. A rule matches when every selector it lists holds: method, tool/resource/prompt name
- * glob, connection glob, caller groups (`groups` any of, `exceptGroups` none of), subject or
+ * glob, connection glob, caller groups  (`groups` any of, `exceptGroups` none of), subject or
  * e-mail glob, and its `when` conditions. When no rule matches, the policy's `defaultAction`
  * applies (allow unless set). Other methods (initialize, tools/list, notifications, ...) are not
  * subject to policy and are allowed here.
@@ -22,6 +22,7 @@
  */
 import { compileCondition, conditionUsesSql, type Predicate } from "./conditions.js";
 import { anyGlobMatches } from "./glob.js";
+import { normaliseName, normaliseParams, normaliseResourceUri } from "./normalize.js";
 import type { RegexEngine } from "../linear-regex.js";
 import { parseDuration, POLICY_METHODS, type ApprovalConfig, type PolicyAction, type PolicyConfig, type PolicyMethod, type RuleConfig } from "./schema.js";
 
@@ -82,6 +83,10 @@ interface CompiledRule {
   config: RuleConfig;
   methods: ReadonlySet<string>;
   when: Predicate | undefined;
+  /** The rule's target globs in the same normal form as the requests they are matched against (normalize.ts). */
+  tools: readonly string[] | undefined;
+  resources: readonly string[] | undefined;
+  prompts: readonly string[] | undefined;
 }
 
 export interface CompiledPolicy {
@@ -110,7 +115,14 @@ export function compilePolicy(config: PolicyConfig, regexEngine?: RegexEngine): 
   return {
     [COMPILED]: true,
     config,
-    rules: config.rules.map((rule) => ({ config: rule, methods: methodsOf(rule), when: rule.when ? compileCondition(rule.when, regexEngine) : undefined })),
+    rules: config.rules.map((rule) => ({
+      config: rule,
+      methods: methodsOf(rule),
+      when: rule.when ? compileCondition(rule.when, regexEngine) : undefined,
+      tools: rule.tools?.map(normaliseName),
+      resources: rule.resources?.map(normaliseResourceUri),
+      prompts: rule.prompts?.map(normaliseName),
+    })),
   };
 }
 
@@ -135,9 +147,9 @@ const stringAt = (params: unknown, key: string): string => {
 function selectorsMatch(rule: CompiledRule, req: PolicyRequest): boolean {
   const r = rule.config;
   if (!rule.methods.has(req.method)) return false;
-  if (req.method === "tools/call" && r.tools && !anyGlobMatches(r.tools, stringAt(req.params, "name"))) return false;
-  if (req.method === "resources/read" && r.resources && !anyGlobMatches(r.resources, stringAt(req.params, "uri"))) return false;
-  if (req.method === "prompts/get" && r.prompts && !anyGlobMatches(r.prompts, stringAt(req.params, "name"))) return false;
+  if (req.method === "tools/call" && rule.tools && !anyGlobMatches(rule.tools, stringAt(req.params, "name"))) return false;
+  if (req.method === "resources/read" && rule.resources && !anyGlobMatches(rule.resources, stringAt(req.params, "uri"))) return false;
+  if (req.method === "prompts/get" && rule.prompts && !anyGlobMatches(rule.prompts, stringAt(req.params, "name"))) return false;
   if (r.connections && !anyGlobMatches(r.connections, req.connection)) return false;
   const groups = req.identity.groups;
   if (r.groups && !r.groups.some((g) => groups.includes(g))) return false;
@@ -220,10 +232,12 @@ function approvalRequirement(outcome: Outcome, req: PolicyRequest): ApprovalRequ
  * cached per config object) or the result of compilePolicy. Pure: the same inputs give the
  * same decision. `undefined` policy means "no policy": everything is allowed.
  */
-export function evaluate(policy: PolicyConfig | CompiledPolicy | undefined, req: PolicyRequest): PolicyDecision {
-  if (!policy || !GOVERNED.has(req.method)) {
-    return { action: "allow", effectiveAction: "allow", ruleId: null, reason: policy ? `${req.method} is not subject to policy` : "no policy configured", shadow: false };
+export function evaluate(policy: PolicyConfig | CompiledPolicy | undefined, sent: PolicyRequest): PolicyDecision {
+  if (!policy || !GOVERNED.has(sent.method)) {
+    return { action: "allow", effectiveAction: "allow", ruleId: null, reason: policy ? `${sent.method} is not subject to policy` : "no policy configured", shadow: false };
   }
+  // Every matcher and condition below sees the target (name or URI) in its one normal form.
+  const req: PolicyRequest = { ...sent, params: normaliseParams(sent.method, sent.params) };
   const p = compiled(policy);
   const policyShadow = p.config.shadow;
   let first: CompiledRule | undefined;

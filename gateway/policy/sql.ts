@@ -9,7 +9,8 @@
  *
  * Fail closed: text the parser rejects (another dialect, a syntax error, more than
  * MAX_SQL_CHARS) is class `unknown`, never read-only, and its keywords still raise the flags they
- * suggest (a `DROP` anywhere raises `drop`). The classification is of the text only: a function
+ * suggest over the whole text (a `DROP` anywhere raises `drop`, a `DELETE` anywhere raises
+ * `delete_without_where`: a WHERE that cannot be parsed cannot be credited). The classification is of the text only: a function
  * called by a SELECT may still write; pair rules with a read-only database role where it matters.
  */
 import { loadModule, parseSync } from "libpg-query";
@@ -97,17 +98,68 @@ const raise = (e: Effect, cls: SqlClass) => {
   if (SEVERITY[cls] > SEVERITY[e.cls]) e.cls = cls;
 };
 
-/** `WHERE true`, `WHERE 1=1`, `WHERE 'a'='a'`: a filter that filters nothing. */
-function isTriviallyTrue(where: unknown): boolean {
+/**
+ * Whether a WHERE clause filters by a column: one of its AND-ed conjuncts compares a column with
+ * a constant (a literal, a parameter, or an expression of them such as `now() - interval '1 day'`),
+ * tests a column (`WHERE banned`, `NOT banned`, `x IS NULL`), or is an OR whose every branch
+ * does. `WHERE true`, `WHERE 2 > 1`, `WHERE id = id`, `WHERE true OR false` and
+ * `WHERE 1=1 OR x=1` filter nothing for sure or by construction: they count as no WHERE at all.
+ * The walk of a conjunct's sides is bounded by MAX_WHERE_NODES: past it the clause is not
+ * credited (fail closed).
+ */
+function isQualified(where: unknown): boolean {
   if (!isNode(where)) return false;
-  const constant = where.A_Const;
-  if (isNode(constant)) return isNode(constant.boolval) && constant.boolval.boolval === true;
+  const bool = where.BoolExpr;
+  if (isNode(bool)) {
+    const args = Array.isArray(bool.args) ? bool.args : [];
+    if (bool.boolop === "AND_EXPR") return args.some(isQualified);
+    if (bool.boolop === "OR_EXPR") return args.length > 0 && args.every(isQualified);
+    // NOT of a column test (`NOT banned`) still tests the column.
+    return bool.boolop === "NOT_EXPR" && args.length === 1 && isColumn(args[0]);
+  }
+  if (isColumn(where)) return true; // a boolean column: compared with true
+  const test = where.NullTest ?? where.BooleanTest;
+  if (isNode(test)) return isColumn(test.arg);
   const expr = where.A_Expr;
-  if (!isNode(expr) || expr.kind !== "AEXPR_OP") return false;
-  const op = Array.isArray(expr.name) && expr.name.length === 1 && isNode(expr.name[0]) && isNode(expr.name[0].String) ? expr.name[0].String.sval : undefined;
-  const constValue = (side: unknown) => (isNode(side) && isNode(side.A_Const) ? JSON.stringify({ ...side.A_Const, location: 0 }) : undefined);
-  const left = constValue(expr.lexpr);
-  return op === "=" && left !== undefined && left === constValue(expr.rexpr);
+  if (!isNode(expr)) return false;
+  // One side names a column, the other is built from constants only: `id = $1`, `id IN (1, 2)`,
+  // `a BETWEEN 1 AND 2`, `name LIKE 'x%'`, `d < now() - interval '1 day'`.
+  const left = sideOf(expr.lexpr);
+  const right = sideOf(expr.rexpr);
+  return (left === "column" && right === "constant") || (left === "constant" && right === "column");
+}
+
+const MAX_WHERE_NODES = 1000;
+
+/** A column reference, possibly cast or passed through a function (`lower(email)`). */
+function isColumn(node: unknown): boolean {
+  if (!isNode(node)) return false;
+  if (isNode(node.ColumnRef)) return true;
+  if (isNode(node.TypeCast)) return isColumn(node.TypeCast.arg);
+  return false;
+}
+
+/** "column" when the expression references columns, "constant" when it is built from constants alone, "other" otherwise (subqueries, too large). */
+function sideOf(node: unknown): "column" | "constant" | "other" {
+  let columns = 0;
+  let budget = MAX_WHERE_NODES;
+  const stack: unknown[] = [node];
+  while (stack.length > 0) {
+    const n = stack.pop();
+    if (--budget < 0) return "other";
+    if (Array.isArray(n)) {
+      stack.push(...n);
+      continue;
+    }
+    if (!isNode(n)) continue;
+    if (isNode(n.ColumnRef)) {
+      columns++;
+      continue;
+    }
+    if (n.SubLink !== undefined || n.SelectStmt !== undefined) return "other";
+    for (const [key, value] of Object.entries(n)) if (key !== "location" && typeof value === "object" && value !== null) stack.push(value);
+  }
+  return columns > 0 ? "column" : node === undefined ? "other" : "constant";
 }
 
 function functionName(call: Node): string {
@@ -147,7 +199,7 @@ function walkExecuted(node: unknown, e: Effect): void {
 
 function addWhereFlags(type: string, body: Node, e: Effect): void {
   // A positioned DELETE/UPDATE (WHERE CURRENT OF) touches one row.
-  const unfiltered = (body.whereClause === undefined || isTriviallyTrue(body.whereClause)) && !isNode((body.whereClause as Node | undefined)?.CurrentOfExpr);
+  const unfiltered = !isQualified(body.whereClause) && !isNode((body.whereClause as Node | undefined)?.CurrentOfExpr);
   if (type === "DeleteStmt" && unfiltered) e.flags.add("delete_without_where");
   if (type === "UpdateStmt" && unfiltered) e.flags.add("update_without_where");
 }
@@ -245,8 +297,10 @@ function keywordFlags(sql: string, flags: Set<SqlFlag>): void {
   if (has.has("drop")) flags.add("drop");
   if (has.has("truncate")) flags.add("truncate");
   if (has.has("grant") || has.has("revoke")) flags.add("grant");
-  if (has.has("delete") && !has.has("where")) flags.add("delete_without_where");
-  if (has.has("update") && !has.has("where")) flags.add("update_without_where");
+  // Without a parse no WHERE can be judged (a "where" may sit in a comment, a string, another
+  // statement, or be a tautology): the riskiest reading holds, whatever the text's size.
+  if (has.has("delete")) flags.add("delete_without_where");
+  if (has.has("update")) flags.add("update_without_where");
   if (has.has("do") || has.has("call") || has.has("execute")) flags.add("procedural");
   if (multiple) flags.add("multiple_statements");
 }

@@ -20,7 +20,8 @@ export function keyMap(...keys: VerifierKey[]): Map<string, VerifierKey> {
 }
 
 export async function resetAudit(client: pg.Client): Promise<void> {
-  await client.query(`TRUNCATE messages, events, audit_chain, audit_unsealed, audit_checkpoints RESTART IDENTITY`);
+  // Sessions and approvals are chained too: they go with the rest.
+  await client.query(`TRUNCATE messages, events, approval_votes, approval_requests, sessions, audit_chain, audit_unsealed, audit_checkpoints RESTART IDENTITY`);
 }
 
 export async function insertMessage(client: pg.Client, payload: unknown, extra: { method?: string } = {}): Promise<string> {
@@ -120,5 +121,17 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
     if (v) return v;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** Recomputes every stored hash from `fromSeq` on, as a careful forger would after editing records. */
+export async function rehashFrom(client: pg.Client, fromSeq: number): Promise<void> {
+  const { fetchRecords, recordKey } = await import("../../gateway/audit/chain/records.js");
+  const all = await entries(client);
+  let prev = fromSeq > 1 ? all.find((e) => e.seq === fromSeq - 1)!.hash : "0".repeat(64);
+  const rows = await fetchRecords(client, all);
+  for (const e of all.filter((x) => x.seq >= fromSeq)) {
+    prev = recordHash(prev, { source: e.source, sourceId: e.sourceId, row: rows.get(recordKey(e.source, e.sourceId)) ?? null });
+    await client.query(`UPDATE audit_chain SET hash = $2 WHERE seq = $1`, [e.seq, prev]);
   }
 }

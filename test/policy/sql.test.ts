@@ -53,6 +53,16 @@ describe("SQL classifier", () => {
     expect(r.flags).toEqual(expect.arrayContaining(["unparseable", "drop"]));
   });
 
+  it("judges a script over the size limit as the riskiest kind, a WHERE elsewhere in it notwithstanding", () => {
+    const padding = `SELECT * FROM t WHERE id = 1;\n`.repeat(Math.ceil(MAX_SQL_CHARS / 30));
+    for (const script of [`${padding}DELETE FROM users`, `DELETE FROM users; ${padding}`, `${padding}UPDATE users SET admin = true`]) {
+      const r = classifySql(script);
+      expect(r.readOnly).toBe(false);
+      expect(r.classes).toEqual(["unknown"]);
+      expect(r.flags).toContain(script.includes("DELETE") ? "delete_without_where" : "update_without_where");
+    }
+  });
+
   it("names each statement with its command and text", () => {
     const r = classifySql("SELECT 1; DELETE FROM users WHERE id = 3;\nDROP TABLE t");
     expect(r.statements.map((s) => [s.command, s.class, s.text])).toEqual([

@@ -156,7 +156,7 @@ export interface CheckpointFileRead {
 
 export function readCheckpointFiles(directory: string): CheckpointFileRead[] {
   return readdirSync(directory)
-    .filter((f) => f.endsWith(".json"))
+    .filter((f) => f.startsWith("checkpoint-") && f.endsWith(".json"))
     .sort()
     .map((f) => {
       const file = join(directory, f);
@@ -171,4 +171,63 @@ export function readCheckpointFiles(directory: string): CheckpointFileRead[] {
         return { file, error: `unreadable: ${(err as Error).message.split("\n")[0]}` };
       }
     });
+}
+
+// ── The head anchor: the chain's latest head, signed, outside the database ─────────────────────
+// Checkpoints vouch for the chain up to the moment they are taken; what was sealed after the last
+// one is vouched for by nothing outside the database, so someone with write access to it could
+// cut that tail (rows, entries and the last checkpoint) unnoticed. The leader also writes each
+// new head, signed, to `head.json` in the checkpoint directory (at most once a second, and at
+// every checkpoint check): `verify --require-anchor` finds a chain that ends before it, or that
+// differs from it.
+
+export const HEAD_ANCHOR_FILE = "head.json";
+
+export interface HeadAnchorBody {
+  v: 1;
+  kind: "head";
+  sequence: number;
+  head: string;
+  time: string;
+  keyId: string;
+}
+
+export interface SignedHeadAnchor {
+  body: HeadAnchorBody;
+  signature: string;
+}
+
+export function writeHeadAnchor(directory: string, head: { seq: bigint; hash: string }, key: SignerKey, now = new Date()): void {
+  mkdirSync(directory, { recursive: true });
+  const body: HeadAnchorBody = { v: 1, kind: "head", sequence: Number(head.seq), head: head.hash, time: now.toISOString(), keyId: key.id };
+  const content: SignedHeadAnchor = { body, signature: sign(null, Buffer.from(canonicalize(body)), key.key).toString("base64") };
+  const file = join(directory, HEAD_ANCHOR_FILE);
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(content, null, 2) + "\n");
+  renameSync(tmp, file);
+}
+
+/** The head anchor in `directory`: undefined when there is none, `error` when it cannot be read. */
+export function readHeadAnchor(directory: string): { anchor?: SignedHeadAnchor; error?: string } | undefined {
+  let text: string;
+  try {
+    text = readFileSync(join(directory, HEAD_ANCHOR_FILE), "utf8");
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "ENOENT" ? undefined : { error: `unreadable: ${(err as Error).message.split("\n")[0]}` };
+  }
+  try {
+    const c = JSON.parse(text) as Partial<SignedHeadAnchor>;
+    const b = c.body;
+    if (!b || b.kind !== "head" || typeof c.signature !== "string" || typeof b.sequence !== "number" || typeof b.head !== "string" || typeof b.time !== "string" || typeof b.keyId !== "string") {
+      return { error: "not a Countersign head anchor" };
+    }
+    return { anchor: { body: { v: 1, kind: "head", sequence: b.sequence, head: b.head, time: b.time, keyId: b.keyId }, signature: c.signature } };
+  } catch (err) {
+    return { error: `unreadable: ${(err as Error).message.split("\n")[0]}` };
+  }
+}
+
+/** Why a head anchor's signature cannot be trusted, or null (the same keys and windows as checkpoints). */
+export function checkHeadSignature(a: SignedHeadAnchor, keys: Map<string, VerifierKey>): string | null {
+  return checkSignature(a as unknown as SignedCheckpoint, keys);
 }

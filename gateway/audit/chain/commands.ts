@@ -12,6 +12,10 @@ export interface VerifyCommandOptions {
   until?: string;
   checkpoints?: string;
   json?: boolean;
+  /** Rows deleted before they were sealed are a warning, not a failure. */
+  allowMissing?: boolean;
+  /** Fail unless a recent checkpoint outside the database vouches for the chain. */
+  requireAnchor?: boolean;
 }
 
 /** "2026-11-24T10:00:00Z", "2026-11-24", or a duration ago: 30m, 2h, 7d. */
@@ -39,6 +43,8 @@ export async function verifyCommand(cfg: GatewayConfig, databaseUrl: string, opt
       checkpointsDir: opts.checkpoints ?? cfg.audit.checkpoint?.directory,
       keys: keys.verifiers,
       checkpointIntervalMinutes: cfg.audit.checkpoint?.intervalMinutes ?? 60,
+      allowMissing: opts.allowMissing,
+      requireAnchor: opts.requireAnchor,
       ...(bar ? { onProgress: bar.update } : {}),
     });
     bar?.done();

@@ -1,7 +1,8 @@
-// Reads audited rows as the chain hashes them: to_jsonb(row) on a UTC session (see canonical.ts).
+// Reads audited rows as the chain hashes them: to_jsonb(row) on a UTC session (see canonical.ts),
+// cut to the columns the chain seals for sources whose rows change later (sources.ts).
 import type pg from "pg";
 import { idType } from "./pg.js";
-import { quoteIdent } from "./sources.js";
+import { quoteIdent, sealedPart } from "./sources.js";
 
 export interface SourceRef {
   source: string;
@@ -28,7 +29,7 @@ export async function fetchRecords(client: pg.Client, refs: SourceRef[]): Promis
       `SELECT t."id"::text AS id, to_jsonb(t) AS row FROM ${quoteIdent(source)} t WHERE t."id" = ANY($1::${type}[])`,
       [ids],
     );
-    for (const r of res.rows) out.set(recordKey(source, r.id), r.row);
+    for (const r of res.rows) out.set(recordKey(source, r.id), sealedPart(source, r.row));
   }
   return out;
 }

@@ -4,7 +4,7 @@
 // `audit_retention` event, which joins the chain), written in the same transaction as the delete.
 import type pg from "pg";
 import { APPEND_LOCK_KEY, idType, inTransaction } from "./pg.js";
-import { quoteIdent } from "./sources.js";
+import { KEPT_BY_RETENTION, quoteIdent } from "./sources.js";
 
 export interface RetentionResult {
   /** Everything up to this sequence number was deleted; null when nothing was due. */
@@ -32,6 +32,15 @@ export async function purgeExpired(client: pg.Client, retentionDays: number, now
     for (const { source } of pending.rows) {
       const type = await idType(client, source).catch(() => undefined);
       if (!type) continue;
+      if (KEPT_BY_RETENTION.has(source)) {
+        // Kept (records still point at them), so they stay under the chain: sealed again at the head.
+        await client.query(
+          `INSERT INTO audit_unsealed (source, "sourceId") SELECT c.source, c."sourceId" FROM audit_chain c
+           WHERE c.source = $1 AND c.seq <= $2 AND NOT c.missing ORDER BY c.seq`,
+          [source, anchor.seq],
+        );
+        continue;
+      }
       const res = await client.query(
         `DELETE FROM ${quoteIdent(source)} t WHERE t."id" IN (SELECT c."sourceId"::${type} FROM audit_chain c WHERE c.source = $1 AND c.seq <= $2 AND NOT c.missing)`,
         [source, anchor.seq],

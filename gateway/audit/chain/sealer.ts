@@ -105,6 +105,8 @@ export interface SealerOptions {
   /** Periodic work for the leader (checkpoints, retention), run between batches on its connection. */
   leaderTick?: (client: pg.Client) => Promise<void>;
   leaderTickMs?: number;
+  /** After each batch that sealed rows, on the leader's connection (the head anchor: checkpoint.ts). */
+  afterBatch?: (client: pg.Client) => Promise<void> | void;
 }
 
 export class Sealer {
@@ -169,6 +171,7 @@ export class Sealer {
           this.#status.sealedRows += n;
           this.#status.batches++;
           this.#status.lastSealAt = new Date();
+          await this.opts.afterBatch?.(this.#client);
         }
         if (this.opts.leaderTick && Date.now() >= this.#nextTick) {
           this.#nextTick = Date.now() + (this.opts.leaderTickMs ?? 30_000);

@@ -2,10 +2,14 @@
 // the leader, checkpoints every `intervalMinutes` and retention after each checkpoint.
 import type { GatewayConfig } from "../../config/load.js";
 import type { Logger } from "../../log.js";
-import { checkpointDue, takeCheckpoint } from "./checkpoint.js";
+import { checkpointDue, takeCheckpoint, writeHeadAnchor } from "./checkpoint.js";
 import { loadCheckpointKeys, type CheckpointKeys } from "./keys.js";
 import { purgeExpired } from "./retention.js";
-import { sealAll, Sealer } from "./sealer.js";
+import { readHead, sealAll, Sealer } from "./sealer.js";
+import type pg from "pg";
+
+/** The head anchor is rewritten at most this often while rows are sealed (and at every checkpoint check). */
+const HEAD_ANCHOR_EVERY_MS = 1000;
 
 export interface AuditChain {
   sealer: Sealer;
@@ -26,13 +30,30 @@ export function startAuditChain(config: GatewayConfig, databaseUrl: string, log:
   const directory = config.audit.checkpoint?.directory;
   const signer = keys.signer;
   const retentionDays = config.audit.retentionDays;
+  // The head, signed, outside the database (checkpoint.ts): a failed write is logged, never stops sealing.
+  let anchoredSeq = -1n;
+  let anchoredAt = 0;
+  const anchorHead = async (client: pg.Client, force: boolean) => {
+    if (!signer || !directory || (!force && Date.now() - anchoredAt < HEAD_ANCHOR_EVERY_MS)) return;
+    const head = await readHead(client);
+    if (head.seq === anchoredSeq) return;
+    anchoredAt = Date.now();
+    try {
+      writeHeadAnchor(directory, head, signer);
+      anchoredSeq = head.seq;
+    } catch (err) {
+      log.error({ error: (err as Error).message }, "audit chain: could not write the head anchor");
+    }
+  };
   const sealer = new Sealer(databaseUrl, {
     intervalMs: config.audit.sealIntervalMs,
     log,
     ...(opts.leaderRetryMs ? { leaderRetryMs: opts.leaderRetryMs } : {}),
     leaderTickMs: Math.min(opts.checkpointCheckMs ?? 30_000, intervalMinutes * 60_000),
+    afterBatch: (client) => anchorHead(client, false),
     leaderTick: signer
       ? async (client) => {
+          await anchorHead(client, true);
           if (!(await checkpointDue(client, intervalMinutes))) return;
           await sealAll(client, 100_000);
           try {

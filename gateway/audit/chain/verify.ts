@@ -8,16 +8,20 @@
 //   truncated  the chain ends before the sequence a signed checkpoint vouches for
 //   rewritten  the chain is self-consistent but differs from a signed checkpoint (re-hashed)
 //   forged_checkpoint  a checkpoint's signature, key, window or link to its predecessor is wrong
-// Rows committed but not yet sealed are reported as the unsealed tail, never as tampering.
+//   unanchored  (--require-anchor) no checkpoint outside the database vouches for the chain, or
+//              the newest one is too old to vouch for its tail
+// Rows committed but not yet sealed are reported as the unsealed tail, never as tampering. Rows
+// deleted while queued for sealing (sealed as `missing`) fail verification: only
+// `allowMissing` (--allow-missing) turns them into a warning.
 import type pg from "pg";
 import { GENESIS_HASH, recordHash } from "./canonical.js";
-import { checkSignature, checkpointDigest, listCheckpoints, readCheckpointFiles, type SignedCheckpoint } from "./checkpoint.js";
+import { checkHeadSignature, checkSignature, checkpointDigest, listCheckpoints, readCheckpointFiles, readHeadAnchor, type SignedCheckpoint } from "./checkpoint.js";
 import type { VerifierKey } from "./keys.js";
 import { idType } from "./pg.js";
 import { fetchRecords, recordKey } from "./records.js";
 import { quoteIdent } from "./sources.js";
 
-export type ProblemKind = "modified" | "missing" | "reordered" | "inserted" | "truncated" | "rewritten" | "forged_checkpoint";
+export type ProblemKind = "modified" | "missing" | "reordered" | "inserted" | "truncated" | "rewritten" | "forged_checkpoint" | "unanchored";
 
 export interface Problem {
   /** The first sequence number affected; null for rows that never entered the chain. */
@@ -34,6 +38,13 @@ export interface VerifyOptions {
   keys: Map<string, VerifierKey>;
   /** For the "latest checkpoint is old" warning. */
   checkpointIntervalMinutes?: number | undefined;
+  /** Rows deleted before they were sealed (sealed as `missing`) are a warning, not a failure. */
+  allowMissing?: boolean | undefined;
+  /**
+   * Fail unless a checkpoint outside the database (checkpointsDir) vouches for the chain and is
+   * recent (within two checkpoint intervals): what is not anchored outside could be cut unnoticed.
+   */
+  requireAnchor?: boolean | undefined;
   onProgress?: (done: number, total: number) => void;
   batchSize?: number;
   now?: Date;
@@ -100,6 +111,8 @@ export async function verifyChain(client: pg.Client, opts: VerifyOptions): Promi
     previous = cp;
   }
   let files = 0;
+  /** Signed heads found outside the database (checkpoint files, the head anchor). */
+  const anchored: TrustedCheckpoint[] = [];
   if (opts.checkpointsDir) {
     const digests = new Set(stored.map(checkpointDigest));
     for (const f of readCheckpointFiles(opts.checkpointsDir)) {
@@ -114,10 +127,25 @@ export async function verifyChain(client: pg.Client, opts: VerifyOptions): Promi
         problems.push({ seq: f.checkpoint.body.sequence, kind: "forged_checkpoint", detail: `${label}: ${bad}` });
         continue;
       }
+      anchored.push({ ...f.checkpoint, label });
       if (!digests.has(checkpointDigest(f.checkpoint))) {
         // A signed checkpoint the database no longer has: its head still binds the chain.
         problems.push({ seq: f.checkpoint.body.sequence, kind: "missing", detail: `${label} is signed but not in the database: checkpoints were removed from it` });
         trusted.push({ ...f.checkpoint, label });
+      }
+    }
+    const head = readHeadAnchor(opts.checkpointsDir);
+    if (head?.error) warnings.push(`${opts.checkpointsDir}/head.json: ${head.error}`);
+    else if (head?.anchor) {
+      const a = head.anchor;
+      const label = `the head anchored outside the database (seq ${a.body.sequence}, ${a.body.time})`;
+      const bad = checkHeadSignature(a, opts.keys);
+      if (bad) problems.push({ seq: a.body.sequence, kind: "forged_checkpoint", detail: `${label}: ${bad}` });
+      else {
+        // It binds the chain as a checkpoint does (truncation, rewriting), without a link of its own.
+        const asCheckpoint: TrustedCheckpoint = { body: { v: 1, sequence: a.body.sequence, head: a.body.head, time: a.body.time, previous: null, keyId: a.body.keyId }, signature: a.signature, label };
+        anchored.push(asCheckpoint);
+        trusted.push(asCheckpoint);
       }
     }
   }
@@ -172,6 +200,7 @@ export async function verifyChain(client: pg.Client, opts: VerifyOptions): Promi
   let lastTime: Date | null = null;
   let previousTime: Date | null = null;
   let verifiedTo = anchor.seq;
+  const sealedMissing: Entry[] = [];
   if (!chainFailure && anchor.seq > 0) {
     // The anchor's own entry, where kept, must agree with the signed head.
     const own = await client.query<{ hash: string }>(`SELECT hash FROM audit_chain WHERE seq = $1`, [anchor.seq]);
@@ -197,6 +226,7 @@ export async function verifyChain(client: pg.Client, opts: VerifyOptions): Promi
         chainFailure = { seq: e.seq, kind: "inserted", detail: `${e.source}#${e.sourceId} was absent when sealed at seq ${e.seq} but exists now` };
         break walk;
       }
+      if (e.missing && sealedMissing.length < 1000) sealedMissing.push(e);
       const h = recordHash(prev, { source: e.source, sourceId: e.sourceId, row: row ?? null });
       if (h !== e.hash) {
         chainFailure = await classify(client, e, row ?? null, prev, prevPrev);
@@ -231,6 +261,14 @@ export async function verifyChain(client: pg.Client, opts: VerifyOptions): Promi
     opts.onProgress?.(verifiedTo - anchor.seq, total);
   }
   if (chainFailure) problems.push(chainFailure);
+  if (sealedMissing.length > 0) {
+    // Deleted between commit and seal (while the gateway was down, say): the chain holds only that they existed.
+    const first = sealedMissing[0]!;
+    const list = sealedMissing.slice(0, 5).map((e) => `${e.source}#${e.sourceId} (seq ${e.seq})`).join(", ");
+    const detail = `${sealedMissing.length}${sealedMissing.length >= 1000 ? "+" : ""} record(s) were deleted after they were committed and before they were sealed: ${list}${sealedMissing.length > 5 ? ", ..." : ""}`;
+    if (opts.allowMissing) warnings.push(`${detail} (allowed by --allow-missing)`);
+    else problems.push({ seq: first.seq, kind: "missing", detail: `${detail}; pass --allow-missing to accept a loss already investigated` });
+  }
   // An entry slipped in with a valid link was walked over before it was found out.
   if (chainFailure?.seq != null && chainFailure.seq <= verifiedTo) {
     lastTime = chainFailure.seq === verifiedTo ? previousTime : ((await client.query<{ at: Date }>(`SELECT "sealedAt" AS at FROM audit_chain WHERE seq = $1`, [chainFailure.seq - 1])).rows[0]?.at ?? null);
@@ -244,6 +282,30 @@ export async function verifyChain(client: pg.Client, opts: VerifyOptions): Promi
     const beyond = trusted.filter((t) => t.body.sequence > end).sort((a, b) => b.body.sequence - a.body.sequence)[0];
     if (beyond) {
       problems.push({ seq: end + 1, kind: "truncated", detail: `the chain ends at seq ${end} but ${beyond.label} vouches for ${beyond.body.sequence} entries: ${end + 1}..${beyond.body.sequence} were removed` });
+    }
+  }
+
+  // 4b. Anchors outside the database: required, and recent enough to vouch for the tail.
+  const lastAnchored = anchored.sort((a, b) => b.body.sequence - a.body.sequence || b.body.time.localeCompare(a.body.time))[0];
+  const end = maxSeq ?? anchor.seq;
+  if (lastAnchored && end > lastAnchored.body.sequence) {
+    warnings.push(`entries ${lastAnchored.body.sequence + 1}..${end} were sealed after ${lastAnchored.label}: nothing outside the database vouches for them yet`);
+  }
+  if (opts.requireAnchor) {
+    const interval = (opts.checkpointIntervalMinutes ?? 60) * 60_000;
+    if (!opts.checkpointsDir) {
+      problems.push({ seq: null, kind: "unanchored", detail: "no checkpoint directory (audit.checkpoint.directory or --checkpoints): nothing outside the database vouches for the chain" });
+    } else if (!lastAnchored) {
+      problems.push({ seq: null, kind: "unanchored", detail: `no valid signed checkpoint or head in ${opts.checkpointsDir}: nothing outside the database vouches for the chain` });
+    } else {
+      const newest = anchored.reduce((m, a) => Math.max(m, new Date(a.body.time).getTime()), 0);
+      if (now.getTime() - newest > 2 * interval) {
+        problems.push({
+          seq: lastAnchored.body.sequence + 1,
+          kind: "unanchored",
+          detail: `the newest checkpoint outside the database is from ${new Date(newest).toISOString()}, more than two intervals ago: what was sealed since could have been cut unnoticed (are checkpoints still written to ${opts.checkpointsDir}?)`,
+        });
+      }
     }
   }
 
