@@ -9,6 +9,7 @@
 // aggregated event per reason per interval, never one row per forged request. A signed request
 // seen before (a replay) is acknowledged and changes nothing; so is Slack's own retry of an
 // action already processed (the approvals store recognises the action).
+import { LRUCache } from "lru-cache";
 import { createHmac, timingSafeEqual } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import type { Recorder } from "../gateway/audit/recorder.js";
@@ -67,7 +68,8 @@ export function registerSlackRoutes(app: FastifyInstance, deps: SlackRoutesDeps)
   const now = deps.now ?? (() => Date.now());
   const refused: Record<string, number> = {};
   let pending: Record<string, number> = {};
-  const perAddress = new Map<string, { windowStart: number; count: number }>();
+  // Bound: 10,000 addresses, least recently refused evicted first (an evicted address starts a new window).
+  const perAddress = new LRUCache<string, { windowStart: number; count: number }>({ max: 10_000 });
   const budget = deps.refusalsPerMinute ?? 30;
   // Signatures of verified requests, for the replay window (a signature covers timestamp + body).
   const seen = new Map<string, number>();

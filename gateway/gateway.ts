@@ -4,7 +4,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { FastifyInstance } from "fastify";
 import pg from "pg";
-import { Recorder } from "./audit/recorder.js";
+import { Recorder, auditPoolTimeouts } from "./audit/recorder.js";
 import { RejectionLog } from "./audit/rejections.js";
 import { startAuditChain, type AuditChain } from "./audit/chain/service.js";
 import type { GatewayConfig } from "./config/load.js";
@@ -93,8 +93,9 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     if (config.connections.some((c) => policyUsesSql(c.policy))) await loadSqlParser();
     const metrics = new Metrics();
     // The recorder's INSERTs go to a small pool of their own, not through Prisma (see Recorder).
-    const auditPool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 3000, idleTimeoutMillis: 10_000, keepAlive: true });
+    const auditPool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 3000, idleTimeoutMillis: 10_000, keepAlive: true, ...auditPoolTimeouts(config.database.commitTimeoutMs) });
     auditPool.on("error", (err) => log.warn({ err: err.message }, "audit store: idle database connection failed"));
+    let lastRefusalLog = 0;
     const recorder = new Recorder(auditPool, {
       commitTimeoutMs: config.database.commitTimeoutMs,
       onStatusChange: (s) => {
@@ -108,6 +109,14 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
         else metrics.auditFailures.inc();
       },
       onCommitted: (messages, events) => metrics.committed(messages, events),
+      // The refusals cannot be recorded in the store they are about: the log says so, once a second at most.
+      onRefused: (reason, s) => {
+        const now = Date.now();
+        if (now - lastRefusalLog < 1000) return;
+        lastRefusalLog = now;
+        log.warn({ reason, refused: s.refused, queuedRows: s.queuedRows, queuedBytes: s.queuedBytes }, reason === "queue_full" ? "audit queue full: refusing new records" : "audit store down: refusing new records until a probe commit succeeds");
+      },
+      onRowRejected: (error) => log.error({ error }, "audit store refused one record; its caller failed closed, the rest of its batch was committed"),
     });
     const rejections = new RejectionLog(recorder);
     const identity = await createIdentityLayer(config, recorder, log);
@@ -164,6 +173,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
         identity.stop();
         await recorder.event({ type: "gateway", reason: "stopped", detail: { instanceId } }).catch(() => {});
         await recorder.drain();
+        recorder.close();
         await auditChain.stop(); // audit chain: seals the last records, releases the sealer lock
         await liveness.stop();
         await db.instance.update({ where: { id: instanceId }, data: { stoppedAt: new Date() } }).catch(() => {});

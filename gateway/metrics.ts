@@ -4,37 +4,81 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { EventRecord, MessageRecord } from "./audit/recorder.js";
 
+/**
+ * Every JSON-RPC method any MCP revision defines (2024-11-05 through 2026-07-28). A method label
+ * takes one of these or "other": the method name is chosen by a client or an upstream, and each
+ * distinct label value is a series kept for the life of the process, so the set is the bound.
+ */
+export const KNOWN_METHODS: ReadonlySet<string> = new Set([
+  "initialize", "ping", "notifications/initialized", "notifications/cancelled", "notifications/progress", "notifications/message",
+  "tools/list", "tools/call", "notifications/tools/list_changed",
+  "resources/list", "resources/templates/list", "resources/read", "resources/subscribe", "resources/unsubscribe",
+  "notifications/resources/list_changed", "notifications/resources/updated",
+  "prompts/list", "prompts/get", "notifications/prompts/list_changed",
+  "completion/complete", "logging/setLevel",
+  "roots/list", "notifications/roots/list_changed", "sampling/createMessage", "elicitation/create", "notifications/elicitation/complete",
+  "tasks/get", "tasks/result", "tasks/list", "tasks/cancel", "notifications/tasks/status",
+  // 2026-07-28
+  "server/discover", "subscriptions/listen",
+]);
+
+/** The metric label for a method: itself when the protocol defines it, else "other" ("" for none: a response). */
+export function methodLabel(method: string | null | undefined): string {
+  if (method === null || method === undefined || method === "") return "";
+  return KNOWN_METHODS.has(method) ? method : "other";
+}
+
+type MethodLabels = Partial<Record<string, string | number>> & { method?: string };
+const withBoundedMethod = <T extends MethodLabels>(labels: T): T => ("method" in labels ? { ...labels, method: methodLabel(labels.method as string) } : labels);
+
+/**
+ * Makes a metric's `method` label bounded by KNOWN_METHODS, whoever records into it (prom-client
+ * binds inc/observe per instance, so the instance's own function is wrapped).
+ */
+function boundMethodLabel<M extends Counter<string> | Histogram<string>>(metric: M): M {
+  const target = metric as unknown as Record<"inc" | "observe", ((...a: unknown[]) => void) | undefined>;
+  for (const fn of ["inc", "observe"] as const) {
+    const original = target[fn];
+    if (typeof original !== "function") continue;
+    target[fn] = (...args: unknown[]) => {
+      if (args[0] && typeof args[0] === "object") args[0] = withBoundedMethod(args[0] as MethodLabels);
+      original.apply(metric, args);
+    };
+  }
+  return metric;
+}
+
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 export class Metrics {
   readonly registry = new Registry();
 
-  readonly messages = new Counter({
+  readonly messages = boundMethodLabel(new Counter({
     name: "countersign_messages_total",
     help: "JSON-RPC messages recorded, by connection, direction (in: client to server), origin and method",
     labelNames: ["connection", "direction", "origin", "method"] as const,
     registers: [this.registry],
-  });
-  readonly requests = new Counter({
+  }));
+  readonly requests = boundMethodLabel(new Counter({
     name: "countersign_requests_total",
     help: "Client requests answered, by connection, method and outcome (ok, error, refused)",
     labelNames: ["connection", "method", "outcome"] as const,
     registers: [this.registry],
-  });
-  readonly requestDuration = new Histogram({
+  }));
+  readonly requestDuration = boundMethodLabel(new Histogram({
     name: "countersign_request_duration_seconds",
     help: "From a request reaching the gateway to its answer being delivered",
     labelNames: ["connection", "method"] as const,
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
-  });
-  readonly upstreamDuration = new Histogram({
+  }));
+  readonly upstreamDuration = boundMethodLabel(new Histogram({
     name: "countersign_upstream_duration_seconds",
     help: "From a request being forwarded to the upstream's answer arriving",
     labelNames: ["connection", "method"] as const,
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
-  });
+  }));
   readonly events = new Counter({
     name: "countersign_events_total",
     help: "Recorded events (decisions and state changes) by type and reason",
@@ -108,7 +152,7 @@ export class Metrics {
   /** Called with each committed batch. */
   committed(messages: readonly MessageRecord[], events: readonly EventRecord[]): void {
     for (const m of messages) {
-      this.messages.inc({ connection: m.connection, direction: m.direction, origin: m.origin, method: m.method ?? "" });
+      this.messages.inc({ connection: m.connection, direction: m.direction, origin: m.origin, method: methodLabel(m.method) });
       if (m.maskHits) for (const [type, n] of Object.entries(m.maskHits)) this.maskingHits.inc({ connection: m.connection, type }, n);
     }
     for (const e of events) {

@@ -8,6 +8,7 @@ import type { GatewayConfig } from "./config/load.js";
 import { CountersignError, jsonRpcErrorResponse, type ErrorCode } from "./errors.js";
 import type { Logger } from "./log.js";
 import { registerLegacySseFront } from "./mcp/front/legacy-sse.js";
+import { registerEarlyAuthentication } from "./mcp/front/early-auth.js";
 import { registerStreamableHttpFront } from "./mcp/front/streamable-http.js";
 import type { SessionRegistry } from "./mcp/sessions.js";
 import { checkUpstreams } from "./upstream-health.js";
@@ -67,6 +68,10 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     requestIdHeader: false,
     genReqId: requestIdOf,
     trustProxy: config.server.trustProxy,
+    // A request must arrive whole in time: slow headers or a slow body cannot hold a connection
+    // open (408). Streams the gateway writes are not limited by it.
+    requestTimeout: config.limits.requestTimeoutMs,
+    http: { headersTimeout: Math.min(config.limits.requestHeadersTimeoutMs, config.limits.requestTimeoutMs), connectionsCheckingInterval: Math.min(1000, config.limits.requestHeadersTimeoutMs) },
   });
   app.addHook("onRequest", async (req, reply) => {
     // On the raw response, so hijacked replies (SSE streams) carry it too.
@@ -171,6 +176,8 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
   if (deps.approvals) registerApprovalsApi(app, { config, authenticator: deps.identity.authenticator, service: deps.approvals.service });
   deps.identity.registerRoutes(app);
   const fronts = { sessions, rejections, authenticator: deps.identity.authenticator, cluster: deps.cluster };
+  // authenticate before the body: unauthenticated callers cannot make the gateway read bodies.
+  registerEarlyAuthentication(app, { sessions, rejections, authenticator: deps.identity.authenticator, maxInFlight: config.limits.unauthenticatedRequests });
   registerStreamableHttpFront(app, fronts);
   registerLegacySseFront(app, fronts);
   return app;

@@ -313,6 +313,7 @@ describe("environment over file over defaults", () => {
 version: 1
 ${ISSUER}
 server: { host: 0.0.0.0, port: 9000 }
+metrics: { enabled: false }
 sessions: { idleTimeoutSeconds: 60 }
 limits: { notificationsPerSecond: 5 }
 log: { level: warn }
@@ -585,7 +586,7 @@ describe("the published JSON Schema", () => {
     // It loads end to end once its references resolve (files are checked only by a real deployment).
     const env = {
       COUNTERSIGN_DATABASE_URL: "postgresql://u@127.0.0.1/db", EVERYTHING_API_TOKEN: "t", GITHUB_MCP_AUTHORIZATION: "Bearer t", COUNTERSIGN_UPSTREAM_JWT_KEY: "pem",
-      COUNTERSIGN_CLUSTER_SECRET: "s".repeat(32), COUNTERSIGN_APPROVALS_ARGUMENTS_KEY: "k", SLACK_BOT_TOKEN: "xoxb-t", SLACK_APP_TOKEN: "xapp-t",
+      COUNTERSIGN_CLUSTER_SECRET: "s".repeat(32), COUNTERSIGN_APPROVALS_ARGUMENTS_KEY: "k", SLACK_BOT_TOKEN: "xoxb-t", SLACK_APP_TOKEN: "xapp-t", COUNTERSIGN_METRICS_TOKEN: "m",
     };
     const problems = (() => {
       try {

@@ -6,6 +6,8 @@ import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { parseConfigText } from "../gateway/config/load.js";
+import { Metrics } from "../gateway/metrics.js";
 import { startTestGateway, type TestGateway } from "./helpers/gateway.js";
 import { createTestDatabase, type TestDatabase } from "./helpers/postgres.js";
 import { loggingServerStdio } from "./helpers/process.js";
@@ -112,4 +114,77 @@ it("refuses a scrape without the configured token", async () => {
   const res = await fetch(`${gw.address}/metrics`);
   expect(res.status).toBe(401);
   expect(await res.text()).toContain("metrics.token");
+});
+
+it("keeps the series bounded whatever method names clients send", async () => {
+  const url = gw.mcpUrl("tools");
+  const headers = { "content-type": "application/json", accept: "application/json, text/event-stream" };
+  const init = await fetch(url, {
+    method: "POST",
+    headers,
+    body: JSON.stringify({ jsonrpc: "2.0", id: 0, method: "initialize", params: { protocolVersion: "2025-03-26", capabilities: {}, clientInfo: { name: "names", version: "1" } } }),
+  });
+  const sid = init.headers.get("mcp-session-id")!;
+  await init.text();
+  await (await fetch(url, { method: "POST", headers: { ...headers, "mcp-session-id": sid }, body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }) })).text();
+  const before = await (await fetch(`${gw.address}/metrics`, { headers: { authorization: "Bearer scrape-me" } })).text();
+  const seriesOf = (text: string) => text.split("\n").filter((l) => l.startsWith("countersign_") && !l.startsWith("countersign_process_")).length;
+
+  // 200 random method names through the gateway (the 2,000 of the next test go straight to the
+  // registry: every notification commits on its own, so thousands would take the test minutes).
+  const batch = Array.from({ length: 100 }, () => ({ jsonrpc: "2.0", method: `x/${Math.random().toString(36).slice(2)}`, params: {} }));
+  const res = await fetch(url, { method: "POST", headers: { ...headers, "mcp-session-id": sid }, body: JSON.stringify(batch) });
+  expect(res.status).toBe(202);
+  await res.text();
+  const requests = Array.from({ length: 100 }, (_, i) => ({ jsonrpc: "2.0", id: i + 1, method: `x/${Math.random().toString(36).slice(2)}`, params: {} }));
+  const answered = await fetch(url, { method: "POST", headers: { ...headers, "mcp-session-id": sid }, body: JSON.stringify(requests) });
+  expect(answered.status).toBe(200);
+  await answered.text();
+  await fetch(url, { method: "DELETE", headers: { "mcp-session-id": sid } });
+  let text = "";
+  await expect
+    .poll(async () => {
+      text = await (await fetch(`${gw.address}/metrics`, { headers: { authorization: "Bearer scrape-me" } })).text();
+      return value(text, 'countersign_messages_total{connection="tools",direction="in",origin="client",method="other"}');
+    })
+    .toBe(200);
+  expect(value(text, 'countersign_requests_total{connection="tools",method="other",outcome="error"}')).toBe(100);
+  expect(text.split("\n").filter((l) => l.includes(`method="x/`)).slice(0, 3)).toEqual([]);
+  // A handful of new series (the "other" label per metric and histogram buckets), not thousands.
+  const added = seriesOf(text) - seriesOf(before);
+  expect(added).toBeLessThan(60);
+});
+
+it("labels 2,000 random method names as one 'other' series per metric, and every protocol method as itself", async () => {
+  const m = new Metrics();
+  const at = new Date();
+  const names = Array.from({ length: 2000 }, () => `${Math.random().toString(36).slice(2)}/${Math.random().toString(36).slice(2)}`);
+  const row = (method: string, direction: "in" | "out") => ({ sessionId: null, connection: "c", direction, origin: "client" as const, kind: "request" as const, jsonrpcId: "1", method, size: 1, payload: {}, subject: null, at });
+  m.committed(names.map((n) => row(n, "in")), []);
+  for (const n of names) {
+    m.requests.inc({ connection: "c", method: n, outcome: "error" });
+    m.requestDuration.observe({ connection: "c", method: n }, 0.01);
+    m.upstreamDuration.observe({ connection: "c", method: n }, 0.01);
+  }
+  for (const known of ["tools/call", "server/discover", "subscriptions/listen", "tasks/result"]) m.requests.inc({ connection: "c", method: known, outcome: "ok" });
+  const text = await m.registry.metrics();
+  const series = text.split("\n").filter((l) => l.startsWith("countersign_") && !l.startsWith("countersign_process_"));
+  console.log(`metrics after 2,000 random method names: ${text.length} bytes, ${series.length} series`);
+  expect(series.length).toBeLessThan(120);
+  expect(value(text, 'countersign_messages_total{connection="c",direction="in",origin="client",method="other"}')).toBe(2000);
+  expect(value(text, 'countersign_requests_total{connection="c",method="other",outcome="error"}')).toBe(2000);
+  expect(value(text, 'countersign_request_duration_seconds_count{connection="c",method="other"}')).toBe(2000);
+  for (const known of ["tools/call", "server/discover", "subscriptions/listen", "tasks/result"]) {
+    expect(value(text, `countersign_requests_total{connection="c",method="${known}",outcome="ok"}`)).toBe(1);
+  }
+});
+
+it("refuses to start serving /metrics off loopback without a token, naming the key", () => {
+  const text = (host: string, metrics = "") => `version: 1\nserver: { host: "${host}", port: 8080 }\n${metrics}connections:\n  - name: a\n    access: { anonymous: true }\n    upstream: { type: stdio, command: node }\n`;
+  expect(() => parseConfigText(text("0.0.0.0"), "t.yaml", {})).toThrow(/metrics\.token/);
+  expect(() => parseConfigText(text("10.1.2.3"), "t.yaml", {})).toThrow(/metrics\.token/);
+  expect(parseConfigText(text("127.0.0.1"), "t.yaml", {}).metrics.enabled).toBe(true);
+  expect(parseConfigText(text("::1"), "t.yaml", {}).metrics.enabled).toBe(true);
+  expect(parseConfigText(text("0.0.0.0", "metrics: { enabled: false }\n"), "t.yaml", {}).metrics.enabled).toBe(false);
+  expect(parseConfigText(text("0.0.0.0", "metrics: { token: { env: M } }\n"), "t.yaml", { M: "t" }).metrics.token).toBeDefined();
 });

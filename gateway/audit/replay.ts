@@ -1,5 +1,6 @@
 // Reading the record back: recent sessions, and one session's exchange in order, for a person
 // (one line per message) or for machines (JSON).
+import { restoreStored } from "./storable.js";
 import type { Db } from "../db/client.js";
 
 export interface SessionFilter {
@@ -88,11 +89,12 @@ export async function loadExchange(db: Db, sessionId: string) {
       direction: m.direction as "in" | "out",
       origin: m.origin,
       kind: m.kind,
-      jsonrpcId: m.jsonrpcId,
-      method: m.method,
+      // Text PostgreSQL cannot hold was stored escaped (see storable.ts): shown as it was sent.
+      jsonrpcId: m.jsonrpcId === null ? null : restoreStored(m.jsonrpcId),
+      method: m.method === null ? null : restoreStored(m.method),
       size: m.size,
       requestId: m.requestId,
-      payload: m.payload,
+      payload: restoreStored(m.payload),
     })),
     events: events.map((e) => ({ id: e.id.toString(), at: e.at.toISOString(), type: e.type, reason: e.reason, requestId: e.requestId, detail: e.detail })),
   };

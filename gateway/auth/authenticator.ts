@@ -3,6 +3,7 @@
 // connection's protected resource metadata (RFC 9728); a valid identity without access gets 403
 // naming the groups that would grant it. Failed attempts are limited per source address, so a
 // flood of bad tokens costs neither verification work nor a database write each.
+import { LRUCache } from "lru-cache";
 import type { ThrottledEvents } from "../audit/rejections.js";
 import type { ConnectionConfig } from "../config/load.js";
 import { CountersignError } from "../errors.js";
@@ -35,7 +36,9 @@ export function resourceMetadataUrl(publicUrl: string, connection: string): stri
 
 /** Counts failures per address in a sliding minute. */
 class FailureLimiter {
-  readonly #failures = new Map<string, number[]>();
+  // Bound: 10,000 addresses, least recently used evicted first; an address is forgotten a minute
+  // after its last failure (the window the limit counts over).
+  readonly #failures = new LRUCache<string, number[]>({ max: 10_000, ttl: 60_000 });
   constructor(private readonly perMinute: number) {}
 
   blockedFor(address: string, now = Date.now()): number {
@@ -47,7 +50,6 @@ class FailureLimiter {
     const times = this.#prune(address, now);
     times.push(now);
     this.#failures.set(address, times);
-    if (this.#failures.size > 10_000) this.#failures.delete(this.#failures.keys().next().value!);
   }
 
   #prune(address: string, now: number): number[] {

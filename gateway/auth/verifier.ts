@@ -1,6 +1,7 @@
 // Verifies bearer JWTs against the configured issuers with jose: signature from the issuer's
 // JWKS (discovered, cached, refetched on an unknown key id at most once per cooldown), `iss`,
 // `aud`, `exp`/`nbf` with a small skew, and an allow-list of asymmetric algorithms.
+import { LRUCache } from "lru-cache";
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
@@ -95,7 +96,9 @@ class IssuerKeys {
 
 export class TokenVerifier {
   readonly #issuers = new Map<string, { settings: IssuerSettings; keys: IssuerKeys }>();
-  readonly #cache = new Map<string, { result: { payload: JWTPayload; issuer: IssuerSettings }; until: number }>();
+  // Bound: 10,000 verified tokens, least recently used evicted first; each lives until its token
+  // expires, at most 5 minutes (per-entry ttl).
+  readonly #cache = new LRUCache<string, { payload: JWTPayload; issuer: IssuerSettings }>({ max: 10_000, ttlAutopurge: false });
 
   constructor(issuers: IssuerSettings[], private readonly opts: VerifierOptions) {
     for (const s of issuers) this.#issuers.set(s.issuer, { settings: s, keys: new IssuerKeys(s, opts) });
@@ -112,13 +115,12 @@ export class TokenVerifier {
     // every request, and agents send the same token for a whole session.
     const key = `${resource}\u0000${token}`;
     const hit = this.#cache.get(key);
+    if (hit) return hit;
     const nowSec = Date.now() / 1000;
-    if (hit && hit.until > nowSec) return hit.result;
-    if (hit) this.#cache.delete(key);
     const result = await this.#verify(token, resource);
     const exp = typeof result.payload.exp === "number" ? result.payload.exp + this.opts.clockSkewSeconds : nowSec;
-    if (this.#cache.size >= 10_000) this.#cache.delete(this.#cache.keys().next().value!);
-    this.#cache.set(key, { result, until: Math.min(exp, nowSec + 300) });
+    const ttlMs = Math.floor((Math.min(exp, nowSec + 300) - nowSec) * 1000);
+    if (ttlMs > 0) this.#cache.set(key, result, { ttl: ttlMs });
     return result;
   }
 

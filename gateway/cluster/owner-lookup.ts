@@ -2,6 +2,7 @@
 // stopped, and heard from (instances.lastSeenAt, heartbeated) within cluster.deadAfterSeconds.
 // Times are compared in the database, so the replicas' clocks do not matter. Live owners are
 // cached briefly: a client alternating between replicas does not cost a query per request.
+import { LRUCache } from "lru-cache";
 import type { Db } from "../db/client.js";
 
 export interface SessionOwner {
@@ -18,13 +19,14 @@ const CACHE_MS = 2000;
 const CACHE_MAX = 10_000;
 
 export class OwnerLookup {
-  readonly #cache = new Map<string, { owner: SessionOwner; until: number }>();
+  // Bound: CACHE_MAX live owners, least recently used evicted first, each kept CACHE_MS.
+  readonly #cache = new LRUCache<string, SessionOwner>({ max: CACHE_MAX, ttl: CACHE_MS });
 
   constructor(private readonly db: Db, private readonly deadAfterSeconds: number) {}
 
   async find(sessionId: string): Promise<SessionOwner | undefined> {
     const hit = this.#cache.get(sessionId);
-    if (hit && hit.until > Date.now()) return hit.owner;
+    if (hit) return hit;
     const rows = await this.db.$queryRawUnsafe<SessionOwner[]>(
       `SELECT s."connection", s."frontTransport", s."closedAt" IS NOT NULL AS closed, s."closeReason", s."ownerInstanceId", i."relayUrl",
               (i."stoppedAt" IS NULL AND i."lastSeenAt" > now() - make_interval(secs => $2)) AS alive
@@ -35,8 +37,7 @@ export class OwnerLookup {
     );
     const owner = rows[0];
     if (owner && owner.alive && !owner.closed) {
-      if (this.#cache.size >= CACHE_MAX) this.#cache.clear();
-      this.#cache.set(sessionId, { owner, until: Date.now() + CACHE_MS });
+      this.#cache.set(sessionId, owner);
     } else this.#cache.delete(sessionId);
     return owner;
   }

@@ -232,6 +232,10 @@ export function parseConfigText(text: string, source: string, env: Env = process
   const upstreamJwtKey = p.keys.upstreamJwt ? secret(p.keys.upstreamJwt, "keys.upstreamJwt") : undefined;
   const maskingKey = p.keys.maskingHmac ? secret(p.keys.maskingHmac, "keys.maskingHmac") : undefined;
   const metricsToken = p.metrics.token ? secret(p.metrics.token, "metrics.token") : undefined;
+  // /metrics names connections, rules and traffic: off the loopback interface it needs its token.
+  if (p.metrics.enabled && !p.metrics.token && !isLoopbackHost(p.server.host)) {
+    problems.push(`metrics.token: /metrics is served on ${p.server.host}, which is not a loopback address: set metrics.token ({ env | file }) so scrapes need \`Authorization: Bearer <token>\`, or metrics.enabled: false`);
+  }
   const clusterSecret = clusterSecretOf(p, env, secret, problems);
   connections.forEach((c, i) => {
     if (!c.masking.enabled) return;
@@ -431,4 +435,10 @@ export function formatIssue(issue: z.core.$ZodIssue): string {
   if (issue.code === "unrecognized_keys") message = `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `'${k}'`).join(", ")}: remove ${issue.keys.length > 1 ? "them" : "it"} or check the spelling`;
   else if (issue.code === "invalid_type" && /received undefined/.test(issue.message)) message = `required (${issue.expected})`;
   return `${path || "(top level)"}: ${message}`;
+}
+
+/** True for addresses only this host can reach (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[|\]$/g, "");
+  return h === "localhost" || h === "::1" || /^127(\.\d{1,3}){3}$/.test(h) || /^::ffff:127(\.\d{1,3}){3}$/.test(h);
 }

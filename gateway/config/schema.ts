@@ -392,6 +392,9 @@ export const configSchema = z
         upstreamMessageBytes: z.int().min(1024).default(16 * 1024 * 1024),
         upstreamTimeoutMs: z.int().min(1000).default(10 * 60 * 1000),
         notificationsPerSecond: z.int().min(1).default(1000).describe("Per session; notifications above it are dropped, counted and reported to the client"),
+        requestHeadersTimeoutMs: z.int().min(100).default(10_000).describe("A request whose headers have not all arrived after this long is cut (408)"),
+        requestTimeoutMs: z.int().min(100).default(30_000).describe("A request (headers and body) not fully received after this long is cut (408); answers and streams are not limited by it"),
+        unauthenticatedRequests: z.int().min(1).default(256).describe("Requests being authenticated at once, at most; more get 429 CS_ERR_RATE_LIMITED (bodies are read only after authentication)"),
       })
       .prefault({}),
     sessions: z

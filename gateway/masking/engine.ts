@@ -35,6 +35,7 @@
  * Exempt types (per call) are left in place and counted in `exempted`, so the caller can
  * record who received which kind of data unmasked.
  */
+import { LRUCache } from "lru-cache";
 import { createHmac } from "node:crypto";
 import type { Detector, ScanContext, Span } from "./types.js";
 import { textFeatures } from "./features.js";
@@ -290,12 +291,13 @@ export function createMasker(options: MaskerOptions = {}): Masker {
   const anyWildcardField = fieldLastNames.has(null);
   const secretFieldsOn = !disabled.has("secret_assignment");
   // JSON field names repeat in every row: decide once per name.
-  const secretFieldCache = new Map<string, boolean>();
+  // Bound: 10,000 field names, least recently used evicted first.
+  const secretFieldCache = new LRUCache<string, boolean>({ max: 10_000 });
   const isSecretField = (key: string): boolean => {
     let v = secretFieldCache.get(key);
     if (v === undefined) {
       v = isSecretFieldName(key);
-      if (secretFieldCache.size < 10_000) secretFieldCache.set(key, v);
+      secretFieldCache.set(key, v);
     }
     return v;
   };
@@ -336,25 +338,18 @@ export function createMasker(options: MaskerOptions = {}): Masker {
   };
 
   // Short values repeat across rows (statuses, names, dates, tags): the detectors' verdict on a
-  // (field name, value) pair is remembered, bounded, and forgotten all at once when full.
-  const verdicts = new Map<string | undefined, Map<string, readonly Span[]>>();
-  let verdictCount = 0;
+  // (field name, value) pair is remembered. Bound: VERDICT_CACHE_ENTRIES pairs, least recently
+  // used evicted first. The key is length-prefixed so no (name, value) pair can pose as another.
+  const verdicts = new LRUCache<string, readonly Span[]>({ max: VERDICT_CACHE_ENTRIES });
   const findSpans = (text: string, key: string | undefined): readonly Span[] => {
     if (text.length < MIN_SCAN_LENGTH) return NO_SPANS;
     if (text.length > VERDICT_CACHE_MAX_LENGTH) return detect(text, key);
     if (BENIGN_WHOLE_VALUE.test(text)) return NO_SPANS;
-    let byText = verdicts.get(key);
-    const known = byText?.get(text);
+    const cacheKey = key === undefined ? `-:${text}` : `${key.length}:${key}${text}`;
+    const known = verdicts.get(cacheKey);
     if (known !== undefined) return known;
     const spans = detect(text, key);
-    if (verdictCount >= VERDICT_CACHE_ENTRIES) {
-      verdicts.clear();
-      verdictCount = 0;
-      byText = undefined;
-    }
-    if (byText === undefined) verdicts.set(key, (byText = new Map()));
-    byText.set(text, spans.length === 0 ? NO_SPANS : Object.freeze(spans));
-    verdictCount++;
+    verdicts.set(cacheKey, spans.length === 0 ? NO_SPANS : Object.freeze(spans));
     return spans;
   };
 

@@ -6,6 +6,7 @@ import { ConfigError, parseConfigText } from "../../gateway/config/load.js";
 const BASE = `
 version: 1
 server: { host: 0.0.0.0, port: 8080 }
+metrics: { enabled: false }
 connections:
   - name: everything
     access: { anonymous: true }

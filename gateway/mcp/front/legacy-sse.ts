@@ -8,6 +8,7 @@ import type { JsonRpcMessage } from "../jsonrpc.js";
 import type { ClientSink } from "../session.js";
 import { parseJsonRpcBody } from "./body.js";
 import { SseWriter } from "./sse.js";
+import { earlyIdentity } from "./early-auth.js";
 import type { FrontDeps } from "./streamable-http.js";
 
 class LegacySseSink implements ClientSink {
@@ -57,7 +58,8 @@ export function registerLegacySseFront(app: FastifyInstance, deps: FrontDeps): v
     try {
       const connection = sessions.connection(req.params.connection);
       if (!connection) throw new CountersignError("CS_ERR_UNKNOWN_CONNECTION", `'${req.params.connection}'`);
-      const identity = await authenticator.authenticate(connection, req.headers.authorization, callerAddress(req), undefined, req.id);
+      // Authenticated before the body was read (early-auth.ts).
+      const identity = earlyIdentity(req) ?? (await authenticator.authenticate(connection, req.headers.authorization, callerAddress(req), undefined, req.id));
       const sid = req.query.sessionId;
       if (!sid) throw new CountersignError("CS_ERR_SESSION_REQUIRED", "the sessionId query parameter from the endpoint event");
       // Another replica holds the session and its stream: the message goes there, and the answer

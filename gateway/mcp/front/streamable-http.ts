@@ -1,6 +1,7 @@
 // The MCP Streamable HTTP front at /mcp/<connection>: POST carries client messages (answered
 // with 202, a JSON body, or an SSE stream that carries the responses and related messages), GET
 // opens the stream for server-initiated messages, DELETE ends the session.
+import { earlyIdentity } from "./early-auth.js";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { RejectionLog } from "../../audit/rejections.js";
 import type { ClusterRelay } from "../../cluster/relay.js";
@@ -205,7 +206,8 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
     let requestId: JsonRpcId | null = null;
     try {
       const connection = connectionOf(req);
-      const identity = await authenticate(req);
+      // Authenticated before the body was read (early-auth.ts).
+      const identity = earlyIdentity(req) ?? (await authenticate(req));
       // Refusals are recorded once, by `refuse` (parse errors, unknown sessions, batches…).
       const { messages, batch } = parseJsonRpcBody(req.body);
       const init = messages.find((m) => m.c.method === "initialize" && m.c.kind === "request");

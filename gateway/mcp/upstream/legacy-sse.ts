@@ -45,7 +45,21 @@ export class LegacySseUpstream implements UpstreamTransport {
         (ev) => {
           if (ev.event === "endpoint") {
             clearTimeout(timer);
-            resolve(new URL(ev.data, this.opts.url));
+            // Messages (and the configured credentials) go only to the upstream's own origin: an
+            // endpoint elsewhere would make the gateway send them to whoever the upstream names.
+            let url: URL | undefined;
+            try {
+              url = new URL(ev.data, this.opts.url);
+            } catch {
+              url = undefined;
+            }
+            const origin = new URL(this.opts.url).origin;
+            if (!url || url.origin !== origin) {
+              reject(new CountersignError("CS_ERR_UPSTREAM_UNAVAILABLE", `the upstream's endpoint event names ${url ? `another origin (${url.origin})` : "no valid URL"}; only ${origin} is accepted`));
+              this.#abort.abort();
+              return;
+            }
+            resolve(url);
             return;
           }
           const parsed = parseJsonOrUndefined(ev.data);
@@ -57,6 +71,8 @@ export class LegacySseUpstream implements UpstreamTransport {
         .catch(() => {})
         .finally(() => {
           clearTimeout(timer);
+          // Ended before its endpoint event: start() fails now, not never (no-op once resolved).
+          reject(new CountersignError("CS_ERR_UPSTREAM_UNAVAILABLE", "the upstream closed its SSE stream before its endpoint event"));
           if (!this.#closed) {
             this.#closed = true;
             this.events.closed("closed", "the upstream closed its SSE stream");

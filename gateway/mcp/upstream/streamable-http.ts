@@ -75,15 +75,32 @@ export class StreamableHttpUpstream implements UpstreamTransport {
       this.events.closed("closed", "the upstream ended its session (HTTP 404)");
       throw new CountersignError("CS_ERR_UPSTREAM_EXITED", "the upstream ended its session (HTTP 404)");
     } else if (type.includes("text/event-stream") && res.statusCode < 300) {
-      // Read in the background: the response and related messages arrive as events.
+      // Read in the background: the response and related messages arrive as events. A stream that
+      // ends before answering fails its requests at once (they would otherwise wait the whole
+      // upstream timeout): the gateway does not resume streams.
+      const unanswered = new Set(ids.map(String));
       void readSse(
         res.body,
         this.opts.maxMessageBytes,
-        (ev) => this.#deliver(ev.data, relatedTo),
-        (bytes) => this.events.failure(new CountersignError("CS_ERR_UPSTREAM_RESPONSE_TOO_LARGE", `${bytes} bytes, limit ${this.opts.maxMessageBytes}`), ids),
-      ).catch((err) => {
-        if (!this.#closed) this.opts.log.warn({ err: String(err) }, "upstream SSE stream failed");
-      });
+        (ev) => {
+          const answered = this.#deliver(ev.data, relatedTo);
+          for (const m of Array.isArray(answered) ? answered : [answered]) {
+            const r = m as { id?: unknown; method?: unknown } | undefined;
+            if (r && typeof r === "object" && r.method === undefined && (typeof r.id === "string" || typeof r.id === "number")) unanswered.delete(String(r.id));
+          }
+        },
+        (bytes) => {
+          unanswered.clear();
+          this.events.failure(new CountersignError("CS_ERR_UPSTREAM_RESPONSE_TOO_LARGE", `${bytes} bytes, limit ${this.opts.maxMessageBytes}`), ids);
+        },
+      )
+        .catch((err) => {
+          if (!this.#closed) this.opts.log.warn({ err: String(err) }, "upstream SSE stream failed");
+        })
+        .finally(() => {
+          const left = ids.filter((id) => unanswered.has(String(id)));
+          if (left.length > 0 && !this.#closed) this.events.failure(new CountersignError("CS_ERR_UPSTREAM_HTTP", "the upstream closed its response stream before answering"), left);
+        });
     } else {
       let text: string;
       try {
@@ -106,14 +123,16 @@ export class StreamableHttpUpstream implements UpstreamTransport {
     if (c?.kind === "notification" && c.method === "notifications/initialized") this.#openGetStream(protocolVersion);
   }
 
-  #deliver(data: string, relatedTo: JsonRpcId | undefined): void {
-    if (data === "") return; // priming events carry no message
+  /** Hands one SSE event's message on; returns it (undefined when there was none). */
+  #deliver(data: string, relatedTo: JsonRpcId | undefined): unknown {
+    if (data === "") return undefined; // priming events carry no message
     const parsed = parseJsonOrUndefined(data);
     if (parsed === undefined) {
       this.events.failure(new CountersignError("CS_ERR_UPSTREAM_HTTP", "an SSE event whose data is not JSON"), []);
-      return;
+      return undefined;
     }
     this.events.message(parsed, Buffer.byteLength(data), relatedTo);
+    return parsed;
   }
 
   /** The optional stream for server-initiated messages; a 405 means the server has none. */
