@@ -12,7 +12,9 @@ import type { DigestContent } from "../gateway/evidence/digest.js";
 import type { DigestPoster } from "../gateway/evidence/generate.js";
 import { cellText, digestTemplate } from "../gateway/evidence/render.js";
 import type { DigestSeal } from "../gateway/evidence/sign.js";
-import { jsonText } from "./render.js";
+
+/** Safe inside a JSON string literal (no surrounding quotes). */
+const jsonText = (s: string): string => JSON.stringify(s).slice(1, -1);
 
 export interface DigestMessage {
   text: string;

@@ -16,7 +16,8 @@ import { SessionRegistry } from "./mcp/sessions.js";
 import { Metrics } from "./metrics.js";
 import { loadSqlParser, policyUsesSql } from "./policy/index.js";
 import { ConfigReloader, type ReloadActor, type ReloadResult } from "./config/reload.js";
-import { startApprovals, type Approvals } from "./approvals/setup.js";
+import { ruleAsksConfirm, startApprovals, type Approvals } from "./approvals/setup.js";
+import { definitionChangeAlert } from "./pinning/alert.js";
 import { startDigestSchedule } from "./evidence/setup.js";
 import { loadArgumentsKey } from "./approvals/arguments-key.js";
 import { createIdentityLayer, type IdentityLayer } from "./auth/setup.js";
@@ -110,9 +111,15 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     const rejections = new RejectionLog(recorder);
     const identity = await createIdentityLayer(config, recorder, log);
     // approvals: held calls wait here for a decision taken in Slack or with the CLI.
-    const approvals = config.approvals ? await startApprovals(config.approvals, { databaseUrl: url, recorder, log, argumentsKey: loadArgumentsKey(config) }) : undefined;
+    const approvals = config.approvals ? await startApprovals(config.approvals, { databaseUrl: url, recorder, log, argumentsKey: loadArgumentsKey(config), confirmRule: (c, r) => ruleAsksConfirm(config, c, r) }) : undefined;
     // tool pinning: every replica keeps the pins in memory (decisions read no database per call).
-    const pins = new ToolPins({ databaseUrl: url, log, onEvents: (events) => metrics.committed([], events as unknown as EventRecord[]) });
+    const pins = new ToolPins({
+      databaseUrl: url,
+      log,
+      onEvents: (events) => metrics.committed([], events as unknown as EventRecord[]),
+      // A rug pull is told to people at once (the approvals notifier: Slack), not only recorded.
+      onDefinitionChanged: (c) => void approvals?.service.securityAlert(definitionChangeAlert({ ...c, onChange: config.connections.find((x) => x.name === c.connection)?.pinning.onChange ?? "hold" })),
+    });
     await pins.start();
     const sessions = new SessionRegistry(config, db, recorder, instanceId, log, identity.signer, metrics, approvals && { service: approvals.service, holdForMs: approvals.holdForMs }, pins);
     // Heartbeat, and the closing of sessions whose replica died (gateway/cluster/liveness.ts).
