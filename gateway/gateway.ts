@@ -142,7 +142,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     recorder.eventBestEffort({ type: "gateway", reason: "started", detail: { instanceId, version: VERSION, configHash: config.hash } });
     await reloader.recordStartup().catch((err) => log.warn({ err: String(err) }, "could not record the configuration in force"));
     // Weekly evidence digest: every replica checks the schedule, one generates and posts each week.
-    const digest = config.digest.enabled ? await startDigestSchedule(config, url, auditChain.keys, log, instanceId) : undefined;
+    const digest = config.digest.enabled ? await startDigestSchedule(config, url, auditChain.keys, log, instanceId, (a) => void approvals?.service.securityAlert(a)) : undefined;
 
     let stopping: Promise<void> | undefined;
     const stop = (graceMs = 10_000) =>

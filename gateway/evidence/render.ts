@@ -28,7 +28,7 @@ const STATUS_LABEL: Record<DigestSection["status"], string> = { ok: "OK", except
 /** A number or text as a person reads it in a table. */
 export function cellText(v: Cell): string {
   if (v === null) return "—";
-  if (typeof v === "number") return Number.isInteger(v) ? String(v) : v.toFixed(1);
+  if (typeof v === "number") return Number.isInteger(v) ? v.toLocaleString("en-US") : v.toLocaleString("en-US", { minimumFractionDigits: 1, maximumFractionDigits: 1 });
   return v;
 }
 

@@ -44,6 +44,15 @@ export async function storeDigest(
   });
 }
 
+/**
+ * The digest of a complete week, whichever way it was made (schedule or CLI): there is one per
+ * week and time zone, and every format and every post reuses it.
+ */
+export async function storedDigest(client: pg.Client, week: string, timeZone: string): Promise<StoredDigest | undefined> {
+  const res = await client.query<StoredDigest>(`SELECT ${COLUMNS} FROM digests WHERE week = $1 AND "timeZone" = $2 ORDER BY id LIMIT 1`, [week, timeZone]);
+  return res.rows[0];
+}
+
 /** The latest scheduled digest of a week, if any. */
 export async function scheduledDigest(client: pg.Client, week: string, timeZone: string): Promise<StoredDigest | undefined> {
   const res = await client.query<StoredDigest>(

@@ -81,7 +81,7 @@ describe("a seeded week", () => {
     expect(countsOf(d, "cc6_2")).toEqual({
       requests: 5, approved: 2, denied: 1, expired: 1, pending: 1, decidingApprovers: 2,
       medianSecondsToDecision: 120, p95SecondsToDecision: 282,
-      selfApprovalRefused: 2, selfApprovalGranted: 0, unauthorizedClicks: 1,
+      selfApprovalRefused: 2, selfApprovalGranted: 0, unauthorizedClicks: 1, breakGlass: 0,
     });
     expect(tableOf(d, "cc6_2", "votesByApprover")).toEqual([["ann@example.com", 1, 1], ["ben@example.com", 1, 0]]);
     expect(sectionOf(d, "cc6_2").status).toBe("ok");
