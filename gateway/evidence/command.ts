@@ -12,6 +12,7 @@ import { DigestUploadError, digestForWeek, postDigest } from "./generate.js";
 import { digestBytes, verifyDigestSignature } from "./sign.js";
 import { DIGEST_FORMATS, renderDigest, type DigestFormat } from "./render.js";
 import { lastCompleteWeek, parseIsoWeek, WeekError } from "./week.js";
+import { earlierDigests } from "./store.js";
 
 export class DigestUsageError extends Error {}
 
@@ -91,7 +92,7 @@ export async function digestCommand(cfg: GatewayConfig, databaseUrl: string, opt
           ? `digest #${g.stored!.id} of ${week.label} reused (stored ${g.stored!.generatedAt.toISOString()}): ${what}${g.seal.keyId ? `, signed with '${g.seal.keyId}'` : ", unsigned"}\n`
           : `digest #${g.stored!.id} stored and recorded in ${Date.now() - started} ms: ${what}${g.seal.keyId ? `, signed with '${g.seal.keyId}'` : ", unsigned"}\n`,
     );
-    const output = renderDigest(g.content, g.seal, format);
+    const output = renderDigest(g.content, g.seal, format, { history: await earlierDigests(client, week.label, zone) });
     if (opts.out) {
       writeFileSync(opts.out, output);
       process.stderr.write(`written to ${opts.out}\n`);

@@ -53,6 +53,15 @@ export async function storedDigest(client: pg.Client, week: string, timeZone: st
   return res.rows[0];
 }
 
+/** The stored digests of the `n` weeks before `week` (newest first), for comparisons. */
+export async function earlierDigests(client: pg.Client, week: string, timeZone: string, n = 4): Promise<DigestContent[]> {
+  const res = await client.query<{ content: DigestContent }>(
+    `SELECT DISTINCT ON (week) week, content FROM digests WHERE week < $1 AND "timeZone" = $2 ORDER BY week DESC, id LIMIT $3`,
+    [week, timeZone, n],
+  );
+  return res.rows.map((r) => r.content);
+}
+
 /** The latest scheduled digest of a week, if any. */
 export async function scheduledDigest(client: pg.Client, week: string, timeZone: string): Promise<StoredDigest | undefined> {
   const res = await client.query<StoredDigest>(
