@@ -1,18 +1,18 @@
 // Posting the weekly evidence digest to the managers' channel: a Block Kit summary (headline
-// numbers and exceptions, from templates/digest/slack.mustache), then the full Markdown report
+// numbers and exceptions, built by the typed builders of blocks.ts), then the full Markdown report
 // uploaded into the message's thread with Slack's upload flow (files.getUploadURLExternal, the
 // bytes to the returned URL, files.completeUploadExternal), through the Web API client's
 // filesUploadV2. It uses the approvals bot's token and API URL.
-import Mustache from "mustache";
 import { webApi } from "@slack/bolt";
 import type { KnownBlock } from "@slack/types";
 import type { WebClientOptions } from "@slack/web-api";
 import type { SlackConfig } from "../gateway/config/load.js";
 import type { DigestContent } from "../gateway/evidence/digest.js";
 import type { DigestPoster } from "../gateway/evidence/generate.js";
-import { cellText, digestTemplate } from "../gateway/evidence/render.js";
+import { cellText } from "../gateway/evidence/render.js";
 import type { DigestSeal } from "../gateway/evidence/sign.js";
-import { jsonText } from "./render.js";
+import { describeSlackError } from "../gateway/approvals/service.js";
+import { context, escapeMrkdwn as esc, fields, fit, header, section, thousands } from "./blocks.js";
 
 export interface DigestMessage {
   text: string;
@@ -28,7 +28,6 @@ const STATUS: Record<string, { emoji: string; label: string }> = {
 const MAX_EXCEPTIONS = 10;
 const MAX_EXCEPTION_CHARS = 220;
 
-const mrkdwnJson = (v: unknown): string => jsonText(String(v).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;"));
 
 function count(content: DigestContent, section: string, key: string): number | string | null {
   return content.sections.find((s) => s.id === section)?.counts.find((c) => c.key === key)?.value ?? null;
@@ -53,32 +52,33 @@ export function headline(content: DigestContent): Array<{ label: string; value: 
   ];
 }
 
-export function renderDigestMessage(content: DigestContent, seal: DigestSeal, filename: string): DigestMessage {
+/** Where the full report is: being uploaded, in the thread, or missing (and how to get it). */
+export type ReportState = { kind: "uploading" } | { kind: "uploaded"; filename: string } | { kind: "failed"; error: string };
+
+export function renderDigestMessage(content: DigestContent, seal: DigestSeal, filename: string, report: ReportState = { kind: "uploaded", filename }): DigestMessage {
   const all = content.sections.flatMap((s) => s.exceptions.map((e) => `${s.criteria}: ${e}`));
-  const cut = (s: string) => (s.length > MAX_EXCEPTION_CHARS ? `${s.slice(0, MAX_EXCEPTION_CHARS)}…` : s);
-  const last = <T>(xs: T[]) => xs.map((x, i) => ({ ...x, last: i === xs.length - 1 }));
-  const view = {
-    week: content.week,
-    timeZone: content.timeZone,
-    firstDay: content.period.firstDay,
-    lastDay: content.period.lastDay,
-    exceptionCount: all.length,
-    hasExceptions: all.length > 0,
-    exceptions: all.slice(0, MAX_EXCEPTIONS).map(cut),
-    moreExceptions: all.length > MAX_EXCEPTIONS ? all.length - MAX_EXCEPTIONS : 0,
-    verification: text(count(content, "integrity", "verification")).split(":")[0],
-    sections: last(content.sections.map((s) => ({ criteria: s.criteria, title: s.title, emoji: STATUS[s.status]!.emoji, statusLabel: STATUS[s.status]!.label }))),
-    headline: last(headline(content)),
-    filename,
-    sha256: seal.sha256,
-    keyId: seal.keyId,
-  };
-  const rendered = Mustache.render(digestTemplate("slack.mustache"), view, undefined, { escape: mrkdwnJson });
-  try {
-    return JSON.parse(rendered) as DigestMessage;
-  } catch (err) {
-    throw new Error(`templates/digest/slack.mustache did not render to JSON: ${(err as Error).message}`);
+  const verification = text(count(content, "integrity", "verification")).split(":")[0]!;
+  const partial = content.partial === true;
+  const blocks: KnownBlock[] = [
+    header(`Weekly evidence digest ${content.week}${partial ? " (partial week)" : ""}`),
+    section(
+      `*${esc(content.period.firstDay)} to ${esc(content.period.lastDay)}* (${esc(content.timeZone)}) · ${all.length > 0 ? `:warning: *${thousands(all.length)} exception(s)*` : ":white_check_mark: *no exceptions*"} · chain verification: *${esc(verification)}*${partial ? "\n:construction: *Partial week*: the week is not over; these figures will change and are not signed." : ""}`,
+    ),
+    fields(content.sections.map((s) => `${STATUS[s.status]!.emoji} *${esc(s.criteria)}* ${esc(s.title)}\n${STATUS[s.status]!.label}`)),
+    fields(headline(content).map((h) => `*${esc(h.label)}*\n${esc(h.value)}`)),
+  ];
+  if (all.length > 0) {
+    const shown = all.slice(0, MAX_EXCEPTIONS).map((e) => `• ${fit(e, MAX_EXCEPTION_CHARS)}`);
+    blocks.push(section(`*Exceptions*\n${shown.join("\n")}${all.length > MAX_EXCEPTIONS ? `\n…and ${thousands(all.length - MAX_EXCEPTIONS)} more in the report` : ""}`));
   }
+  const where =
+    report.kind === "uploaded"
+      ? `Full report in the thread (${esc(report.filename)}).`
+      : report.kind === "uploading"
+        ? "The full report is being uploaded to this thread."
+        : `:x: The full report could not be uploaded (${fit(report.error, 200)}): \`countersign digest --week ${esc(content.week)} --format html\` prints it.`;
+  blocks.push(context([`${where} SHA-256 \`${esc(seal.sha256)}\`${seal.keyId ? ` · signed with \`${fit(seal.keyId, 100)}\`` : partial ? " · not signed (partial week)" : " · not signed (no checkpoint key)"}`]));
+  return { text: `Weekly evidence digest ${esc(content.week)}${partial ? " (partial week)" : ""}: ${all.length} exception(s)`, blocks };
 }
 
 /** A poster for the managers' channel with the approvals bot's token and API URL. */
@@ -87,18 +87,25 @@ export function createSlackDigestPoster(slack: SlackConfig, channel: string, cli
   return {
     channel,
     async post({ content, seal, markdown, filename }) {
-      const msg = renderDigestMessage(content, seal, filename);
+      // The summary promises no thread until the report is in it.
+      const msg = renderDigestMessage(content, seal, filename, { kind: "uploading" });
       const posted = await client.chat.postMessage({ channel, text: msg.text, blocks: msg.blocks, unfurl_links: false, unfurl_media: false });
       const ts = posted.ts!;
-      const uploaded = await client.filesUploadV2({
-        channel_id: posted.channel ?? channel,
-        thread_ts: ts,
-        filename,
-        title: `Weekly evidence digest ${content.week}`,
-        content: markdown,
+      const where = posted.channel ?? channel;
+      let fileId: string | null = null;
+      let uploadError: string | undefined;
+      try {
+        const uploaded = await client.filesUploadV2({ channel_id: where, thread_ts: ts, filename, title: `Weekly evidence digest ${content.week}`, content: markdown });
+        const files = (uploaded as { files?: Array<{ files?: Array<{ id?: string }> }> }).files;
+        fileId = files?.[0]?.files?.[0]?.id ?? null;
+      } catch (err) {
+        uploadError = describeSlackError(err);
+      }
+      const final = renderDigestMessage(content, seal, filename, uploadError ? { kind: "failed", error: uploadError } : { kind: "uploaded", filename });
+      await client.chat.update({ channel: where, ts, text: final.text, blocks: final.blocks }).catch((err) => {
+        uploadError ??= `the summary could not be updated: ${describeSlackError(err)}`;
       });
-      const files = (uploaded as { files?: Array<{ files?: Array<{ id?: string }> }> }).files;
-      return { ts, fileId: files?.[0]?.files?.[0]?.id ?? null };
+      return { ts, fileId, uploadError };
     },
   };
 }

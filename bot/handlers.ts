@@ -9,12 +9,10 @@ import type { Approver, VoteOutcome } from "../gateway/approvals/types.js";
 import type { Logger } from "../gateway/log.js";
 import type { SlackDirectory } from "./directory.js";
 import type { SlackNotifier } from "./notifier.js";
-import { renderDenyModal, renderDetailsModal, renderEphemeral } from "./render.js";
+import { escapeMrkdwn as esc } from "./blocks.js";
+import { ACTION_APPROVE, ACTION_DENY, ACTION_DETAILS, VIEW_DENY, renderDenyModal, renderDetailsModal, renderEphemeral } from "./render.js";
 
-export const ACTION_APPROVE = "countersign_approve";
-export const ACTION_DENY = "countersign_deny";
-export const ACTION_DETAILS = "countersign_details";
-export const VIEW_DENY = "countersign_deny";
+export { ACTION_APPROVE, ACTION_DENY, ACTION_DETAILS, VIEW_DENY };
 
 interface HandlerDeps {
   service: ApprovalService;
@@ -23,9 +21,30 @@ interface HandlerDeps {
   log: Logger;
 }
 
+/**
+ * Slack's answers that no retry will change: the click cannot count until someone fixes the
+ * bot's scopes or the mapping, so the clicker is told what to fix, not to try again.
+ */
+const PERMANENT: Record<string, (userId: string) => string> = {
+  missing_scope: () => "Countersign cannot read Slack profiles: the bot needs the users:read and users:read.email scopes (ask a Slack admin to add them and reinstall the app), or an admin maps your Slack user id to your e-mail in approvals.slack.users",
+  user_not_found: (u) => `Slack does not know your user id ${u} in this workspace (a guest or another workspace?): an admin can map it to your e-mail in approvals.slack.users`,
+  user_not_visible: (u) => `Slack does not let the bot see your profile (${u}): an admin can map your user id to your e-mail in approvals.slack.users`,
+  account_inactive: () => "the bot's Slack token is no longer valid: an admin must reinstall the app and update approvals.slack.botToken",
+  invalid_auth: () => "the bot's Slack token is no longer valid: an admin must reinstall the app and update approvals.slack.botToken",
+  not_allowed_token_type: () => "approvals.slack.botToken is not a bot token (xoxb-…): an admin must fix it",
+};
+
 /** The approver behind a Slack user; a user without a known e-mail can never count. */
 async function approverOf(directory: SlackDirectory, userId: string): Promise<{ approver: Approver; problem?: string | undefined }> {
-  const id = await directory.identify(userId);
+  let id;
+  try {
+    id = await directory.identify(userId);
+  } catch (err) {
+    const code = (err as { data?: { error?: string } }).data?.error;
+    const fix = code ? PERMANENT[code] : undefined;
+    if (!fix) throw err; // transient (rate limit, Slack or network down): "try again" is right
+    return { approver: { email: `slack:${userId}` }, problem: fix(userId) };
+  }
   if (!id.email) return { approver: { email: `slack:${userId}`, name: id.name }, problem: id.problem };
   return { approver: { email: id.email, name: id.name, slackUserId: userId } };
 }
@@ -40,12 +59,12 @@ function explain(o: VoteOutcome, problem?: string): string | undefined {
       return o.message;
     case "unauthorized":
       return problem
-        ? `Your click was not counted: ${problem}. It was recorded.`
-        : `Your click was not counted: you are not in the approver group${o.groups.length > 1 ? "s" : ""} *${o.groups.join("*, *")}* for this request. It was recorded.`;
+        ? `Your click was not counted: ${esc(problem)}. It was recorded.`
+        : `Your click was not counted: you are not in the approver group${o.groups.length > 1 ? "s" : ""} *${o.groups.map(esc).join("*, *")}* for this request. If you should be, an admin adds your e-mail (or a Slack user group you are in) to approvals.groups. It was recorded.`;
     case "already_voted":
       return "You have already voted on this request; each approver counts once.";
     case "already_decided":
-      return `This request is already ${o.request.status}${o.request.decidedBy ? ` (by ${o.request.decidedBy})` : ""}: nothing changed.`;
+      return `This request is already ${o.request.status}${o.request.decidedBy ? ` (by ${esc(o.request.decidedBy)})` : ""}: nothing changed.`;
     case "recorded":
       return `Your approval is recorded: ${o.request.approveCount} of ${o.request.approvalsNeeded}. More approvers are needed.`;
     case "decided":

@@ -29,6 +29,8 @@ export interface SlackBotOptions {
   approvals: ApprovalsConfig;
   service: ApprovalService;
   log: Logger;
+  /** Whether a rule asks approvers to confirm Approve (approval.confirm: true). */
+  confirmRule?: ((connection: string, ruleId: string | null) => boolean) | undefined;
   /** Extra Web API client options (tests: `retryConfig: { retries: 0 }`). */
   clientOptions?: WebClientOptions | undefined;
 }
@@ -77,7 +79,7 @@ export async function createSlackBot(opts: SlackBotOptions): Promise<SlackBot> {
     await args.next();
   });
   const directory = new SlackDirectory(app.client, opts.approvals.groups, slack.users);
-  const notifier = new SlackNotifier(app.client, opts.approvals, directory, opts.service.store, opts.log);
+  const notifier = new SlackNotifier(app.client, opts.approvals, directory, opts.service.store, opts.log, { confirmRule: opts.confirmRule });
   registerHandlers(app, { service: opts.service, directory, notifier, log: opts.log });
   opts.service.setDirectory(directory);
   opts.service.setNotifier(notifier);

@@ -4,12 +4,19 @@
 // back-off); the DM and the permalink are extras whose failure is logged, not retried, so a retry
 // never posts the channel message twice.
 import type { WebClient } from "@slack/web-api";
-import type { ApprovalNotifier, ApprovalRequest, SlackRefs } from "../gateway/approvals/types.js";
+import type { ApprovalNotifier, ApprovalRequest, ApprovalVote, SecurityAlert, SlackRefs } from "../gateway/approvals/types.js";
+import { sessionContext } from "../gateway/approvals/session-context.js";
 import type { ApprovalStore } from "../gateway/approvals/store.js";
 import type { ApprovalsConfig } from "../gateway/config/load.js";
 import type { Logger } from "../gateway/log.js";
 import type { SlackDirectory } from "./directory.js";
-import { renderReminder, renderRequesterDm, renderRequesterFollowUp, renderRequestMessage } from "./render.js";
+import { renderSecurityAlert } from "./alerts.js";
+import { renderReminder, renderRequesterDm, renderRequesterFollowUp, renderRequestMessage, type RequestView } from "./render.js";
+
+export interface NotifierOptions {
+  /** Whether the rule that held a call asks approvers to confirm Approve (approval.confirm). */
+  confirmRule?: ((connection: string, ruleId: string | null) => boolean) | undefined;
+}
 
 export class SlackNotifier implements ApprovalNotifier {
   constructor(
@@ -18,15 +25,25 @@ export class SlackNotifier implements ApprovalNotifier {
     private readonly directory: SlackDirectory,
     private readonly store: ApprovalStore,
     private readonly log: Logger,
+    private readonly options: NotifierOptions = {},
   ) {}
 
   channelOf(group: string): string {
     return this.config.groups[group]?.channel ?? this.config.slack!.channel;
   }
 
+  /** What the approval message shows beyond the request: session, confirm, votes. */
+  async #view(req: ApprovalRequest, votes: ApprovalVote[] = []): Promise<RequestView> {
+    const session = await sessionContext(this.store.pool, req.sessionId).catch((err) => {
+      this.log.warn({ requestId: req.id, err: String(err) }, "approvals: no session context for the approval message");
+      return undefined;
+    });
+    return { votes, session, confirm: this.options.confirmRule?.(req.connection, req.ruleId) ?? false };
+  }
+
   async requested(req: ApprovalRequest): Promise<SlackRefs> {
     const channel = this.channelOf(req.approverGroup);
-    const msg = renderRequestMessage(req);
+    const msg = renderRequestMessage(req, await this.#view(req));
     const posted = await this.client.chat.postMessage({ channel, text: msg.text, blocks: msg.blocks, unfurl_links: false, unfurl_media: false });
     const ts = posted.ts!;
     const refs: SlackRefs = { channel: posted.channel ?? channel, ts };
@@ -42,7 +59,7 @@ export class SlackNotifier implements ApprovalNotifier {
           const dm = await this.client.conversations.open({ users: user });
           const dmChannel = dm.channel?.id;
           if (dmChannel) {
-            const m = renderRequesterDm(req, refs.permalink);
+            const m = renderRequesterDm(req, { permalink: refs.permalink, channel: refs.channel });
             const sent = await this.client.chat.postMessage({ channel: dmChannel, text: m.text, blocks: m.blocks, unfurl_links: false });
             refs.requesterDmChannel = dmChannel;
             refs.requesterDmTs = sent.ts;
@@ -57,11 +74,12 @@ export class SlackNotifier implements ApprovalNotifier {
 
   async decided(req: ApprovalRequest): Promise<void> {
     if (!req.slack.channel || !req.slack.ts) return;
-    const msg = renderRequestMessage(req, await this.store.votes(req.id));
+    const votes = await this.store.votes(req.id);
+    const msg = renderRequestMessage(req, await this.#view(req, votes));
     await this.client.chat.update({ channel: req.slack.channel, ts: req.slack.ts, text: msg.text, blocks: msg.blocks });
     await this.#updateEscalationCopy(req, msg);
     if (req.slack.requesterDmChannel) {
-      const f = renderRequesterFollowUp(req);
+      const f = renderRequesterFollowUp(req, votes);
       await this.client.chat
         .postMessage({ channel: req.slack.requesterDmChannel, text: f.text, blocks: f.blocks, unfurl_links: false })
         .catch((err) => this.log.warn({ requestId: req.id, err: String(err) }, "approvals: could not follow up with the requester"));
@@ -72,14 +90,15 @@ export class SlackNotifier implements ApprovalNotifier {
   async progress(req: ApprovalRequest): Promise<void> {
     if (!req.slack.channel || !req.slack.ts || req.status !== "pending") return;
     const votes = await this.store.votes(req.id);
-    const msg = renderRequestMessage(req, votes);
+    const view = await this.#view(req, votes);
+    const msg = renderRequestMessage(req, view);
     await this.client.chat.update({ channel: req.slack.channel, ts: req.slack.ts, text: msg.text, blocks: msg.blocks });
-    await this.#updateEscalationCopy(req, renderRequestMessage(req, votes, { mentions: [], originalPermalink: req.slack.permalink ?? undefined }));
+    await this.#updateEscalationCopy(req, renderRequestMessage(req, { ...view, escalation: { mentions: [], originalPermalink: req.slack.permalink ?? undefined } }));
   }
 
   async reminder(req: ApprovalRequest): Promise<void> {
     if (!req.slack.channel || !req.slack.ts) return;
-    const m = renderReminder(req);
+    const m = renderReminder(req, { approverMentions: this.config.groups[req.approverGroup]?.slackUserGroups ?? [] });
     await this.client.chat.postMessage({ channel: req.slack.channel, thread_ts: req.slack.ts, text: m.text, blocks: m.blocks });
   }
 
@@ -97,8 +116,9 @@ export class SlackNotifier implements ApprovalNotifier {
     const separate = own !== (req.slack.channel ?? this.channelOf(req.approverGroup));
     let copy: SlackRefs | undefined;
     const votes = await this.store.votes(req.id);
+    const view = await this.#view(req, votes);
     if (separate) {
-      const m = renderRequestMessage(req, votes, { mentions, originalPermalink: req.slack.permalink ?? undefined });
+      const m = renderRequestMessage(req, { ...view, escalation: { mentions, originalPermalink: req.slack.permalink ?? undefined } });
       const posted = await this.client.chat.postMessage({ channel: own, text: `Escalated to ${req.escalationGroup}: ${m.text}`, blocks: m.blocks, unfurl_links: false, unfurl_media: false });
       copy = { channel: posted.channel ?? own, ts: posted.ts! };
     }
@@ -106,9 +126,16 @@ export class SlackNotifier implements ApprovalNotifier {
     const note = renderReminder(req, { group: req.escalationGroup, mentions: separate ? [] : mentions, channel: separate ? own : undefined });
     await this.client.chat.postMessage({ channel: req.slack.channel, thread_ts: req.slack.ts, reply_broadcast: !separate, text: note.text, blocks: note.blocks });
     // The message itself names the escalation group from now on.
-    const msg = renderRequestMessage(req, votes);
+    const msg = renderRequestMessage(req, view);
     await this.client.chat.update({ channel: req.slack.channel, ts: req.slack.ts, text: msg.text, blocks: msg.blocks });
     return copy;
+  }
+
+  /** Posted at once to approvals.slack.securityChannel (default: the approvals channel). Throws on failure. */
+  async securityAlert(alert: SecurityAlert): Promise<void> {
+    const slack = this.config.slack!;
+    const m = renderSecurityAlert(alert);
+    await this.client.chat.postMessage({ channel: slack.securityChannel ?? slack.channel, text: m.text, blocks: m.blocks, unfurl_links: false, unfurl_media: false });
   }
 
   /** The copy in the escalation group's channel, if one was posted, shows the same state. */

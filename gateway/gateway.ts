@@ -16,8 +16,9 @@ import { SessionRegistry } from "./mcp/sessions.js";
 import { Metrics } from "./metrics.js";
 import { loadSqlParser, policyUsesSql } from "./policy/index.js";
 import { ConfigReloader, type ReloadActor, type ReloadResult } from "./config/reload.js";
-import { startApprovals, type Approvals } from "./approvals/setup.js";
+import { ruleAsksConfirm, startApprovals, type Approvals } from "./approvals/setup.js";
 import type { Masker } from "./masking/index.js";
+import { definitionChangeAlert } from "./pinning/alert.js";
 import { startDigestSchedule } from "./evidence/setup.js";
 import { loadArgumentsKey } from "./approvals/arguments-key.js";
 import { createIdentityLayer, type IdentityLayer } from "./auth/setup.js";
@@ -130,9 +131,16 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
           argumentsKey: loadArgumentsKey(config),
           // A held resources/read URI and a justification are masked like any content before they are stored or shown.
           maskText: (connection: string, text: string): string => maskerOf(connection)?.maskText(text).masked ?? text,
+          confirmRule: (c, r) => ruleAsksConfirm(config, c, r),
         }) : undefined;
     // tool pinning: every replica keeps the pins in memory (decisions read no database per call).
-    const pins = new ToolPins({ databaseUrl: url, log, onEvents: (events) => metrics.committed([], events as unknown as EventRecord[]) });
+    const pins = new ToolPins({
+      databaseUrl: url,
+      log,
+      onEvents: (events) => metrics.committed([], events as unknown as EventRecord[]),
+      // A rug pull is told to people at once (the approvals notifier: Slack), not only recorded.
+      onDefinitionChanged: (c) => void approvals?.service.securityAlert(definitionChangeAlert({ ...c, onChange: config.connections.find((x) => x.name === c.connection)?.pinning.onChange ?? "hold" })),
+    });
     await pins.start();
     const sessions = new SessionRegistry(config, db, recorder, instanceId, log, identity.signer, metrics, approvals && { service: approvals.service, holdForMs: approvals.holdForMs }, pins);
     // Heartbeat, and the closing of sessions whose replica died (gateway/cluster/liveness.ts).
@@ -157,7 +165,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     recorder.eventBestEffort({ type: "gateway", reason: "started", detail: { instanceId, version: VERSION, configHash: config.hash } });
     await reloader.recordStartup().catch((err) => log.warn({ err: String(err) }, "could not record the configuration in force"));
     // Weekly evidence digest: every replica checks the schedule, one generates and posts each week.
-    const digest = config.digest.enabled ? await startDigestSchedule(config, url, auditChain.keys, log, instanceId) : undefined;
+    const digest = config.digest.enabled ? await startDigestSchedule(config, url, auditChain.keys, log, instanceId, (a) => void approvals?.service.securityAlert(a)) : undefined;
 
     let stopping: Promise<void> | undefined;
     const stop = (graceMs = 10_000) =>

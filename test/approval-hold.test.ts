@@ -96,7 +96,7 @@ describe("holding a call for approval", () => {
     expect(result.isError).toBeFalsy();
     expect(result.content).toEqual([{ type: "text", text: "Echo: deploy v1" }]);
     expect(forwarded("deploy v1")).toBe(1);
-    expect(logs.some((l) => l.includes("Waiting for approval by oncall") && l.includes(id))).toBe(true);
+    expect(logs.some((l) => l.includes("Paused for approval by oncall") && l.includes("expires in") && l.includes(id))).toBe(true);
     await client.close();
   });
 

@@ -16,7 +16,8 @@ import { canonicalArgumentsHash } from "./canonical.js";
 import { approverKey, DECIDE_INSTEAD, judgeApprover } from "./four-eyes.js";
 import { ApprovalStore, NOTIFY_CHANNEL } from "./store.js";
 import { ChannelListener } from "../db/listener.js";
-import type { ApprovalNotifier, ApprovalRequest, ApproverDirectory, NewApprovalRequest, VoteInput, VoteOutcome } from "./types.js";
+import type { ApprovalNotifier, ApprovalRequest, ApproverDirectory, NewApprovalRequest, SecurityAlert, VoteInput, VoteOutcome } from "./types.js";
+import { SecurityAlerts } from "./security-alerts.js";
 
 export interface ApprovalServiceOptions {
   databaseUrl: string;
@@ -81,6 +82,7 @@ export class ApprovalService {
   #sweeping = false;
   #inflight = new Set<Promise<unknown>>();
   #slack: ApprovalServiceStatus["slack"] = { healthy: true, failures: 0 };
+  readonly #alerts: SecurityAlerts;
 
   constructor(opts: ApprovalServiceOptions) {
     this.#opts = opts;
@@ -89,6 +91,7 @@ export class ApprovalService {
     this.#pool = new pg.Pool({ connectionString: opts.databaseUrl, max: opts.poolSize ?? 10, idleTimeoutMillis: 10_000, keepAlive: true });
     this.#pool.on("error", (err) => opts.log.warn({ err: err.message }, "approvals: idle database connection failed"));
     this.store = new ApprovalStore(this.#pool);
+    this.#alerts = new SecurityAlerts(opts.log);
   }
 
   /** The bot's directory knows Slack user groups: it replaces the e-mail-only one when the bot starts. */
@@ -99,6 +102,14 @@ export class ApprovalService {
   /** The bot is built after the service (it needs it): attach it here. */
   setNotifier(notifier: ApprovalNotifier | undefined): void {
     this.#notifier = notifier;
+  }
+
+  /**
+   * Posts a security alert now (security-alerts.ts); resolves false when nobody could be told.
+   * Never throws: the detection it reports is already recorded.
+   */
+  securityAlert(alert: SecurityAlert): Promise<boolean> {
+    return this.#alerts.send(this.#notifier, alert);
   }
 
   async start(): Promise<void> {

@@ -138,6 +138,25 @@ export interface ApprovalNotifier {
   reminder(req: ApprovalRequest): Promise<void>;
   /** Asks the escalation group; returns the message posted in its own channel, if any. */
   escalated(req: ApprovalRequest): Promise<SlackRefs | undefined | void>;
+  /** A real-time security alert (tool definition changed, chain verification failed). */
+  securityAlert?(alert: SecurityAlert): Promise<void>;
+}
+
+/** Something security people must hear of now, not in next week's digest. Plain text; the notifier escapes it. */
+export interface SecurityAlert {
+  kind: "tool_definition_changed" | "chain_verification_failed";
+  /** One line: what happened. */
+  title: string;
+  connection?: string | undefined;
+  tool?: string | undefined;
+  /** A sentence or two. */
+  summary: string;
+  /** The diff, one change per line. */
+  diff?: string[] | undefined;
+  /** What to run once it is understood (the re-pin command, the verify command). */
+  command?: string | undefined;
+  /** When it was detected. */
+  at: Date;
 }
 
 export interface SlackRefs {

@@ -64,6 +64,8 @@ export interface SlackConfig {
   signingSecret?: Secret | undefined;
   appToken?: Secret | undefined;
   channel: string;
+  /** Security alerts (tool definition changed, chain verification failed); default: channel. */
+  securityChannel?: string | undefined;
   apiUrl: string;
   teamId?: string | undefined;
   appId?: string | undefined;
@@ -318,6 +320,7 @@ function approvalsConfig(a: ParsedApprovals, secret: (ref: SecretRef, path: stri
         ...(s.signingSecret ? { signingSecret: secret(s.signingSecret, "approvals.slack.signingSecret") } : {}),
         ...(s.appToken ? { appToken: secret(s.appToken, "approvals.slack.appToken") } : {}),
         channel: s.channel,
+        ...(s.securityChannel ? { securityChannel: s.securityChannel } : {}),
         apiUrl: s.apiUrl.endsWith("/") ? s.apiUrl : `${s.apiUrl}/`,
         ...(s.teamId ? { teamId: s.teamId } : {}),
         ...(s.appId ? { appId: s.appId } : {}),

@@ -214,6 +214,7 @@ const approvals = z
         signingSecret: secretRef.optional().describe("HTTP mode: the app's signing secret"),
         appToken: secretRef.optional().describe("Socket Mode: the app-level token (xapp-...)"),
         channel: z.string().min(1).describe("Default channel id for approval messages"),
+        securityChannel: z.string().min(1).optional().describe("Channel id for real-time security alerts (tool definition changed, audit chain verification failed); default: channel"),
         apiUrl: httpUrl.default("https://slack.com/api/").describe("Slack Web API base URL (GovSlack: https://slack-gov.com/api/)"),
         teamId: z.string().optional().describe("Refuse requests from any other workspace"),
         appId: z.string().optional().describe("Refuse requests for any other app (api_app_id)"),

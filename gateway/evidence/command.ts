@@ -8,10 +8,11 @@ import { loadCheckpointKeys, type SignerKey } from "../audit/chain/keys.js";
 import { closeChainClient, connectChainClient } from "../audit/chain/pg.js";
 import type { GatewayConfig } from "../config/load.js";
 import type { DigestContent } from "./digest.js";
-import { generateDigest, postDigest } from "./generate.js";
+import { DigestUploadError, digestForWeek, postDigest } from "./generate.js";
 import { digestBytes, verifyDigestSignature } from "./sign.js";
 import { DIGEST_FORMATS, renderDigest, type DigestFormat } from "./render.js";
 import { lastCompleteWeek, parseIsoWeek, WeekError } from "./week.js";
+import { earlierDigests } from "./store.js";
 
 export class DigestUsageError extends Error {}
 
@@ -67,7 +68,7 @@ export async function digestCommand(cfg: GatewayConfig, databaseUrl: string, opt
   }
 
   const tty = process.stderr.isTTY;
-  process.stderr.write(`digest ${week.label} (${week.firstDay} to ${week.lastDay}, ${zone})${week.end > now ? ": the week is not over, figures are partial" : ""}\n`);
+  process.stderr.write(`digest ${week.label} (${week.firstDay} to ${week.lastDay}, ${zone})${week.end > now ? ": the week is not over, figures are partial (shown, not stored or signed)" : ""}\n`);
   let lastShown = 0;
   const onProgress = (done: number, total: number) => {
     const t = Date.now();
@@ -76,22 +77,39 @@ export async function digestCommand(cfg: GatewayConfig, databaseUrl: string, opt
       process.stderr.write(`\rverifying the audit chain: ${done}/${total}`);
     }
   };
+  const partial = week.end > now;
+  if (partial && poster) throw new DigestUsageError(`--post: ${week.label} is not over yet (in ${zone}); a partial week is shown, never posted, stored or signed`);
   const client = await connectChainClient(databaseUrl, undefined, "countersign-digest");
   try {
     const started = Date.now();
-    const g = await generateDigest(client, { week, trigger: "on_demand", signer, verifiers, generatedBy: who(), onProgress });
+    const g = await digestForWeek(client, { week, trigger: "on_demand", signer, verifiers, generatedBy: who(), onProgress, now });
     if (tty) process.stderr.write("\r\x1b[K");
+    const what = `${g.content.summary.exceptions} exception(s), sha256 ${g.seal.sha256.slice(0, 16)}…`;
     process.stderr.write(
-      `digest #${g.stored.id} stored and recorded in ${Date.now() - started} ms: ${g.content.summary.exceptions} exception(s), sha256 ${g.seal.sha256.slice(0, 16)}…${g.seal.keyId ? `, signed with '${g.seal.keyId}'` : ", unsigned"}\n`,
+      partial
+        ? `digest of the partial week ${week.label} computed in ${Date.now() - started} ms: ${what}; not stored, not signed (the week is not over)\n`
+        : g.reused
+          ? `digest #${g.stored!.id} of ${week.label} reused (stored ${g.stored!.generatedAt.toISOString()}): ${what}${g.seal.keyId ? `, signed with '${g.seal.keyId}'` : ", unsigned"}\n`
+          : `digest #${g.stored!.id} stored and recorded in ${Date.now() - started} ms: ${what}${g.seal.keyId ? `, signed with '${g.seal.keyId}'` : ", unsigned"}\n`,
     );
-    const output = renderDigest(g.content, g.seal, format);
+    const output = renderDigest(g.content, g.seal, format, { history: await earlierDigests(client, week.label, zone) });
     if (opts.out) {
       writeFileSync(opts.out, output);
       process.stderr.write(`written to ${opts.out}\n`);
     } else process.stdout.write(output);
-    if (poster) {
-      const res = await postDigest(client, poster, g.stored, g.seal);
-      process.stderr.write(`posted to ${poster.channel} (ts ${res.ts}${res.fileId ? `, file ${res.fileId}` : ""})\n`);
+    if (poster && g.stored) {
+      try {
+        const res = await postDigest(client, poster, g.stored, g.seal);
+        process.stderr.write(`posted to ${poster.channel} (ts ${res.ts}${res.fileId ? `, file ${res.fileId}` : ""})\n`);
+      } catch (err) {
+        // The digest exists and is stored: what failed is the post (or only the report's upload).
+        process.stderr.write(
+          err instanceof DigestUploadError
+            ? `countersign: ${err.message} (the summary in Slack says so)\n`
+            : `countersign: the digest of ${week.label} is stored, but posting it to ${poster.channel} failed: ${(err as Error).message.split("\n")[0]}\n`,
+        );
+        return 3;
+      }
     }
     return 0;
   } finally {

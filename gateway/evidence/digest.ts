@@ -42,8 +42,18 @@ export interface DigestSection {
   queries: DigestQuery[];
 }
 
+/** The series the charts draw (days are local days of the digest's time zone). */
+export interface DigestCharts {
+  dailyCalls: Array<{ day: string; allowed: number; blocked: number; held: number }>;
+  decisionTimes: Array<{ bucket: string; requests: number }>;
+  failuresPerDay: Array<{ day: string; reason: string; failures: number }>;
+  maskingByType: Array<{ type: string; values: number }>;
+}
+
 export interface DigestContent {
   format: "countersign-digest/1";
+  /** The week was not over when this was computed: rendered, never stored or signed. Absent on older digests. */
+  partial?: boolean;
   week: string;
   timeZone: string;
   period: { start: string; end: string; firstDay: string; lastDay: string; startLocal: string; endLocal: string };
@@ -51,6 +61,8 @@ export interface DigestContent {
   generatedBy: string | null;
   summary: { sections: number; exceptions: number; noData: number };
   sections: DigestSection[];
+  /** Absent on digests stored before charts existed. */
+  charts?: DigestCharts;
 }
 
 export interface ComputeOptions {
@@ -61,6 +73,9 @@ export interface ComputeOptions {
   now?: Date;
   onProgress?: (done: number, total: number) => void;
 }
+
+/** A flood: this many authentication failures, or access refusals, in one week is an exception. */
+export const REFUSAL_FLOOD = 1000;
 
 /** Unusual volume: at least this many calls in the week… */
 export const UNUSUAL_MIN_CALLS = 50;
@@ -87,8 +102,20 @@ export async function computeDigest(client: pg.Client, opts: ComputeOptions): Pr
     await integrity(client, run, opts),
   ];
   const now = opts.now ?? new Date();
+  const series = async (query: DigestQuery) => (await client.query<Row>(query.sql, [week.start, week.end, week.timeZone])).rows;
+  const charts: DigestCharts = {
+    dailyCalls: (await series(QUERIES.dailyCalls)).map((r) => {
+      const blocked = num(r.blocked);
+      const held = num(r.held);
+      return { day: String(r.day), allowed: Math.max(0, num(r.calls) - blocked - held), blocked, held };
+    }),
+    decisionTimes: (await run(QUERIES.decisionTimes)).map((r) => ({ bucket: String(r.bucket), requests: num(r.requests) })),
+    failuresPerDay: (await series(QUERIES.failuresPerDay)).map((r) => ({ day: String(r.day), reason: String(r.reason), failures: num(r.failures) })),
+    maskingByType: (sections.find((x) => x.id === "cc7_2")!.tables.find((t) => t.key === "maskingByType")?.rows ?? []).map((r) => ({ type: String(r[0]), values: Number(r[1]) })),
+  };
   return {
     format: "countersign-digest/1",
+    partial: week.end > now,
     week: week.label,
     timeZone: week.timeZone,
     period: {
@@ -107,6 +134,7 @@ export async function computeDigest(client: pg.Client, opts: ComputeOptions): Pr
       noData: sections.filter((s) => s.status === "no_data").length,
     },
     sections,
+    charts,
   };
 }
 
@@ -130,7 +158,11 @@ async function logicalAccess(run: Run): Promise<DigestSection> {
   const failureCount = failures.reduce((n, r) => n + num(r.failures), 0);
   const denialCount = denials.reduce((n, r) => n + num(r.denials), 0);
   const mismatches = num(denials.find((r) => r.reason === "session_identity_mismatch")?.denials);
-  const exceptions = mismatches > 0 ? [`${mismatches} request(s) used a session opened by another identity (session_identity_mismatch): refused, but worth a look`] : [];
+  const exceptions = [
+    ...(mismatches > 0 ? [`${mismatches} request(s) used a session opened by another identity (session_identity_mismatch): refused, but worth a look`] : []),
+    ...(failureCount >= REFUSAL_FLOOD ? [`Flood of authentication failures: ${failureCount.toLocaleString("en-US")} in the week (an exception from ${REFUSAL_FLOOD.toLocaleString("en-US")}): someone is trying tokens, or a client is misconfigured`] : []),
+    ...(denialCount >= REFUSAL_FLOOD ? [`Flood of access refusals: ${denialCount.toLocaleString("en-US")} in the week (an exception from ${REFUSAL_FLOOD.toLocaleString("en-US")})`] : []),
+  ];
   return section({
     id: "cc6_1",
     criteria: "CC6.1",
@@ -153,7 +185,7 @@ async function logicalAccess(run: Run): Promise<DigestSection> {
       { key: "accessDeniedByReason", title: "Access refusals by reason", columns: ["reason", "refusals"], rows: denials.map((r) => [String(r.reason), num(r.denials)]) },
     ],
     exceptions,
-    notes: ["Refusals beyond 20 a second are recorded as one aggregated event per reason and second; the counts add up what those events stand for."],
+    notes: [`A flood: ${REFUSAL_FLOOD.toLocaleString("en-US")} or more authentication failures, or access refusals, in the week is an exception.`, "Refusals beyond 20 a second are recorded as one aggregated event per reason and second; the counts add up what those events stand for."],
     queries: [QUERIES.identitiesPerConnection, QUERIES.identitiesTotal, QUERIES.authFailuresByReason, QUERIES.accessDeniedByReason],
     empty: perConnection.length === 0 && failures.length === 0 && denials.length === 0,
     emptyText: "No sessions and no authentication or access refusals were recorded in this week.",
@@ -165,7 +197,11 @@ async function authorization(run: Run): Promise<DigestSection> {
   const approvers = await run(QUERIES.approvers);
   const sod = (await run(QUERIES.segregationOfDuties))[0] ?? {};
   const granted = num(sod.granted);
-  const exceptions = granted > 0 ? [`${granted} approval(s) were granted by the requester on their own request: segregation of duties failed`] : [];
+  const glass = await run(QUERIES.breakGlass);
+  const exceptions = [
+    ...(granted > 0 ? [`${granted} approval(s) were granted by the requester on their own request: segregation of duties failed`] : []),
+    ...glass.map((r) => `Break-glass ${String(r.decision)} by ${String(r.approver)} on ${String(r.connection)} / ${String(r.tool)} (request ${String(r.request)})${r.reason ? `: ${String(r.reason)}` : ": no reason given"}`),
+  ];
   return section({
     id: "cc6_2",
     criteria: "CC6.2 / CC6.3",
@@ -183,13 +219,20 @@ async function authorization(run: Run): Promise<DigestSection> {
       { key: "selfApprovalRefused", label: "Self-approval attempts refused", value: num(sod.refused) },
       { key: "selfApprovalGranted", label: "Self-approvals granted (must be 0)", value: granted },
       { key: "unauthorizedClicks", label: "Votes refused from non-approvers", value: num(sod.unauthorized_clicks) },
+      { key: "breakGlass", label: "Break-glass decisions (each one an exception)", value: glass.length },
     ],
     tables: [
       { key: "votesByApprover", title: "Votes by approver", columns: ["approver", "approvals", "denials"], rows: approvers.map((r) => [String(r.approver), num(r.approvals), num(r.denials)]) },
+      {
+        key: "breakGlass",
+        title: "Break-glass decisions",
+        columns: ["when", "approver", "decision", "connection / tool", "request", "reason"],
+        rows: glass.map((r) => [iso(r.at), String(r.approver), String(r.decision), `${String(r.connection)} / ${String(r.tool)}`, String(r.request), r.reason === null ? "(none given)" : String(r.reason)]),
+      },
     ],
     exceptions,
     notes: ["Time to decision: from the request's creation to its approval or denial (percentile_cont over decided requests)."],
-    queries: [QUERIES.approvalSummary, QUERIES.approvers, QUERIES.segregationOfDuties],
+    queries: [QUERIES.approvalSummary, QUERIES.approvers, QUERIES.segregationOfDuties, QUERIES.breakGlass],
     empty: num(s.requests) === 0 && approvers.length === 0 && num(sod.refused) === 0 && num(sod.unauthorized_clicks) === 0,
     emptyText: "No approval requests or votes were recorded in this week.",
   });
@@ -211,7 +254,7 @@ async function monitoring(run: Run): Promise<DigestSection> {
   const toolChanges = tools.reduce((n, r) => n + num(r.changes), 0);
   const toolCalls = (k: string) => tools.reduce((n, r) => n + num(r[k]), 0);
   const exceptions = [
-    ...unusual.map((r) => `Unusual volume: ${String(r.subject)} made ${num(r.calls)} calls (trailing weekly median ${num(r.trailing_weekly_median)})`),
+    ...unusual.map((r) => `Unusual volume: ${String(r.subject)}${r.email ? ` (${String(r.email)})` : ""} made ${num(r.calls)} calls (trailing weekly median ${num(r.trailing_weekly_median)})`),
     ...tools
       .filter((r) => num(r.changes) > 0 || num(r.calls_allowed) > 0)
       .map((r) =>
@@ -253,7 +296,7 @@ async function monitoring(run: Run): Promise<DigestSection> {
         key: "volumePerIdentity",
         title: "tools/call volume per identity (top 20)",
         columns: ["identity", "calls", "trailing weekly median", "unusual"],
-        rows: volume.slice(0, 20).map((r) => [String(r.subject), num(r.calls), num(r.trailing_weekly_median), unusual.includes(r) ? "yes" : "no"]),
+        rows: volume.slice(0, 20).map((r) => [r.email ? `${String(r.subject)} (${String(r.email)})` : String(r.subject), num(r.calls), num(r.trailing_weekly_median), unusual.includes(r) ? "yes" : "no"]),
       },
     ],
     exceptions,

@@ -1,6 +1,7 @@
 // The digest's queries: each section's figures come from these named, parameterised statements,
 // and the report prints each one's text beside its result, so an auditor can run it again.
-// Parameters: $1 = the week's start, $2 = its end (exclusive), both instants (timestamptz).
+// Parameters: $1 = the week's start, $2 = its end (exclusive), both instants (timestamptz); the
+// per-day series also take $3 = the digest's time zone (days are local days).
 
 export interface DigestQuery {
   name: string;
@@ -136,6 +137,7 @@ export const QUERIES = {
       LEFT JOIN counts c ON c.subject = s.subject AND c.period = p.period
     )
     SELECT c.subject,
+           (SELECT max(s.email) FROM sessions s WHERE s.subject = c.subject) AS email,
            c.n AS calls,
            (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY t.n) FROM earlier t WHERE t.subject = c.subject)
              AS trailing_weekly_median
@@ -190,5 +192,41 @@ export const QUERIES = {
   `),
   lastCheckpoint: q("integrity_last_checkpoint", `
     SELECT id, seq, head, at, "keyId" FROM audit_checkpoints ORDER BY id DESC LIMIT 1
+  `),
+  breakGlass: q("cc6_2_break_glass_decisions", `
+    -- Votes written with \`countersign approvals --database --as\` (trusted, not authenticated).
+    SELECT v.at, v.approver, v.decision, v.reason, r.connection, r.tool, r.id AS request
+    FROM approval_votes v JOIN approval_requests r ON r.id = v."requestId"
+    WHERE v.via = 'break_glass' AND v.at >= $1 AND v.at < $2
+    ORDER BY v.at
+  `),
+  dailyCalls: q("chart_daily_calls", `
+    -- Per local day: tools/call requests, calls blocked by policy, calls held for approval.
+    WITH days AS (
+      SELECT generate_series(($1::timestamptz AT TIME ZONE $3)::date, (($2::timestamptz - interval '1 second') AT TIME ZONE $3)::date, '1 day')::date AS day
+    )
+    SELECT to_char(d.day, 'YYYY-MM-DD') AS day,
+           (SELECT count(*) FROM messages m WHERE m.direction = 'in' AND m.kind = 'request' AND m.method = 'tools/call'
+              AND m.at >= $1 AND m.at < $2 AND (m.at AT TIME ZONE $3)::date = d.day) AS calls,
+           (SELECT count(*) FROM events e WHERE e.type = 'policy_decision' AND e.reason = 'block'
+              AND e.at >= $1 AND e.at < $2 AND (e.at AT TIME ZONE $3)::date = d.day) AS blocked,
+           (SELECT count(*) FROM approval_requests a WHERE a."createdAt" >= $1 AND a."createdAt" < $2
+              AND (a."createdAt" AT TIME ZONE $3)::date = d.day) AS held
+    FROM days d ORDER BY d.day
+  `),
+  failuresPerDay: q("chart_auth_failures_per_day", `
+    SELECT to_char((at AT TIME ZONE $3)::date, 'YYYY-MM-DD') AS day, reason, sum(${OCCURRENCES}) AS failures
+    FROM events
+    WHERE type = 'auth_failed' AND at >= $1 AND at < $2
+    GROUP BY 1, 2 ORDER BY 1, 2
+  `),
+  decisionTimes: q("chart_time_to_decision", `
+    -- Decided requests created in the week, by time from request to decision.
+    SELECT CASE WHEN s < 60 THEN 'under 1 min' WHEN s < 300 THEN '1–5 min' WHEN s < 900 THEN '5–15 min'
+                WHEN s < 3600 THEN '15–60 min' ELSE 'over 1 h' END AS bucket,
+           min(s) AS lower, count(*) AS requests
+    FROM (SELECT extract(epoch FROM "decidedAt" - "createdAt") AS s FROM approval_requests
+          WHERE status IN ('approved', 'denied') AND "createdAt" >= $1 AND "createdAt" < $2) t
+    GROUP BY 1 ORDER BY 2
   `),
 } satisfies Record<string, DigestQuery>;

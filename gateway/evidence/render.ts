@@ -6,6 +6,8 @@ import Mustache from "mustache";
 import { PACKAGE_ROOT } from "../paths.js";
 import type { Cell, DigestContent, DigestSection } from "./digest.js";
 import type { DigestSeal } from "./sign.js";
+import { digestCharts } from "./charts.js";
+import { headlineFigures } from "./headline.js";
 
 export type DigestFormat = "md" | "html" | "json";
 export const DIGEST_FORMATS: readonly DigestFormat[] = ["md", "html", "json"];
@@ -28,16 +30,30 @@ const STATUS_LABEL: Record<DigestSection["status"], string> = { ok: "OK", except
 /** A number or text as a person reads it in a table. */
 export function cellText(v: Cell): string {
   if (v === null) return "—";
-  if (typeof v === "number") return Number.isInteger(v) ? String(v) : v.toFixed(1);
+  if (typeof v === "number") return Number.isInteger(v) ? v.toLocaleString("en-US") : v.toLocaleString("en-US", { minimumFractionDigits: 1, maximumFractionDigits: 1 });
   return v;
 }
 
+/** What a render may add beyond the digest: earlier weeks' stored digests (newest first) for comparisons. */
+export interface RenderContext {
+  history?: DigestContent[] | undefined;
+}
+
 /** What every template sees: the content, flattened into lists the templates can loop over. */
-export function digestView(content: DigestContent, seal: DigestSeal): Record<string, unknown> {
+export function digestView(content: DigestContent, seal: DigestSeal, ctx: RenderContext = {}): Record<string, unknown> {
+  const exceptions = content.sections.flatMap((s) => s.exceptions.map((text) => ({ text, sectionId: s.id, criteria: s.criteria })));
   return {
     ...content,
+    partial: content.partial === true,
     seal,
+    sha256Short: seal.sha256.slice(0, 16),
     signed: seal.signature !== null,
+    headline: headlineFigures(content, ctx.history ?? []),
+    hasBanner: exceptions.length > 0,
+    banner: exceptions,
+    bannerCount: exceptions.length.toLocaleString("en-US"),
+    charts: digestCharts(content.charts),
+    hasCharts: content.charts !== undefined,
     sections: content.sections.map((s) => ({
       ...s,
       statusLabel: STATUS_LABEL[s.status],
@@ -57,9 +73,9 @@ const markdownEscape = (v: unknown): string =>
 const HTML_ENTITIES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
 const htmlEscape = (v: unknown): string => String(v).replace(/[&<>"']/g, (c) => HTML_ENTITIES[c]!);
 
-export function renderDigest(content: DigestContent, seal: DigestSeal, format: DigestFormat): string {
+export function renderDigest(content: DigestContent, seal: DigestSeal, format: DigestFormat, ctx: RenderContext = {}): string {
   if (format === "json") return JSON.stringify({ digest: content, ...seal }, null, 2) + "\n";
-  const view = digestView(content, seal);
+  const view = digestView(content, seal, ctx);
   if (format === "md") return Mustache.render(digestTemplate("report.md.mustache"), view, undefined, { escape: markdownEscape });
   return Mustache.render(digestTemplate("report.html.mustache"), view, undefined, { escape: htmlEscape });
 }

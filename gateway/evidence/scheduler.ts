@@ -10,8 +10,10 @@ import { Cron } from "croner";
 import type { SignerKey, VerifierKey } from "../audit/chain/keys.js";
 import { closeChainClient, connectChainClient } from "../audit/chain/pg.js";
 import type { Logger } from "../log.js";
-import { generateDigest, postDigest, storedSeal, type DigestPoster } from "./generate.js";
-import { scheduledDigest, weekPosted } from "./store.js";
+import { DigestUploadError, generateDigest, postDigest, storedSeal, type DigestPoster } from "./generate.js";
+import { scheduledDigest, storedDigest, weekPosted } from "./store.js";
+import { chainFailureAlert } from "./alert.js";
+import type { SecurityAlert } from "../approvals/types.js";
 import { lastCompleteWeek, type IsoWeek } from "./week.js";
 
 export interface DigestSchedulerOptions {
@@ -27,6 +29,8 @@ export interface DigestSchedulerOptions {
   instanceId: string;
   /** The clock (tests move it). */
   now?: () => Date;
+  /** Told at once when a digest's verification of the audit chain fails (the security alert). */
+  onChainFailure?: ((alert: SecurityAlert) => void) | undefined;
 }
 
 export type TickOutcome = "not_due" | "done" | "locked" | "generated" | "posted" | "backing_off" | "failed";
@@ -118,19 +122,30 @@ export class DigestScheduler {
     try {
       // Another replica may have finished between the first look and the lock.
       if (await this.#done(client, week.label)) return "done";
-      let stored = await scheduledDigest(client, week.label, week.timeZone);
+      let stored = await storedDigest(client, week.label, week.timeZone);
       let seal = stored ? storedSeal(stored) : undefined;
       if (!stored) {
         this.opts.log.info({ week: week.label, timeZone: week.timeZone, scheduledAt: due.toISOString() }, "digest: generating the scheduled weekly digest");
         const g = await generateDigest(client, { week, trigger: "scheduled", signer: this.opts.signer, verifiers: this.opts.verifiers, generatedBy: this.opts.instanceId });
         stored = g.stored;
         seal = g.seal;
+        const alert = chainFailureAlert(g.content);
+        if (alert) this.opts.onChainFailure?.(alert);
       }
       if (!this.opts.poster) {
         this.#failures = 0;
         return "generated";
       }
-      const res = await postDigest(client, this.opts.poster, stored, seal!);
+      let res;
+      try {
+        res = await postDigest(client, this.opts.poster, stored, seal!);
+      } catch (err) {
+        if (!(err instanceof DigestUploadError)) throw err;
+        // Posted (not posted again); the summary says the report is missing.
+        this.opts.log.error({ week: week.label, channel: err.channel, ts: err.ts, err: err.reason }, "digest: posted the summary, but the report could not be uploaded");
+        this.#failures = 0;
+        return "posted";
+      }
       this.opts.log.info({ week: week.label, channel: this.opts.poster.channel, ts: res.ts }, "digest: posted the weekly digest");
       this.#failures = 0;
       return "posted";
@@ -147,6 +162,6 @@ export class DigestScheduler {
 
   async #done(client: import("pg").Client, week: string): Promise<boolean> {
     if (this.opts.poster) return weekPosted(client, week, this.opts.timeZone);
-    return (await scheduledDigest(client, week, this.opts.timeZone)) !== undefined;
+    return (await storedDigest(client, week, this.opts.timeZone)) !== undefined;
   }
 }

@@ -6,8 +6,16 @@ import type { GatewayConfig } from "../config/load.js";
 import type { Logger } from "../log.js";
 import type { DigestPoster } from "./generate.js";
 import { DigestScheduler } from "./scheduler.js";
+import type { SecurityAlert } from "../approvals/types.js";
 
-export async function startDigestSchedule(config: GatewayConfig, databaseUrl: string, keys: CheckpointKeys, log: Logger, instanceId: string): Promise<DigestScheduler> {
+export async function startDigestSchedule(
+  config: GatewayConfig,
+  databaseUrl: string,
+  keys: CheckpointKeys,
+  log: Logger,
+  instanceId: string,
+  onChainFailure?: (alert: SecurityAlert) => void,
+): Promise<DigestScheduler> {
   const d = config.digest;
   let poster: DigestPoster | undefined;
   if (d.slackChannel && config.approvals?.slack) {
@@ -26,6 +34,7 @@ export async function startDigestSchedule(config: GatewayConfig, databaseUrl: st
     poster,
     log: log.child({ component: "digest" }),
     instanceId,
+    onChainFailure,
   });
   scheduler.start();
   return scheduler;

@@ -44,6 +44,24 @@ export async function storeDigest(
   });
 }
 
+/**
+ * The digest of a complete week, whichever way it was made (schedule or CLI): there is one per
+ * week and time zone, and every format and every post reuses it.
+ */
+export async function storedDigest(client: pg.Client, week: string, timeZone: string): Promise<StoredDigest | undefined> {
+  const res = await client.query<StoredDigest>(`SELECT ${COLUMNS} FROM digests WHERE week = $1 AND "timeZone" = $2 ORDER BY id LIMIT 1`, [week, timeZone]);
+  return res.rows[0];
+}
+
+/** The stored digests of the `n` weeks before `week` (newest first), for comparisons. */
+export async function earlierDigests(client: pg.Client, week: string, timeZone: string, n = 4): Promise<DigestContent[]> {
+  const res = await client.query<{ content: DigestContent }>(
+    `SELECT DISTINCT ON (week) week, content FROM digests WHERE week < $1 AND "timeZone" = $2 ORDER BY week DESC, id LIMIT $3`,
+    [week, timeZone, n],
+  );
+  return res.rows.map((r) => r.content);
+}
+
 /** The latest scheduled digest of a week, if any. */
 export async function scheduledDigest(client: pg.Client, week: string, timeZone: string): Promise<StoredDigest | undefined> {
   const res = await client.query<StoredDigest>(

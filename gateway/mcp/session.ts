@@ -14,6 +14,7 @@ import { evaluate, type PolicyDecision } from "../policy/engine.js";
 import type { Metrics } from "../metrics.js";
 import type { ApprovalService } from "../approvals/service.js";
 import type { ApprovalRequest } from "../approvals/types.js";
+import { pausedNotice } from "../approvals/notice.js";
 import type { ConnectionConfig } from "../config/load.js";
 import { CountersignError, jsonRpcErrorResponse } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -448,13 +449,13 @@ export class ProxySession implements UpstreamEvents {
       const abort = new AbortController();
       this.#holds.set(idKey(id), abort);
       const token = this.#pending.get(idKey(id))?.progressToken;
-      const waiting = `Waiting for approval by ${need.group} (request ${request.id}, rule ${decision.ruleId ?? "(default)"}; expires ${request.expiresAt.toISOString()})`;
+      const waiting = pausedNotice(request, new Date());
       await this.#notify(id, { method: "notifications/message", params: { level: "notice", logger: "countersign", data: waiting } });
       let step = 0;
       const ticker =
         token === undefined
           ? undefined
-          : setInterval(() => void this.#notify(id, { method: "notifications/progress", params: { progressToken: token, progress: ++step, message: waiting } }), Math.min(5000, Math.max(250, approvals.holdForMs / 4)));
+          : setInterval(() => void approvals.service.store.get(request.id).catch(() => request).then((now) => this.#notify(id, { method: "notifications/progress", params: { progressToken: token, progress: ++step, message: pausedNotice(now ?? request, new Date()) } })), Math.min(5000, Math.max(250, approvals.holdForMs / 4)));
       try {
         decided = await approvals.service.waitForDecision(request.id, abort.signal, approvals.holdForMs);
       } finally {

@@ -3,7 +3,7 @@
 // (a re-pin), and by a slow poll as the fallback. The data path reads it synchronously.
 import pg from "pg";
 import type { Logger } from "../log.js";
-import { diffDefinitions, summarizeChanges } from "./diff.js";
+import { diffDefinitions, summarizeChanges, type DefinitionChange } from "./diff.js";
 import type { PinState } from "./decide.js";
 import { ChannelListener } from "../db/listener.js";
 import { PIN_NOTIFY_CHANNEL, PinStore, type ObserveContext, type ObservedTool, type PinEvent, type ToolPin } from "./store.js";
@@ -15,6 +15,8 @@ export interface ToolPinsOptions {
   pollIntervalMs?: number | undefined;
   /** Sees the events each write committed (metrics). */
   onEvents?: ((events: readonly PinEvent[]) => void) | undefined;
+  /** Hears of each definition change the moment it is first recorded (the real-time alert). */
+  onDefinitionChanged?: ((change: { connection: string; tool: string; pinnedHash: string; hash: string; changes: DefinitionChange[]; detectedAt: Date }) => void) | undefined;
 }
 
 const FULL_RELOAD_MS = 60_000;
@@ -79,6 +81,7 @@ export class ToolPins {
     if (work.length === 0) return;
     const result = await this.store.observe(connection, work, ctx);
     if (result.events.length > 0) this.#opts.onEvents?.(result.events);
+    for (const c of result.changed) this.#opts.onDefinitionChanged?.({ connection, ...c, detectedAt: new Date() });
     await this.reload(connection);
   }
 

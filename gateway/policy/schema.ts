@@ -145,6 +145,7 @@ export const approvalSchema = z.strictObject({
   approvals: z.int().min(1).max(10).default(1).describe("How many distinct approvers must approve"),
   timeout: duration.default("15m").describe("How long the call waits for approval before it is refused"),
   justificationRequired: z.boolean().default(false).describe("The caller must state a reason (_meta countersign/justification or the X-Countersign-Justification header)"),
+  confirm: z.boolean().default(false).describe("High risk: Slack asks approvers to confirm before Approve counts"),
 });
 
 export const ruleSchema = z

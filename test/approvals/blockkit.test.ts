@@ -1,13 +1,15 @@
-// The mustache templates render to Block Kit that type-checks against @slack/types: the rendered
-// JSON is written into a TypeScript file as typed constants and compiled with tsc. Also the
-// folding of long values and Slack's size limits.
+// The approval messages render to Block Kit that type-checks against @slack/types (the rendered
+// JSON is written into a TypeScript file as typed constants and compiled with tsc), and that stays
+// within Slack's documented limits (test/helpers/blockkit-limits.ts) whatever the input: 300
+// groups, 500 keys, 200 KB values, strings of <&>, mentions and links.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect, it } from "vitest";
 import type { ApprovalRequest } from "../../gateway/approvals/types.js";
-import { prettyArguments, renderDenyModal, renderDetailsModal, renderEphemeral, renderReminder, renderRequesterDm, renderRequesterFollowUp, renderRequestMessage } from "../../bot/render.js";
+import { renderDenyModal, renderDetailsModal, renderEphemeral, renderReminder, renderRequesterDm, renderRequesterFollowUp, renderRequestMessage } from "../../bot/render.js";
 import { ROOT } from "../helpers/postgres.js";
+import { assertValidMessage, assertValidView } from "../helpers/blockkit-limits.js";
 
 export function sampleRequest(over: Partial<ApprovalRequest> = {}): ApprovalRequest {
   return {
@@ -80,21 +82,121 @@ it("every template renders to Block Kit that type-checks against @slack/types", 
   expect(JSON.stringify(messages.denied)).not.toContain("<script>");
   expect(JSON.stringify(messages.pending)).toContain("countersign_approve");
   expect(JSON.stringify(messages.denied)).not.toContain("countersign_approve");
-  expect(JSON.stringify(messages.pending)).toContain("Approvals so far: 1 of 2");
+  expect(JSON.stringify(messages.pending)).toContain("*1 of 2* approvals: <@UBOB>");
+  for (const m of Object.values(messages)) assertValidMessage(m);
+  for (const v of Object.values(modals)) assertValidView(v);
 }, 60_000);
 
-it("folds long values in the message and keeps every section within Slack's limits", () => {
-  const p = prettyArguments({ sql: "s".repeat(5000), list: Array.from({ length: 500 }, (_, i) => i) });
-  expect(p.folded).toBe(true);
-  expect(p.preview).toContain("[+4800 chars]");
-  const msg = renderRequestMessage(sampleRequest({ maskedArguments: { sql: "s".repeat(5000), list: Array.from({ length: 500 }, (_, i) => i) } }));
-  for (const b of msg.blocks) {
-    const text = (b as { text?: { text?: string } }).text?.text;
-    if (text) expect(text.length).toBeLessThanOrEqual(3000);
-  }
-  const details = renderDetailsModal(sampleRequest({ maskedArguments: { big: "y".repeat(10_000) } }));
-  expect(details.blocks.length).toBeLessThanOrEqual(100);
-  expect(JSON.stringify(details)).toContain("y".repeat(2000));
-  // A value holding ``` cannot close the code block.
-  expect(prettyArguments({ x: "```" }).preview).not.toContain("```");
+
+/** Every surface of one request, checked against Slack's limits. */
+function renderAll(r: ApprovalRequest, votes = [vote]) {
+  const decided = { ...r, status: "denied" as const, decidedAt: new Date("2026-11-24T09:03:00Z"), decidedBy: r.requester.email ?? "x@example.com", decisionReason: r.justification };
+  const messages = [
+    renderRequestMessage(r, { votes, confirm: true, session: { sessionId: r.sessionId ?? "s", clientName: r.requester.name, clientVersion: "1.0 <&>", remoteAddress: "10.0.0.5" } }),
+    renderRequestMessage(decided, votes),
+    renderRequestMessage(r, votes, { mentions: ["S0MGRS", "<!channel>"], originalPermalink: "https://x.slack.com/a?b=<c>&d" }),
+    renderRequesterDm(r, { permalink: r.slack.permalink, channel: "C0APPROVALS" }),
+    renderRequesterFollowUp(decided, votes),
+    renderRequesterFollowUp({ ...r, status: "expired", decidedAt: new Date() }),
+    renderReminder(r, { approverMentions: ["S0ONCALL"] }),
+    renderReminder(r, { group: r.approverGroup, mentions: ["S0MGRS"], channel: "C0MGRS" }),
+    renderEphemeral(r.id, "short"),
+  ];
+  const views = [renderDenyModal(r), renderDetailsModal(r)];
+  for (const m of messages) assertValidMessage(m);
+  for (const v of views) assertValidView(v);
+  return { messages, views, json: JSON.stringify({ messages, views }) };
+}
+
+const lt = "<".repeat(3000);
+const adversarial: Record<string, Partial<ApprovalRequest>> = {
+  "300 groups": { requester: { ...sampleRequest().requester, groups: Array.from({ length: 300 }, (_, i) => (i === 0 ? "dev" : i === 1 ? "oncall" : `group-${i}-<&>`)) } },
+  "500 keys": { maskedArguments: Object.fromEntries(Array.from({ length: 500 }, (_, i) => [`key_${i}`, `value ${i} <&>`])) },
+  "200 KB SQL": { maskedArguments: { sql: `UPDATE orders SET note = '${"x".repeat(204_800)}' WHERE id = 1` } },
+  "20 values of <": { maskedArguments: Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, lt])) },
+  "strings of <&>": {
+    connection: "<&>".repeat(100),
+    tool: "&".repeat(400),
+    ruleId: "<".repeat(100),
+    ruleDescription: "<&>".repeat(2000),
+    justification: "&".repeat(5000),
+    approverGroup: ">".repeat(300),
+    requester: { subject: "<".repeat(2000), issuer: "i", kind: "user", email: `${"&".repeat(300)}@x`, name: "<>".repeat(2000), groups: ["<&>".repeat(200)] },
+  },
+  "mentions and links": {
+    requester: { ...sampleRequest().requester, name: "<!channel> <!here> <@U0ADMIN>", groups: ["<!subteam^S0ALL>", "<https://evil.example|click me>"] },
+    maskedArguments: { text: "<!channel> please approve <https://evil.example|this>", who: "<@U0ADMIN>" },
+    justification: "<!everyone> <https://evil.example|urgent>",
+  },
+  "a huge key": { maskedArguments: { ["k".repeat(10_000)]: "v", ["<".repeat(5000)]: { nested: "<".repeat(5000) } } },
+};
+
+for (const [name, over] of Object.entries(adversarial)) {
+  it(`stays within Slack's limits: ${name}`, () => {
+    const { json } = renderAll(sampleRequest(over));
+    // Nothing a caller wrote can mention, link or format: <, > and & reach Slack as entities.
+    for (const raw of ["<!channel>", "<!here>", "<!everyone>", "<@U0ADMIN>", "<https://evil", "<!subteam^S0ALL>"]) expect(json).not.toContain(raw);
+  });
+}
+
+it("says what was left out: groups, keys, and the middle of long strings", () => {
+  const groups = renderRequestMessage(sampleRequest(adversarial["300 groups"]!));
+  const g = JSON.stringify(groups.blocks);
+  expect(g).toMatch(/`dev` `oncall` .* … \+288 more/);
+  expect(g).toContain("*Groups* (300)");
+
+  const keys = JSON.stringify(renderRequestMessage(sampleRequest(adversarial["500 keys"]!)).blocks);
+  expect(keys).toMatch(/\d+ of 500 keys shown/);
+
+  const sql = JSON.stringify(renderRequestMessage(sampleRequest(adversarial["200 KB SQL"]!)).blocks);
+  // Head and tail: the WHERE at the end of a 200 KB statement stays visible.
+  expect(sql).toMatch(/UPDATE orders SET note = 'x+ … \[\+20\d,\d{3} chars\] … x+' WHERE id = 1/);
+  expect(sql).toContain("*SQL in `sql`*");
+  expect(sql).toContain("tables: `orders`");
+  expect(sql).not.toContain("unknown (?)");
+});
+
+it("the approval message: confirm on Approve, voters as mentions, break-glass marked, no expiry once decided", () => {
+  const pending = renderRequestMessage(sampleRequest(), { votes: [vote], confirm: true, session: { sessionId: "sess-1", clientName: "claude-code", clientVersion: "2.1.0", remoteAddress: "10.1.2.3" } });
+  const p = JSON.stringify(pending.blocks);
+  expect(p).toContain('"confirm":{"title":{"type":"plain_text","text":"Approve this call?"');
+  expect(p).toContain(":computer: claude-code 2.1.0 · from 10.1.2.3 · session `sess-1`");
+  expect(p).toContain("<@UBOB>");
+  expect(p).toContain("expires <!date^");
+  expect(JSON.stringify(renderRequestMessage(sampleRequest(), [vote]).blocks)).not.toContain('"confirm"');
+
+  const glass = { approver: "root@example.com", slackUserId: null, decision: "approve" as const, reason: "database down, incident INC-9", via: "break_glass", at: new Date() };
+  const approved = sampleRequest({ status: "approved", approveCount: 2, decidedAt: new Date("2026-11-24T09:05:00Z"), decidedBy: "root@example.com", decisionReason: "database down, incident INC-9" });
+  const a = JSON.stringify(renderRequestMessage(approved, [vote, glass]).blocks);
+  expect(a).toContain("*Approved by break-glass* by root@example.com");
+  expect(a).toContain("database down, incident INC-9");
+  expect(a).toContain("<@UBOB>, root@example.com (break-glass)");
+  expect(a).not.toContain("expires");
+
+  const clicked = JSON.stringify(renderRequestMessage({ ...approved, decidedBy: "bob@example.com" }, [vote]).blocks);
+  expect(clicked).toContain(":white_check_mark: *Approved* by <@UBOB>");
+  expect(clicked).not.toContain("break-glass");
+});
+
+it("reminders mention the approver group; the expiry DM says how to ask again", () => {
+  const r = JSON.stringify(renderReminder(sampleRequest(), { approverMentions: ["S0ONCALL", "not-an-id"] }).blocks);
+  expect(r).toContain(":bell: Reminder <!subteam^S0ONCALL>:");
+  expect(r).not.toContain("not-an-id");
+  const expired = JSON.stringify(renderRequesterFollowUp(sampleRequest({ status: "expired", decidedAt: new Date() })).blocks);
+  expect(expired).toContain("To ask again, make the same call again");
+  const dm = JSON.stringify(renderRequesterDm(sampleRequest(), { permalink: "https://example.slack.com/archives/C0APPROVALS/p1", channel: "C0APPROVALS" }).blocks);
+  expect(dm).toContain("in <#C0APPROVALS>");
+  expect(dm).toContain("It waits up to 15m 00s");
+  expect(dm).toContain("I will write here when it is decided");
+});
+
+it("any text in any field stays within the limits (property)", async () => {
+  const fc = await import("fast-check");
+  const text = fc.string({ unit: fc.constantFrom("<", ">", "&", "a", "`", "*", "é", "😀", "\n"), maxLength: 6000 });
+  fc.assert(
+    fc.property(text, text, text, fc.array(text, { maxLength: 40 }), fc.dictionary(text, text, { maxKeys: 30 }), (a, b, c, groups, args) => {
+      renderAll(sampleRequest({ connection: a, tool: b, justification: c || null, ruleDescription: a, requester: { ...sampleRequest().requester, name: b, groups }, maskedArguments: args }));
+    }),
+    { numRuns: 60 },
+  );
 });

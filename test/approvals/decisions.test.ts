@@ -43,7 +43,8 @@ it("posts one message, DMs the requester with its permalink, and an approval upd
   const updated = JSON.stringify(update.args.blocks);
   expect(updated).not.toContain("countersign_approve");
   expect(updated).toContain("Approved");
-  expect(updated).toContain("bob@example.com");
+  expect(updated).toContain("by <@UBOB>");
+  expect(updated).not.toContain("expires");
   await s.slack.waitFor("chat.postMessage", (c) => c.args.channel === stored.slack.requesterDmChannel && String(c.args.text).includes("approved"));
 
   expect(await s.service.claimForward(request.id)).toBe(true);
@@ -119,7 +120,7 @@ it("N-of-M: two distinct approvers are needed; the same approver twice counts on
   await s.slack.waitFor("chat.postEphemeral", (c) => c.args.user === USERS.bob.id && String(c.args.text).includes("already voted"));
   expect((await s.service.store.get(request.id))!).toMatchObject({ status: "pending", approveCount: 1 });
   // The message shows the vote so far.
-  const progress = await s.slack.waitFor("chat.update", (c) => JSON.stringify(c.args.blocks).includes("Approvals so far: 1 of 2"));
+  const progress = await s.slack.waitFor("chat.update", (c) => JSON.stringify(c.args.blocks).includes("*1 of 2* approvals: <@UBOB>"));
   expect(JSON.stringify(progress.args.blocks)).toContain("countersign_approve");
   await s.click("carol", "approve", request.id);
   const r = await s.service.waitForDecision(request.id, undefined, 10_000);

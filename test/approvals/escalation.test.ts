@@ -53,7 +53,7 @@ it("posts the full request with working buttons in the escalation group's channe
   const copyTs = (notified!.detail as { ts: string }).ts;
   expect(s.slack.message(MANAGERS_CHANNEL, copyTs)).toBeTruthy();
   await s.click("eve", "approve", request.id);
-  await s.slack.waitFor("chat.update", (c) => c.args.channel === MANAGERS_CHANNEL && c.args.ts === copyTs && blocksOf(c).includes("eve@example.com"));
+  await s.slack.waitFor("chat.update", (c) => c.args.channel === MANAGERS_CHANNEL && c.args.ts === copyTs && blocksOf(c).includes("<@UEVE>"));
   await s.click("bob", "approve", request.id);
   const r = await s.service.waitForDecision(request.id, undefined, 10_000);
   expect(r).toMatchObject({ status: "approved", escalationGroup: "managers" });

@@ -81,7 +81,7 @@ describe("a seeded week", () => {
     expect(countsOf(d, "cc6_2")).toEqual({
       requests: 5, approved: 2, denied: 1, expired: 1, pending: 1, decidingApprovers: 2,
       medianSecondsToDecision: 120, p95SecondsToDecision: 282,
-      selfApprovalRefused: 2, selfApprovalGranted: 0, unauthorizedClicks: 1,
+      selfApprovalRefused: 2, selfApprovalGranted: 0, unauthorizedClicks: 1, breakGlass: 0,
     });
     expect(tableOf(d, "cc6_2", "votesByApprover")).toEqual([["ann@example.com", 1, 1], ["ben@example.com", 1, 0]]);
     expect(sectionOf(d, "cc6_2").status).toBe("ok");
@@ -229,5 +229,35 @@ describe("generation", () => {
     expect(c.entries).toBe(seeded.auditRowsInWeek - 1);
     expect(String(c.verification)).toMatch(new RegExp(`^failed at seq ${mid}: missing`));
     expect(sectionOf(d, "integrity").status).toBe("exceptions");
+    // The failed verification is told at once, with the command to look closer.
+    const { chainFailureAlert } = await import("../../gateway/evidence/alert.js");
+    expect(chainFailureAlert(d)).toMatchObject({ kind: "chain_verification_failed", title: expect.stringMatching(new RegExp(`does not verify: failed at seq ${mid}`)), command: expect.stringMatching(/^countersign verify --since /) });
+  });
+});
+
+describe("one digest per week", () => {
+  it("a complete week is stored and signed once, and every render reuses it; a partial week is never stored or signed", async () => {
+    const { digestForWeek } = await import("../../gateway/evidence/generate.js");
+    const { chainFailureAlert } = await import("../../gateway/evidence/alert.js");
+    const week = parseIsoWeek("2026-W45", SEED_ZONE);
+    const rows = async () => Number((await client.query(`SELECT count(*) AS n FROM digests WHERE week = '2026-W45'`)).rows[0].n);
+    const first = await digestForWeek(client, { week, trigger: "on_demand", signer: key.signer, verifiers });
+    const again = await digestForWeek(client, { week, trigger: "on_demand", signer: key.signer, verifiers });
+    expect(first.reused).toBe(false);
+    expect(again).toMatchObject({ reused: true, stored: { id: first.stored!.id } });
+    expect(again.seal.sha256).toBe(first.seal.sha256);
+    expect(await rows()).toBe(1);
+    expect(JSON.parse(renderDigest(again.content, again.seal, "json")).digest).toEqual(JSON.parse(renderDigest(first.content, first.seal, "json")).digest);
+
+    const current = lastCompleteWeek(new Date(Date.now() + 7 * 86_400_000), SEED_ZONE);
+    const before = Number((await client.query(`SELECT count(*) AS n FROM digests`)).rows[0].n);
+    const partial = await digestForWeek(client, { week: current, trigger: "on_demand", signer: key.signer, verifiers });
+    expect(partial.stored).toBeUndefined();
+    expect(partial).toMatchObject({ reused: false, content: { partial: true }, seal: { signature: null, keyId: null } });
+    expect(Number((await client.query(`SELECT count(*) AS n FROM digests`)).rows[0].n)).toBe(before);
+    expect(renderDigest(partial.content, partial.seal, "html")).toContain("Partial week: the week is not over");
+    expect(renderDigest(partial.content, partial.seal, "md")).toContain("(partial week)");
+    // A verified week raises no chain alert.
+    expect(chainFailureAlert(first.content)).toBeUndefined();
   });
 });

@@ -67,7 +67,7 @@ describe("posting to the managers' channel", () => {
     expect(msg!.args.channel).toBe(CHANNEL);
     expect(msg!.args.text).toBe("Weekly evidence digest 2026-W47: 5 exception(s)");
     const blocks = msg!.args.blocks as Array<{ type: string; text?: { text: string }; fields?: Array<{ text: string }>; elements?: Array<{ text: string }> }>;
-    expect(blocks[0]).toEqual({ type: "header", text: { type: "plain_text", text: "Weekly evidence digest 2026-W47" } });
+    expect(blocks[0]).toEqual({ type: "header", text: { type: "plain_text", text: "Weekly evidence digest 2026-W47", emoji: true } });
     expect(blocks[1]!.text!.text).toBe("*2026-11-16 to 2026-11-22* (Europe/Paris) · :warning: *5 exception(s)* · chain verification: *passed*");
     expect(blocks[2]!.fields!.map((f) => f.text)).toEqual([
       ":warning: *CC6.1* Logical access\nExceptions",
@@ -93,9 +93,12 @@ describe("posting to the managers' channel", () => {
     expect(blocks[4]!.text!.text).toContain("• CC7.2: Unusual volume: alice made 60 calls (trailing weekly median 9)");
     expect(blocks[4]!.text!.text).toContain("• Privacy / Confidentiality: carol received unmasked data 1 time(s) on postgres without stating a reason");
     expect(blocks[5]!.elements![0]!.text).toContain(`SHA-256 \`${g.seal.sha256}\` · signed with \`digest-test\``);
+    // No thread is promised before the report is in it.
+    expect(blocks[5]!.elements![0]!.text).toContain("The full report is being uploaded to this thread.");
 
-    // Slack's upload flow: URL, bytes, completion into the message's thread.
-    expect(slack.calls.map((c) => c.method)).toEqual(["chat.postMessage", "files.getUploadURLExternal", "files.completeUploadExternal"]);
+    // Slack's upload flow: URL, bytes, completion into the message's thread; then the summary says where the report is.
+    expect(slack.calls.map((c) => c.method)).toEqual(["chat.postMessage", "files.getUploadURLExternal", "files.completeUploadExternal", "chat.update"]);
+    expect(JSON.stringify(slack.callsOf("chat.update")[0]!.args.blocks)).toContain("Full report in the thread (countersign-digest-2026-W47.md).");
     const [file] = slack.files;
     expect(file).toMatchObject({ filename: "countersign-digest-2026-W47.md", completed: true, channel: CHANNEL, threadTs: res.ts, title: "Weekly evidence digest 2026-W47" });
     const markdown = renderDigest(g.content, g.seal, "md");
@@ -108,6 +111,26 @@ describe("posting to the managers' channel", () => {
     expect(row.postedAt).toBeInstanceOf(Date);
     const ev = (await client.query(`SELECT reason, detail FROM events WHERE type = 'digest_posted'`)).rows;
     expect(ev).toEqual([{ reason: "posted", detail: { week: SEED_WEEK, digestId: g.stored.id, channel: CHANNEL, ts: res.ts, fileId: file!.id } }]);
+  });
+
+  it("a failed upload is reported as what it is, and the summary stops promising the thread", async () => {
+    const { parseIsoWeek } = await import("../../gateway/evidence/week.js");
+    const { DigestUploadError } = await import("../../gateway/evidence/generate.js");
+    const g = await generateDigest(client, { week: parseIsoWeek(SEED_WEEK, SEED_ZONE), trigger: "on_demand", signer: key.signer, verifiers });
+    slack.failNext("files.completeUploadExternal", 1, "file_uploads_disabled");
+    const err = await postDigest(client, poster(), g.stored, g.seal).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DigestUploadError);
+    expect((err as Error).message).toMatch(/^the digest of 2026-W47 was posted to C\w+, but its report could not be uploaded: .*file_uploads_disabled/);
+    const update = slack.callsOf("chat.update").at(-1)!;
+    const context = JSON.stringify(update.args.blocks);
+    expect(context).toContain(":x: The full report could not be uploaded");
+    expect(context).toContain("`countersign digest --week 2026-W47 --format html` prints it");
+    expect(context).not.toContain("Full report in the thread");
+    // Posted (the summary is there: not posted twice), and the failed upload recorded.
+    expect((await client.query(`SELECT "postedAt" FROM digests WHERE id = $1`, [g.stored.id])).rows[0].postedAt).toBeInstanceOf(Date);
+    const ev = (await client.query(`SELECT reason, detail->>'error' AS error FROM events WHERE type = 'digest_posted' AND detail->>'digestId' = $1 ORDER BY id`, [g.stored.id])).rows;
+    expect(ev.map((e) => e.reason)).toEqual(["posted", "failed"]);
+    expect(ev[1].error).toMatch(/^report upload failed: .*file_uploads_disabled/);
   });
 
   it("a failed post is recorded and leaves the digest unposted", async () => {

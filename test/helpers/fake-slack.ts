@@ -4,9 +4,13 @@
 // It keeps the messages it was sent (chat.update of an unknown ts is `message_not_found`), the
 // users and user groups a test declares, and can be told to fail a method for a while.
 // It also plays Slack's side of Socket Mode: apps.connections.open returns a ws:// URL served here.
+// Like Slack, it checks every message and view against Block Kit's documented limits
+// (blockkit-limits.ts) and refuses one that breaks any: `invalid_blocks` (views: `invalid_arguments`),
+// with the problems in response_metadata.messages. Refused calls are kept in `refused`.
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { WebSocketServer, type WebSocket } from "ws";
+import { messageProblems, viewProblems } from "./blockkit-limits.js";
 
 export interface SlackCall {
   method: string;
@@ -32,6 +36,8 @@ interface Failure {
 export interface FakeSlack {
   apiUrl: string;
   calls: SlackCall[];
+  /** Calls refused for breaking Block Kit's limits, with Slack's messages. */
+  refused: Array<SlackCall & { problems: string[] }>;
   callsOf(method: string): SlackCall[];
   addUser(u: FakeUser): void;
   addUserGroup(id: string, users: string[]): void;
@@ -97,6 +103,7 @@ async function readArgs(req: IncomingMessage): Promise<Record<string, unknown>> 
 
 export async function startFakeSlack(opts: FakeSlackOptions): Promise<FakeSlack> {
   const calls: SlackCall[] = [];
+  const refused: FakeSlack["refused"] = [];
   const users = new Map<string, FakeUser>();
   const groups = new Map<string, string[]>();
   const failures = new Map<string, Failure>();
@@ -112,6 +119,21 @@ export async function startFakeSlack(opts: FakeSlackOptions): Promise<FakeSlack>
     const appMethod = method === "apps.connections.open";
     if (!token) return { ok: false, error: "not_authed" };
     if (token !== (appMethod ? opts.appToken : opts.botToken)) return { ok: false, error: "invalid_auth" };
+    if (method === "chat.postMessage" || method === "chat.update" || method === "chat.postEphemeral") {
+      if (typeof a.text === "string" && a.text.length > 40_000) return { ok: false, error: "msg_too_long" };
+      const problems = messageProblems(a);
+      if (problems.length > 0) {
+        refused.push({ method, args: a, token, at: Date.now(), problems });
+        return { ok: false, error: "invalid_blocks", errors: problems, response_metadata: { messages: problems.map((p) => `[ERROR] ${p}`) } };
+      }
+    }
+    if (method === "views.open" || method === "views.update" || method === "views.push") {
+      const problems = viewProblems(a.view);
+      if (problems.length > 0) {
+        refused.push({ method, args: a, token, at: Date.now(), problems });
+        return { ok: false, error: "invalid_arguments", response_metadata: { messages: problems.map((p) => `[ERROR] ${p}`) } };
+      }
+    }
     const need = (...keys: string[]) => keys.find((k) => a[k] === undefined || a[k] === "");
     switch (method) {
       case "auth.test":
@@ -245,6 +267,7 @@ export async function startFakeSlack(opts: FakeSlackOptions): Promise<FakeSlack>
   const fake: FakeSlack = {
     apiUrl: `http://127.0.0.1:${port}/api/`,
     calls,
+    refused,
     sockets,
     callsOf: (method) => calls.filter((c) => c.method === method),
     addUser: (u) => void users.set(u.id, u),
