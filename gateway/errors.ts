@@ -198,6 +198,15 @@ export const ERRORS = {
     http: 500, jsonrpc: -32603,
     message: "The gateway failed unexpectedly; nothing was forwarded. The gateway log has the details under this request id.",
   },
+  // The data path's own bounds (pipeline).
+  CS_ERR_TASK_RESULT_NOT_KEPT: {
+    http: 507, jsonrpc: -32080,
+    message: "The task's result was too large to keep for tasks/result within the gateway's budget for task results: it is in the audit record; call again without a task to receive it directly.",
+  },
+  CS_ERR_UPSTREAM_REQUEST_LIMIT: {
+    http: 429, jsonrpc: -32081,
+    message: "The upstream sent the client more requests than the gateway relays (limits.notificationsPerSecond, and a cap on unanswered ones): this request was not delivered.",
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -44,6 +44,8 @@ export class SessionRegistry {
    * old one ends with its last session. Bounded by the number of configured connections.
    */
   readonly #sharedPools = new Map<string, { upstream: ConnectionConfig["upstream"]; pool: SharedStdioPool }>();
+  /** Sessions being opened, per connection: they hold a slot from the first line of open() (bounded by maxSessions). */
+  readonly #opening = new Map<string, number>();
   #sweeper: NodeJS.Timeout;
   #shuttingDown = false;
   /** MCP tasks of held (and wrapped) calls: shared by this instance's sessions, outliving each. */
@@ -89,9 +91,22 @@ export class SessionRegistry {
 
   async open(connection: ConnectionConfig, front: "streamable_http" | "sse", meta: OpenMeta): Promise<ProxySession> {
     if (this.#shuttingDown) throw new CountersignError("CS_ERR_SHUTTING_DOWN");
-    if (this.countFor(connection.name) >= connection.maxSessions) {
+    // Check and reserve before the first await: concurrent opens cannot both take the last slot.
+    const opening = this.#opening.get(connection.name) ?? 0;
+    if (this.countFor(connection.name) + opening >= connection.maxSessions) {
       throw new CountersignError("CS_ERR_SESSION_LIMIT", `${connection.name} allows ${connection.maxSessions}`);
     }
+    this.#opening.set(connection.name, opening + 1);
+    try {
+      return await this.#open(connection, front, meta);
+    } finally {
+      const left = (this.#opening.get(connection.name) ?? 1) - 1;
+      if (left > 0) this.#opening.set(connection.name, left);
+      else this.#opening.delete(connection.name);
+    }
+  }
+
+  async #open(connection: ConnectionConfig, front: "streamable_http" | "sse", meta: OpenMeta): Promise<ProxySession> {
     const backoff = this.#backoff.get(connection.name);
     if (backoff && backoff.until > Date.now()) {
       throw new CountersignError(
