@@ -12,7 +12,7 @@ import { CountersignError } from "../errors.js";
 import type { PolicyDecision } from "../policy/engine.js";
 import type { Classified, JsonRpcId, JsonRpcMessage } from "./jsonrpc.js";
 import { refusalResult } from "./refusal.js";
-import type { CallerView, ForwardClaims, PendingRequest } from "./session.js";
+import type { CallerView, ForwardClaims, PendingRequest } from "../pipeline/exchange.js";
 import {
   advertiseTasks, chooseTtl, IMMEDIATE_RESPONSE, isGatewayTaskId, isTerminal, markTaskSupport, messageOfOutcome, RELATED_TASK, statusOfOutcome,
   TASK_TTL, taskOwner, taskWire, upstreamTaskSupport, type GatewayTask, type TaskOutcome, type TaskRegistry, type TaskStatus,

@@ -24,23 +24,10 @@ import type { ToolPins } from "../pinning/service.js";
 import { refusalResult } from "./refusal.js";
 import { JUSTIFICATION_HEADER, justificationOf } from "../policy/justification.js";
 import { SessionTasks, type TaskHost } from "./session-tasks.js";
+import { NO_RESTORE, type CallerView, type ClientSink, type ForwardClaims, type PendingRequest, type RequestHints, type Restorer } from "../pipeline/exchange.js";
+
+export type { CallerView, ClientSink, ForwardClaims, PendingRequest, RequestHints, Restorer };
 import { taskParamsOf, type GatewayTask, type TaskRegistry } from "./tasks.js";
-
-/** Where committed server→client messages go: implemented by each front transport. */
-export interface ClientSink {
-  /** `responseTo`: the message answers this client request. `relatedTo`: it belongs to that request's stream. */
-  deliver(msg: JsonRpcMessage, route: { responseTo?: JsonRpcId | undefined; relatedTo?: JsonRpcId | undefined }): boolean;
-  /** The session is over: end the client's streams. */
-  end(): void;
-}
-
-/** What the front knows of a request besides its body. */
-export interface RequestHints {
-  /** From the X-Countersign-Justification header. */
-  justification?: string | undefined;
-  /** The HTTP request's id (the log's reqId): stored with the records it causes. */
-  requestId?: string | undefined;
-}
 
 /** The caller's stated reason (policy/justification.ts: `_meta` wins, the header is percent-decoded). */
 function justificationFor(msg: JsonRpcMessage, hints: RequestHints | undefined): string | undefined {
@@ -50,43 +37,8 @@ function justificationFor(msg: JsonRpcMessage, hints: RequestHints | undefined):
 /** Server→client requests awaiting the client's answer, per session (bound of #serverRequests). */
 export const MAX_UNANSWERED_SERVER_REQUESTS = 100;
 
-/** A message as recorded (fully masked) and as delivered to this caller (with its exemptions). */
-export interface CallerView {
-  record: JsonRpcMessage;
-  deliver: JsonRpcMessage;
-  hits: Record<string, number> | null;
-  exempted: Record<string, number> | undefined;
-}
-
 /** The methods the policy governs; the rest (initialize, lists, notifications…) pass. */
 const GOVERNED_METHODS = new Set(["tools/call", "resources/read", "prompts/get"]);
-
-/** Approvals claimed for one call's forward (two-phase): confirmed once sent, else released. */
-export interface ForwardClaims {
-  claimed: string[];
-  /** Sent and confirmed, or handed to a task that settles the claims itself. */
-  settled: boolean;
-}
-
-export interface PendingRequest {
-  id: JsonRpcId;
-  method: string;
-  progressToken?: JsonRpcId | undefined;
-  justification?: string | undefined;
-  /** The HTTP request that carried it (its response's record carries the same id). */
-  requestId?: string | undefined;
-  /** The upstream timeout: armed when the request is forwarded (a held call is not waiting on the upstream). */
-  timer?: NodeJS.Timeout | undefined;
-  /** performance.now() when the request reached the gateway, and when it was forwarded. */
-  receivedAt: number;
-  forwardedAt?: number | undefined;
-  /** A task-augmented tools/call the gateway answers with a task (see tasks.ts). */
-  taskParams?: { ttl?: number } | undefined;
-  /** The gateway's own forward of a task's call: the answer completes the task instead of being delivered. */
-  task?: GatewayTask | undefined;
-  /** A first-page tasks/list the upstream answers: the gateway's tasks are added to it. */
-  mergeTasks?: boolean | undefined;
-}
 
 export interface SessionInit {
   id: string;
@@ -105,6 +57,8 @@ export interface SessionInit {
   pins?: ToolPins | undefined;
   /** Where require_approval calls are held; absent: such calls fail closed. */
   approvals?: { service: ApprovalService; holdForMs: number; tasks?: TaskRegistry | undefined } | undefined;
+  /** The restore stage (pseudonyms back to originals); absent: NO_RESTORE. */
+  restorer?: Restorer | undefined;
   /** Called once when the session ends, whatever ended it. */
   onClosed: (session: ProxySession, reason: string, detail?: string) => void;
   /** Called with the negotiated protocol version and server info once initialize succeeds. */
@@ -170,6 +124,10 @@ export class ProxySession implements UpstreamEvents {
   async fromClient(msg: JsonRpcMessage, c: Classified, hints?: RequestHints): Promise<void> {
     if (this.ended) throw new CountersignError("CS_ERR_UNKNOWN_SESSION", "the session has ended");
     this.lastActivity = Date.now();
+    // restore: before anything decides on it or records it, the message is what the caller meant.
+    if (c.kind === "request" || c.kind === "notification") {
+      msg = (this.#init.restorer ?? NO_RESTORE).restore({ message: msg, connection: this.connection.name, subject: this.identity.subject });
+    }
     const isRequest = c.kind === "request" && c.id !== undefined;
     if (isRequest) this.#track(msg, c.id!, c.method!, justificationFor(msg, hints), hints?.requestId);
     if (isRequest && this.#tasks?.offered && c.method === "tools/call") this.#pending.get(idKey(c.id!))!.taskParams = taskParamsOf(msg.params);
@@ -411,7 +369,7 @@ export class ProxySession implements UpstreamEvents {
       (err) => {
         // Fail closed: the upstream's message is not delivered unrecorded.
         if (timing?.task) this.#tasks?.finish(timing.task, { error: (err instanceof CountersignError ? err : new CountersignError("CS_ERR_AUDIT_UNAVAILABLE", String(err))).toJsonRpcError() });
-        else if (route.responseTo !== undefined) this.#deliverError(route.responseTo, err as CountersignError, false);
+        else if (route.responseTo !== undefined) void this.#deliverError(route.responseTo, err as CountersignError, false);
         else if (c.kind === "request") {
           void this.upstream.send(jsonRpcErrorResponse(c.id!, err as CountersignError), this.protocolVersion).catch(() => {});
         }
