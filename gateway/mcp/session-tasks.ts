@@ -274,6 +274,7 @@ export class SessionTasks {
     const forward = { ...msg, id: gid, params } as JsonRpcMessage;
     this.#host.track(forward, gid, "tools/call", task.justification);
     const p = this.#host.pending(gid)!;
+    p.lifecycle.move("decided"); // decided with the task's own call, before the task was created
     p.task = task;
     task.forwarded = true;
     task.stop = () => {
@@ -286,6 +287,7 @@ export class SessionTasks {
       if (!this.#host.isPending(gid)) return false; // cancelled meanwhile
       this.#host.forwarding(p);
       await this.#host.sendUpstream(forward);
+      p.lifecycle.move("forwarded");
       return true;
     } catch (err) {
       await this.#host.fail(gid, err);

@@ -24,6 +24,7 @@ import type { ToolPins } from "../pinning/service.js";
 import { refusalResult } from "./refusal.js";
 import { JUSTIFICATION_HEADER, justificationOf } from "../policy/justification.js";
 import { SessionTasks, type TaskHost } from "./session-tasks.js";
+import { RequestLifecycle } from "../pipeline/request-state.js";
 import { NO_RESTORE, type CallerView, type ClientSink, type ForwardClaims, type PendingRequest, type RequestHints, type Restorer } from "../pipeline/exchange.js";
 
 export type { CallerView, ClientSink, ForwardClaims, PendingRequest, RequestHints, Restorer };
@@ -199,6 +200,7 @@ export class ProxySession implements UpstreamEvents {
       if (!isRequest) throw err;
       return this.#fail(c.id!, err);
     }
+    if (isRequest) this.#pending.get(idKey(c.id!))?.lifecycle.move("decided");
     // Shutting down: a new request is refused (recorded, not forwarded); notifications and
     // responses still pass, as the in-flight calls being drained may need them.
     if (isRequest && this.draining) return this.#fail(c.id!, new CountersignError("CS_ERR_SHUTTING_DOWN"));
@@ -236,15 +238,19 @@ export class ProxySession implements UpstreamEvents {
     if (c.kind === "notification" && c.method === "notifications/cancelled") {
       const cancelled = (msg.params as { requestId?: unknown } | undefined)?.requestId;
       const p = typeof cancelled === "string" || typeof cancelled === "number" ? this.#pending.get(idKey(cancelled)) : undefined;
-      if (p && p.forwardedAt === undefined) {
+      if (p && !p.lifecycle.upstreamKnows) {
+        p.lifecycle.move("cancelled");
         this.#holds.get(idKey(p.id))?.abort();
         this.#untrack(p.id);
         return;
       }
     }
+    // Cancelled, or the session closed, while it was being decided and recorded: it never goes out.
+    if (isRequest && !forwarding) return;
     if (forwarding) this.#forwarding(forwarding);
     try {
       await this.upstream.send(msg, this.protocolVersion);
+      forwarding?.lifecycle.move("forwarded");
     } catch (err) {
       if (!isRequest) throw err instanceof CountersignError ? err : new CountersignError("CS_ERR_UPSTREAM_UNAVAILABLE", String(err));
       return this.#fail(c.id!, err);
@@ -263,12 +269,13 @@ export class ProxySession implements UpstreamEvents {
 
   #track(msg: JsonRpcMessage, id: JsonRpcId, method: string, justification: string | undefined, requestId?: string | undefined): void {
     const progressToken = progressTokenOf(msg);
-    this.#pending.set(idKey(id), { id, method, progressToken, justification, requestId, receivedAt: performance.now() });
+    this.#pending.set(idKey(id), { id, method, lifecycle: new RequestLifecycle(), progressToken, justification, requestId, receivedAt: performance.now() });
     if (progressToken !== undefined) this.#progress.set(idKey(progressToken), id);
   }
 
   /** The request goes to the upstream now: from here on, and only from here, the upstream timeout runs. */
   #forwarding(p: PendingRequest): void {
+    p.lifecycle.move("forwarding");
     p.forwardedAt = performance.now();
     clearTimeout(p.timer);
     p.timer = setTimeout(() => {
@@ -313,6 +320,7 @@ export class ProxySession implements UpstreamEvents {
         this.#rejected("unknown_response_id", { id: c.id ?? null, note: "the upstream answered a request the client never sent (or one already answered)" });
         return;
       }
+      p.lifecycle.move("answered");
       method = p.method;
       route = { responseTo: p.id };
       justification = p.justification;
@@ -474,6 +482,7 @@ export class ProxySession implements UpstreamEvents {
     if (taskParams && !next && this.#tasks) return this.#tasks.holdAsTask(msg, id, decision, request, taskParams, claims);
 
     let decided: ApprovalRequest = request;
+    this.#pending.get(idKey(id))?.lifecycle.move("held");
     if (request.status === "pending") {
       const abort = new AbortController();
       this.#holds.set(idKey(id), abort);
@@ -509,6 +518,7 @@ export class ProxySession implements UpstreamEvents {
       this.#forwarding(p);
       try {
         await this.upstream.send(msg, this.protocolVersion);
+        p.lifecycle.move("forwarded");
       } catch (err) {
         return this.#fail(id, err);
       }
@@ -728,6 +738,7 @@ export class ProxySession implements UpstreamEvents {
     // A request already answered (or timed out) gets no second answer.
     const p = this.#untrack(id);
     if (!p) return;
+    p.lifecycle.move("failed");
     this.#observe(p, p.forwardedAt === undefined ? "refused" : "error");
     const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_INTERNAL", String(err));
     // The gateway's forward of a task's call: the error is the task's outcome.

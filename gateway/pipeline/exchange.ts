@@ -2,6 +2,7 @@
 // with no dependency on a session, so a stateless request can carry them as well as a session's.
 import type { JsonRpcId, JsonRpcMessage } from "../mcp/jsonrpc.js";
 import type { GatewayTask } from "../mcp/tasks.js";
+import type { RequestLifecycle } from "./request-state.js";
 
 /** Where committed server→client messages go: implemented by each front transport. */
 export interface ClientSink {
@@ -37,6 +38,8 @@ export interface ForwardClaims {
 export interface PendingRequest {
   id: JsonRpcId;
   method: string;
+  /** Where the request is: received → decided → held → forwarding → forwarded → answered | failed | cancelled. */
+  lifecycle: RequestLifecycle;
   progressToken?: JsonRpcId | undefined;
   justification?: string | undefined;
   /** The HTTP request that carried it (its response's record carries the same id). */
