@@ -151,6 +151,9 @@ describe("the session cap", () => {
     await Promise.all(responses.map((r) => r.body?.cancel()));
     expect(statuses).toEqual([200, 503, 503, 503, 503, 503]);
     expect(gw.sessions.countFor("single")).toBe(1);
+    // /readyz shows the limit next to the count.
+    const ready = (await (await fetch(`${gw.address}/readyz`)).json()) as { sessionLimits: Record<string, { open: number; limit: number }> };
+    expect(ready.sessionLimits.single).toEqual({ open: 1, limit: 1 });
   });
 });
 

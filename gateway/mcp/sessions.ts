@@ -76,6 +76,13 @@ export class SessionRegistry {
     return n;
   }
 
+  /** Per connection: sessions open now (and being opened) next to the connection's maxSessions, for /readyz. */
+  limits(): Record<string, { open: number; limit: number }> {
+    const out: Record<string, { open: number; limit: number }> = {};
+    for (const c of this.config.connections) out[c.name] = { open: this.countFor(c.name) + (this.#opening.get(c.name) ?? 0), limit: c.maxSessions };
+    return out;
+  }
+
   get(id: string): ProxySession | undefined {
     const s = this.#sessions.get(id);
     return s && !s.ended ? s : undefined;
