@@ -212,6 +212,15 @@ export const ERRORS = {
     http: 403, jsonrpc: -32056,
     message: "Your vote cannot be shown to come from someone other than the requester (their token carries no e-mail to compare): decide with a token of the requester's identity provider, in the console or with `countersign approvals approve <id>` (or deny).",
   },
+  // The data path's own bounds (pipeline).
+  CS_ERR_TASK_RESULT_NOT_KEPT: {
+    http: 507, jsonrpc: -32082,
+    message: "The task's result was too large to keep for tasks/result within the gateway's budget for task results: it is in the audit record; call again without a task to receive it directly.",
+  },
+  CS_ERR_UPSTREAM_REQUEST_LIMIT: {
+    http: 429, jsonrpc: -32083,
+    message: "The upstream sent the client more requests than the gateway relays (limits.notificationsPerSecond, and a cap on unanswered ones): this request was not delivered.",
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -127,6 +127,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
         ...(audit.unhealthySince ? { unhealthySince: audit.unhealthySince.toISOString() } : {}),
       },
       sessions: sessions.size,
+      sessionLimits: sessions.limits(),
       upstreams: checkUpstreams(config.connections),
       ...(deps.approvals ? { approvals: deps.approvals.service.status() } : {}),
       ...(deps.pins ? { toolPins: { listening: deps.pins.listening } } : {}),

@@ -212,14 +212,24 @@ export class ApprovalService {
     });
   }
 
-  /** True exactly once per approved request, on whichever replica asks first: forward then. */
+  /**
+   * True exactly once per approved request, on whichever replica asks first: the first phase of
+   * a forward. Then either `confirmForward` once the send resolved (the evidence says forwarded
+   * only then) or `releaseForward` when it never went out (the identical retry may use it).
+   */
   async claimForward(id: string): Promise<boolean> {
-    const claimed = await this.store.claimForward(id);
-    if (claimed) {
-      const r = await this.store.get(id);
-      if (r) this.#opts.recorder.eventBestEffort({ type: "approval", reason: "forwarded", sessionId: r.sessionId, connection: r.connection, subject: r.requester.subject, detail: { requestId: id, tool: r.tool } });
-    }
-    return claimed;
+    return this.store.claimForward(id);
+  }
+
+  /** The claimed call reached the upstream: recorded as forwarded. */
+  async confirmForward(id: string): Promise<void> {
+    const r = await this.store.get(id);
+    if (r) await this.#opts.recorder.event({ type: "approval", reason: "forwarded", sessionId: r.sessionId, connection: r.connection, subject: r.requester.subject, detail: { requestId: id, tool: r.tool } });
+  }
+
+  /** The claimed call did not go out (session ended, cancelled, a later hold refused, the send failed). */
+  async releaseForward(id: string): Promise<void> {
+    await this.store.releaseForward(id);
   }
 
   // ── for approvers (bot, CLI) ──────────────────────────────────────────────────────────────

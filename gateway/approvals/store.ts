@@ -234,6 +234,11 @@ export class ApprovalStore {
     return r.rowCount === 1;
   }
 
+  /** Undoes a claim whose forward never went out, so the identical retry can still use the approval. */
+  async releaseForward(id: string): Promise<void> {
+    await this.pool.query(`UPDATE approval_requests SET "forwardedAt" = NULL WHERE id = $1 AND status = 'approved'`, [id]);
+  }
+
   /** Expires what is due; each row is returned to exactly one caller (replica). */
   async expireDue(): Promise<ApprovalRequest[]> {
     const r = await this.pool.query(

@@ -17,6 +17,10 @@ export const EVENT_TYPES = {
     "upstream_message_too_large", "upstream_invalid_json", "unknown_response_id", "upstream_flood",
     "unsupported_media_type", "unknown_connection", "session_required", "unsupported_protocol_version",
     "not_acceptable", "stream_conflict", "session_limit",
+    /** The upstream sent the client more requests than the gateway relays (rate or unanswered cap). */
+    "upstream_request_limit",
+    /** A tools/call, resources/read or prompts/get sent as a notification that policy did not allow. */
+    "governed_notification",
     /** The internal relay port refused a request not signed with the replicas' shared secret. */
     "relay_unauthorized",
     /** A relayed request reached a replica that does not hold its session. */

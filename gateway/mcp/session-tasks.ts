@@ -12,7 +12,7 @@ import { CountersignError } from "../errors.js";
 import type { PolicyDecision } from "../policy/engine.js";
 import type { Classified, JsonRpcId, JsonRpcMessage } from "./jsonrpc.js";
 import { refusalResult } from "./refusal.js";
-import type { CallerView, PendingRequest } from "./session.js";
+import type { CallerView, ForwardClaims, PendingRequest } from "../pipeline/exchange.js";
 import {
   advertiseTasks, chooseTtl, IMMEDIATE_RESPONSE, isGatewayTaskId, isTerminal, markTaskSupport, messageOfOutcome, RELATED_TASK, statusOfOutcome,
   TASK_TTL, taskOwner, taskWire, upstreamTaskSupport, type GatewayTask, type TaskOutcome, type TaskRegistry, type TaskStatus,
@@ -31,6 +31,8 @@ export interface TaskHost {
   pending(id: JsonRpcId): PendingRequest | undefined;
   isPending(id: JsonRpcId): boolean;
   track(msg: JsonRpcMessage, id: JsonRpcId, method: string, justification: string | undefined): void;
+  /** The request goes upstream now: its upstream timeout starts. */
+  forwarding(p: PendingRequest): void;
   untrack(id: JsonRpcId): PendingRequest | undefined;
   record(direction: "in" | "out", origin: "client" | "upstream" | "gateway", msg: JsonRpcMessage, c: Classified, method: string | null, maskHits?: Record<string, number> | null, requestId?: string | null): Promise<void>;
   recordEvent(event: EventRecord): Promise<void>;
@@ -163,7 +165,7 @@ export class SessionTasks {
   }
 
   /** A held, task-augmented call: a task now; the decision, and the forward, in the background. */
-  async holdAsTask(msg: JsonRpcMessage, id: JsonRpcId, decision: PolicyDecision, request: ApprovalRequest, taskParams: { ttl?: number }): Promise<void> {
+  async holdAsTask(msg: JsonRpcMessage, id: JsonRpcId, decision: PolicyDecision, request: ApprovalRequest, taskParams: { ttl?: number }, claims: ForwardClaims): Promise<void> {
     const p = this.#host.pending(id);
     if (!p) return;
     const group = decision.approval!.group;
@@ -179,12 +181,25 @@ export class SessionTasks {
     });
     task.approvalId = request.id;
     await this.#answerCreated(id, task, `Held by Countersign: ${waiting}. The result follows when it is approved.`);
-    void this.#awaitApproval(msg, task, request, decision).catch((err) =>
+    // The task settles the chain's claims from here on: confirmed once sent, released otherwise.
+    claims.settled = true;
+    const claimed = [...claims.claimed];
+    const service = this.#host.approvals;
+    void this.#awaitApproval(msg, task, request, decision, claimed)
+      .then((sent) => {
+        if (sent) return Promise.all(claimed.map((a) => service.confirmForward(a)));
+        return Promise.all(claimed.map((a) => service.releaseForward(a)));
+      }, (err: unknown) => {
+        void Promise.all(claimed.map((a) => service.releaseForward(a))).catch(() => {});
+        throw err;
+      })
+      .catch((err) =>
       this.#end(task, "failed", "the gateway failed while waiting for the decision", { error: new CountersignError("CS_ERR_INTERNAL", String(err)).toJsonRpcError() }),
     );
   }
 
-  async #awaitApproval(msg: JsonRpcMessage, task: GatewayTask, request: ApprovalRequest, decision: PolicyDecision): Promise<void> {
+  /** Resolves true when the call was sent upstream (its claims, pushed onto `claimed`, are then due for confirmation). */
+  async #awaitApproval(msg: JsonRpcMessage, task: GatewayTask, request: ApprovalRequest, decision: PolicyDecision, claimed: string[]): Promise<boolean> {
     const service = this.#host.approvals;
     const abort = new AbortController();
     const key = `task:${task.taskId}`;
@@ -200,10 +215,11 @@ export class SessionTasks {
     } finally {
       this.#host.holds.delete(key);
     }
-    if (isTerminal(task.status)) return; // cancelled or expired meanwhile: the approval stays for an identical call
-    const fail = (code: "CS_ERR_APPROVAL_DENIED" | "CS_ERR_APPROVAL_PENDING", detail: string) => {
+    if (isTerminal(task.status)) return false; // cancelled or expired meanwhile: the approval stays for an identical call
+    const fail = (code: "CS_ERR_APPROVAL_DENIED" | "CS_ERR_APPROVAL_PENDING", detail: string): false => {
       const result = refusalResult(new CountersignError(code, detail), decision);
       this.#end(task, "failed", detail, { result });
+      return false;
     };
     const untouched = `approval pending, request ${decided.id}, expires ${decided.expiresAt.toISOString()}; the identical call after a decision picks it up`;
     if (decided.status === "pending") return fail("CS_ERR_APPROVAL_PENDING", `the session ended before a decision; ${untouched}`);
@@ -213,13 +229,15 @@ export class SessionTasks {
     }
     // Approved. A session that ended cannot forward: the approval stays unclaimed for the identical call.
     if (this.#host.ended) return fail("CS_ERR_APPROVAL_PENDING", `approved, but the session ended before the call was forwarded; request ${decided.id} stays unclaimed: the identical call picks it up`);
+    // Two-phase, as for a plain hold: claimed, sent, and only then recorded as forwarded (by holdAsTask).
     if (!(await service.claimForward(decided.id))) {
       return fail("CS_ERR_APPROVAL_DENIED", `request ${decided.id} was approved and its call already forwarded once; an approval covers one call`);
     }
-    if (isTerminal(task.status)) return;
+    claimed.push(decided.id);
+    if (isTerminal(task.status) || this.#host.ended) return false;
     this.#host.registry.update(task, "working", `approved by ${decided.decidedBy ?? "an approver"}; forwarded to the upstream`);
     void this.#statusNotice(task);
-    await this.#forward(msg, task);
+    return this.#forward(msg, task);
   }
 
   /** A refused task-augmented call: a task already failed with the refusal. */
@@ -249,13 +267,14 @@ export class SessionTasks {
   }
 
   /** Sends a task's call upstream, without `task`, under a gateway request id; recorded first. */
-  async #forward(msg: JsonRpcMessage, task: GatewayTask): Promise<void> {
-    if (this.#host.ended || isTerminal(task.status)) return;
+  async #forward(msg: JsonRpcMessage, task: GatewayTask): Promise<boolean> {
+    if (this.#host.ended || isTerminal(task.status)) return false;
     const gid = `countersign-task-${++this.#seq}`;
     const { task: _omitted, ...params } = (msg.params ?? {}) as Record<string, unknown>;
     const forward = { ...msg, id: gid, params } as JsonRpcMessage;
     this.#host.track(forward, gid, "tools/call", task.justification);
     const p = this.#host.pending(gid)!;
+    p.lifecycle.move("decided"); // decided with the task's own call, before the task was created
     p.task = task;
     task.forwarded = true;
     task.stop = () => {
@@ -265,11 +284,14 @@ export class SessionTasks {
     try {
       const masked = this.#host.connection.masker?.maskMessage(forward);
       await this.#host.record("in", "gateway", masked?.masked ?? forward, { kind: "request", id: gid, method: "tools/call" }, "tools/call", masked?.changed ? masked.hits : null);
-      if (!this.#host.isPending(gid)) return; // cancelled meanwhile
-      p.forwardedAt = performance.now();
+      if (!this.#host.isPending(gid)) return false; // cancelled meanwhile
+      this.#host.forwarding(p);
       await this.#host.sendUpstream(forward);
+      p.lifecycle.move("forwarded");
+      return true;
     } catch (err) {
-      return this.#host.fail(gid, err);
+      await this.#host.fail(gid, err);
+      return false;
     }
   }
 

@@ -23,62 +23,24 @@ import type { UpstreamEvents, UpstreamTransport } from "./upstream/types.js";
 import { asPolicyDecision, observeToolsList, pinVerdict, type PinVerdict } from "../pinning/index.js";
 import type { ToolPins } from "../pinning/service.js";
 import { refusalResult } from "./refusal.js";
+import { JUSTIFICATION_HEADER, justificationOf } from "../policy/justification.js";
 import { SessionTasks, type TaskHost } from "./session-tasks.js";
+import { RequestLifecycle } from "../pipeline/request-state.js";
+import { NO_RESTORE, type CallerView, type ClientSink, type ForwardClaims, type PendingRequest, type RequestHints, type Restorer } from "../pipeline/exchange.js";
+
+export type { CallerView, ClientSink, ForwardClaims, PendingRequest, RequestHints, Restorer };
 import { taskParamsOf, type GatewayTask, type TaskRegistry } from "./tasks.js";
 
-/** Where committed server→client messages go: implemented by each front transport. */
-export interface ClientSink {
-  /** `responseTo`: the message answers this client request. `relatedTo`: it belongs to that request's stream. */
-  deliver(msg: JsonRpcMessage, route: { responseTo?: JsonRpcId | undefined; relatedTo?: JsonRpcId | undefined }): boolean;
-  /** The session is over: end the client's streams. */
-  end(): void;
+/** The caller's stated reason (policy/justification.ts: `_meta` wins, the header is percent-decoded). */
+function justificationFor(msg: JsonRpcMessage, hints: RequestHints | undefined): string | undefined {
+  return justificationOf(msg, hints?.justification === undefined ? undefined : { [JUSTIFICATION_HEADER]: hints.justification });
 }
 
-/** What the front knows of a request besides its body. */
-export interface RequestHints {
-  /** From the X-Countersign-Justification header. */
-  justification?: string | undefined;
-  /** The HTTP request's id (the log's reqId): stored with the records it causes. */
-  requestId?: string | undefined;
-}
-
-/** The caller's stated reason, from `_meta["countersign/justification"]` or the header. */
-function justificationOf(msg: JsonRpcMessage, hints: RequestHints | undefined): string | undefined {
-  const meta = (msg.params as { _meta?: Record<string, unknown> } | undefined)?._meta;
-  const fromMeta = meta?.["countersign/justification"];
-  const text = typeof fromMeta === "string" && fromMeta.trim() !== "" ? fromMeta : hints?.justification;
-  return text?.trim() ? text.trim().slice(0, 1000) : undefined;
-}
-
-/** A message as recorded (fully masked) and as delivered to this caller (with its exemptions). */
-export interface CallerView {
-  record: JsonRpcMessage;
-  deliver: JsonRpcMessage;
-  hits: Record<string, number> | null;
-  exempted: Record<string, number> | undefined;
-}
+/** Server→client requests awaiting the client's answer, per session (bound of #serverRequests). */
+export const MAX_UNANSWERED_SERVER_REQUESTS = 100;
 
 /** The methods the policy governs; the rest (initialize, lists, notifications…) pass. */
 const GOVERNED_METHODS = new Set(["tools/call", "resources/read", "prompts/get"]);
-
-export interface PendingRequest {
-  id: JsonRpcId;
-  method: string;
-  progressToken?: JsonRpcId | undefined;
-  justification?: string | undefined;
-  /** The HTTP request that carried it (its response's record carries the same id). */
-  requestId?: string | undefined;
-  timer: NodeJS.Timeout;
-  /** performance.now() when the request reached the gateway, and when it was forwarded. */
-  receivedAt: number;
-  forwardedAt?: number | undefined;
-  /** A task-augmented tools/call the gateway answers with a task (see tasks.ts). */
-  taskParams?: { ttl?: number } | undefined;
-  /** The gateway's own forward of a task's call: the answer completes the task instead of being delivered. */
-  task?: GatewayTask | undefined;
-  /** A first-page tasks/list the upstream answers: the gateway's tasks are added to it. */
-  mergeTasks?: boolean | undefined;
-}
 
 export interface SessionInit {
   id: string;
@@ -97,6 +59,8 @@ export interface SessionInit {
   pins?: ToolPins | undefined;
   /** Where require_approval calls are held; absent: such calls fail closed. */
   approvals?: { service: ApprovalService; holdForMs: number; tasks?: TaskRegistry | undefined } | undefined;
+  /** The restore stage (pseudonyms back to originals); absent: NO_RESTORE. */
+  restorer?: Restorer | undefined;
   /** Called once when the session ends, whatever ended it. */
   onClosed: (session: ProxySession, reason: string, detail?: string) => void;
   /** Called with the negotiated protocol version and server info once initialize succeeds. */
@@ -122,7 +86,7 @@ export class ProxySession implements UpstreamEvents {
   readonly #holds = new Map<string, AbortController>();
   /** Progress token → the client request that carried it, to route progress to its stream. */
   readonly #progress = new Map<string, JsonRpcId>();
-  /** Server→client requests awaiting the client's answer (for the method of the answer's record). */
+  /** Server→client requests awaiting the client's answer (for the method of the answer's record). Bounded: MAX_UNANSWERED_SERVER_REQUESTS. */
   readonly #serverRequests = new Map<string, string>();
   /** Tool name → fingerprint of the definition this session's caller was shown (tool pinning). */
   readonly #toolHashes = new Map<string, string>();
@@ -162,8 +126,12 @@ export class ProxySession implements UpstreamEvents {
   async fromClient(msg: JsonRpcMessage, c: Classified, hints?: RequestHints): Promise<void> {
     if (this.ended) throw new CountersignError("CS_ERR_UNKNOWN_SESSION", "the session has ended");
     this.lastActivity = Date.now();
+    // restore: before anything decides on it or records it, the message is what the caller meant.
+    if (c.kind === "request" || c.kind === "notification") {
+      msg = (this.#init.restorer ?? NO_RESTORE).restore({ message: msg, connection: this.connection.name, subject: this.identity.subject });
+    }
     const isRequest = c.kind === "request" && c.id !== undefined;
-    if (isRequest) this.#track(msg, c.id!, c.method!, justificationOf(msg, hints), hints?.requestId);
+    if (isRequest) this.#track(msg, c.id!, c.method!, justificationFor(msg, hints), hints?.requestId);
     if (isRequest && this.#tasks?.offered && c.method === "tools/call") this.#pending.get(idKey(c.id!))!.taskParams = taskParamsOf(msg.params);
     const requestId = hints?.requestId ?? null;
     let method = c.method ?? null;
@@ -174,7 +142,10 @@ export class ProxySession implements UpstreamEvents {
 
     // decide (pure, before anything is written): identity access first, then tool pinning (is
     // this the definition that was pinned), then policy rules.
-    const deciding = isRequest && !this.draining;
+    // A governed method sent as a notification (no id) can still act upstream: it is decided too,
+    // and dropped (recorded) unless allowed outright, as nobody could be answered or held.
+    const governedNotification = c.kind === "notification" && GOVERNED_METHODS.has(c.method!);
+    const deciding = (isRequest || governedNotification) && !this.draining;
     const refusal = deciding ? toolCallRefusal(this.connection.access, this.identity, msg) : undefined;
     const pinned = deciding && !refusal && c.method === "tools/call" ? this.#pinVerdict(msg) : undefined;
     const decision =
@@ -184,7 +155,7 @@ export class ProxySession implements UpstreamEvents {
             method: c.method!,
             params: msg.params,
             identity: { subject: this.identity.subject, groups: this.identity.groups, email: this.identity.email },
-            justification: this.#pending.get(idKey(c.id!))?.justification,
+            justification: isRequest ? this.#pending.get(idKey(c.id!))?.justification : justificationFor(msg, hints),
           })
         : undefined;
 
@@ -202,18 +173,35 @@ export class ProxySession implements UpstreamEvents {
             sessionId: this.id,
             connection: this.connection.name,
             subject: this.identity.subject,
-            detail: { tool: typeof tool === "string" ? tool : null, groups: this.identity.groups, requestId: c.id! },
+            detail: { tool: typeof tool === "string" ? tool : null, groups: this.identity.groups, requestId: c.id ?? null },
             requestId,
           }),
         );
       }
-      if (pinned) writes.push(this.#recordPinDecision(pinned, c.id!, requestId));
-      if (decision) writes.push(this.#recordDecision(decision, msg, c.id!));
+      if (pinned) writes.push(this.#recordPinDecision(pinned, c.id ?? null, requestId));
+      if (decision) writes.push(this.#recordDecision(decision, msg, c.id ?? null, requestId));
+      const dropped = governedNotification && (refusal || (pinned && pinned.action !== "allow") || (decision && decision.effectiveAction !== "allow"));
+      if (dropped) {
+        writes.push(
+          this.#init.recorder.event({
+            type: "message_rejected",
+            reason: "governed_notification",
+            sessionId: this.id,
+            connection: this.connection.name,
+            subject: this.identity.subject,
+            detail: { method: c.method ?? null, why: refusal ? "access" : pinned && pinned.action !== "allow" ? `pin ${pinned.action}` : `policy ${decision?.effectiveAction}` },
+            requestId,
+          }),
+        );
+        await Promise.all(writes);
+        return;
+      }
       await Promise.all(writes);
     } catch (err) {
       if (!isRequest) throw err;
       return this.#fail(c.id!, err);
     }
+    if (isRequest) this.#pending.get(idKey(c.id!))?.lifecycle.move("decided");
     // Shutting down: a new request is refused (recorded, not forwarded); notifications and
     // responses still pass, as the in-flight calls being drained may need them.
     if (isRequest && this.draining) return this.#fail(c.id!, new CountersignError("CS_ERR_SHUTTING_DOWN"));
@@ -225,8 +213,7 @@ export class ProxySession implements UpstreamEvents {
         return this.#refuse(c.id!, c.method!, new CountersignError("CS_ERR_APPROVAL_UNAVAILABLE", `${pinned.ruleId} asks for approval by ${pinned.approval?.group ?? "an approver"}`), pinDecision);
       }
       // Held for the pin's approvers first; once approved, a policy hold still applies.
-      const next = decision?.effectiveAction === "require_approval" ? () => this.#hold(msg, c.id!, c.method!, decision) : undefined;
-      void this.#hold(msg, c.id!, c.method!, pinDecision, next).catch((err) => this.#fail(c.id!, err));
+      void this.#holdChain(msg, c.id!, c.method!, pinDecision, decision?.effectiveAction === "require_approval" ? decision : undefined).catch((err) => this.#fail(c.id!, err));
       return;
     }
     if (isRequest && this.#tasks?.offered && c.method!.startsWith("tasks/") && this.#tasks.answersRequest(msg, c.id!, c.method!)) {
@@ -241,15 +228,30 @@ export class ProxySession implements UpstreamEvents {
         return this.#refuse(c.id!, c.method!, new CountersignError("CS_ERR_APPROVAL_UNAVAILABLE", `rule ${decision.ruleId ?? "(default)"} asks for approval by ${decision.approval?.group ?? "an approver"}`), decision);
       }
       // hold: detached, so the front is not blocked while a person decides.
-      void this.#hold(msg, c.id!, c.method!, decision).catch((err) => this.#fail(c.id!, err));
+      void this.#holdChain(msg, c.id!, c.method!, decision).catch((err) => this.#fail(c.id!, err));
       return;
     }
     const forwarding = isRequest ? this.#pending.get(idKey(c.id!)) : undefined;
     // A task-augmented call the upstream cannot run as a task: the gateway runs the task.
     if (forwarding?.taskParams && this.#tasks && !this.#tasks.upstreamRunsAsTask(msg)) return this.#tasks.wrap(msg, c.id!);
-    if (forwarding) forwarding.forwardedAt = performance.now();
+    // A cancel for a request the upstream never saw (held, or not yet sent) ends it here: the hold
+    // is aborted first, and the upstream is not told about an id it does not know.
+    if (c.kind === "notification" && c.method === "notifications/cancelled") {
+      const cancelled = (msg.params as { requestId?: unknown } | undefined)?.requestId;
+      const p = typeof cancelled === "string" || typeof cancelled === "number" ? this.#pending.get(idKey(cancelled)) : undefined;
+      if (p && !p.lifecycle.upstreamKnows) {
+        p.lifecycle.move("cancelled");
+        this.#holds.get(idKey(p.id))?.abort();
+        this.#untrack(p.id);
+        return;
+      }
+    }
+    // Cancelled, or the session closed, while it was being decided and recorded: it never goes out.
+    if (isRequest && !forwarding) return;
+    if (forwarding) this.#forwarding(forwarding);
     try {
       await this.upstream.send(msg, this.protocolVersion);
+      forwarding?.lifecycle.move("forwarded");
     } catch (err) {
       if (!isRequest) throw err instanceof CountersignError ? err : new CountersignError("CS_ERR_UPSTREAM_UNAVAILABLE", String(err));
       return this.#fail(c.id!, err);
@@ -268,16 +270,23 @@ export class ProxySession implements UpstreamEvents {
 
   #track(msg: JsonRpcMessage, id: JsonRpcId, method: string, justification: string | undefined, requestId?: string | undefined): void {
     const progressToken = progressTokenOf(msg);
-    const timer = setTimeout(() => {
+    this.#pending.set(idKey(id), { id, method, lifecycle: new RequestLifecycle(), progressToken, justification, requestId, receivedAt: performance.now() });
+    if (progressToken !== undefined) this.#progress.set(idKey(progressToken), id);
+  }
+
+  /** The request goes to the upstream now: from here on, and only from here, the upstream timeout runs. */
+  #forwarding(p: PendingRequest): void {
+    p.lifecycle.move("forwarding");
+    p.forwardedAt = performance.now();
+    clearTimeout(p.timer);
+    p.timer = setTimeout(() => {
       // The upstream has taken too long: answer the client, and tell the upstream to stop.
-      this.#fail(id, new CountersignError("CS_ERR_UPSTREAM_TIMEOUT", `${method} took longer than ${this.#init.upstreamTimeoutMs} ms`));
+      void this.#fail(p.id, new CountersignError("CS_ERR_UPSTREAM_TIMEOUT", `${p.method} took longer than ${this.#init.upstreamTimeoutMs} ms`));
       void this.upstream
-        .send({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: id, reason: "timed out at the gateway" } }, this.protocolVersion)
+        .send({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: p.id, reason: "timed out at the gateway" } }, this.protocolVersion)
         .catch(() => {});
     }, this.#init.upstreamTimeoutMs);
-    timer.unref();
-    this.#pending.set(idKey(id), { id, method, progressToken, justification, requestId, timer, receivedAt: performance.now() });
-    if (progressToken !== undefined) this.#progress.set(idKey(progressToken), id);
+    p.timer.unref();
   }
 
   #untrack(id: JsonRpcId): PendingRequest | undefined {
@@ -312,6 +321,7 @@ export class ProxySession implements UpstreamEvents {
         this.#rejected("unknown_response_id", { id: c.id ?? null, note: "the upstream answered a request the client never sent (or one already answered)" });
         return;
       }
+      p.lifecycle.move("answered");
       method = p.method;
       route = { responseTo: p.id };
       justification = p.justification;
@@ -334,6 +344,9 @@ export class ProxySession implements UpstreamEvents {
         if (owner !== undefined) route = { relatedTo: owner };
       }
     } else if (c.kind === "request") {
+      // Requests to the client are admitted like notifications (same rate) and capped while
+      // unanswered: beyond, the upstream gets a JSON-RPC error, recorded.
+      if (this.#serverRequests.size >= MAX_UNANSWERED_SERVER_REQUESTS || !this.#admitNotification()) return this.#refuseServerRequest(c.id!, c.method!);
       this.#serverRequests.set(idKey(c.id!), c.method!);
     }
 
@@ -365,12 +378,23 @@ export class ProxySession implements UpstreamEvents {
       (err) => {
         // Fail closed: the upstream's message is not delivered unrecorded.
         if (timing?.task) this.#tasks?.finish(timing.task, { error: (err instanceof CountersignError ? err : new CountersignError("CS_ERR_AUDIT_UNAVAILABLE", String(err))).toJsonRpcError() });
-        else if (route.responseTo !== undefined) this.#deliverError(route.responseTo, err as CountersignError, false);
+        else if (route.responseTo !== undefined) void this.#deliverError(route.responseTo, err as CountersignError, false);
         else if (c.kind === "request") {
           void this.upstream.send(jsonRpcErrorResponse(c.id!, err as CountersignError), this.protocolVersion).catch(() => {});
         }
       },
     );
+  }
+
+  /** An upstream request over the rate or the cap: answered upstream with an error, recorded first. */
+  #refuseServerRequest(id: JsonRpcId, method: string): void {
+    const err = new CountersignError("CS_ERR_UPSTREAM_REQUEST_LIMIT", `${this.#serverRequests.size} unanswered; at most ${MAX_UNANSWERED_SERVER_REQUESTS}, ${this.#init.notificationsPerSecond} per second`);
+    const response = jsonRpcErrorResponse(id, err) as unknown as JsonRpcMessage;
+    this.#rejected("upstream_request_limit", { id, method });
+    this.#record("in", "gateway", response, { kind: "error", id }, method).then(
+      () => this.upstream.send(response, this.protocolVersion),
+      () => {},
+    ).catch(() => {});
   }
 
   failure(err: CountersignError, requestIds: JsonRpcId[]): void {
@@ -379,7 +403,7 @@ export class ProxySession implements UpstreamEvents {
       const reason = err.code === "CS_ERR_UPSTREAM_RESPONSE_TOO_LARGE" ? "upstream_message_too_large" : "upstream_invalid_json";
       this.#rejected(reason, { code: err.code, detail: err.detail ?? null });
     }
-    for (const id of requestIds) this.#fail(id, err);
+    for (const id of requestIds) void this.#fail(id, err);
   }
 
   closed(reason: "exited" | "closed", detail: string): void {
@@ -395,10 +419,11 @@ export class ProxySession implements UpstreamEvents {
         : reason === "gateway_shutdown"
           ? new CountersignError("CS_ERR_SHUTTING_DOWN")
           : new CountersignError("CS_ERR_UNKNOWN_SESSION", `the session was closed (${reason})`);
+    // Ended first: nothing may slip in while the pending calls are being answered.
+    this.ended = true;
     for (const h of this.#holds.values()) h.abort();
     const pending = [...this.#pending.values()];
     await Promise.all(pending.map((p) => this.#fail(p.id, err)));
-    this.ended = true;
     this.sink?.end();
     await this.upstream?.close().catch(() => {});
     this.#init.onClosed(this, reason, detail);
@@ -414,7 +439,20 @@ export class ProxySession implements UpstreamEvents {
    * the identical retry picks up the decision later. A task-augmented call gets a task instead
    * (tasks.ts): answered at once, decided and forwarded in the background.
    */
-  async #hold(msg: JsonRpcMessage, id: JsonRpcId, method: string, decision: PolicyDecision, next?: () => Promise<void>): Promise<void> {
+  /** A chain of holds (a pin's, then a rule's) as one: claims its call never used are released. */
+  async #holdChain(msg: JsonRpcMessage, id: JsonRpcId, method: string, first: PolicyDecision, then?: PolicyDecision): Promise<void> {
+    const claims: ForwardClaims = { claimed: [], settled: false };
+    const next = then ? (c: ForwardClaims) => this.#hold(msg, id, method, then, undefined, c) : undefined;
+    try {
+      await this.#hold(msg, id, method, first, next, claims);
+    } finally {
+      if (!claims.settled && claims.claimed.length > 0) {
+        await Promise.all(claims.claimed.map((a) => this.#init.approvals!.service.releaseForward(a))).catch((err) => this.#init.log.warn({ err: String(err) }, "could not release an approval claim"));
+      }
+    }
+  }
+
+  async #hold(msg: JsonRpcMessage, id: JsonRpcId, method: string, decision: PolicyDecision, next: ((claims: ForwardClaims) => Promise<void>) | undefined, claims: ForwardClaims): Promise<void> {
     const approvals = this.#init.approvals!;
     const need = decision.approval!;
     const refuse = (code: "CS_ERR_APPROVAL_DENIED" | "CS_ERR_APPROVAL_PENDING" | "CS_ERR_JUSTIFICATION_REQUIRED", detail: string) =>
@@ -442,9 +480,10 @@ export class ProxySession implements UpstreamEvents {
     // later hold chained to it (a changed tool's pin, then a rule) holds as before; the last hold
     // of the chain answers with the task.
     const taskParams = this.#pending.get(idKey(id))?.taskParams;
-    if (taskParams && !next && this.#tasks) return this.#tasks.holdAsTask(msg, id, decision, request, taskParams);
+    if (taskParams && !next && this.#tasks) return this.#tasks.holdAsTask(msg, id, decision, request, taskParams, claims);
 
     let decided: ApprovalRequest = request;
+    this.#pending.get(idKey(id))?.lifecycle.move("held");
     if (request.status === "pending") {
       const abort = new AbortController();
       this.#holds.set(idKey(id), abort);
@@ -467,18 +506,25 @@ export class ProxySession implements UpstreamEvents {
     if (decided.status === "approved") {
       // Cancelled or closed meanwhile: leave the approval unclaimed for the identical retry.
       if (!this.#pending.has(idKey(id)) || this.ended) return;
+      // Two-phase: claimed now, recorded as forwarded only once the send resolved. A claim whose
+      // call never goes out (a later hold refuses, cancel, close, the send fails) is released by
+      // #holdChain, so the identical retry can still use the approval.
       if (!(await approvals.service.claimForward(decided.id))) {
         return refuse("CS_ERR_APPROVAL_DENIED", `request ${decided.id} was approved and its call already forwarded once; an approval covers one call`);
       }
+      claims.claimed.push(decided.id);
+      if (next) return next(claims); // a later layer's hold decides next
       const p = this.#pending.get(idKey(id));
       if (!p || this.ended) return;
-      if (next) return next(); // a later layer's hold decides next
-      p.forwardedAt = performance.now();
+      this.#forwarding(p);
       try {
         await this.upstream.send(msg, this.protocolVersion);
+        p.lifecycle.move("forwarded");
       } catch (err) {
         return this.#fail(id, err);
       }
+      claims.settled = true;
+      await Promise.all(claims.claimed.map((a) => approvals.service.confirmForward(a))).catch((err) => this.#init.log.warn({ err: String(err) }, "could not record an approved call as forwarded"));
       return;
     }
     if (decided.status === "denied" || decided.status === "expired") {
@@ -522,7 +568,7 @@ export class ProxySession implements UpstreamEvents {
   }
 
   /** A call to a tool whose definition differs from its pin is a decision: recorded with its rule and why. */
-  #recordPinDecision(v: PinVerdict, id: JsonRpcId, requestId: string | null): Promise<void> {
+  #recordPinDecision(v: PinVerdict, id: JsonRpcId | null, requestId: string | null): Promise<void> {
     return this.#init.recorder.event({
       type: "tool_definition_changed",
       reason: v.action === "block" ? "call_blocked" : v.action === "require_approval" ? "call_held" : "call_allowed",
@@ -556,7 +602,7 @@ export class ProxySession implements UpstreamEvents {
   }
 
   /** Every decision on a governed call is an event: who, which rule, which action, and why. */
-  #recordDecision(d: PolicyDecision, msg: JsonRpcMessage, requestId: JsonRpcId): Promise<void> {
+  #recordDecision(d: PolicyDecision, msg: JsonRpcMessage, requestId: JsonRpcId | null, httpRequestId: string | null): Promise<void> {
     const reason = d.shadow ? (d.action === "block" ? "shadow_block" : d.action === "require_approval" ? "shadow_require_approval" : "allow") : d.effectiveAction;
     const params = msg.params as { name?: unknown; uri?: unknown } | undefined;
     return this.#init.recorder.event({
@@ -565,7 +611,7 @@ export class ProxySession implements UpstreamEvents {
       sessionId: this.id,
       connection: this.connection.name,
       subject: this.identity.subject,
-      requestId: this.#pending.get(idKey(requestId))?.requestId ?? null,
+      requestId: httpRequestId,
       detail: {
         requestId,
         method: msg.method as string,
@@ -634,6 +680,7 @@ export class ProxySession implements UpstreamEvents {
       pending: (id) => this.#pending.get(idKey(id)),
       isPending: (id) => this.#pending.has(idKey(id)),
       track: (msg, id, method, justification) => this.#track(msg, id, method, justification),
+      forwarding: (p) => this.#forwarding(p),
       untrack: (id) => this.#untrack(id),
       record: (direction, origin, msg, c, method, maskHits, requestId) => this.#record(direction, origin, msg, c, method, maskHits, requestId),
       recordEvent: (event) => this.#init.recorder.event(event),
@@ -692,6 +739,7 @@ export class ProxySession implements UpstreamEvents {
     // A request already answered (or timed out) gets no second answer.
     const p = this.#untrack(id);
     if (!p) return;
+    p.lifecycle.move("failed");
     this.#observe(p, p.forwardedAt === undefined ? "refused" : "error");
     const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_INTERNAL", String(err));
     // The gateway's forward of a task's call: the error is the task's outcome.
@@ -755,7 +803,7 @@ export class ProxySession implements UpstreamEvents {
     );
   }
 
-  #rejected(reason: "upstream_invalid_json" | "unknown_response_id" | "upstream_flood" | "upstream_message_too_large", detail: Record<string, unknown>): void {
+  #rejected(reason: "upstream_invalid_json" | "unknown_response_id" | "upstream_flood" | "upstream_message_too_large" | "upstream_request_limit", detail: Record<string, unknown>): void {
     this.#init.recorder.eventBestEffort({ type: "message_rejected", reason, sessionId: this.id, connection: this.connection.name, detail });
   }
 }

@@ -44,6 +44,8 @@ export class SessionRegistry {
    * old one ends with its last session. Bounded by the number of configured connections.
    */
   readonly #sharedPools = new Map<string, { upstream: ConnectionConfig["upstream"]; pool: SharedStdioPool }>();
+  /** Sessions being opened, per connection: they hold a slot from the first line of open() (bounded by maxSessions). */
+  readonly #opening = new Map<string, number>();
   #sweeper: NodeJS.Timeout;
   #shuttingDown = false;
   /** MCP tasks of held (and wrapped) calls: shared by this instance's sessions, outliving each. */
@@ -74,6 +76,13 @@ export class SessionRegistry {
     return n;
   }
 
+  /** Per connection: sessions open now (and being opened) next to the connection's maxSessions, for /readyz. */
+  limits(): Record<string, { open: number; limit: number }> {
+    const out: Record<string, { open: number; limit: number }> = {};
+    for (const c of this.config.connections) out[c.name] = { open: this.countFor(c.name) + (this.#opening.get(c.name) ?? 0), limit: c.maxSessions };
+    return out;
+  }
+
   get(id: string): ProxySession | undefined {
     const s = this.#sessions.get(id);
     return s && !s.ended ? s : undefined;
@@ -89,9 +98,22 @@ export class SessionRegistry {
 
   async open(connection: ConnectionConfig, front: "streamable_http" | "sse", meta: OpenMeta): Promise<ProxySession> {
     if (this.#shuttingDown) throw new CountersignError("CS_ERR_SHUTTING_DOWN");
-    if (this.countFor(connection.name) >= connection.maxSessions) {
+    // Check and reserve before the first await: concurrent opens cannot both take the last slot.
+    const opening = this.#opening.get(connection.name) ?? 0;
+    if (this.countFor(connection.name) + opening >= connection.maxSessions) {
       throw new CountersignError("CS_ERR_SESSION_LIMIT", `${connection.name} allows ${connection.maxSessions}`);
     }
+    this.#opening.set(connection.name, opening + 1);
+    try {
+      return await this.#open(connection, front, meta);
+    } finally {
+      const left = (this.#opening.get(connection.name) ?? 1) - 1;
+      if (left > 0) this.#opening.set(connection.name, left);
+      else this.#opening.delete(connection.name);
+    }
+  }
+
+  async #open(connection: ConnectionConfig, front: "streamable_http" | "sse", meta: OpenMeta): Promise<ProxySession> {
     const backoff = this.#backoff.get(connection.name);
     if (backoff && backoff.until > Date.now()) {
       throw new CountersignError(

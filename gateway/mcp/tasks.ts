@@ -53,6 +53,10 @@ export const IMMEDIATE_RESPONSE = "io.modelcontextprotocol/model-immediate-respo
 export const TASK_TTL = { defaultMs: 60 * 60_000, minMs: 60_000, maxMs: 24 * 60 * 60_000, afterExpiryMs: 15 * 60_000 } as const;
 /** Tasks one caller may have on this gateway at once (finished ones count until they expire). */
 export const TASKS_PER_OWNER = 100;
+/** Tasks this gateway process keeps at once, all callers together (bound of TaskRegistry). */
+export const TASKS_TOTAL = 10_000;
+/** Bytes of kept outcomes (serialised) this process holds for tasks/result, all tasks together. */
+export const TASK_RESULT_BYTES = 64 * 1024 * 1024;
 
 /** What tasks/result returns: the underlying call's result, or its JSON-RPC error. */
 export type TaskOutcome = { result: Record<string, unknown> } | { error: Record<string, unknown> };
@@ -79,6 +83,8 @@ export interface GatewayTask {
   forwarded: boolean;
   /** Stops whatever the task waits for (the approval wait, or the forwarded call). */
   stop: ((why: "cancelled" | "expired") => void) | undefined;
+  /** Serialised size of the kept outcome (counted against the registry's byte budget). */
+  outcomeBytes?: number;
 }
 
 const TERMINAL: ReadonlySet<TaskStatus> = new Set(["completed", "failed", "cancelled"]);
@@ -105,13 +111,24 @@ export function chooseTtl(requested: unknown, atLeastMs = 0): number {
 
 /** The tasks of this gateway process. */
 export class TaskRegistry {
+  /** Bounded: at most `maxTasks` (TASKS_TOTAL), and TASKS_PER_OWNER per caller; CS_ERR_TASK_LIMIT beyond. */
   readonly #tasks = new Map<string, GatewayTask>();
   readonly #waiters = new Map<string, Set<() => void>>();
   readonly #sweeper: NodeJS.Timeout;
+  readonly #maxTasks: number;
+  readonly #maxResultBytes: number;
+  #resultBytes = 0;
 
-  constructor(sweepEveryMs = 30_000) {
-    this.#sweeper = setInterval(() => this.sweep(), sweepEveryMs);
+  constructor(opts: { sweepEveryMs?: number; maxTasks?: number; maxResultBytes?: number } = {}) {
+    this.#maxTasks = opts.maxTasks ?? TASKS_TOTAL;
+    this.#maxResultBytes = opts.maxResultBytes ?? TASK_RESULT_BYTES;
+    this.#sweeper = setInterval(() => this.sweep(), opts.sweepEveryMs ?? 30_000);
     this.#sweeper.unref();
+  }
+
+  /** Bytes of outcomes kept now. */
+  get resultBytes(): number {
+    return this.#resultBytes;
   }
 
   get size(): number {
@@ -123,6 +140,7 @@ export class TaskRegistry {
     let held = 0;
     for (const t of this.#tasks.values()) if (t.owner === init.owner) held++;
     if (held >= TASKS_PER_OWNER) throw new CountersignError("CS_ERR_TASK_LIMIT", `${held} tasks are open or kept for you; the limit is ${TASKS_PER_OWNER}`);
+    if (this.#tasks.size >= this.#maxTasks) throw new CountersignError("CS_ERR_TASK_LIMIT", `this gateway keeps at most ${this.#maxTasks} tasks for all callers together`);
     const now = new Date();
     const task: GatewayTask = {
       taskId: `${TASK_ID_PREFIX}${randomBytes(24).toString("base64url")}`,
@@ -169,7 +187,7 @@ export class TaskRegistry {
     if (isTerminal(task.status)) return false;
     task.status = status;
     if (statusMessage !== undefined) task.statusMessage = statusMessage;
-    if (outcome) task.outcome = outcome;
+    if (outcome) this.#keep(task, outcome);
     task.lastUpdatedAt = new Date();
     if (isTerminal(status)) {
       task.stop = undefined;
@@ -205,9 +223,29 @@ export class TaskRegistry {
     return now > t.createdAt.getTime() + t.ttlMs;
   }
 
+  /**
+   * Keeps an outcome for tasks/result within the byte budget. Over it, the task keeps a clear
+   * error instead (the full answer is in the audit record), so no caller can grow memory unbounded.
+   */
+  #keep(task: GatewayTask, outcome: TaskOutcome): void {
+    this.#resultBytes -= task.outcomeBytes ?? 0;
+    let bytes = Buffer.byteLength(JSON.stringify(outcome));
+    if (this.#resultBytes + bytes > this.#maxResultBytes) {
+      outcome = { error: new CountersignError("CS_ERR_TASK_RESULT_NOT_KEPT", `${bytes} bytes; ${this.#resultBytes} of ${this.#maxResultBytes} are in use`).toJsonRpcError() };
+      bytes = Buffer.byteLength(JSON.stringify(outcome));
+      task.status = "failed";
+      task.statusMessage = "the result was too large to keep for tasks/result";
+    }
+    task.outcome = outcome;
+    task.outcomeBytes = bytes;
+    this.#resultBytes += bytes;
+  }
+
   #drop(t: GatewayTask): void {
     t.stop?.("expired");
     this.update(t, "failed", "the task expired (its ttl ran out)", t.outcome ?? { error: new CountersignError("CS_ERR_TASK_NOT_FOUND", "the task expired").toJsonRpcError() });
+    this.#resultBytes -= t.outcomeBytes ?? 0;
+    t.outcomeBytes = 0;
     this.#tasks.delete(t.taskId);
   }
 }

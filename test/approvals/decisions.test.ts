@@ -49,6 +49,8 @@ it("posts one message, DMs the requester with its permalink, and an approval upd
 
   expect(await s.service.claimForward(request.id)).toBe(true);
   expect(await s.service.claimForward(request.id)).toBe(false);
+  // Two-phase: "forwarded" is evidence only once the send resolved.
+  await s.service.confirmForward(request.id);
   const reasons = (await eventsOf(request.id)).map((e) => e.reason);
   expect(reasons).toEqual(expect.arrayContaining(["requested", "notified", "vote", "approved", "forwarded"]));
 });

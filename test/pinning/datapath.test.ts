@@ -41,7 +41,7 @@ const connection = (name: string, pinning?: Record<string, unknown>) => ({
 beforeAll(async () => {
   db = await createTestDatabase();
   scratch = mkdtempSync(join(tmpdir(), "cs-pinning-"));
-  for (const c of ["blocky", "lenient", "held", "racy", "steady", "fresh", "doubly", "shared"]) setDescription(c, HONEST);
+  for (const c of ["blocky", "lenient", "held", "racy", "steady", "fresh", "doubly", "chained", "shared"]) setDescription(c, HONEST);
   const config = {
     approvals: {
       groups: { security: { emails: ["bob@example.com"] }, "mail-owners": { emails: ["carol@example.com"] } },
@@ -58,6 +58,10 @@ beforeAll(async () => {
       connection("fresh"),
       {
         ...connection("doubly", { onChange: "hold", approvalGroup: "security" }),
+        policy: { rules: [{ id: "mail-owners-approve", description: "Mail owners approve every e-mail", tools: ["send_email"], action: "require_approval", approval: { group: "mail-owners", timeout: "10m" } }] },
+      },
+      {
+        ...connection("chained", { onChange: "hold", approvalGroup: "security" }),
         policy: { rules: [{ id: "mail-owners-approve", description: "Mail owners approve every e-mail", tools: ["send_email"], action: "require_approval", approval: { group: "mail-owners", timeout: "10m" } }] },
       },
       connection("shared"),
@@ -292,6 +296,33 @@ describe("tool pinning", () => {
     expect((await gw.approvals!.service.vote({ requestId: second.id, approver: { email: "carol@example.com" }, decision: "approve", via: "cli" })).kind).toBe("decided");
     expect(textOf(await call)).toBe("sent to doubly-recipient");
     expect(received("doubly", "doubly-recipient")).toBe(1);
+  });
+
+  it("a chain denied at its second hold leaves the first approval unspent and never says 'forwarded'", async () => {
+    await (await session("chained")).listTools();
+    setDescription("chained", RUG_PULL);
+    const c = await session("chained");
+    await c.listTools();
+    const call = c.callTool({ name: "send_email", arguments: { to: "chained-recipient", body: "x" } }, undefined, { timeout: 30_000 });
+    const pendingFor = async (ruleId: string) => {
+      for (let i = 0; i < 100; i++) {
+        const [row] = await gw.db.$queryRawUnsafe<Array<{ id: string }>>(`SELECT id FROM approval_requests WHERE connection = 'chained' AND status = 'pending' AND "ruleId" = $1`, ruleId);
+        if (row) return row.id;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`no pending approval request for ${ruleId}`);
+    };
+    const pin = await pendingFor("tool-pin:send_email");
+    await gw.approvals!.service.vote({ requestId: pin, approver: { email: "bob@example.com" }, decision: "approve", via: "cli" });
+    const rule = await pendingFor("mail-owners-approve");
+    await gw.approvals!.service.vote({ requestId: rule, approver: { email: "carol@example.com" }, decision: "deny", reason: "not today", via: "cli" });
+    expect(textOf(await call)).toContain("not today");
+    expect(received("chained", "chained-recipient")).toBe(0);
+    await gw.recorder.drain();
+    const [row] = await gw.db.$queryRawUnsafe<Array<{ forwardedAt: Date | null }>>(`SELECT "forwardedAt" FROM approval_requests WHERE id = $1`, pin);
+    expect(row!.forwardedAt).toBeNull();
+    const forwardedEvents = await gw.db.$queryRawUnsafe<Array<{ id: bigint }>>(`SELECT id FROM events WHERE type = 'approval' AND reason = 'forwarded' AND connection = 'chained'`);
+    expect(forwardedEvents).toHaveLength(0);
   });
 
   it("shares pins across replicas: another gateway on the same database judges a change it never listed", async () => {

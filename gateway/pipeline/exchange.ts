@@ -1,0 +1,68 @@
+// The in-flight exchange and what the data path keeps about it: the shapes every stage shares,
+// with no dependency on a session, so a stateless request can carry them as well as a session's.
+import type { JsonRpcId, JsonRpcMessage } from "../mcp/jsonrpc.js";
+import type { GatewayTask } from "../mcp/tasks.js";
+import type { RequestLifecycle } from "./request-state.js";
+
+/** Where committed server→client messages go: implemented by each front transport. */
+export interface ClientSink {
+  /** `responseTo`: the message answers this client request. `relatedTo`: it belongs to that request's stream. */
+  deliver(msg: JsonRpcMessage, route: { responseTo?: JsonRpcId | undefined; relatedTo?: JsonRpcId | undefined }): boolean;
+  /** The session is over: end the client's streams. */
+  end(): void;
+}
+
+/** What the front knows of a request besides its body. */
+export interface RequestHints {
+  /** From the X-Countersign-Justification header. */
+  justification?: string | undefined;
+  /** The HTTP request's id (the log's reqId): stored with the records it causes. */
+  requestId?: string | undefined;
+}
+
+/** A message as recorded (fully masked) and as delivered to this caller (with its exemptions). */
+export interface CallerView {
+  record: JsonRpcMessage;
+  deliver: JsonRpcMessage;
+  hits: Record<string, number> | null;
+  exempted: Record<string, number> | undefined;
+}
+
+/** Approvals claimed for one call's forward (two-phase): confirmed once sent, else released. */
+export interface ForwardClaims {
+  claimed: string[];
+  /** Sent and confirmed, or handed to a task that settles the claims itself. */
+  settled: boolean;
+}
+
+export interface PendingRequest {
+  id: JsonRpcId;
+  method: string;
+  /** Where the request is: received → decided → held → forwarding → forwarded → answered | failed | cancelled. */
+  lifecycle: RequestLifecycle;
+  progressToken?: JsonRpcId | undefined;
+  justification?: string | undefined;
+  /** The HTTP request that carried it (its response's record carries the same id). */
+  requestId?: string | undefined;
+  /** The upstream timeout: armed when the request is forwarded (a held call is not waiting on the upstream). */
+  timer?: NodeJS.Timeout | undefined;
+  /** performance.now() when the request reached the gateway, and when it was forwarded. */
+  receivedAt: number;
+  forwardedAt?: number | undefined;
+  /** A task-augmented tools/call the gateway answers with a task (see tasks.ts). */
+  taskParams?: { ttl?: number } | undefined;
+  /** The gateway's own forward of a task's call: the answer completes the task instead of being delivered. */
+  task?: GatewayTask | undefined;
+  /** A first-page tasks/list the upstream answers: the gateway's tasks are added to it. */
+  mergeTasks?: boolean | undefined;
+}
+
+/**
+ * The restore stage: pseudonyms the caller was shown are put back to their originals before the
+ * message is decided and forwarded (gateway/masking plugs in here). The default changes nothing.
+ */
+export interface Restorer {
+  restore(exchange: { message: JsonRpcMessage; connection: string; subject: string }): JsonRpcMessage;
+}
+
+export const NO_RESTORE: Restorer = { restore: (exchange) => exchange.message };
