@@ -3,24 +3,24 @@
 // directly; `start` runs the gateway; `migrate` applies the schema.
 import { Command, Option } from "commander";
 import { ConfigError, findConfigFile, loadConfigFile, type GatewayConfig } from "./config/load.js";
-import { createDb, redactUrl } from "./db/client.js";
+import { redactUrl } from "./db/url.js";
 import { redactConfig } from "./config/redact.js";
 import { readEmbeddedConnection, startEmbeddedDatabase } from "./db/embedded.js";
 import { migrateDatabase } from "./db/migrate.js";
 import { listSessions, loadExchange, formatExchange } from "./audit/replay.js";
-import { startGateway } from "./gateway.js";
-import { resourceUrl } from "./auth/authenticator.js";
-import { devIssuerUrl, loadDevIssuerKey, parseTtl, signDevToken } from "./auth/dev-issuer.js";
-import { devIssuerKeyFile } from "./auth/setup.js";
-import { createLogger } from "./log.js";
+import { createLogger, resolveLogFormat } from "./log.js";
+import { assertPortFree } from "./port-check.js";
+import { progressBar } from "./progress.js";
 import { registerApprovalsCommand } from "./approvals/command.js";
-import { approvalsAudience } from "./approvals/routes.js";
 import { VERSION } from "./version.js";
 
 const program = new Command()
   .name("countersign")
   .description("A gateway in front of MCP servers that records, masks, blocks and holds tool calls for approval.")
   .version(VERSION);
+
+/** Set by `start`: only then does a configuration error mean that the gateway did not start. */
+let startingGateway = false;
 
 function config(opts: { config?: string }): GatewayConfig {
   return loadConfigFile(findConfigFile(opts.config));
@@ -41,9 +41,10 @@ function evidenceDatabaseUrl(cfg: GatewayConfig): string {
   return embedded.url;
 }
 
-async function withDb<T>(opts: { config?: string }, fn: (db: ReturnType<typeof createDb>) => Promise<T>): Promise<T> {
+async function withDb<T>(opts: { config?: string }, fn: (db: import("./db/client.js").Db) => Promise<T>): Promise<T> {
   const cfg = config(opts);
   const url = evidenceDatabaseUrl(cfg);
+  const { createDb } = await import("./db/client.js"); // the Prisma client: only for commands that read
   const db = createDb(url, { poolSize: 2 });
   try {
     return await fn(db);
@@ -62,15 +63,63 @@ program
   .description("run the gateway")
   .addOption(configOption)
   .action(async (opts: { config?: string }) => {
+    startingGateway = true;
     const cfg = config(opts);
-    const log = createLogger(cfg.log.level);
     const say = (line: string) => process.stderr.write(`countersign: ${line}\n`);
+    // A busy port is reported before anything slow (database, migrations), with the setting to change.
+    try {
+      await assertPortFree(cfg.server.host, cfg.server.port, `PORT=<port> (or server.port in ${cfg.source})`);
+      if (cfg.cluster.internalPort > 0) await assertPortFree(cfg.cluster.internalHost ?? cfg.server.host, cfg.cluster.internalPort, `COUNTERSIGN_INTERNAL_PORT=<port> (or cluster.internalPort in ${cfg.source})`);
+    } catch (err) {
+      fail(`${(err as Error).message}. The gateway did not start.`);
+    }
+    const log = createLogger(cfg.log.level, process.stdout, resolveLogFormat(cfg.log.format));
     if (cfg.quickstart) say(`using the bundled quick-start configuration (${cfg.source})`);
-    const gw = await startGateway(cfg, { log, progress: say });
+
+    // Signal handlers first: a Ctrl-C during start-up stops the gateway as soon as it is up (the
+    // embedded PostgreSQL runs in its own process group, so the signal reaches only this process).
+    let gw: import("./gateway.js").Gateway | undefined;
+    let pending: string | undefined;
+    let signals = 0;
+    const shutdown = (signal: string) => {
+      if (signals++ > 0) {
+        say("second signal: exiting now");
+        process.exit(1);
+      }
+      if (!gw) {
+        pending = signal;
+        say(`${signal}: stopping as soon as start-up finishes (again to exit now)`);
+        return;
+      }
+      say(`${signal}: finishing in-flight calls and shutting down`);
+      const t0 = performance.now();
+      gw.stop().then(
+        () => {
+          say(`stopped in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+          process.exit(0);
+        },
+        (err) => {
+          say(`shutdown failed: ${String(err)}`);
+          process.exit(1);
+        },
+      );
+    };
+    process.on("SIGTERM", () => shutdown("SIGTERM"));
+    process.on("SIGINT", () => shutdown("SIGINT"));
+
+    const { startGateway } = await import("./gateway.js");
+    gw = await startGateway(cfg, { log, progress: say });
     const names = cfg.connections.map((c) => c.name);
-    // One line on stdout once ready, so scripts can wait for it.
+    process.on("SIGHUP", () => {
+      gw!.reload({ kind: "signal", subject: `local operator (SIGHUP to pid ${process.pid})` }).then(
+        (r) => say(r.applied ? `configuration reloaded (${r.changes.length} change(s))` : `reload refused, the running configuration stays:\n  - ${r.problems.join("\n  - ")}`),
+        (err) => say(`reload failed: ${String(err)}`),
+      );
+    });
+    if (pending) return shutdown(pending);
+    // One line on stdout once ready, so scripts can wait for it; what a person needs goes to stderr.
     process.stdout.write(`Countersign ready at ${gw.address} — MCP endpoint: ${gw.address}/mcp/${names[0]}\n`);
-    say(`connections: ${names.map((n) => `${gw.address}/mcp/${n} (legacy SSE: ${gw.address}/sse/${n})`).join(", ")}`);
+    say(`connections: ${names.map((n) => `${gw!.address}/mcp/${n} (legacy SSE: ${gw!.address}/sse/${n})`).join(", ")}`);
     if (gw.devToken) {
       say(`a token from the built-in dev issuer (sub alice, groups dev,oncall; valid 8 h; make others with \`npm run countersign -- token --sub <who> --groups <g>\`):`);
       process.stderr.write(`\n${gw.devToken}\n\n`);
@@ -78,50 +127,37 @@ program
     if (cfg.quickstart) {
       say(`try it:  npx @modelcontextprotocol/inspector --cli ${gw.address}/mcp/${names[0]} --transport http --method tools/list${gw.devToken ? ` --header "Authorization: Bearer <token above>"` : ""}`);
       say(`then:    npm run countersign -- sessions   and   npm run countersign -- replay <session-id>`);
+      say("stop:    Ctrl-C (finishes in-flight calls, records the stop, then stops the embedded PostgreSQL)");
     }
-    let signals = 0;
-    const shutdown = (signal: string) => {
-      if (signals++ > 0) {
-        say("second signal: exiting now");
-        process.exit(1);
-      }
-      say(`${signal}: finishing in-flight calls and shutting down`);
-      gw.stop().then(
-        () => process.exit(0),
-        (err) => {
-          say(`shutdown failed: ${String(err)}`);
-          process.exit(1);
-        },
-      );
-    };
-    process.on("SIGHUP", () => {
-      gw.reload({ kind: "signal", subject: `local operator (SIGHUP to pid ${process.pid})` }).then(
-        (r) => say(r.applied ? `configuration reloaded (${r.changes.length} change(s))` : `reload refused, the running configuration stays:\n  - ${r.problems.join("\n  - ")}`),
-        (err) => say(`reload failed: ${String(err)}`),
-      );
-    });
-    process.on("SIGTERM", () => shutdown("SIGTERM"));
-    process.on("SIGINT", () => shutdown("SIGINT"));
   });
 
 program
   .command("migrate")
   .description("apply the database migrations (DATABASE_URL, the config's database.url, or the embedded database)")
   .addOption(configOption)
-  .action(async (opts: { config?: string }) => {
+  .option("--json", "the result as JSON")
+  .action(async (opts: { config?: string; json?: boolean }) => {
     const cfg = config(opts);
+    const say = (l: string) => process.stderr.write(`countersign: ${l}\n`);
     let url = cfg.database.url?.reveal();
     let stop: (() => Promise<void>) | undefined;
     if (!url) {
-      const embedded = await startEmbeddedDatabase(cfg.database.embeddedDataDir, (l) => process.stderr.write(`countersign: ${l}\n`));
+      const embedded = await startEmbeddedDatabase(cfg.database.embeddedDataDir, say);
       url = embedded.connection.url;
       if (embedded.owned) stop = embedded.stop;
     }
     try {
-      process.stderr.write(`countersign: applying migrations to ${redactUrl(url)}\n`);
-      const { output } = await migrateDatabase(url);
-      const summary = output.split("\n").filter((l) => /migration|applied|No pending/i.test(l)).join("\n");
-      process.stdout.write(`${summary || "migrations applied"}\n`);
+      say(`checking migrations of ${redactUrl(url)}`);
+      const bar = progressBar("migrations");
+      const result = await migrateDatabase(url, {
+        progress: (p) => {
+          if (p.phase === "applying") bar.update(p.index - 1, p.total, p.name);
+          else say(`applied ${p.index}/${p.total}: ${p.name} (${Math.round(p.ms ?? 0)} ms)`);
+        },
+      }).catch((err: unknown) => fail(`${(err as Error).message}`));
+      bar.done();
+      if (opts.json) process.stdout.write(JSON.stringify({ applied: result.applied, alreadyApplied: result.alreadyApplied, via: result.via }, null, 2) + "\n");
+      else process.stdout.write(`${result.output}\n`);
     } finally {
       await stop?.();
     }
@@ -177,6 +213,12 @@ program
   .option("--approvals", "for the approvals API (audience <publicUrl>/approvals; `countersign approvals`): give --email, the approver's identity")
   .action(async (opts: { config?: string; sub: string; email?: string; name?: string; groups: string; clientId?: string; connection?: string[]; ttl: string; admin?: boolean; approvals?: boolean }) => {
     const cfg = config(opts);
+    const [{ resourceUrl }, { devIssuerUrl, loadDevIssuerKey, parseTtl, signDevToken }, { devIssuerKeyFile }, { approvalsAudience }] = await Promise.all([
+      import("./auth/authenticator.js"),
+      import("./auth/dev-issuer.js"),
+      import("./auth/setup.js"),
+      import("./approvals/routes.js"),
+    ]);
     if (!cfg.auth.devIssuer.enabled) fail(`the built-in dev issuer is off in ${cfg.source}: set auth.devIssuer.enabled: true, or get a token from your identity provider`, 2);
     let ttlSeconds: number;
     try {
@@ -350,6 +392,6 @@ function printTable(head: string[], rows: string[][]): void {
 }
 
 program.parseAsync().catch((err: unknown) => {
-  if (err instanceof ConfigError) fail(`${err.message}\nThe gateway did not start: fix the configuration and try again.`, 2);
+  if (err instanceof ConfigError) fail(`${err.message}\n${startingGateway ? "The gateway did not start: fix" : "Fix"} the configuration and try again.`, 2);
   fail((err as Error).message ?? String(err));
 });
