@@ -5,9 +5,10 @@ import { Command, Option } from "commander";
 import { ConfigError, findConfigFile, loadConfigFile, type GatewayConfig } from "./config/load.js";
 import { redactUrl } from "./db/url.js";
 import { redactConfig } from "./config/redact.js";
+import { configProblems, configWarnings } from "./config/checks.js";
 import { readEmbeddedConnection, startEmbeddedDatabase } from "./db/embedded.js";
 import { migrateDatabase } from "./db/migrate.js";
-import { listSessions, loadExchange, formatExchange } from "./audit/replay.js";
+import { listSessions, loadExchange, formatExchange, timeline } from "./audit/replay.js";
 import { createLogger, resolveLogFormat } from "./log.js";
 import { assertPortFree } from "./port-check.js";
 import { progressBar } from "./progress.js";
@@ -117,6 +118,10 @@ program
       );
     });
     if (pending) return shutdown(pending);
+    // Where `countersign reload` finds this gateway (removed at exit).
+    const { writeRunningFile } = await import("./config/running.js");
+    const removeRunningFile = writeRunningFile(cfg.source, cfg.database.embeddedDataDir, { address: gw.address, publicUrl: cfg.publicUrl });
+    process.once("exit", removeRunningFile);
     // One line on stdout once ready, so scripts can wait for it; what a person needs goes to stderr.
     process.stdout.write(`Countersign ready at ${gw.address} — MCP endpoint: ${gw.address}/mcp/${names[0]}\n`);
     say(`connections: ${names.map((n) => `${gw!.address}/mcp/${n} (legacy SSE: ${gw!.address}/sse/${n})`).join(", ")}`);
@@ -177,8 +182,9 @@ program
   .option("--json", "JSON for machines")
   .action(async (opts: { config?: string; connection?: string; since?: string; method?: string; who?: string; group?: string; request?: string; limit: string; json?: boolean }) => {
     const since = opts.since ? parseSince(opts.since) : undefined;
+    const limit = positiveInt("--limit", opts.limit, 10_000);
     const rows = await withDb(opts, (db) =>
-      listSessions(db, { connection: opts.connection, since, method: opts.method, who: opts.who, group: opts.group, requestId: opts.request, limit: Number(opts.limit) || 50 }),
+      listSessions(db, { connection: opts.connection, since, method: opts.method, who: opts.who, group: opts.group, requestId: opts.request, limit }),
     );
     if (opts.json) return void process.stdout.write(JSON.stringify(rows, null, 2) + "\n");
     if (rows.length === 0) return void process.stdout.write("no sessions match\n");
@@ -195,7 +201,9 @@ program
   .action(async (sessionId: string, opts: { config?: string; json?: boolean }) => {
     const x = await withDb(opts, (db) => loadExchange(db, sessionId));
     if (!x) fail(`no session '${sessionId}': list sessions with \`countersign sessions\``, 2);
-    process.stdout.write((opts.json ? JSON.stringify(x, null, 2) : formatExchange(x, process.stdout.columns || 160)) + "\n");
+    // JSON: the session (with the caller), and messages and events interleaved by time.
+    if (opts.json) return void process.stdout.write(JSON.stringify({ session: x!.session, timeline: timeline(x!), messages: x!.messages, events: x!.events }, null, 2) + "\n");
+    process.stdout.write(formatExchange(x!, process.stdout.isTTY ? process.stdout.columns : undefined) + "\n");
   });
 
 program
@@ -247,24 +255,27 @@ program
   .command("reload")
   .description("ask the running gateway to re-read its configuration (admin API; needs a token of a member of admin.groups)")
   .addOption(configOption)
-  .option("--url <url>", "the gateway's base URL (default: the configuration's publicUrl)")
+  .option("--url <url>", "the gateway's base URL (default: the running gateway's address, else $COUNTERSIGN_PUBLIC_URL, else the file's publicUrl)")
   .option("--token <token>", "bearer token with audience <publicUrl>/admin (default: $COUNTERSIGN_TOKEN)")
   .option("--json", "the result as JSON")
   .action(async (opts: { config?: string; url?: string; token?: string; json?: boolean }) => {
-    const cfg = config(opts);
     const token = opts.token ?? process.env.COUNTERSIGN_TOKEN;
     if (!token) fail("no token: pass --token or set COUNTERSIGN_TOKEN (with the dev issuer: `countersign token --admin --sub <you> --groups <admin group>`)", 2);
-    const base = (opts.url ?? cfg.publicUrl).replace(/\/+$/, "");
+    // The gateway validates the file (and records a refusal); here it is not loaded, so neither its
+    // secrets nor a just-edited server.port matter: the address is the running gateway's.
+    const { reloadTarget } = await import("./config/running.js");
+    const target = reloadTarget(findConfigFile(opts.config), opts.url);
+    const base = target.url.replace(/\/+$/, "");
     let res: Response;
     try {
       res = await fetch(`${base}/admin/reload`, { method: "POST", headers: { authorization: `Bearer ${token}` } });
     } catch (err) {
-      fail(`cannot reach the gateway at ${base}: ${(err as Error).message}; is it running? (--url sets where)`);
+      fail(`cannot reach the gateway at ${base} (${target.from}): ${(err as Error).message}; is it running? (--url sets where)`);
     }
     const body = (await res.json().catch(() => ({}))) as { applied?: boolean; changes?: Array<{ path: string }>; problems?: string[]; error?: { message?: string } };
     if (opts.json) process.stdout.write(JSON.stringify(body, null, 2) + "\n");
     else if (body.applied) process.stdout.write(`reloaded: ${body.changes?.length ?? 0} change(s)${body.changes?.length ? `\n${body.changes.map((c) => `  ${c.path}`).join("\n")}` : ""}\n`);
-    else if (body.problems) process.stdout.write(`refused; the running configuration stays:\n${body.problems.map((p) => `  - ${p}`).join("\n")}\n`);
+    else if (body.problems) process.stdout.write(`refused (recorded as config_changed/rejected); the running configuration stays:\n${body.problems.map((p) => `  - ${p}`).join("\n")}\n`);
     else process.stdout.write(`HTTP ${res.status}: ${body.error?.message ?? "no details"}\n`);
     process.exit(res.ok ? 0 : 1);
   });
@@ -276,8 +287,12 @@ program
   .option("--json", "the resolved configuration as JSON (secrets hidden)")
   .action((opts: { config?: string; json?: boolean }) => {
     const cfg = config(opts);
-    if (opts.json) return void process.stdout.write(JSON.stringify(redactConfig(JSON.parse(JSON.stringify(cfg))), null, 2) + "\n");
-    process.stdout.write(`${cfg.source}: valid (version ${cfg.version}, ${cfg.connections.length} connection(s): ${cfg.connections.map((c) => `${c.name} [${c.upstream.type}]`).join(", ")})\n`);
+    const problems = configProblems(cfg);
+    const warnings = configWarnings(cfg);
+    if (problems.length) fail(`${cfg.source}: invalid configuration:\n  - ${problems.join("\n  - ")}\nFix the configuration and try again.`, 2);
+    if (opts.json) return void process.stdout.write(JSON.stringify({ ...(redactConfig(JSON.parse(JSON.stringify(cfg))) as object), warnings }, null, 2) + "\n");
+    for (const w of warnings) process.stderr.write(`countersign: warning: ${w}\n`);
+    process.stdout.write(`${cfg.source}: valid${warnings.length ? `, with ${warnings.length} warning(s)` : ""} (version ${cfg.version}, ${cfg.connections.length} connection(s): ${cfg.connections.map((c) => `${c.name} [${c.upstream.type}]`).join(", ")})\n`);
   });
 
 // Audit chain: `verify` recomputes it and checks the signed checkpoints (exit 1 on any failure);
@@ -383,6 +398,12 @@ function parseSince(text: string): Date {
   const d = new Date(text);
   if (Number.isNaN(d.getTime())) fail(`--since: '${text}' is neither an ISO time nor a duration like 30m, 2h, 7d`, 2);
   return d;
+}
+
+/** A whole number from 1 to max, or a usage error naming the option (never silently a default). */
+function positiveInt(option: string, text: string, max: number): number {
+  if (!/^\d+$/.test(text.trim()) || Number(text) < 1 || Number(text) > max) fail(`${option}: '${text}' is not a whole number from 1 to ${max}`, 2);
+  return Number(text);
 }
 
 function printTable(head: string[], rows: string[][]): void {
