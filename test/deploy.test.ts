@@ -493,6 +493,9 @@ describe("Helm chart rendered by Helm", () => {
       COUNTERSIGN_CLUSTER_SECRET: "countersign-keys",
       TICKETS_MCP_AUTHORIZATION: "countersign-upstreams",
     });
+    // A terminating pod keeps serving while endpoints update, within the grace period.
+    expect(gw.lifecycle).toEqual({ preStop: { exec: { command: ["sleep", "5"] } } });
+    expect(deploy.spec.template.spec.terminationGracePeriodSeconds).toBeGreaterThan(5 + 10);
     // The migration Job gets the database secret and nothing else.
     const migrate = one(ms, "Job").spec.template.spec.containers[0];
     expect((migrate.env as { name: string; valueFrom?: unknown }[]).filter((e) => e.valueFrom).map((e) => e.name)).toEqual(["DATABASE_URL"]);
