@@ -2,6 +2,8 @@
 // The `countersign` command. Commands that read evidence (sessions, replay) read the database
 // directly; `start` runs the gateway; `migrate` applies the schema.
 import { Command, Option } from "commander";
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { ConfigError, findConfigFile, loadConfigFile, type GatewayConfig } from "./config/load.js";
 import { redactUrl } from "./db/url.js";
 import { redactConfig } from "./config/redact.js";
@@ -63,7 +65,8 @@ program
   .command("start")
   .description("run the gateway")
   .addOption(configOption)
-  .action(async (opts: { config?: string }) => {
+  .option("--reload-on-change <seconds>", "re-read the configuration file when its content changes, checked this often (a mounted ConfigMap); 0: only on SIGHUP or `countersign reload`", "0")
+  .action(async (opts: { config?: string; reloadOnChange: string }) => {
     startingGateway = true;
     const cfg = config(opts);
     const say = (line: string) => process.stderr.write(`countersign: ${line}\n`);
@@ -118,6 +121,13 @@ program
       );
     });
     if (pending) return shutdown(pending);
+    const watchSeconds = opts.reloadOnChange === "0" ? 0 : positiveInt("--reload-on-change", opts.reloadOnChange, 3600);
+    if (watchSeconds > 0 && !cfg.quickstart) watchConfigFile(cfg.source, cfg.hash, watchSeconds, (hash) =>
+      gw!.reload({ kind: "signal", subject: `file watcher (${cfg.source} changed to sha256 ${hash.slice(0, 12)})` }).then(
+        (r) => void say(r.applied ? `configuration file changed: reloaded (${r.changes.length} change(s))` : `configuration file changed: reload refused, the running configuration stays:\n  - ${r.problems.join("\n  - ")}`),
+        (err) => say(`reload failed: ${String(err)}`),
+      ),
+    );
     // Where `countersign reload` finds this gateway (removed at exit).
     const { writeRunningFile } = await import("./config/running.js");
     const removeRunningFile = writeRunningFile(cfg.source, cfg.database.embeddedDataDir, { address: gw.address, publicUrl: cfg.publicUrl });
@@ -398,6 +408,26 @@ function parseSince(text: string): Date {
   const d = new Date(text);
   if (Number.isNaN(d.getTime())) fail(`--since: '${text}' is neither an ISO time nor a duration like 30m, 2h, 7d`, 2);
   return d;
+}
+
+/** Calls `onChange` once per new content of `file` (by SHA-256), polled every `seconds`. */
+function watchConfigFile(file: string, initialHash: string, seconds: number, onChange: (hash: string) => Promise<unknown>): void {
+  let seen = initialHash;
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy) return;
+    let hash: string;
+    try {
+      hash = createHash("sha256").update(readFileSync(file)).digest("hex");
+    } catch {
+      return; // mid-swap (a ConfigMap update) or briefly missing: look again next time
+    }
+    if (hash === seen) return;
+    seen = hash;
+    busy = true;
+    void onChange(hash).finally(() => (busy = false));
+  }, seconds * 1000);
+  timer.unref();
 }
 
 /** A whole number from 1 to max, or a usage error naming the option (never silently a default). */

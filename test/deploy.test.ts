@@ -459,7 +459,10 @@ describe("Helm chart rendered by Helm", () => {
     expect(cfg.server).toEqual({ host: "0.0.0.0", port: 8080, trustProxy: false });
     expect(cfg.cluster).toMatchObject({ internalPort: 8081, advertiseUrl: "http://10.0.0.7:8081" });
     expect(cfg.connections.map((c) => c.name)).toEqual(["everything"]);
-    expect(deploy.spec.template.metadata.annotations["checksum/config"]).toMatch(/^[0-9a-f]{64}$/);
+    // Only restart-only keys roll the pods; the rest is reloaded live from the mounted file.
+    expect(deploy.spec.template.metadata.annotations["checksum/config-restart-only"]).toMatch(/^[0-9a-f]{64}$/);
+    expect(deploy.spec.template.metadata.annotations).not.toHaveProperty("checksum/config");
+    expect(deploy.spec.template.spec.containers[0].args).toEqual(["start", "--config", "/etc/countersign/countersign.yaml", "--reload-on-change", "10"]);
 
     const job = one(ms, "Job");
     expect(job.metadata.annotations).toMatchObject({ "helm.sh/hook": "pre-install,pre-upgrade" });
