@@ -2,25 +2,28 @@
 // The `countersign` command. Commands that read evidence (sessions, replay) read the database
 // directly; `start` runs the gateway; `migrate` applies the schema.
 import { Command, Option } from "commander";
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { ConfigError, findConfigFile, loadConfigFile, type GatewayConfig } from "./config/load.js";
-import { createDb, redactUrl } from "./db/client.js";
+import { redactUrl } from "./db/url.js";
 import { redactConfig } from "./config/redact.js";
+import { configProblems, configWarnings } from "./config/checks.js";
 import { readEmbeddedConnection, startEmbeddedDatabase } from "./db/embedded.js";
 import { migrateDatabase } from "./db/migrate.js";
-import { listSessions, loadExchange, formatExchange } from "./audit/replay.js";
-import { startGateway } from "./gateway.js";
-import { resourceUrl } from "./auth/authenticator.js";
-import { devIssuerUrl, loadDevIssuerKey, parseTtl, signDevToken } from "./auth/dev-issuer.js";
-import { devIssuerKeyFile } from "./auth/setup.js";
-import { createLogger } from "./log.js";
+import { listSessions, loadExchange, formatExchange, timeline } from "./audit/replay.js";
+import { createLogger, resolveLogFormat } from "./log.js";
+import { assertPortFree } from "./port-check.js";
+import { progressBar } from "./progress.js";
 import { registerApprovalsCommand } from "./approvals/command.js";
-import { approvalsAudience } from "./approvals/routes.js";
 import { VERSION } from "./version.js";
 
 const program = new Command()
   .name("countersign")
   .description("A gateway in front of MCP servers that records, masks, blocks and holds tool calls for approval.")
   .version(VERSION);
+
+/** Set by `start`: only then does a configuration error mean that the gateway did not start. */
+let startingGateway = false;
 
 function config(opts: { config?: string }): GatewayConfig {
   return loadConfigFile(findConfigFile(opts.config));
@@ -41,9 +44,10 @@ function evidenceDatabaseUrl(cfg: GatewayConfig): string {
   return embedded.url;
 }
 
-async function withDb<T>(opts: { config?: string }, fn: (db: ReturnType<typeof createDb>) => Promise<T>): Promise<T> {
+async function withDb<T>(opts: { config?: string }, fn: (db: import("./db/client.js").Db) => Promise<T>): Promise<T> {
   const cfg = config(opts);
   const url = evidenceDatabaseUrl(cfg);
+  const { createDb } = await import("./db/client.js"); // the Prisma client: only for commands that read
   const db = createDb(url, { poolSize: 2 });
   try {
     return await fn(db);
@@ -61,17 +65,77 @@ program
   .command("start")
   .description("run the gateway")
   .addOption(configOption)
-  .action(async (opts: { config?: string }) => {
+  .option("--reload-on-change <seconds>", "re-read the configuration file when its content changes, checked this often (a mounted ConfigMap); 0: only on SIGHUP or `countersign reload`", "0")
+  .action(async (opts: { config?: string; reloadOnChange: string }) => {
+    startingGateway = true;
     const cfg = config(opts);
-    const log = createLogger(cfg.log.level);
     const say = (line: string) => process.stderr.write(`countersign: ${line}\n`);
+    // A busy port is reported before anything slow (database, migrations), with the setting to change.
+    try {
+      await assertPortFree(cfg.server.host, cfg.server.port, `PORT=<port> (or server.port in ${cfg.source})`);
+      if (cfg.cluster.internalPort > 0) await assertPortFree(cfg.cluster.internalHost ?? cfg.server.host, cfg.cluster.internalPort, `COUNTERSIGN_INTERNAL_PORT=<port> (or cluster.internalPort in ${cfg.source})`);
+    } catch (err) {
+      fail(`${(err as Error).message}. The gateway did not start.`);
+    }
+    const log = createLogger(cfg.log.level, process.stdout, resolveLogFormat(cfg.log.format));
     if (cfg.quickstart) say(`using the bundled quick-start configuration (${cfg.source})`);
-    const gw = await startGateway(cfg, { log, progress: say });
+
+    // Signal handlers first: a Ctrl-C during start-up stops the gateway as soon as it is up (the
+    // embedded PostgreSQL runs in its own process group, so the signal reaches only this process).
+    let gw: import("./gateway.js").Gateway | undefined;
+    let pending: string | undefined;
+    let signals = 0;
+    const shutdown = (signal: string) => {
+      if (signals++ > 0) {
+        say("second signal: exiting now");
+        process.exit(1);
+      }
+      if (!gw) {
+        pending = signal;
+        say(`${signal}: stopping as soon as start-up finishes (again to exit now)`);
+        return;
+      }
+      say(`${signal}: finishing in-flight calls and shutting down`);
+      const t0 = performance.now();
+      gw.stop().then(
+        () => {
+          say(`stopped in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+          process.exit(0);
+        },
+        (err) => {
+          say(`shutdown failed: ${String(err)}`);
+          process.exit(1);
+        },
+      );
+    };
+    process.on("SIGTERM", () => shutdown("SIGTERM"));
+    process.on("SIGINT", () => shutdown("SIGINT"));
+
+    const { startGateway } = await import("./gateway.js");
+    gw = await startGateway(cfg, { log, progress: say });
     const names = cfg.connections.map((c) => c.name);
-    // One line on stdout once ready, so scripts can wait for it.
+    process.on("SIGHUP", () => {
+      gw!.reload({ kind: "signal", subject: `local operator (SIGHUP to pid ${process.pid})` }).then(
+        (r) => say(r.applied ? `configuration reloaded (${r.changes.length} change(s))` : `reload refused, the running configuration stays:\n  - ${r.problems.join("\n  - ")}`),
+        (err) => say(`reload failed: ${String(err)}`),
+      );
+    });
+    if (pending) return shutdown(pending);
+    const watchSeconds = opts.reloadOnChange === "0" ? 0 : positiveInt("--reload-on-change", opts.reloadOnChange, 3600);
+    if (watchSeconds > 0 && !cfg.quickstart) watchConfigFile(cfg.source, cfg.hash, watchSeconds, (hash) =>
+      gw!.reload({ kind: "signal", subject: `file watcher (${cfg.source} changed to sha256 ${hash.slice(0, 12)})` }).then(
+        (r) => void say(r.applied ? `configuration file changed: reloaded (${r.changes.length} change(s))` : `configuration file changed: reload refused, the running configuration stays:\n  - ${r.problems.join("\n  - ")}`),
+        (err) => say(`reload failed: ${String(err)}`),
+      ),
+    );
+    // Where `countersign reload` finds this gateway (removed at exit).
+    const { writeRunningFile } = await import("./config/running.js");
+    const removeRunningFile = writeRunningFile(cfg.source, cfg.database.embeddedDataDir, { address: gw.address, publicUrl: cfg.publicUrl });
+    process.once("exit", removeRunningFile);
+    // One line on stdout once ready, so scripts can wait for it; what a person needs goes to stderr.
     process.stdout.write(`Countersign ready at ${gw.address} — MCP endpoint: ${gw.address}/mcp/${names[0]}\n`);
-    say(`connections: ${names.map((n) => `${gw.address}/mcp/${n} (legacy SSE: ${gw.address}/sse/${n})`).join(", ")}`);
-    if (cfg.console.enabled) say(`web console: ${gw.address}/console/ (approvals inbox, sessions and replay, evidence)`);
+    say(`connections: ${names.map((n) => `${gw!.address}/mcp/${n} (legacy SSE: ${gw!.address}/sse/${n})`).join(", ")}`);
+    if (cfg.console.enabled) say(`web console: ${gw!.address}/console/ (approvals inbox, sessions and replay, evidence)`);
     if (gw.devToken) {
       say(`a token from the built-in dev issuer (sub alice, groups dev,oncall; valid 8 h; make others with \`npm run countersign -- token --sub <who> --groups <g>\`):`);
       process.stderr.write(`\n${gw.devToken}\n\n`);
@@ -79,50 +143,37 @@ program
     if (cfg.quickstart) {
       say(`try it:  npx @modelcontextprotocol/inspector --cli ${gw.address}/mcp/${names[0]} --transport http --method tools/list${gw.devToken ? ` --header "Authorization: Bearer <token above>"` : ""}`);
       say(`then:    npm run countersign -- sessions   and   npm run countersign -- replay <session-id>`);
+      say("stop:    Ctrl-C (finishes in-flight calls, records the stop, then stops the embedded PostgreSQL)");
     }
-    let signals = 0;
-    const shutdown = (signal: string) => {
-      if (signals++ > 0) {
-        say("second signal: exiting now");
-        process.exit(1);
-      }
-      say(`${signal}: finishing in-flight calls and shutting down`);
-      gw.stop().then(
-        () => process.exit(0),
-        (err) => {
-          say(`shutdown failed: ${String(err)}`);
-          process.exit(1);
-        },
-      );
-    };
-    process.on("SIGHUP", () => {
-      gw.reload({ kind: "signal", subject: `local operator (SIGHUP to pid ${process.pid})` }).then(
-        (r) => say(r.applied ? `configuration reloaded (${r.changes.length} change(s))` : `reload refused, the running configuration stays:\n  - ${r.problems.join("\n  - ")}`),
-        (err) => say(`reload failed: ${String(err)}`),
-      );
-    });
-    process.on("SIGTERM", () => shutdown("SIGTERM"));
-    process.on("SIGINT", () => shutdown("SIGINT"));
   });
 
 program
   .command("migrate")
   .description("apply the database migrations (DATABASE_URL, the config's database.url, or the embedded database)")
   .addOption(configOption)
-  .action(async (opts: { config?: string }) => {
+  .option("--json", "the result as JSON")
+  .action(async (opts: { config?: string; json?: boolean }) => {
     const cfg = config(opts);
+    const say = (l: string) => process.stderr.write(`countersign: ${l}\n`);
     let url = cfg.database.url?.reveal();
     let stop: (() => Promise<void>) | undefined;
     if (!url) {
-      const embedded = await startEmbeddedDatabase(cfg.database.embeddedDataDir, (l) => process.stderr.write(`countersign: ${l}\n`));
+      const embedded = await startEmbeddedDatabase(cfg.database.embeddedDataDir, say);
       url = embedded.connection.url;
       if (embedded.owned) stop = embedded.stop;
     }
     try {
-      process.stderr.write(`countersign: applying migrations to ${redactUrl(url)}\n`);
-      const { output } = await migrateDatabase(url);
-      const summary = output.split("\n").filter((l) => /migration|applied|No pending/i.test(l)).join("\n");
-      process.stdout.write(`${summary || "migrations applied"}\n`);
+      say(`checking migrations of ${redactUrl(url)}`);
+      const bar = progressBar("migrations");
+      const result = await migrateDatabase(url, {
+        progress: (p) => {
+          if (p.phase === "applying") bar.update(p.index - 1, p.total, p.name);
+          else say(`applied ${p.index}/${p.total}: ${p.name} (${Math.round(p.ms ?? 0)} ms)`);
+        },
+      }).catch((err: unknown) => fail(`${(err as Error).message}`));
+      bar.done();
+      if (opts.json) process.stdout.write(JSON.stringify({ applied: result.applied, alreadyApplied: result.alreadyApplied, via: result.via }, null, 2) + "\n");
+      else process.stdout.write(`${result.output}\n`);
     } finally {
       await stop?.();
     }
@@ -142,8 +193,9 @@ program
   .option("--json", "JSON for machines")
   .action(async (opts: { config?: string; connection?: string; since?: string; method?: string; who?: string; group?: string; request?: string; limit: string; json?: boolean }) => {
     const since = opts.since ? parseSince(opts.since) : undefined;
+    const limit = positiveInt("--limit", opts.limit, 10_000);
     const rows = await withDb(opts, (db) =>
-      listSessions(db, { connection: opts.connection, since, method: opts.method, who: opts.who, group: opts.group, requestId: opts.request, limit: Number(opts.limit) || 50 }),
+      listSessions(db, { connection: opts.connection, since, method: opts.method, who: opts.who, group: opts.group, requestId: opts.request, limit }),
     );
     if (opts.json) return void process.stdout.write(JSON.stringify(rows, null, 2) + "\n");
     if (rows.length === 0) return void process.stdout.write("no sessions match\n");
@@ -160,7 +212,9 @@ program
   .action(async (sessionId: string, opts: { config?: string; json?: boolean }) => {
     const x = await withDb(opts, (db) => loadExchange(db, sessionId));
     if (!x) fail(`no session '${sessionId}': list sessions with \`countersign sessions\``, 2);
-    process.stdout.write((opts.json ? JSON.stringify(x, null, 2) : formatExchange(x, process.stdout.columns || 160)) + "\n");
+    // JSON: the session (with the caller), and messages and events interleaved by time.
+    if (opts.json) return void process.stdout.write(JSON.stringify({ session: x!.session, timeline: timeline(x!), messages: x!.messages, events: x!.events }, null, 2) + "\n");
+    process.stdout.write(formatExchange(x!, process.stdout.isTTY ? process.stdout.columns : undefined) + "\n");
   });
 
 program
@@ -178,6 +232,12 @@ program
   .option("--approvals", "for the approvals API (audience <publicUrl>/approvals; `countersign approvals`): give --email, the approver's identity")
   .action(async (opts: { config?: string; sub: string; email?: string; name?: string; groups: string; clientId?: string; connection?: string[]; ttl: string; admin?: boolean; approvals?: boolean }) => {
     const cfg = config(opts);
+    const [{ resourceUrl }, { devIssuerUrl, loadDevIssuerKey, parseTtl, signDevToken }, { devIssuerKeyFile }, { approvalsAudience }] = await Promise.all([
+      import("./auth/authenticator.js"),
+      import("./auth/dev-issuer.js"),
+      import("./auth/setup.js"),
+      import("./approvals/routes.js"),
+    ]);
     if (!cfg.auth.devIssuer.enabled) fail(`the built-in dev issuer is off in ${cfg.source}: set auth.devIssuer.enabled: true, or get a token from your identity provider`, 2);
     let ttlSeconds: number;
     try {
@@ -206,24 +266,27 @@ program
   .command("reload")
   .description("ask the running gateway to re-read its configuration (admin API; needs a token of a member of admin.groups)")
   .addOption(configOption)
-  .option("--url <url>", "the gateway's base URL (default: the configuration's publicUrl)")
+  .option("--url <url>", "the gateway's base URL (default: the running gateway's address, else $COUNTERSIGN_PUBLIC_URL, else the file's publicUrl)")
   .option("--token <token>", "bearer token with audience <publicUrl>/admin (default: $COUNTERSIGN_TOKEN)")
   .option("--json", "the result as JSON")
   .action(async (opts: { config?: string; url?: string; token?: string; json?: boolean }) => {
-    const cfg = config(opts);
     const token = opts.token ?? process.env.COUNTERSIGN_TOKEN;
     if (!token) fail("no token: pass --token or set COUNTERSIGN_TOKEN (with the dev issuer: `countersign token --admin --sub <you> --groups <admin group>`)", 2);
-    const base = (opts.url ?? cfg.publicUrl).replace(/\/+$/, "");
+    // The gateway validates the file (and records a refusal); here it is not loaded, so neither its
+    // secrets nor a just-edited server.port matter: the address is the running gateway's.
+    const { reloadTarget } = await import("./config/running.js");
+    const target = reloadTarget(findConfigFile(opts.config), opts.url);
+    const base = target.url.replace(/\/+$/, "");
     let res: Response;
     try {
       res = await fetch(`${base}/admin/reload`, { method: "POST", headers: { authorization: `Bearer ${token}` } });
     } catch (err) {
-      fail(`cannot reach the gateway at ${base}: ${(err as Error).message}; is it running? (--url sets where)`);
+      fail(`cannot reach the gateway at ${base} (${target.from}): ${(err as Error).message}; is it running? (--url sets where)`);
     }
     const body = (await res.json().catch(() => ({}))) as { applied?: boolean; changes?: Array<{ path: string }>; problems?: string[]; error?: { message?: string } };
     if (opts.json) process.stdout.write(JSON.stringify(body, null, 2) + "\n");
     else if (body.applied) process.stdout.write(`reloaded: ${body.changes?.length ?? 0} change(s)${body.changes?.length ? `\n${body.changes.map((c) => `  ${c.path}`).join("\n")}` : ""}\n`);
-    else if (body.problems) process.stdout.write(`refused; the running configuration stays:\n${body.problems.map((p) => `  - ${p}`).join("\n")}\n`);
+    else if (body.problems) process.stdout.write(`refused (recorded as config_changed/rejected); the running configuration stays:\n${body.problems.map((p) => `  - ${p}`).join("\n")}\n`);
     else process.stdout.write(`HTTP ${res.status}: ${body.error?.message ?? "no details"}\n`);
     process.exit(res.ok ? 0 : 1);
   });
@@ -235,8 +298,12 @@ program
   .option("--json", "the resolved configuration as JSON (secrets hidden)")
   .action((opts: { config?: string; json?: boolean }) => {
     const cfg = config(opts);
-    if (opts.json) return void process.stdout.write(JSON.stringify(redactConfig(JSON.parse(JSON.stringify(cfg))), null, 2) + "\n");
-    process.stdout.write(`${cfg.source}: valid (version ${cfg.version}, ${cfg.connections.length} connection(s): ${cfg.connections.map((c) => `${c.name} [${c.upstream.type}]`).join(", ")})\n`);
+    const problems = configProblems(cfg);
+    const warnings = configWarnings(cfg);
+    if (problems.length) fail(`${cfg.source}: invalid configuration:\n  - ${problems.join("\n  - ")}\nFix the configuration and try again.`, 2);
+    if (opts.json) return void process.stdout.write(JSON.stringify({ ...(redactConfig(JSON.parse(JSON.stringify(cfg))) as object), warnings }, null, 2) + "\n");
+    for (const w of warnings) process.stderr.write(`countersign: warning: ${w}\n`);
+    process.stdout.write(`${cfg.source}: valid${warnings.length ? `, with ${warnings.length} warning(s)` : ""} (version ${cfg.version}, ${cfg.connections.length} connection(s): ${cfg.connections.map((c) => `${c.name} [${c.upstream.type}]`).join(", ")})\n`);
   });
 
 // Audit chain: `verify` recomputes it and checks the signed checkpoints (exit 1 on any failure);
@@ -346,6 +413,32 @@ function parseSince(text: string): Date {
   return d;
 }
 
+/** Calls `onChange` once per new content of `file` (by SHA-256), polled every `seconds`. */
+function watchConfigFile(file: string, initialHash: string, seconds: number, onChange: (hash: string) => Promise<unknown>): void {
+  let seen = initialHash;
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy) return;
+    let hash: string;
+    try {
+      hash = createHash("sha256").update(readFileSync(file)).digest("hex");
+    } catch {
+      return; // mid-swap (a ConfigMap update) or briefly missing: look again next time
+    }
+    if (hash === seen) return;
+    seen = hash;
+    busy = true;
+    void onChange(hash).finally(() => (busy = false));
+  }, seconds * 1000);
+  timer.unref();
+}
+
+/** A whole number from 1 to max, or a usage error naming the option (never silently a default). */
+function positiveInt(option: string, text: string, max: number): number {
+  if (!/^\d+$/.test(text.trim()) || Number(text) < 1 || Number(text) > max) fail(`${option}: '${text}' is not a whole number from 1 to ${max}`, 2);
+  return Number(text);
+}
+
 function printTable(head: string[], rows: string[][]): void {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
@@ -353,6 +446,6 @@ function printTable(head: string[], rows: string[][]): void {
 }
 
 program.parseAsync().catch((err: unknown) => {
-  if (err instanceof ConfigError) fail(`${err.message}\nThe gateway did not start: fix the configuration and try again.`, 2);
+  if (err instanceof ConfigError) fail(`${err.message}\n${startingGateway ? "The gateway did not start: fix" : "Fix"} the configuration and try again.`, 2);
   fail((err as Error).message ?? String(err));
 });

@@ -78,8 +78,8 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
   const { url, embedded } = await resolveDatabase(config, progress);
   try {
     if (config.database.migrateOnStart || embedded) {
-      progress(`applying migrations to ${redactUrl(url)}`);
-      await migrateDatabase(url);
+      const result = await migrateDatabase(url, { progress: (p) => p.phase === "applied" && progress(`migration ${p.index}/${p.total} applied: ${p.name}`) });
+      progress(`database ${redactUrl(url)}: ${result.output.split("\n")[0]}`);
     }
     const db = createDb(url);
     const instanceId = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
@@ -187,7 +187,11 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
         await db.instance.update({ where: { id: instanceId }, data: { stoppedAt: new Date() } }).catch(() => {});
         await auditPool.end().catch(() => {});
         await db.$disconnect();
-        if (embedded?.owned) await embedded.stop();
+        progress("sessions closed and the stop recorded (gateway/stopped)");
+        if (embedded?.owned) {
+          await embedded.stop();
+          progress("embedded PostgreSQL stopped");
+        }
       })());
     const devToken = identity.devIssuer
       ? await signDevToken(identity.devIssuer.key, identity.devIssuer.url, {

@@ -129,7 +129,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
       sessions: sessions.size,
       sessionLimits: sessions.limits(),
       upstreams: checkUpstreams(config.connections),
-      ...(deps.approvals ? { approvals: deps.approvals.service.status() } : {}),
+      ...(deps.approvals ? { approvals: approvalsReadiness(deps.approvals.service.status(), Boolean(deps.reloader.current.approvals?.slack)) } : {}),
       ...(deps.pins ? { toolPins: { listening: deps.pins.listening } } : {}),
     };
     return reply.code(sessions.shuttingDown ? 503 : 200).send(body);
@@ -182,4 +182,9 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
   registerStreamableHttpFront(app, fronts);
   registerLegacySseFront(app, fronts);
   return app;
+}
+
+/** Slack's state in /readyz: `not_configured` without approvals.slack (never "healthy" for a Slack that is not there). */
+function approvalsReadiness<S extends { slack: { healthy: boolean } }>(status: S, slackConfigured: boolean) {
+  return { ...status, slack: slackConfigured ? { ...status.slack, status: status.slack.healthy ? "healthy" : "failing" } : { status: "not_configured" } };
 }

@@ -12,6 +12,7 @@
 //   `kubernetes-models` packages (types, enums, required fields; those validators do not flag
 //   unknown fields).
 import { execFileSync, spawnSync } from "node:child_process";
+import { generateKeyPairSync } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -32,6 +33,7 @@ import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPol
 import { ServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
 import { afterAll, describe, expect, it } from "vitest";
 import { parse, parseAllDocuments, parseDocument } from "yaml";
+import { configWarnings, looksLikeProduction } from "../gateway/config/checks.js";
 import { parseConfigText } from "../gateway/config/load.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -54,7 +56,9 @@ function secretRefs(value: unknown, found = new Set<string>()): Set<string> {
 
 /** Runs a configuration through the gateway's own loader, with a dummy value for every secret it references. */
 function loadGatewayConfig(config: unknown, source: string, env: Record<string, string> = {}) {
-  const dummies = Object.fromEntries([...secretRefs(config)].map((name) => [name, `dummy-${name}`]));
+  // Keys parsed at load (Ed25519 PEM) get a real one; the rest a dummy string.
+  const pem = generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+  const dummies = Object.fromEntries([...secretRefs(config)].map((name) => [name, /CHECKPOINT_KEY|JWT_KEY/.test(name) ? pem : `dummy-${name}-${"x".repeat(32)}`]));
   return parseConfigText(typeof config === "string" ? config : JSON.stringify(config), source, { ...dummies, ...env });
 }
 
@@ -231,6 +235,20 @@ describe("Helm values and their schema", () => {
         ...((v.extraEnv ?? []) as { name: string }[]).map((e) => e.name),
       ]);
       for (const ref of secretRefs(v.config)) expect(provided, `${name}: { env: ${ref} } has no secretEnv entry`).toContain(ref);
+      // And the converse: every secret injected into the pod is used by the configuration.
+      const referenced = secretRefs(v.config);
+      for (const injected of provided) {
+        if (((v.extraEnv ?? []) as { name: string }[]).some((e) => e.name === injected)) continue; // plain settings
+        expect(referenced, `${name}: secretEnv.${injected} is injected but the configuration never references it`).toContain(injected);
+      }
+      // A production-like configuration with its secrets provided draws no warning from `countersign config`.
+      if (name === "production-values.yaml") {
+        const inPod = { ...cfg, server: { ...cfg.server, host: "0.0.0.0" } }; // the chart binds all interfaces in the pod
+        expect(looksLikeProduction(inPod)).toBe(true);
+        expect(configWarnings(inPod)).toEqual([]);
+        expect(cfg.approvals?.slack, name).toBeDefined();
+        expect(cfg.digest.enabled, name).toBe(true);
+      }
     }
   });
 
@@ -441,7 +459,10 @@ describe("Helm chart rendered by Helm", () => {
     expect(cfg.server).toEqual({ host: "0.0.0.0", port: 8080, trustProxy: false });
     expect(cfg.cluster).toMatchObject({ internalPort: 8081, advertiseUrl: "http://10.0.0.7:8081" });
     expect(cfg.connections.map((c) => c.name)).toEqual(["everything"]);
-    expect(deploy.spec.template.metadata.annotations["checksum/config"]).toMatch(/^[0-9a-f]{64}$/);
+    // Only restart-only keys roll the pods; the rest is reloaded live from the mounted file.
+    expect(deploy.spec.template.metadata.annotations["checksum/config-restart-only"]).toMatch(/^[0-9a-f]{64}$/);
+    expect(deploy.spec.template.metadata.annotations).not.toHaveProperty("checksum/config");
+    expect(deploy.spec.template.spec.containers[0].args).toEqual(["start", "--config", "/etc/countersign/countersign.yaml", "--reload-on-change", "10"]);
 
     const job = one(ms, "Job");
     expect(job.metadata.annotations).toMatchObject({ "helm.sh/hook": "pre-install,pre-upgrade" });
@@ -475,6 +496,13 @@ describe("Helm chart rendered by Helm", () => {
       COUNTERSIGN_CLUSTER_SECRET: "countersign-keys",
       TICKETS_MCP_AUTHORIZATION: "countersign-upstreams",
     });
+    // A terminating pod keeps serving while endpoints update, within the grace period.
+    expect(gw.lifecycle).toEqual({ preStop: { exec: { command: ["sleep", "5"] } } });
+    expect(deploy.spec.template.spec.terminationGracePeriodSeconds).toBeGreaterThan(5 + 10);
+    // The migration Job gets the database secret and nothing else.
+    const migrate = one(ms, "Job").spec.template.spec.containers[0];
+    expect((migrate.env as { name: string; valueFrom?: unknown }[]).filter((e) => e.valueFrom).map((e) => e.name)).toEqual(["DATABASE_URL"]);
+    expect(migrate.envFrom).toBeUndefined();
 
     const policy = one(ms, "NetworkPolicy");
     expect(policy.metadata.namespace).toBe("mcp-servers");

@@ -3,16 +3,21 @@
 // and exits 0.
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { createDb, type Db } from "../gateway/db/client.js";
-import { createTestDatabase, type TestDatabase } from "./helpers/postgres.js";
+import { readEmbeddedConnection, startEmbeddedDatabase } from "../gateway/db/embedded.js";
+import { createTestDatabase, ROOT, type TestDatabase } from "./helpers/postgres.js";
 import {
   killGateway,
   killPids,
   loggingConnection,
+  pidAlive,
   startGatewayProcess,
   waitForPidsGone,
   writeGatewayConfig,
@@ -152,3 +157,86 @@ it("drains in-flight calls on SIGTERM, refuses new work, stops its children and 
   const slowResponse = await prisma.message.findFirst({ where: { sessionId: sessionIds[0]!, direction: "out", method: "tools/call" } });
   expect(slowResponse?.payload).toMatchObject({ result: { content: [{ text: "Slept 4000 ms: in flight" }] } });
 }, 60_000);
+
+/** `countersign start` as a shell runs `npm start`: the built CLI, leader of its own process group. */
+function startForeground(args: string[], env: Record<string, string>) {
+  const child = spawn(process.execPath, [join(ROOT, "dist/gateway/cli.js"), ...args], {
+    cwd: ROOT,
+    detached: true, // a process group of its own, as a terminal's foreground job
+    env: { ...process.env, DATABASE_URL: "", COUNTERSIGN_CONFIG: "", NODE_ENV: "test", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  return { child, output: () => out, exited };
+}
+
+it("Ctrl-C (SIGINT to the whole foreground process group) drains, records the stop, then stops the embedded PostgreSQL", async () => {
+  const home = mkdtempSync(join(tmpdir(), "countersign-ctrlc-"));
+  chmodSync(home, 0o755); // as root, the embedded server runs as the postgres user
+  const dataDir = join(home, "postgres");
+  const logFile = join(home, "upstream.jsonl");
+  const configFile = writeGatewayConfig(join(home, "countersign.yaml"), { database: {}, connections: [loggingConnection("logging", logFile)] });
+  const gw = startForeground(["start", "--config", configFile], { COUNTERSIGN_DATA_DIR: dataDir });
+  let pg: Awaited<ReturnType<typeof startEmbeddedDatabase>> | undefined;
+  try {
+    await waitFor("the gateway to be ready", () => gw.output().includes("Countersign ready at "), 45_000);
+    const url = /Countersign ready at (\S+)/.exec(gw.output())![1]!;
+    const postgresPid = readEmbeddedConnection(dataDir)!.pid;
+    expect(pidAlive(postgresPid)).toBe(true);
+    const client = new Client({ name: "ctrl-c", version: "1" });
+    const transport = new StreamableHTTPClientTransport(new URL(`${url}/mcp/logging`));
+    await client.connect(transport);
+    expect(await client.callTool({ name: "echo", arguments: { message: "hi" } })).toMatchObject({ content: [{ text: "Echo: hi" }] });
+
+    process.kill(-gw.child.pid!, "SIGINT"); // what the terminal does on Ctrl-C
+    expect(await gw.exited).toBe(0);
+    await client.close().catch(() => {});
+    const out = gw.output();
+    // The order: drain, the stop recorded while the database is up, and only then the database stopped.
+    const at = (s: string) => out.indexOf(s);
+    expect(at("SIGINT: finishing in-flight calls")).toBeGreaterThan(at("Countersign ready at "));
+    expect(at("sessions closed and the stop recorded (gateway/stopped)")).toBeGreaterThan(at("SIGINT: finishing in-flight calls"));
+    expect(at("embedded PostgreSQL stopped")).toBeGreaterThan(at("sessions closed and the stop recorded"));
+    expect(out).not.toMatch(/"level":50|ERROR|sealing failed|audit store unavailable|shutdown failed/);
+    expect(await waitForPidsGone([postgresPid], 5000)).toEqual([]);
+
+    // The record, read back from the same data directory.
+    pg = await startEmbeddedDatabase(dataDir, () => {});
+    const prismaEmbedded = createDb(pg.connection.url, { poolSize: 1 });
+    try {
+      const session = await prismaEmbedded.session.findUniqueOrThrow({ where: { id: transport.sessionId! } });
+      expect(session.closeReason).toBe("gateway_shutdown");
+      const events = await prismaEmbedded.event.findMany({ where: { type: "gateway" }, orderBy: { id: "asc" } });
+      expect(events.map((e) => e.reason)).toEqual(["started", "stopped"]);
+      const instance = await prismaEmbedded.instance.findFirstOrThrow({ where: { pid: gw.child.pid! } });
+      expect(instance.stoppedAt).not.toBeNull();
+    } finally {
+      await prismaEmbedded.$disconnect();
+    }
+  } finally {
+    if (gw.child.exitCode === null) process.kill(-gw.child.pid!, "SIGKILL");
+    await pg?.stop();
+    rmSync(home, { recursive: true, force: true });
+  }
+}, 90_000);
+
+it("a busy port is reported at once, naming PORT, before the database starts", async () => {
+  const home = mkdtempSync(join(tmpdir(), "countersign-busy-port-"));
+  const busy = createServer().listen(0, "127.0.0.1");
+  await once(busy, "listening");
+  try {
+    const port = (busy.address() as AddressInfo).port;
+    const configFile = writeGatewayConfig(join(home, "countersign.yaml"), { database: {}, connections: [loggingConnection("logging", join(home, "u.jsonl"))] });
+    const gw = startForeground(["start", "--config", configFile], { COUNTERSIGN_DATA_DIR: join(home, "postgres"), PORT: String(port) });
+    expect(await gw.exited).toBe(1);
+    expect(gw.output()).toContain(`port ${port} on 127.0.0.1 is already in use`);
+    expect(gw.output()).toContain("PORT=");
+    expect(existsSync(join(home, "postgres"))).toBe(false); // nothing slow was started
+  } finally {
+    busy.close();
+    rmSync(home, { recursive: true, force: true });
+  }
+});

@@ -57,14 +57,16 @@ export function registerApprovalsCommand(program: Command, h: CliHelpers): void 
       const body = opts.database
         ? await breakGlass(h, opts, false, async (svc) => ({
             approver: opts.as ?? null,
-            requests: (await svc.store.list({ status: status === "all" ? undefined : (status as "pending"), limit })).map((r) => approvalView(r, false)),
+            requests: await Promise.all(
+              (await svc.store.list({ status: status === "all" ? undefined : (status as "pending"), limit })).map(async (r) => approvalView(r, await breakGlassMayDecide(svc, r, opts.as))),
+            ),
           }))
         : await api<{ approver: string; requests: ApprovalView[] }>(h, opts, "GET", `/approvals?status=${status}&limit=${limit}`);
       if (opts.json) return void process.stdout.write(JSON.stringify(body, null, 2) + "\n");
       if (body.requests.length === 0) return void process.stdout.write(`no ${status === "all" ? "" : `${status} `}approval requests${body.approver ? ` for ${body.approver}` : ""}\n`);
       h.printTable(
         ["ID", "STATUS", "CONNECTION", "TOOL", "REQUESTER", "GROUP", "VOTES", "EXPIRES (UTC)", "YOU MAY DECIDE"],
-        body.requests.map((r) => [r.id, r.status, r.connection, r.tool, r.requester.email ?? r.requester.subject, r.escalationGroup ? `${r.approverGroup}+${r.escalationGroup}` : r.approverGroup, `${r.approveCount}/${r.approvalsNeeded}`, utc(r.expiresAt), r.mayDecide ? "yes" : "no"]),
+        body.requests.map((r) => [r.id, r.status, r.connection, r.tool, r.requester.email ?? r.requester.subject, r.escalationGroup ? `${r.approverGroup}+${r.escalationGroup}` : r.approverGroup, `${r.approveCount}/${r.approvalsNeeded}`, utc(r.expiresAt), r.mayDecide === null ? "-" : r.mayDecide ? "yes" : "no"]),
       );
     });
 
@@ -73,7 +75,7 @@ export function registerApprovalsCommand(program: Command, h: CliHelpers): void 
       ? await breakGlass(h, opts, false, async (svc) => {
           const req = await svc.store.get(id);
           if (!req) h.fail(`no approval request '${id}': list them with \`countersign approvals list --database\``, EXIT.usage);
-          return approvalView(req, false, await svc.store.votes(id), h.config(opts).publicUrl);
+          return approvalView(req, await breakGlassMayDecide(svc, req, opts.as), await svc.store.votes(id), h.config(opts).publicUrl);
         })
       : await api<ApprovalView>(h, opts, "GET", `/approvals/${encodeURIComponent(id)}`);
     if (opts.json) return void process.stdout.write(JSON.stringify(r, null, 2) + "\n");
@@ -85,7 +87,7 @@ export function registerApprovalsCommand(program: Command, h: CliHelpers): void 
       `  justification: ${r.justification ?? "-"}`,
       `  approvers:     ${r.approverGroup}${r.escalationGroup ? ` (escalated to ${r.escalationGroup})` : ""}; ${r.approveCount} of ${r.approvalsNeeded} approval(s)`,
       `  asked:         ${utc(r.createdAt)} UTC; expires ${utc(r.expiresAt)} UTC`,
-      `  you may vote:  ${r.mayDecide ? "yes" : "no"}`,
+      `  you may vote:  ${r.mayDecide === null ? "- (give --as)" : r.mayDecide ? "yes" : "no"}`,
       ...(r.consoleUrl ? [`  console:       ${r.consoleUrl}`] : []),
       `  arguments (masked):`,
       ...(JSON.stringify(r.arguments, null, 2) ?? "null").split("\n").map((l) => `    ${l}`),
@@ -109,10 +111,30 @@ export function registerApprovalsCommand(program: Command, h: CliHelpers): void 
         if (opts.json) return void process.stdout.write(JSON.stringify(result, null, 2) + "\n");
         const r = result.request;
         process.stdout.write(
-          result.outcome === "recorded" ? `${r.id}: approval recorded (${r.approveCount} of ${r.approvalsNeeded})\n` : `${r.id}: ${r.status} by ${r.decidedBy}${r.status === "approved" ? "; the held call goes on" : ""}\n`,
+          result.outcome === "recorded" ? `${r.id}: approval recorded (${r.approveCount} of ${r.approvalsNeeded})\n` : `${r.id}: ${r.status} by ${r.decidedBy}${r.status === "approved" ? `; ${afterApproval(r, h.config(opts).approvals?.holdForMs)}` : ""}\n`,
         );
       });
   }
+}
+
+/**
+ * What happens to the approved call: a caller still inside the hold gets the answer now; one
+ * whose hold ended was told "approval pending" and must make the same call again (it goes through once).
+ */
+function afterApproval(r: ApprovalView, holdForMs: number | undefined): string {
+  if (r.forwarded) return "the held call went on";
+  const holdEnds = Date.parse(r.createdAt) + (holdForMs ?? 0);
+  const decidedAt = r.decidedAt ? Date.parse(r.decidedAt) : Date.now();
+  return holdForMs !== undefined && decidedAt < holdEnds
+    ? "the held call goes on (its caller is still waiting)"
+    : `the caller was already answered "approval pending": the same call, made again, goes through once (until ${utc(r.expiresAt)} UTC)`;
+}
+
+/** With --database, whether the --as approver may vote (the gateway's rules; unknown without --as). */
+async function breakGlassMayDecide(svc: import("./service.js").ApprovalService, r: import("./types.js").ApprovalRequest, as: string | undefined): Promise<boolean | null> {
+  if (!as?.trim()) return null;
+  const { isSelfApproval } = await import("./service.js");
+  return r.status === "pending" && !isSelfApproval(r, as) && (await svc.mayDecide(r, { email: as }));
 }
 
 const utc = (iso: string) => iso.replace("T", " ").slice(0, 19);

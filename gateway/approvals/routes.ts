@@ -22,7 +22,7 @@ export const approvalsAudience = (publicUrl: string): string => `${publicUrl}/ap
 const STATUSES = ["pending", "approved", "denied", "expired"] as const;
 
 /** What the API shows of a request: no argument hash (it would let a reader test guesses), no Slack internals. */
-export function approvalView(r: ApprovalRequest, mayDecide: boolean, votes?: ApprovalVote[], publicUrl?: string) {
+export function approvalView(r: ApprovalRequest, mayDecide: boolean | null, votes?: ApprovalVote[], publicUrl?: string) {
   return {
     id: r.id,
     /** The request's page in the web console, where it can be decided. */
@@ -44,7 +44,7 @@ export function approvalView(r: ApprovalRequest, mayDecide: boolean, votes?: App
     decidedBy: r.decidedBy,
     decisionReason: r.decisionReason,
     forwarded: r.forwardedAt !== null,
-    /** The caller may vote on it: a member of its groups, not its requester, and it is pending. */
+    /** The caller may vote on it: a member of its groups, not its requester, and it is pending (null: unknown, break-glass without --as). */
     mayDecide,
     ...(votes ? { votes: votes.map((v) => ({ approver: v.approver, decision: v.decision, reason: v.reason, via: v.via, at: v.at.toISOString() })) } : {}),
   };

@@ -389,6 +389,7 @@ export const ENV_OVERRIDES: ReadonlyArray<{ env: string; path: string[]; type: "
   { env: "PORT", path: ["server", "port"], type: "int" },
   { env: "COUNTERSIGN_PUBLIC_URL", path: ["publicUrl"], type: "string" },
   { env: "COUNTERSIGN_LOG_LEVEL", path: ["log", "level"], type: "string" },
+  { env: "COUNTERSIGN_LOG_FORMAT", path: ["log", "format"], type: "string" },
   { env: "COUNTERSIGN_MIGRATE_ON_START", path: ["database", "migrateOnStart"], type: "bool" },
   { env: "COUNTERSIGN_DATA_DIR", path: ["database", "embeddedDataDir"], type: "string" },
   { env: "COUNTERSIGN_REQUEST_BODY_BYTES", path: ["limits", "requestBodyBytes"], type: "int" },

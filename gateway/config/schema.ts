@@ -417,6 +417,10 @@ export const configSchema = z
     log: z
       .strictObject({
         level: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),
+        format: z
+          .enum(["auto", "pretty", "json"])
+          .default("auto")
+          .describe("pretty: one readable line per record; json: JSON lines for log collectors; auto: pretty when stdout is a terminal, JSON otherwise"),
       })
       .prefault({}),
     auth,

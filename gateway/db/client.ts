@@ -61,13 +61,4 @@ function releaseOnFailedEnd(factory: PrismaPg): PrismaPg {
   return factory;
 }
 
-/** The URL with its password hidden, for logs and messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return "(unparseable database URL)";
-  }
-}
+export { redactUrl } from "./url.js";

@@ -67,12 +67,16 @@ app.kubernetes.io/component: gateway
 Environment shared by the gateway and the migration Job: the database URL and the keys every
 replica must share, all from existing Secrets (never generated per pod, never in values).
 */}}
-{{- define "countersign.secretEnv" -}}
+{{- define "countersign.databaseEnv" -}}
 - name: DATABASE_URL
   valueFrom:
     secretKeyRef:
       name: {{ required "database.existingSecret is required: the name of a Secret holding the PostgreSQL URL (kubectl create secret generic countersign-database --from-literal=DATABASE_URL=postgresql://...)" .Values.database.existingSecret | quote }}
       key: {{ .Values.database.existingSecretKey | quote }}
+{{- end }}
+
+{{- define "countersign.secretEnv" -}}
+{{ include "countersign.databaseEnv" . }}
 {{- range $envName, $ref := .Values.secretEnv }}
 {{- if and $ref $ref.existingSecret $ref.key }}
 - name: {{ $envName }}
