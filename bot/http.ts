@@ -15,7 +15,7 @@ import type { FastifyInstance } from "fastify";
 import type { Recorder } from "../gateway/audit/recorder.js";
 import type { Logger } from "../gateway/log.js";
 import type { App, Receiver } from "@slack/bolt";
-import type { SlackBot } from "./index.js";
+import type { SlackConfig } from "../gateway/config/load.js";
 
 const MAX_AGE_S = 5 * 60;
 const MAX_FUTURE_S = 60;
@@ -35,7 +35,7 @@ export class FastifyReceiver implements Receiver {
 
 export interface SlackRoutesDeps {
   /** The bot in HTTP mode (createSlackBot): its receiver and its Slack settings. */
-  bot: Pick<SlackBot, "receiver" | "slack">;
+  bot: { receiver?: FastifyReceiver | undefined; slack: SlackConfig };
   recorder: Recorder;
   log: Logger;
   path?: string;

@@ -58,7 +58,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   for (const r of recorders) r.close();
-  await proxy?.resume();
+  proxy?.resume();
   await Promise.all(pools.map((p) => p.end().catch(() => {})));
   await proxy?.close();
   await db?.drop();

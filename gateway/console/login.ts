@@ -13,7 +13,7 @@ import { identityFromClaims } from "../auth/identity.js";
 import type { GatewayConfig } from "../config/load.js";
 import type { ConsoleLoginIssuer, DevUser } from "./config.js";
 import type { ConsoleContext } from "./context.js";
-import { safeNext } from "./plugin.js";
+import { safeNext } from "./paths.js";
 import { rolesOf } from "./roles.js";
 import type { ConsoleUser } from "./session.js";
 

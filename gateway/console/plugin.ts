@@ -16,7 +16,8 @@ import { registerReplay } from "./replay.js";
 import { rolesOf } from "./roles.js";
 import { ConsoleSessions } from "./session.js";
 
-export const CONSOLE_PREFIX = "/console";
+export { CONSOLE_PREFIX, safeNext } from "./paths.js";
+import { CONSOLE_PREFIX } from "./paths.js";
 /** Paths served without a login. */
 const PUBLIC = [/^\/console\/login(\/|$|\?)/, /^\/console\/static\//];
 
@@ -100,11 +101,6 @@ export function registerConsole(app: FastifyInstance, deps: ConsoleDeps): void {
     },
     { prefix: CONSOLE_PREFIX },
   );
-}
-
-/** The path a login form should return to: only console paths, never another site. */
-export function safeNext(next: unknown): string {
-  return typeof next === "string" && /^\/console\/[A-Za-z0-9/_?=&%.:-]*$/.test(next) && !next.startsWith("//") ? next : `${CONSOLE_PREFIX}/`;
 }
 
 export type { FastifyRequest };

@@ -64,7 +64,8 @@ async function startIdentityProvider(gatewayUrl: string): Promise<{ server: Serv
     features: { devInteractions: { enabled: true } },
     cookies: { keys: ["test-cookie-key-0123456789abcdef"] },
   });
-  server.on("request", provider.callback());
+  const handle = provider.callback();
+  server.on("request", (req, res) => void Promise.resolve(handle(req, res)).catch((err: unknown) => res.destroy(err as Error)));
   return { server, issuer };
 }
 

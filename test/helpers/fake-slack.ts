@@ -7,7 +7,7 @@
 // Like Slack, it checks every message and view against Block Kit's documented limits
 // (blockkit-limits.ts) and refuses one that breaks any: `invalid_blocks` (views: `invalid_arguments`),
 // with the problems in response_metadata.messages. Refused calls are kept in `refused`.
-import { createServer, type IncomingMessage, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { WebSocketServer, type WebSocket } from "ws";
 import { messageProblems, viewProblems } from "./blockkit-limits.js";
@@ -212,7 +212,9 @@ export async function startFakeSlack(opts: FakeSlackOptions): Promise<FakeSlack>
     }
   };
 
-  const server: Server = createServer(async (req, res) => {
+  // The handler's promise is caught: a failure ends that request, never the test process.
+  const server: Server = createServer((req, res) => void handleRequest(req, res).catch((err: unknown) => res.destroy(err as Error)));
+  async function handleRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     // The upload URL handed out by files.getUploadURLExternal (on Slack: files.slack.com).
     const upload = /^\/upload\/(F\d+)$/.exec(req.url?.split("?")[0] ?? "");
     if (upload && req.method === "POST") {
@@ -244,7 +246,7 @@ export async function startFakeSlack(opts: FakeSlackOptions): Promise<FakeSlack>
       return;
     }
     res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(handle(method, args, token)));
-  });
+  }
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as AddressInfo).port;
   const wsBase = `ws://127.0.0.1:${port}`;
