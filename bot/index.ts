@@ -31,6 +31,8 @@ export interface SlackBotOptions {
   log: Logger;
   /** Whether a rule asks approvers to confirm Approve (approval.confirm: true). */
   confirmRule?: ((connection: string, ruleId: string | null) => boolean) | undefined;
+  /** The web console's page of a recorded session (the message links the caller's session to it). */
+  sessionPage?: ((sessionId: string) => string) | undefined;
   /** Extra Web API client options (tests: `retryConfig: { retries: 0 }`). */
   clientOptions?: WebClientOptions | undefined;
 }
@@ -79,7 +81,7 @@ export async function createSlackBot(opts: SlackBotOptions): Promise<SlackBot> {
     await args.next();
   });
   const directory = new SlackDirectory(app.client, opts.approvals.groups, slack.users);
-  const notifier = new SlackNotifier(app.client, opts.approvals, directory, opts.service.store, opts.log, { confirmRule: opts.confirmRule });
+  const notifier = new SlackNotifier(app.client, opts.approvals, directory, opts.service.store, opts.log, { confirmRule: opts.confirmRule, sessionPage: opts.sessionPage });
   registerHandlers(app, { service: opts.service, directory, notifier, log: opts.log });
   opts.service.setDirectory(directory);
   opts.service.setNotifier(notifier);

@@ -16,6 +16,8 @@ import { renderReminder, renderRequesterDm, renderRequesterFollowUp, renderReque
 export interface NotifierOptions {
   /** Whether the rule that held a call asks approvers to confirm Approve (approval.confirm). */
   confirmRule?: ((connection: string, ruleId: string | null) => boolean) | undefined;
+  /** The web console's page of a recorded session, when the console is on. */
+  sessionPage?: ((sessionId: string) => string) | undefined;
 }
 
 export class SlackNotifier implements ApprovalNotifier {
@@ -38,7 +40,8 @@ export class SlackNotifier implements ApprovalNotifier {
       this.log.warn({ requestId: req.id, err: String(err) }, "approvals: no session context for the approval message");
       return undefined;
     });
-    return { votes, session, confirm: this.options.confirmRule?.(req.connection, req.ruleId) ?? false };
+    const replayUrl = req.sessionId && this.options.sessionPage ? this.options.sessionPage(req.sessionId) : undefined;
+    return { votes, session, confirm: this.options.confirmRule?.(req.connection, req.ruleId) ?? false, replayUrl };
   }
 
   async requested(req: ApprovalRequest): Promise<SlackRefs> {

@@ -19,6 +19,7 @@ import { ConfigReloader, type ReloadActor, type ReloadResult } from "./config/re
 import { ruleAsksConfirm, startApprovals, type Approvals } from "./approvals/setup.js";
 import type { Masker } from "./masking/index.js";
 import { definitionChangeAlert } from "./pinning/alert.js";
+import { consoleSessionUrl } from "./console/links.js";
 import { startDigestSchedule } from "./evidence/setup.js";
 import { loadArgumentsKey } from "./approvals/arguments-key.js";
 import { createIdentityLayer, type IdentityLayer } from "./auth/setup.js";
@@ -132,6 +133,8 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
           // A held resources/read URI and a justification are masked like any content before they are stored or shown.
           maskText: (connection: string, text: string): string => maskerOf(connection)?.maskText(text).masked ?? text,
           confirmRule: (c, r) => ruleAsksConfirm(config, c, r),
+          // The approval message links the caller's session to its replay in the console.
+          sessionPage: config.console.enabled ? (id: string) => consoleSessionUrl(id, config.publicUrl) : undefined,
         }) : undefined;
     // tool pinning: every replica keeps the pins in memory (decisions read no database per call).
     const pins = new ToolPins({

@@ -24,7 +24,7 @@ export function ruleAsksConfirm(config: { connections: Array<{ name: string; pol
   return c?.policy?.rules?.find((r) => r.id === ruleId)?.approval?.confirm === true;
 }
 
-export async function startApprovals(cfg: ApprovalsConfig, deps: { databaseUrl: string; recorder: Recorder; log: Logger; argumentsKey?: ArgumentsKey | undefined; maskText?: ((connection: string, text: string) => string) | undefined; confirmRule?: ((connection: string, ruleId: string | null) => boolean) | undefined }): Promise<Approvals> {
+export async function startApprovals(cfg: ApprovalsConfig, deps: { databaseUrl: string; recorder: Recorder; log: Logger; argumentsKey?: ArgumentsKey | undefined; maskText?: ((connection: string, text: string) => string) | undefined; confirmRule?: ((connection: string, ruleId: string | null) => boolean) | undefined; sessionPage?: ((sessionId: string) => string) | undefined }): Promise<Approvals> {
   if (deps.argumentsKey?.warning) deps.log.warn({ source: deps.argumentsKey.source }, deps.argumentsKey.warning);
   const service = new ApprovalService({
     databaseUrl: deps.databaseUrl,
@@ -45,7 +45,7 @@ export async function startApprovals(cfg: ApprovalsConfig, deps: { databaseUrl: 
   let mount: ((app: FastifyInstance) => void) | undefined;
   if (cfg.slack) {
     const [{ createSlackBot }, { registerSlackRoutes }] = await Promise.all([import("../../bot/index.js"), import("../../bot/http.js")]);
-    const created = await createSlackBot({ approvals: cfg, service, log: deps.log, confirmRule: deps.confirmRule });
+    const created = await createSlackBot({ approvals: cfg, service, log: deps.log, confirmRule: deps.confirmRule, sessionPage: deps.sessionPage });
     bot = created;
     await created.start();
     if (created.mode === "http") mount = (app) => void registerSlackRoutes(app, { bot: created, recorder: deps.recorder, log: deps.log });

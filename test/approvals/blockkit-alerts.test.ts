@@ -27,8 +27,16 @@ beforeAll(async () => {
   gw = await startTestGateway(
     db.url,
     {
-      connections: [{ name: "mail", upstream: { type: "stdio", command: process.execPath, args: [SERVER], env: { TOOL_SPEC_FILE: spec() } }, pinning: { onChange: "block" } }],
+      connections: [
+        { name: "mail", upstream: { type: "stdio", command: process.execPath, args: [SERVER], env: { TOOL_SPEC_FILE: spec() } }, pinning: { onChange: "block" } },
+        {
+          name: "held",
+          upstream: { type: "stdio", command: process.execPath, args: [SERVER], env: { TOOL_SPEC_FILE: spec() } },
+          policy: { rules: [{ id: "weather-needs-security", description: "Weather needs security", tools: ["weather"], action: "require_approval", approval: { group: "security" } }] },
+        },
+      ],
       approvals: {
+        holdFor: "1s",
         groups: { security: { emails: ["bob@example.com"] } },
         slack: { botToken: { env: "SLACK_BOT_TOKEN" }, signingSecret: { env: "SLACK_SIGNING_SECRET" }, channel: "CAPPROVALS", securityChannel: "CSECURITY", apiUrl: slack.apiUrl },
       },
@@ -71,4 +79,17 @@ it("a changed tool definition is posted to the security channel with the diff an
   expect(event).toBeTruthy();
   console.log(`rug-pull alert: posted ${alert.at - event!.at.getTime()} ms after the change was recorded`);
   expect(slack.callsOf("chat.postMessage").filter((c) => c.args.channel === "CSECURITY")).toHaveLength(1);
+});
+
+it("the approval message links the caller's session to its replay in the console", async () => {
+  const client = new Client({ name: "held-test", version: "1.0.0" });
+  await client.connect(new StreamableHTTPClientTransport(gw.mcpUrl("held")));
+  const sessionId = (client.transport as StreamableHTTPClientTransport).sessionId!;
+  const answer = await client.callTool({ name: "weather", arguments: { city: "Oslo" } });
+  expect(JSON.stringify(answer.content)).toContain("approval pending"); // held past holdFor
+  const post = await slack.waitFor("chat.postMessage", (c) => c.args.channel === "CAPPROVALS" && JSON.stringify(c.args.blocks).includes(sessionId), 10_000);
+  // The link is built on publicUrl (here the configured port, 0); the path is what matters.
+  expect(JSON.stringify(post.args.blocks)).toMatch(new RegExp(`<http://[^|>]+/console/sessions/${sessionId}\\|replay>`));
+  expect(slack.refused).toEqual([]);
+  await client.close();
 });
