@@ -96,7 +96,7 @@ it("shows held approvals, the time to decision and the audit store's pool", asyn
   for (let i = 0; i < 200 && value(await scrape(), "countersign_approvals_held") !== 1; i++) await new Promise((r) => setTimeout(r, 50));
   expect(value(await scrape(), "countersign_approvals_held")).toBe(1);
 
-  expect((await gw.approvals!.service.vote({ requestId: pending[0]!.id, approver: { email: "bob@example.com" }, decision: "approve", via: "cli" })).kind).toBe("decided");
+  expect((await gw.approvals!.service.vote({ requestId: pending[0]!.id, approver: { email: "bob@example.com" }, decision: "approve", via: "break_glass" })).kind).toBe("decided");
   expect((await call).isError).toBeFalsy();
   await client.close();
   let text = await scrape();

@@ -71,7 +71,7 @@ describe("the arguments hash", () => {
     expect(JSON.stringify(retry.content)).toContain(rows[0]!.id);
     expect(await gw.db.approvalRequest.count({ where: { connection: "ops" } })).toBe(1);
 
-    expect((await gw.approvals!.service.vote({ requestId: rows[0]!.id, approver: { email: "bob@example.com" }, decision: "approve", via: "api" })).kind).toBe("decided");
+    expect((await gw.approvals!.service.vote({ requestId: rows[0]!.id, approver: { email: "bob@example.com" }, decision: "approve", via: "break_glass" })).kind).toBe("decided");
     const released = await client.callTool({ name: "echo", arguments: { level: 1, message: "password=hunter2" } });
     // The real result (masked on its way back, as every response is).
     expect(released.content).toEqual([{ type: "text", text: "Echo: password=[MASKED:secret_assignment]" }]);

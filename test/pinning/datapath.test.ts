@@ -3,6 +3,8 @@
 // gateway on a real PostgreSQL, reached with the SDK's client. The first tools/list pins; a
 // changed definition is reported once with its diff and handled as each connection's
 // pinning.onChange says (block, allow, hold); `countersign tools pin` (a real process) re-pins.
+// Votes in this file go through the break-glass path: the callers are anonymous (no e-mail to tell
+// an approver apart by), and the four-eyes rule itself is tested in test/approvals/binding.test.ts.
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -263,7 +265,7 @@ describe("tool pinning", () => {
     }
     expect(request).toMatchObject({ ruleId: "tool-pin:send_email", approverGroup: "security", tool: "send_email" });
     expect(received("held", "held-recipient")).toBe(0);
-    expect((await gw.approvals!.service.vote({ requestId: request!.id, approver: { email: "bob@example.com" }, decision: "approve", via: "cli" })).kind).toBe("decided");
+    expect((await gw.approvals!.service.vote({ requestId: request!.id, approver: { email: "bob@example.com" }, decision: "approve", via: "break_glass" })).kind).toBe("decided");
     const result = await call;
     expect(result.isError).toBeFalsy();
     expect(textOf(result)).toBe("sent to held-recipient");
@@ -289,11 +291,11 @@ describe("tool pinning", () => {
     };
     const first = await pending();
     expect(first).toMatchObject({ ruleId: "tool-pin:send_email", approverGroup: "security" });
-    expect((await gw.approvals!.service.vote({ requestId: first.id, approver: { email: "bob@example.com" }, decision: "approve", via: "cli" })).kind).toBe("decided");
+    expect((await gw.approvals!.service.vote({ requestId: first.id, approver: { email: "bob@example.com" }, decision: "approve", via: "break_glass" })).kind).toBe("decided");
     const second = await pending();
     expect(second).toMatchObject({ ruleId: "mail-owners-approve", approverGroup: "mail-owners" });
     expect(received("doubly", "doubly-recipient")).toBe(0);
-    expect((await gw.approvals!.service.vote({ requestId: second.id, approver: { email: "carol@example.com" }, decision: "approve", via: "cli" })).kind).toBe("decided");
+    expect((await gw.approvals!.service.vote({ requestId: second.id, approver: { email: "carol@example.com" }, decision: "approve", via: "break_glass" })).kind).toBe("decided");
     expect(textOf(await call)).toBe("sent to doubly-recipient");
     expect(received("doubly", "doubly-recipient")).toBe(1);
   });
@@ -313,9 +315,9 @@ describe("tool pinning", () => {
       throw new Error(`no pending approval request for ${ruleId}`);
     };
     const pin = await pendingFor("tool-pin:send_email");
-    await gw.approvals!.service.vote({ requestId: pin, approver: { email: "bob@example.com" }, decision: "approve", via: "cli" });
+    await gw.approvals!.service.vote({ requestId: pin, approver: { email: "bob@example.com" }, decision: "approve", via: "break_glass" });
     const rule = await pendingFor("mail-owners-approve");
-    await gw.approvals!.service.vote({ requestId: rule, approver: { email: "carol@example.com" }, decision: "deny", reason: "not today", via: "cli" });
+    await gw.approvals!.service.vote({ requestId: rule, approver: { email: "carol@example.com" }, decision: "deny", reason: "not today", via: "break_glass" });
     expect(textOf(await call)).toContain("not today");
     expect(received("chained", "chained-recipient")).toBe(0);
     await gw.recorder.drain();
