@@ -49,8 +49,8 @@ it("config: a stdio command not on PATH is an error with its key path; no 'did n
 });
 
 it("config: warns when a production-like configuration has no checkpoint keys and no masking key", async () => {
-  const prod = { server: { host: "0.0.0.0", port: 8080 }, publicUrl: "https://mcp.example.com", auth: { issuers: [{ issuer: "https://idp.example.com", audience: "https://mcp.example.com" }] }, ...oneConnection };
-  const r = await runBuiltCli(["config", "--config", configFile("prod.yaml", prod)], env());
+  const prod = { server: { host: "0.0.0.0", port: 8080 }, publicUrl: "https://mcp.example.com", metrics: { token: { env: "METRICS_TOKEN" } }, auth: { issuers: [{ issuer: "https://idp.example.com", audience: "https://mcp.example.com" }] }, ...oneConnection };
+  const r = await runBuiltCli(["config", "--config", configFile("prod.yaml", prod)], { ...env(), METRICS_TOKEN: "metrics-token-for-the-test" });
   expect(r.code).toBe(0);
   expect(r.stdout).toContain("valid, with 2 warning(s)");
   expect(r.stderr).toContain("warning: audit.checkpoint.keys: none");

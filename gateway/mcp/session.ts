@@ -88,6 +88,9 @@ export class ProxySession implements UpstreamEvents {
   readonly #progress = new Map<string, JsonRpcId>();
   /** Server→client requests awaiting the client's answer (for the method of the answer's record). Bounded: MAX_UNANSWERED_SERVER_REQUESTS. */
   readonly #serverRequests = new Map<string, string>();
+  /** Refused upstream requests since the last refusal event, and when that event was recorded. */
+  #refusedServerRequests = 0;
+  #lastRefusalEventAt = 0;
   /** Tool name → fingerprint of the definition this session's caller was shown (tool pinning). */
   readonly #toolHashes = new Map<string, string>();
   #bucket: { tokens: number; at: number; dropped: number };
@@ -386,15 +389,22 @@ export class ProxySession implements UpstreamEvents {
     );
   }
 
-  /** An upstream request over the rate or the cap: answered upstream with an error, recorded first. */
+  /**
+   * An upstream request over the rate or the cap: answered upstream with an error at once. A flood
+   * of them is recorded as one event per second with how many were refused, not a row each: a
+   * row each would let one upstream fill the audit queue that every caller's records share.
+   */
   #refuseServerRequest(id: JsonRpcId, method: string): void {
     const err = new CountersignError("CS_ERR_UPSTREAM_REQUEST_LIMIT", `${this.#serverRequests.size} unanswered; at most ${MAX_UNANSWERED_SERVER_REQUESTS}, ${this.#init.notificationsPerSecond} per second`);
     const response = jsonRpcErrorResponse(id, err) as unknown as JsonRpcMessage;
-    this.#rejected("upstream_request_limit", { id, method });
-    this.#record("in", "gateway", response, { kind: "error", id }, method).then(
-      () => this.upstream.send(response, this.protocolVersion),
-      () => {},
-    ).catch(() => {});
+    this.#refusedServerRequests++;
+    const now = Date.now();
+    if (now - this.#lastRefusalEventAt >= 1000) {
+      this.#rejected("upstream_request_limit", { id, method, refusedSinceLastEvent: this.#refusedServerRequests });
+      this.#lastRefusalEventAt = now;
+      this.#refusedServerRequests = 0;
+    }
+    this.upstream.send(response, this.protocolVersion).catch(() => {});
   }
 
   failure(err: CountersignError, requestIds: JsonRpcId[]): void {
