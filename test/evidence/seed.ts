@@ -33,8 +33,9 @@ export async function seedWeek(client: pg.Client, signer: SignerKey): Promise<Se
 
   await client.query(`INSERT INTO instances (id, host, pid, version) VALUES ('seed-1', 'seed', 1, 'test')`);
 
+  // Sessions, approval requests and votes are chained too: each is an audit row at its time.
   const session = (id: string, connection: string, subject: string | null, when: Date) =>
-    rows.push({
+    auditTimes.push(when) && rows.push({
       at: when,
       write: (c) =>
         c.query(`INSERT INTO sessions (id, connection, "frontTransport", "upstreamKind", "ownerInstanceId", subject, "createdAt") VALUES ($1, $2, 'streamable_http', 'stdio', 'seed-1', $3, $4)`, [id, connection, subject, when]).then(() => {}),
@@ -81,7 +82,7 @@ export async function seedWeek(client: pg.Client, signer: SignerKey): Promise<Se
 
   // CC6.2/CC6.3: approvals (decided after 60, 120 and 300 s), votes and refused self-approvals.
   const request = (id: string, created: Date, status: string, decidedAfterS: number | null, decidedBy: string | null) =>
-    rows.push({
+    auditTimes.push(created) && rows.push({
       at: created,
       write: (c) =>
         c.query(
@@ -91,7 +92,7 @@ export async function seedWeek(client: pg.Client, signer: SignerKey): Promise<Se
         ).then(() => {}),
     });
   const vote = (requestId: string, approver: string, decision: string, when: Date) =>
-    rows.push({
+    auditTimes.push(when) && rows.push({
       at: when,
       write: (c) => c.query(`INSERT INTO approval_votes ("requestId", approver, decision, at) VALUES ($1, $2, $3, $4)`, [requestId, approver, decision, when]).then(() => {}),
     });
@@ -155,8 +156,8 @@ export async function seedWeek(client: pg.Client, signer: SignerKey): Promise<Se
   rows.sort((a, b) => a.at.getTime() - b.at.getTime());
   for (const r of rows) await r.write(client);
   await sealAll(client);
-  for (const source of ["events", "messages"]) {
-    await client.query(`UPDATE audit_chain c SET "sealedAt" = t.at FROM ${source} t WHERE c.source = $1 AND c."sourceId" = t.id::text`, [source]);
+  for (const [source, column] of [["events", "at"], ["messages", "at"], ["sessions", '"createdAt"'], ["approval_requests", '"createdAt"'], ["approval_votes", "at"]] as const) {
+    await client.query(`UPDATE audit_chain c SET "sealedAt" = t.${column} FROM ${source} t WHERE c.source = $1 AND c."sourceId" = t.id::text`, [source]);
   }
   const cp = await takeCheckpoint(client, signer, { now: at(6, 23) });
   const inWeek = auditTimes.filter((t) => t >= week.start && t < week.end).length;
