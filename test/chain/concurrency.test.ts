@@ -38,7 +38,8 @@ afterAll(async () => {
 /** The chain covers every audit row, each exactly once, with sequence numbers 1..n. */
 async function expectCompleteChain(): Promise<number> {
   const counts = await client.query<{ rows: string; entries: string; distinct_refs: string; min: string; max: string; queued: string }>(`
-    SELECT (SELECT count(*) FROM messages) + (SELECT count(*) FROM events) AS rows,
+    SELECT (SELECT count(*) FROM messages) + (SELECT count(*) FROM events) + (SELECT count(*) FROM sessions)
+             + (SELECT count(*) FROM approval_requests) + (SELECT count(*) FROM approval_votes) AS rows,
            (SELECT count(*) FROM audit_chain) AS entries,
            (SELECT count(DISTINCT (source, "sourceId")) FROM audit_chain) AS distinct_refs,
            (SELECT min(seq) FROM audit_chain) AS min, (SELECT max(seq) FROM audit_chain) AS max,
