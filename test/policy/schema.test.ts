@@ -60,7 +60,7 @@ describe("policy schema", () => {
     const p = parsed.connections[0]!.policy;
     expect(p.shadow).toBe(false);
     expect(p.rules[0]!.shadow).toBe(false);
-    expect(p.rules[2]!.approval).toEqual({ group: "dba", approvals: 1, timeout: "30m", justificationRequired: true });
+    expect(p.rules[2]!.approval).toEqual({ group: "dba", approvals: 1, timeout: "30m", justificationRequired: true, confirm: false });
     const d = evaluate(p, { connection: "prod-db", method: "tools/call", params: { name: "query", arguments: { sql: "TRUNCATE orders" } }, identity: { subject: "a", groups: [] } });
     expect(d.ruleId).toBe("no-destructive-sql");
   });
