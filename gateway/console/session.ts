@@ -3,6 +3,7 @@
 // start (absolute timeout) and the last request (idle timeout), and is refreshed on each request.
 // CSRF: a random per-browser cookie, and a form token that is the HMAC of that cookie and the
 // login's id (a signed double-submit token): a forged form from another site can know neither.
+import type { Identity } from "../auth/identity.js";
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
 
@@ -12,13 +13,8 @@ export const COOKIE_PATH = "/console";
 /** Browsers keep about 4 KB per cookie: a login whose groups make it bigger is refused, not truncated. */
 export const MAX_COOKIE_BYTES = 3800;
 
-export interface ConsoleUser {
-  kind: "user" | "service" | "anonymous";
-  subject: string;
-  issuer: string;
-  email?: string | undefined;
-  name?: string | undefined;
-  groups: string[];
+/** A logged-in person: the identity fields a cookie can carry, and how they logged in. */
+export interface ConsoleUser extends Pick<Identity, "kind" | "subject" | "issuer" | "email" | "name" | "groups"> {
   /** How they logged in: "dev" (the quick start's one-click login) or the issuer's label. */
   via: string;
 }
