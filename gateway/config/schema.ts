@@ -421,6 +421,10 @@ export const configSchema = z
           .enum(["auto", "pretty", "json"])
           .default("auto")
           .describe("pretty: one readable line per record; json: JSON lines for log collectors; auto: pretty when stdout is a terminal, JSON otherwise"),
+        requests: z
+          .boolean()
+          .default(true)
+          .describe("One info line per answered MCP request: who, connection, method, tool, decision, status, duration (never arguments or results)"),
       })
       .prefault({}),
     auth,

@@ -6,11 +6,15 @@ export type JsonRpcId = string | number;
 export type JsonRpcMessage = Record<string, unknown> & { jsonrpc: "2.0" };
 export type MessageKind = "request" | "notification" | "response" | "error";
 
-export interface Classified {
-  kind: MessageKind;
-  id?: JsonRpcId;
-  method?: string;
-}
+/** What a message is: each kind carries exactly the fields it has, so no stage needs `id!` or `method!`. */
+export type Classified =
+  | { kind: "request"; id: JsonRpcId; method: string }
+  | { kind: "notification"; method: string; id?: undefined }
+  | { kind: "response"; id: JsonRpcId; method?: undefined }
+  /** An error answers a request; `id` is absent when the peer could not tell which (id: null). */
+  | { kind: "error"; id?: JsonRpcId | undefined; method?: undefined };
+
+export type ClassifiedRequest = Extract<Classified, { kind: "request" }>;
 
 function isId(v: unknown): v is JsonRpcId {
   return typeof v === "string" || (typeof v === "number" && Number.isFinite(v));

@@ -7,7 +7,7 @@ import type { ConnectionConfig, GatewayConfig } from "../config/load.js";
 import type { Db } from "../db/client.js";
 import { CountersignError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { ProxySession } from "./session.js";
+import { McpSession } from "./mcp-session.js";
 import { TaskRegistry } from "./tasks.js";
 import type { Metrics } from "../metrics.js";
 import type { ApprovalService } from "../approvals/service.js";
@@ -36,7 +36,7 @@ export function newSessionId(): string {
 }
 
 export class SessionRegistry {
-  readonly #sessions = new Map<string, ProxySession>();
+  readonly #sessions = new Map<string, McpSession>();
   readonly #backoff = new Map<string, { failures: number; until: number }>();
   /**
    * The shared stdio child of each connection that declares one (`upstream.shared`), with the
@@ -83,12 +83,12 @@ export class SessionRegistry {
     return out;
   }
 
-  get(id: string): ProxySession | undefined {
+  get(id: string): McpSession | undefined {
     const s = this.#sessions.get(id);
     return s && !s.ended ? s : undefined;
   }
 
-  all(): ProxySession[] {
+  all(): McpSession[] {
     return [...this.#sessions.values()];
   }
 
@@ -96,7 +96,7 @@ export class SessionRegistry {
     return this.config.connections.find((c) => c.name === name);
   }
 
-  async open(connection: ConnectionConfig, front: "streamable_http" | "sse", meta: OpenMeta): Promise<ProxySession> {
+  async open(connection: ConnectionConfig, front: "streamable_http" | "sse", meta: OpenMeta): Promise<McpSession> {
     if (this.#shuttingDown) throw new CountersignError("CS_ERR_SHUTTING_DOWN");
     // Check and reserve before the first await: concurrent opens cannot both take the last slot.
     const opening = this.#opening.get(connection.name) ?? 0;
@@ -113,7 +113,7 @@ export class SessionRegistry {
     }
   }
 
-  async #open(connection: ConnectionConfig, front: "streamable_http" | "sse", meta: OpenMeta): Promise<ProxySession> {
+  async #open(connection: ConnectionConfig, front: "streamable_http" | "sse", meta: OpenMeta): Promise<McpSession> {
     const backoff = this.#backoff.get(connection.name);
     if (backoff && backoff.until > Date.now()) {
       throw new CountersignError(
@@ -123,20 +123,23 @@ export class SessionRegistry {
     }
 
     const id = newSessionId();
-    const session: ProxySession = new ProxySession({
+    const session: McpSession = new McpSession({
       id,
       connection,
       frontTransport: front,
-      recorder: this.recorder,
-      log: this.log,
-      upstreamTimeoutMs: this.config.limits.upstreamTimeoutMs,
-      notificationsPerSecond: this.config.limits.notificationsPerSecond,
+      identity: meta.identity,
+      deps: {
+        recorder: this.recorder,
+        log: this.log,
+        metrics: this.metrics,
+        pins: this.pins,
+        approvals: this.approvals && { ...this.approvals, tasks: this.tasks },
+        upstreamTimeoutMs: this.config.limits.upstreamTimeoutMs,
+        notificationsPerSecond: this.config.limits.notificationsPerSecond,
+        logRequests: this.config.log.requests,
+      },
       onClosed: (s, reason, detail) => this.#closed(s, reason, detail),
       onInitialized: (s, result) => this.#initialized(s, result),
-      identity: meta.identity,
-      metrics: this.metrics,
-      approvals: this.approvals && { ...this.approvals, tasks: this.tasks },
-      pins: this.pins,
       currentConnection: () => this.connection(connection.name),
     });
     session.upstream = this.#createUpstream(connection, session, meta.identity);
@@ -190,7 +193,7 @@ export class SessionRegistry {
     return session;
   }
 
-  #createUpstream(connection: ConnectionConfig, events: ProxySession, identity: Identity): UpstreamTransport {
+  #createUpstream(connection: ConnectionConfig, events: McpSession, identity: Identity): UpstreamTransport {
     const u = connection.upstream;
     const maxMessageBytes = this.config.limits.upstreamMessageBytes;
     const log = this.log.child({ connection: connection.name });
@@ -245,7 +248,7 @@ export class SessionRegistry {
     }
   }
 
-  #initialized(session: ProxySession, result: Record<string, unknown>): void {
+  #initialized(session: McpSession, result: Record<string, unknown>): void {
     this.#backoff.delete(session.connection.name);
     void this.db.session
       .update({
@@ -260,14 +263,14 @@ export class SessionRegistry {
   }
 
   /** Records the client's info from its initialize request. */
-  noteClientInfo(session: ProxySession, params: Record<string, unknown> | undefined): void {
+  noteClientInfo(session: McpSession, params: Record<string, unknown> | undefined): void {
     if (!params?.clientInfo) return;
     void this.db.session
       .update({ where: { id: session.id }, data: { clientInfo: params.clientInfo as object } })
       .catch(() => {});
   }
 
-  #closed(session: ProxySession, reason: string, detail?: string): void {
+  #closed(session: McpSession, reason: string, detail?: string): void {
     this.#sessions.delete(session.id);
     const startedAt = session.startedAt;
     if (reason === "upstream_exited") {

@@ -5,7 +5,7 @@ import { CountersignError, jsonRpcErrorResponse } from "../../errors.js";
 import { AuthError } from "../../auth/authenticator.js";
 import { callerAddress } from "../../cluster/relayed.js";
 import type { JsonRpcMessage } from "../jsonrpc.js";
-import type { ClientSink } from "../session.js";
+import type { ClientSink } from "../../pipeline/exchange.js";
 import { parseJsonRpcBody } from "./body.js";
 import { SseWriter } from "./sse.js";
 import { earlyIdentity } from "./early-auth.js";

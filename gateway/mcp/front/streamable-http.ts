@@ -10,7 +10,8 @@ import { AuthError, type Authenticator } from "../../auth/authenticator.js";
 import type { Identity } from "../../auth/identity.js";
 import { CountersignError, jsonRpcErrorResponse } from "../../errors.js";
 import { batchesAllowed, idKey, SUPPORTED_PROTOCOL_VERSIONS, type JsonRpcId, type JsonRpcMessage } from "../jsonrpc.js";
-import type { ClientSink, ProxySession } from "../session.js";
+import type { ClientSink } from "../../pipeline/exchange.js";
+import type { McpSession } from "../mcp-session.js";
 import type { SessionRegistry } from "../sessions.js";
 import { parseJsonRpcBody } from "./body.js";
 import { SseWriter } from "./sse.js";
@@ -168,7 +169,7 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
     return cluster.relay(req, reply, sid, { connection: req.params.connection, front: "streamable_http" });
   };
 
-  const lookup = (req: FastifyRequest<{ Params: Params }>, identity: Identity): ProxySession => {
+  const lookup = (req: FastifyRequest<{ Params: Params }>, identity: Identity): McpSession => {
     const sid = header(req, "mcp-session-id");
     if (!sid) throw new CountersignError("CS_ERR_SESSION_REQUIRED");
     const session = sessions.get(sid);
@@ -213,7 +214,7 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
       const init = messages.find((m) => m.c.method === "initialize" && m.c.kind === "request");
       if (init) requestId = init.c.id ?? null;
 
-      let session: ProxySession;
+      let session: McpSession;
       if (init) {
         if (messages.length > 1) throw new CountersignError("CS_ERR_INVALID_REQUEST", "initialize must be sent alone");
         if (header(req, "mcp-session-id")) throw new CountersignError("CS_ERR_INVALID_REQUEST", "initialize must not carry an Mcp-Session-Id");
