@@ -142,7 +142,8 @@ export class SessionRegistry {
     const key = quotaKey(meta.identity);
     const slotKey = `${name}\u0000${key}`;
     const mine = () => this.#sessionsOf(name, key).length + (this.#openingByIdentity.get(slotKey) ?? 0);
-    if (mine() >= connection.maxSessionsPerIdentity && !this.#evictIdle(name, key, `quota of ${connection.maxSessionsPerIdentity} per identity`)) {
+    const quota = connection.maxSessionsPerIdentity < connection.maxSessions; // else the cap is the only bound
+    if (quota && mine() >= connection.maxSessionsPerIdentity && !this.#evictIdle(name, key, `quota of ${connection.maxSessionsPerIdentity} per identity`)) {
       throw new CountersignError("CS_ERR_SESSION_QUOTA", `${name} allows ${connection.maxSessionsPerIdentity} per identity`);
     }
     const all = () => this.countFor(name) + (this.#opening.get(name) ?? 0);
