@@ -23,7 +23,8 @@ export function observe(ctx: ExchangeContext, p: PendingRequest, outcome: Outcom
       connection: ctx.connection.name,
       session: ctx.sessionId ?? undefined,
       method: p.method.slice(0, 100),
-      tool: p.target?.slice(0, 200),
+      // A resource URI can carry a credential or personal data: masked like any content.
+      tool: p.target === undefined ? undefined : (ctx.connection.masker?.maskText(p.target.slice(0, 200)).masked ?? p.target.slice(0, 200)),
       decision: p.decision ?? "pass",
       status: outcome,
       ms: Math.round(now - p.receivedAt),
