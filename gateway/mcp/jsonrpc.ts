@@ -16,8 +16,9 @@ export type Classified =
 
 export type ClassifiedRequest = Extract<Classified, { kind: "request" }>;
 
+/** MCP ids are strings or integers; a fraction or an integer past 2^53 cannot round-trip every peer, so it is refused at once. */
 function isId(v: unknown): v is JsonRpcId {
-  return typeof v === "string" || (typeof v === "number" && Number.isFinite(v));
+  return typeof v === "string" || (typeof v === "number" && Number.isSafeInteger(v));
 }
 
 /** What a message is, or undefined when it is not a JSON-RPC 2.0 message. */
