@@ -99,3 +99,50 @@ export async function startCallbackServer(): Promise<{ url: string; next(): Prom
     },
   };
 }
+
+/** A browser's cookie jar, for driving the console's forms with fetch. */
+export class CookieJar {
+  readonly #cookies = new Map<string, string>();
+  take(res: Response): void {
+    for (const c of res.headers.getSetCookie()) {
+      const [pair] = c.split(";");
+      const eq = pair!.indexOf("=");
+      const value = pair!.slice(eq + 1);
+      if (value === "" || /max-age=0/i.test(c)) this.#cookies.delete(pair!.slice(0, eq));
+      else this.#cookies.set(pair!.slice(0, eq), value);
+    }
+  }
+  get header(): string {
+    return [...this.#cookies].map(([k, v]) => `${k}=${v}`).join("; ");
+  }
+}
+
+const csrfOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1] ?? "";
+
+/**
+ * A person in a browser, without the browser: logs in with the quick start's one-click login as
+ * `subject`, then answers the consent page of `authorizeUrl`. Returns the final redirect (to the
+ * client) or the response that stopped the flow.
+ */
+export async function consentAs(base: string, subject: string, authorizeUrl: string, decision: "allow" | "deny" = "allow", headers: Record<string, string> = {}): Promise<{ status: number; location?: string | undefined; body: string }> {
+  const jar = new CookieJar();
+  const go = async (url: string, init: RequestInit = {}) => {
+    const res = await fetch(new URL(url, base), { ...init, redirect: "manual", headers: { ...headers, ...(init.headers as Record<string, string>), cookie: jar.header } });
+    jar.take(res);
+    return { status: res.status, location: res.headers.get("location") ?? undefined, body: await res.text() };
+  };
+  let consentPath = authorizeUrl;
+  if (!authorizeUrl.startsWith("/console/oauth/consent")) {
+    const authorize = await go(authorizeUrl);
+    if (authorize.status !== 302 || !authorize.location?.startsWith("/console/oauth/consent")) return authorize;
+    consentPath = authorize.location;
+  }
+  const login = await go(`/console/login?next=${encodeURIComponent(consentPath)}`);
+  const form = (fields: Record<string, string>) => ({ method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams(fields).toString() });
+  const loggedIn = await go("/console/login/dev", form({ _csrf: csrfOf(login.body), subject, next: consentPath }));
+  if (loggedIn.status !== 302) return loggedIn;
+  const consent = await go(consentPath);
+  if (consent.status !== 200) return consent;
+  const request = /name="request" value="([^"]+)"/.exec(consent.body)?.[1] ?? "";
+  return go("/console/oauth/consent", form({ _csrf: csrfOf(consent.body), request, decision }));
+}
