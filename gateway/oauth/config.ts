@@ -22,11 +22,14 @@ const LOOPBACK = (host: string) => host === "localhost" || host === "::1" || hos
 export function oauthConfig(p: ParsedConfig, secret: (ref: SecretRef, path: string) => Secret | undefined, problems: string[]): OAuthConfig {
   const o = p.oauth;
   const quickstart = p.auth.devIssuer.enabled && LOOPBACK(p.server.host);
-  const enabled = o.enabled ?? (quickstart && p.console.enabled);
+  // Several replicas need a shared signing key: without one, the default stays off.
+  const enabled = o.enabled ?? (quickstart && p.console.enabled && (p.cluster.internalPort === 0 || Boolean(o.signingKey)));
   if (enabled && !p.console.enabled) problems.push("oauth.enabled: MCP clients log in through the console's login: set console.enabled: true (or oauth.enabled: false)");
   if (enabled && !quickstart && p.console.login.length === 0) {
     problems.push("oauth.enabled: nobody could log in: configure console.login (an issuer people log in with), or oauth.enabled: false");
   }
+  // Several replicas must sign with one key, or a token from one is refused by the others.
+  if (enabled && p.cluster.internalPort > 0 && !o.signingKey) problems.push("oauth.signingKey: several replicas (cluster.internalPort) need one signing key for the gateway's tokens: set oauth.signingKey ({ env | file }, a PKCS#8 PEM EC P-256 key)");
   const signingKey = o.signingKey ? secret(o.signingKey, "oauth.signingKey") : undefined;
   const ca = o.clientMetadataDocuments.ca ? secret(o.clientMetadataDocuments.ca, "oauth.clientMetadataDocuments.ca") : undefined;
   return {
