@@ -2,7 +2,7 @@
 // (client, exact redirect URI, PKCE S256, a resource that is one of the gateway's connections),
 // then the browser goes to the console's consent page, which needs the console's login first.
 // Until the redirect URI is known good, errors are shown to the person, never sent anywhere.
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply } from "fastify";
 import { renderPage } from "../console/render.js";
 import { CONSOLE_PREFIX } from "../console/paths.js";
 import { redirectBack, type AuthorizationRequest } from "./authorization-request.js";
@@ -78,4 +78,3 @@ function errorPage(reply: FastifyReply, refusal: OAuthRefusal): FastifyReply {
     .send(renderPage("error", { title: "Login refused", csrf: "" }, { heading: "This application's login request was refused", message: `${refusal.error}: ${refusal.description}` }));
 }
 
-export type { FastifyRequest };

@@ -71,7 +71,7 @@ export async function fetchDocument(url: string, s: Settings): Promise<string> {
   if (url.length > 2000) throw refuse("the URL is too long");
   if (u.protocol !== "https:") throw refuse("only https URLs are fetched");
   if (u.username || u.password || u.hash) throw refuse("the URL must not carry credentials or a fragment");
-  if (u.pathname === "/" ) throw refuse("the URL must have a path");
+  if (u.pathname === "/") throw refuse("the URL must have a path");
   const host = u.hostname.replace(/^\[|\]$/g, "");
   if (!hostAllowed(host, s.allowedHosts)) throw refuse(`host ${host} is not in oauth.clientMetadataDocuments.allowedHosts`);
 

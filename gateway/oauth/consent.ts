@@ -16,12 +16,12 @@ import { OAuthRefusal } from "./refusal.js";
 
 const CONSENT_CSP = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-export function registerConsent(app: FastifyInstance, console: ConsoleContext, ctx: OAuthContext): void {
+export function registerConsent(app: FastifyInstance, page: ConsoleContext, ctx: OAuthContext): void {
   const { config } = ctx.deps;
 
   const invalid = (req: FastifyRequest, reply: FastifyReply) => {
-    ctx.refused(req, new OAuthRefusal("invalid_request", "the signed authorization request is missing, altered or older than 10 minutes", "consent_refused"), {}, { subject: console.state(req).login?.subject ?? null });
-    return console.page(req, reply, "error", { title: "Login expired" }, { heading: "This login request is no longer valid", message: "It took too long or was altered. Start the login again from the application." }, 400);
+    ctx.refused(req, new OAuthRefusal("invalid_request", "the signed authorization request is missing, altered or older than 10 minutes", "consent_refused"), {}, { subject: page.state(req).login?.subject ?? null });
+    return page.page(req, reply, "error", { title: "Login expired" }, { heading: "This login request is no longer valid", message: "It took too long or was altered. Start the login again from the application." }, 400);
   };
 
   app.get<{ Querystring: { request?: string } }>("/oauth/consent", async (req, reply) => {
@@ -33,7 +33,7 @@ export function registerConsent(app: FastifyInstance, console: ConsoleContext, c
     // (its origin, or its private-use scheme) is added for this page only.
     const target = redirect.protocol === "http:" || redirect.protocol === "https:" ? redirect.origin : redirect.protocol;
     reply.header("content-security-policy", `${CONSENT_CSP} ${target}`);
-    return console.page(req, reply, "consent", { title: "Allow access" }, {
+    return page.page(req, reply, "consent", { title: "Allow access" }, {
       request: req.query.request,
       clientName: r.clientName ?? "An application",
       clientId: r.clientId,
@@ -47,7 +47,7 @@ export function registerConsent(app: FastifyInstance, console: ConsoleContext, c
   app.post<{ Body: { request?: string; decision?: string } }>("/oauth/consent", async (req, reply) => {
     const r = ctx.sealer.unseal(req.body?.request);
     if (!r) return invalid(req, reply);
-    const login = console.state(req).login!;
+    const login = page.state(req).login!;
     const connection = ctx.connectionOf(r.resource)!;
     const who = { subject: login.subject, connection };
     if (req.body?.decision !== "allow") {
@@ -58,7 +58,7 @@ export function registerConsent(app: FastifyInstance, console: ConsoleContext, c
     const c = config.connections.find((x) => x.name === connection)!;
     if (!mayUseConnection(c.access, { kind: "user", ...identity })) {
       ctx.refused(req, new OAuthRefusal("access_denied", `your groups do not grant the connection '${connection}'`, "consent_refused"), { clientId: r.clientId, groups: identity.groups }, who);
-      return console.page(req, reply, "error", { title: "Not allowed" }, { heading: "Not allowed", message: `Your groups do not grant the connection '${connection}', so no application can use it on your behalf.` }, 403);
+      return page.page(req, reply, "error", { title: "Not allowed" }, { heading: "Not allowed", message: `Your groups do not grant the connection '${connection}', so no application can use it on your behalf.` }, 403);
     }
     return issueCode(req, reply, ctx, r, identity, connection);
   });

@@ -66,10 +66,8 @@ export function registerToken(app: FastifyInstance, ctx: OAuthContext): void {
     const f = (req.body ?? {}) as Form;
     try {
       if (typeof f !== "object") throw refusal("invalid_request", "send the parameters as application/x-www-form-urlencoded");
-      const body =
-        f.grant_type === "authorization_code" ? await authorizationCode(req, f)
-        : f.grant_type === "refresh_token" ? await refresh(req, f)
-        : (() => { throw refusal("unsupported_grant_type", "grant_type must be authorization_code or refresh_token"); })();
+      if (f.grant_type !== "authorization_code" && f.grant_type !== "refresh_token") throw refusal("unsupported_grant_type", "grant_type must be authorization_code or refresh_token");
+      const body = f.grant_type === "authorization_code" ? await authorizationCode(req, f) : await refresh(req, f);
       return reply.header("cache-control", "no-store").header("pragma", "no-cache").send(body);
     } catch (err) {
       if (!(err instanceof OAuthRefusal)) throw err;

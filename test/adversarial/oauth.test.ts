@@ -171,6 +171,25 @@ describe("PKCE", () => {
 });
 
 describe("codes and refresh tokens", () => {
+  it("refuses a code exchanged by another client than the one it was issued to", async () => {
+    const c = await codeFor();
+    const { body: other } = await register(newAddress());
+    const t = await token({ grant_type: "authorization_code", code: c.code, client_id: other.client_id!, redirect_uri: c.redirectUri, code_verifier: c.verifier });
+    expect(t.body.error).toBe("invalid_grant");
+    await recorded("token_refused", { clientId: other.client_id, why: "the code was issued to another client" });
+  });
+
+  it("sends a denial back to the client as access_denied, recorded", async () => {
+    const { body: client } = await register(newAddress());
+    const { challenge } = pkce();
+    const res = await consentAs(gw.address, "alice", authorizeUrl({ client_id: client.client_id, code_challenge: challenge }), "deny");
+    expect(res.status).toBe(302);
+    const back = new URL(res.location!);
+    expect(back.searchParams.get("error")).toBe("access_denied");
+    expect(back.searchParams.get("code")).toBeNull();
+    await recorded("consent_refused", { clientId: client.client_id, error: "access_denied" });
+  });
+
   it("refuses a code used twice and revokes the tokens the first use gave", async () => {
     const t = await tokensFor();
     const again = await token({ grant_type: "authorization_code", code: t.code, client_id: t.clientId, redirect_uri: t.redirectUri, code_verifier: t.verifier });
