@@ -41,6 +41,7 @@ export function registerConsent(app: FastifyInstance, page: ConsoleContext, ctx:
       connection,
       resource: r.resource,
       description: config.connections.find((c) => c.name === connection)?.description,
+      lasts: durationText(config.oauth.refreshTokenTtlMs),
     });
   });
 
@@ -62,6 +63,12 @@ export function registerConsent(app: FastifyInstance, page: ConsoleContext, ctx:
     }
     return issueCode(req, reply, ctx, r, identity, connection);
   });
+}
+
+/** "7 days", "12 hours", "30 minutes". */
+function durationText(ms: number): string {
+  const [n, unit] = ms >= 2 * 86_400_000 ? [ms / 86_400_000, "days"] : ms >= 2 * 3_600_000 ? [ms / 3_600_000, "hours"] : [ms / 60_000, "minutes"];
+  return `${Math.floor(n)} ${unit}`;
 }
 
 async function issueCode(req: FastifyRequest, reply: FastifyReply, ctx: OAuthContext, r: AuthorizationRequest, identity: GrantIdentity, connection: string) {

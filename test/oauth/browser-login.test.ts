@@ -4,13 +4,14 @@
 // by headless Chromium through the console's login at the company IdP (oidc-provider) and the
 // consent page; the code goes to transport.finishAuth, a tool call succeeds and is recorded with
 // the person's identity, and an expired access token is refreshed without the browser.
+import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { chromium, type Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { everythingStdio, startTestGateway, type TestGateway } from "../helpers/gateway.js";
-import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { createTestDatabase, ROOT, type TestDatabase } from "../helpers/postgres.js";
 import { freePort } from "../helpers/upstreams.js";
 import { CONSOLE_CLIENT, MemoryOAuthProvider, startCallbackServer, startIdentityProvider } from "./helpers.js";
 
@@ -74,6 +75,8 @@ describe("an MCP client with no token", () => {
     expect(await page.getByTestId("client-name").textContent()).toBe("Test Agent");
     expect(await page.getByTestId("client-id").textContent()).toBe(provider.client!.client_id);
     expect(await page.locator("h1").textContent()).toBe("Allow Test Agent to use ops?");
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: join(ROOT, "docs", "console", "consent-phone.png"), fullPage: true });
     await page.getByRole("button", { name: "Allow" }).click();
     const back = await redirected;
     await context.close();
