@@ -136,6 +136,7 @@ program
     process.stdout.write(`Countersign ready at ${gw.address} — MCP endpoint: ${gw.address}/mcp/${names[0]}\n`);
     say(`connections: ${names.map((n) => `${gw!.address}/mcp/${n} (legacy SSE: ${gw!.address}/sse/${n})`).join(", ")}`);
     if (cfg.console.enabled) say(`web console: ${gw!.address}/console/ (approvals inbox, sessions and replay, evidence)`);
+    if (cfg.oauth.enabled) say(`MCP clients without a token log in through the browser (authorization server ${cfg.publicUrl}/.well-known/oauth-authorization-server)`);
     if (gw.devToken) {
       say(`a token from the built-in dev issuer (sub alice, groups dev,oncall; valid 8 h; make others with \`npm run countersign -- token --sub <who> --groups <g>\`):`);
       process.stderr.write(`\n${gw.devToken}\n\n`);

@@ -27,6 +27,7 @@ import { resourceUrl } from "./auth/authenticator.js";
 import { signDevToken } from "./auth/dev-issuer.js";
 import { buildServer } from "./server.js";
 import { registerConsole } from "./console/plugin.js";
+import { registerAuthorizationServer } from "./oauth/plugin.js";
 import { ToolPins } from "./pinning/service.js";
 import type { EventRecord } from "./audit/recorder.js";
 import { ClusterRelay } from "./cluster/relay.js";
@@ -153,7 +154,9 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     const clusterSecret = config.cluster.secret?.reveal();
     const cluster = config.cluster.internalPort > 0 && clusterSecret ? new ClusterRelay(new OwnerLookup(db, config.cluster.deadAfterSeconds), clusterSecret, instanceId) : undefined;
     const app = buildServer({ config, log, sessions, recorder, rejections, identity, metrics, reloader, approvals, cluster, pins, auditPool });
-    registerConsole(app, { config, db, databaseUrl: url, recorder, log, approvals, pins, devIssuer: identity.devIssuer }); // the web console at /console
+    // MCP clients log in through the browser: the gateway as its connections' authorization server.
+    const authorizationServer = identity.oauthKey ? registerAuthorizationServer(app, { config, db, recorder, log, key: identity.oauthKey }) : undefined;
+    registerConsole(app, { config, db, databaseUrl: url, recorder, log, approvals, pins, devIssuer: identity.devIssuer, pages: authorizationServer ? [authorizationServer.registerConsentPages] : [] }); // the web console at /console
     await app.listen({ host: config.server.host, port: config.server.port });
     const relayServer = cluster
       ? await startRelayServer(app, { host: config.cluster.internalHost, port: config.cluster.internalPort, secret: clusterSecret!, log, rejections })

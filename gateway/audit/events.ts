@@ -65,6 +65,11 @@ export const EVENT_TYPES = {
     "login", "login_refused", "logout", "csrf_refused", "forbidden", "approval_decided", "approval_refused",
     "session_viewed", "session_exported", "chain_verified", "tools_repinned",
   ],
+  /** The gateway as OAuth authorization server (gateway/oauth): subject is the person (when known); detail: clientId, resource, remoteAddress, why. Every refusal is one of the *_refused reasons. */
+  oauth: [
+    "client_registered", "registration_refused", "registration_rate_limited", "client_metadata_refused",
+    "authorize_refused", "consent_granted", "consent_refused", "token_issued", "token_refused", "refresh_reuse_detected",
+  ],
 } as const;
 
 export type EventType = keyof typeof EVENT_TYPES;

@@ -5,7 +5,7 @@ import type { ErrorCode } from "../errors.js";
 import type { Recorder } from "./recorder.js";
 import type { EventReason } from "./events.js";
 
-type ThrottledType = "message_rejected" | "auth_failed" | "access_denied";
+type ThrottledType = "message_rejected" | "auth_failed" | "access_denied" | "oauth";
 
 export class ThrottledEvents<T extends ThrottledType> {
   #budget: number;

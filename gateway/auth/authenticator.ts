@@ -111,6 +111,9 @@ export class Authenticator {
         if (!m) throw new TokenRejected("malformed_token", "the Authorization header is not `Bearer <token>`");
         const { payload, issuer } = await this.verifier.verify(m[1]!, resource);
         identity = identityFromClaims(payload, issuer);
+        // A token the gateway issued after a browser login: the person is who the IdP said.
+        const original = issuer.originalIssuerClaim ? payload[issuer.originalIssuerClaim] : undefined;
+        if (typeof original === "string" && original !== "") identity.issuer = original;
       } catch (err) {
         const rejected = err instanceof TokenRejected ? err : new TokenRejected("malformed_token", String(err));
         // An identity provider that cannot be reached is not the caller's fault: it does not count

@@ -10,6 +10,8 @@ import type { Logger } from "../log.js";
 import { Authenticator, resourceUrl } from "./authenticator.js";
 import { DEV_ISSUER_PATH, devIssuerUrl, loadDevIssuerKey, type DevIssuerKey } from "./dev-issuer.js";
 import { GatewaySigner } from "./upstream-identity.js";
+import { loadSigningKey, OAUTH_ALG, type OAuthSigningKey } from "../oauth/signing-key.js";
+import { IDP_ISSUER_CLAIM } from "../oauth/access-token.js";
 import { TokenVerifier, type IssuerSettings } from "./verifier.js";
 
 export interface IdentityLayer {
@@ -17,6 +19,8 @@ export interface IdentityLayer {
   verifier: TokenVerifier;
   signer?: GatewaySigner | undefined;
   devIssuer?: { url: string; key: DevIssuerKey; keyFile: string } | undefined;
+  /** The key of the gateway's own authorization server (oauth.enabled). */
+  oauthKey?: OAuthSigningKey | undefined;
   registerRoutes(app: FastifyInstance): void;
   stop(): void;
 }
@@ -47,6 +51,20 @@ export async function createIdentityLayer(config: GatewayConfig, recorder: Recor
       "THE BUILT-IN DEV ISSUER IS ON: anyone who can read its key file can mint tokens. Use it for local trials only; configure auth.issuers for real use.",
     );
   }
+  // The gateway as authorization server: its own tokens are trusted like an issuer's.
+  const oauthKey = config.oauth.enabled ? await loadSigningKey(config.oauth.signingKey) : undefined;
+  if (oauthKey) {
+    issuers.push({
+      issuer: config.publicUrl,
+      label: "countersign",
+      algorithms: [OAUTH_ALG],
+      groupsClaim: "groups",
+      emailClaim: "email",
+      nameClaim: "name",
+      localJwks: { keys: [oauthKey.publicJwk] },
+      originalIssuerClaim: IDP_ISSUER_CLAIM,
+    });
+  }
   const anonymous = config.connections.filter((c) => c.access.anonymous).map((c) => c.name);
   if (anonymous.length > 0) log.warn({ connections: anonymous }, "anonymous access is allowed on these connections: callers without a token are admitted");
 
@@ -73,7 +91,8 @@ export async function createIdentityLayer(config: GatewayConfig, recorder: Recor
         if (!c) return reply.code(404).send({ error: "unknown connection" });
         return {
           resource: resourceUrl(config.publicUrl, c.name),
-          authorization_servers: verifier.issuers.map((i) => i.issuer),
+          // The gateway's own authorization server first: MCP clients take the first one.
+          authorization_servers: oauthKey ? [config.publicUrl] : verifier.issuers.map((i) => i.issuer),
           bearer_methods_supported: ["header"],
           resource_name: c.description ?? c.name,
         };
@@ -99,6 +118,7 @@ export async function createIdentityLayer(config: GatewayConfig, recorder: Recor
     verifier,
     signer,
     devIssuer,
+    oauthKey,
     registerRoutes,
     stop: () => {
       failures.stop();

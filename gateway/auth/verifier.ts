@@ -37,6 +37,8 @@ export interface IssuerSettings {
   nameClaim: string;
   /** A key set held in memory (the built-in dev issuer); no discovery then. */
   localJwks?: { keys: object[] } | undefined;
+  /** The gateway's own tokens: this claim names the issuer the person logged in with, recorded as theirs. */
+  originalIssuerClaim?: string | undefined;
 }
 
 export interface VerifierOptions {

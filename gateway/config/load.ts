@@ -15,6 +15,7 @@ import { parseEd25519PrivateKey, parseEd25519PublicKey } from "../audit/chain/ke
 import { createMasker, type Masker } from "../masking/index.js";
 import type { PinningConfig } from "../pinning/decide.js";
 import { consoleConfig, type ConsoleConfig } from "../console/config.js";
+import { oauthConfig, type OAuthConfig } from "../oauth/config.js";
 
 export class ConfigError extends Error {
   constructor(readonly source: string, readonly problems: string[]) {
@@ -141,6 +142,8 @@ export interface GatewayConfig {
   connections: ConnectionConfig[];
   /** The web console (gateway/console). */
   console: ConsoleConfig;
+  /** The gateway as its connections' OAuth authorization server (gateway/oauth). */
+  oauth: OAuthConfig;
 }
 
 /** Which file to read: --config, then COUNTERSIGN_CONFIG, then ./countersign.yaml, then the quick start. */
@@ -261,6 +264,7 @@ export function parseConfigText(text: string, source: string, env: Env = process
   const approvals = p.approvals ? approvalsConfig(p.approvals, secret) : undefined;
   const audit = auditConfig(p.audit, secret, problems, Boolean(dbUrl));
   const consoleSettings = consoleConfig(p, secret, problems);
+  const oauthSettings = oauthConfig(p, secret, problems);
   if (problems.length > 0) throw new ConfigError(source, problems);
 
   return {
@@ -290,6 +294,7 @@ export function parseConfigText(text: string, source: string, env: Env = process
     ...(approvals ? { approvals } : {}),
     connections,
     console: consoleSettings,
+    oauth: oauthSettings,
   };
 }
 

@@ -371,6 +371,37 @@ const consoleSlice = z
   })
   .prefault({});
 
+// The gateway as the OAuth authorization server of its own connections (gateway/oauth): MCP
+// clients log in through the browser with the console's login and get the gateway's tokens.
+const oauthSlice = z
+  .strictObject({
+    enabled: z.boolean().optional().describe("Serve /oauth/* and name the gateway as its connections' authorization server; default: on with the dev issuer on a loopback bind (the quick start), off otherwise"),
+    accessTokenTtl: durationText.default("10m").describe("Lifetime of the access tokens the gateway issues (audience: one connection)"),
+    refreshTokenTtl: durationText.default("12h").describe("How long a browser login lasts for an MCP client (its refresh tokens rotate within it); the groups are the login's, so a change at the IdP applies at the next login"),
+    codeTtlSeconds: z.int().min(10).max(600).default(60).describe("An authorization code must be exchanged within this long, once"),
+    signingKey: secretRef.optional().describe("PKCS#8 PEM EC P-256 private key that signs the gateway's tokens, the same on every replica; default: a new key per process (a restart makes clients refresh)"),
+    maxCodes: z.int().min(10).max(1_000_000).default(10_000).describe("Unexchanged authorization codes kept at most; more authorizations are refused until some expire"),
+    maxRefreshTokens: z.int().min(10).max(10_000_000).default(100_000).describe("Live refresh tokens at most; beyond, logins are refused until some expire"),
+    registration: z
+      .strictObject({
+        enabled: z.boolean().default(true).describe("Dynamic client registration (RFC 7591) at /oauth/register"),
+        perMinutePerAddress: z.int().min(1).max(10_000).default(10).describe("Registrations per source address per minute; more get 429"),
+        maxClients: z.int().min(1).max(1_000_000).default(1_000).describe("Registered clients kept at most; more registrations are refused"),
+        unusedClientDays: z.int().min(1).max(3650).default(30).describe("A registered client not used for this long is deleted"),
+      })
+      .prefault({}),
+    clientMetadataDocuments: z
+      .strictObject({
+        allowedHosts: z.array(z.string().min(1)).default([]).describe("Hosts whose https URLs may be client ids (client ID metadata documents), e.g. vscode.dev or *.example.com; empty: off"),
+        maxBytes: z.int().min(256).max(1_048_576).default(5_120).describe("A document larger than this is refused"),
+        timeoutMs: z.int().min(100).max(30_000).default(3_000).describe("A document not fully received after this long is refused"),
+        allowPrivateAddresses: z.boolean().default(false).describe("Fetch documents from private, loopback and link-local addresses too (a lab or internal network only)"),
+        ca: secretRef.optional().describe("PEM bundle of certificate authorities trusted for these fetches (an internal CA)"),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
 export const configSchema = z
   .strictObject({
     version: z.literal(CONFIG_VERSION, { error: `version must be ${CONFIG_VERSION}` }),
@@ -464,6 +495,7 @@ export const configSchema = z
     audit,
     digest: digest.describe("The weekly SOC 2 evidence digest (see README, Weekly evidence digest)"),
     console: consoleSlice.describe("The web console (see README, Console)"),
+    oauth: oauthSlice.describe("MCP clients log in through the browser: the gateway as OAuth authorization server (see README, MCP clients log in through the browser)"),
   })
   .superRefine((cfg, ctx) => {
     if (cfg.digest.slackChannel && !cfg.approvals?.slack) {
@@ -520,3 +552,4 @@ export type ParsedConfig = z.output<typeof configSchema>;
 export type SecretRef = z.output<typeof secretRef>;
 export type ParsedApprovals = z.output<typeof approvals>;
 export type ParsedConsole = z.output<typeof consoleSlice>;
+export type ParsedOAuth = z.output<typeof oauthSlice>;

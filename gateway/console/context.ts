@@ -1,6 +1,6 @@
 // What every console route group shares: the gateway's parts it reads, the login cookies, and
 // the one way a console action is recorded (an event with the person's identity).
-import type { FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Approvals } from "../approvals/setup.js";
 import type { Recorder } from "../audit/recorder.js";
 import type { EventReason } from "../audit/events.js";
@@ -22,6 +22,8 @@ export interface ConsoleDeps {
   approvals?: Approvals | undefined;
   pins?: ToolPins | undefined;
   devIssuer?: { url: string; key: DevIssuerKey } | undefined;
+  /** More pages mounted inside the console (its login, CSRF and layout): the OAuth consent page. */
+  pages?: Array<(scope: FastifyInstance, ctx: ConsoleContext) => void> | undefined;
 }
 
 export interface ConsoleRequestState {

@@ -98,6 +98,7 @@ export function registerConsole(app: FastifyInstance, deps: ConsoleDeps): void {
       registerInbox(scope, ctx);
       registerReplay(scope, ctx);
       registerEvidence(scope, ctx);
+      for (const pages of deps.pages ?? []) pages(scope, ctx);
     },
     { prefix: CONSOLE_PREFIX },
   );
