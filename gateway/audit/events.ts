@@ -25,6 +25,9 @@ export const EVENT_TYPES = {
     "relay_unauthorized",
     /** A relayed request reached a replica that does not hold its session. */
     "relay_not_owner",
+    /** A request to an MCP front whose Host does not name the gateway (DNS rebinding), or from a page of a foreign Origin. */
+    "host_not_allowed",
+    "origin_not_allowed",
   ],
   message_undeliverable: ["client_stream_closed", "no_stream"],
   audit_store: ["unavailable", "recovered"],
