@@ -59,6 +59,8 @@ export const EVENT_TYPES = {
   console: [
     "login", "login_refused", "logout", "csrf_refused", "forbidden", "approval_decided", "approval_refused",
     "session_viewed", "session_exported", "chain_verified", "tools_repinned",
+    /** A login's `next` led off the console (another site, //host, javascript:): sent to the console's home instead. */
+    "redirect_refused",
   ],
 } as const;
 
