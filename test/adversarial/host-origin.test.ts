@@ -133,6 +133,12 @@ describe("the check itself, off loopback", () => {
     for (const o of ["http://mcp.example.com", "https://app.example.com", "https://mcp.example.com:8443"]) expect(code("mcp.example.com", o), o).toBe("CS_ERR_ORIGIN_NOT_ALLOWED");
   });
 
+  it("with no publicUrl on a wildcard bind (the container's quick start), the loopback names are the gateway's names", () => {
+    const quick = hostOriginCheck({ bindHost: "0.0.0.0", publicUrl: "http://0.0.0.0:8080" });
+    for (const h of ["localhost:8080", "127.0.0.1:8080", "[::1]:8080"]) expect(quick.refusal(h, undefined)?.code ?? "ok", h).toBe("ok");
+    for (const h of ["evil.test:8080", "192.168.1.20:8080"]) expect(quick.refusal(h, undefined)?.code, h).toBe("CS_ERR_HOST_NOT_ALLOWED");
+  });
+
   it("parses only plain host[:port] and origins", () => {
     expect(parseHostHeader("[::1]:80")).toEqual({ name: "::1", port: "80" });
     expect(parseHostHeader("Example.COM.:0080")).toEqual({ name: "example.com", port: "80" });

@@ -75,7 +75,10 @@ export interface HostOriginCheck {
 }
 
 export function hostOriginCheck(settings: HostOriginSettings): HostOriginCheck {
-  const loopback = isLoopbackHost(settings.bindHost);
+  // publicUrl's host is a wildcard address only when none was configured and the bind is on every
+  // interface (the container's quick start): then the loopback names are the gateway's names too.
+  const wildcardPublic = ["0.0.0.0", "::", "[::]"].includes(new URL(settings.publicUrl).hostname);
+  const loopback = isLoopbackHost(settings.bindHost) || wildcardPublic;
   const named: Array<{ name: string; port?: string }> = [];
   for (const entry of settings.allowedHosts ?? []) {
     const parsed = parseHostHeader(entry);
