@@ -80,8 +80,16 @@ describe("Host on a loopback bind", () => {
     // The other MCP routes too: the legacy SSE stream and its message endpoint, an unknown connection.
     expect((await post("/sse/open/message?sessionId=x", { host: "evil.test" })).status).toBe(403);
     expect((await post("/mcp/nope", { host: "evil.test" })).status).toBe(403);
+    // Escaped or doubled spellings of the path either are the route (and checked) or are no route.
+    let refusedPaths = 0;
+    for (const path of ["/%6Dcp/open", "/mcp/%6Fpen", "//mcp/open", "/mcp//open", "/mcp/open?x=/", "/./mcp/open", "/mcp/open/"]) {
+      const res = await post(path, { host: "evil.test" });
+      expect([403, 404], `${path}: ${res.status}`).toContain(res.status);
+      expect(res.sessionId, path).toBeUndefined();
+      if (res.status === 403) refusedPaths++;
+    }
     expect(await gw.db.session.count()).toBe(before);
-    await expect.poll(() => recorded("host_not_allowed")).toBe(hosts.length + 2);
+    await expect.poll(() => recorded("host_not_allowed")).toBe(hosts.length + 2 + refusedPaths);
   });
 
   it("health and metrics endpoints are not affected (probes use the pod's address)", async () => {

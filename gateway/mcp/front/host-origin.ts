@@ -113,7 +113,8 @@ const first = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v
 export function registerHostOriginCheck(app: FastifyInstance, settings: HostOriginSettings, rejections: RejectionLog): void {
   const check = hostOriginCheck(settings);
   app.addHook("onRequest", async (req: FastifyRequest, reply) => {
-    if (!MCP_FRONT.test(req.url)) return;
+    // By the route matched as well as the raw path, so an escaped spelling of the path cannot skip it.
+    if (!MCP_FRONT.test(req.url) && !MCP_FRONT.test(req.routeOptions.url ?? "")) return;
     // A relayed request was checked by the replica it first reached (and is signed by it).
     if (isRelayed(req.raw)) return;
     const origin = req.headers.origin;
