@@ -86,6 +86,14 @@ export const ERRORS = {
     http: 403, jsonrpc: -32023,
     message: "Your identity may not call this tool on this connection: ask an administrator for a group that allows it.",
   },
+  CS_ERR_HOST_NOT_ALLOWED: {
+    http: 403, jsonrpc: -32025,
+    message: "The request's Host header does not name this gateway (DNS rebinding protection): use the gateway's address, or add the name to server.allowedHosts.",
+  },
+  CS_ERR_ORIGIN_NOT_ALLOWED: {
+    http: 403, jsonrpc: -32026,
+    message: "Web pages from this Origin may not call the gateway's MCP endpoints: add the origin to server.allowedOrigins if its pages are trusted.",
+  },
   CS_ERR_SESSION_FORBIDDEN: {
     http: 403, jsonrpc: -32024,
     message: "This session belongs to another identity: start your own session with initialize.",

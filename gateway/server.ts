@@ -9,6 +9,7 @@ import { CountersignError, jsonRpcErrorResponse, type ErrorCode } from "./errors
 import type { Logger } from "./log.js";
 import { registerLegacySseFront } from "./mcp/front/legacy-sse.js";
 import { registerEarlyAuthentication } from "./mcp/front/early-auth.js";
+import { registerHostOriginCheck } from "./mcp/front/host-origin.js";
 import { registerStreamableHttpFront } from "./mcp/front/streamable-http.js";
 import type { SessionRegistry } from "./mcp/sessions.js";
 import { checkUpstreams } from "./upstream-health.js";
@@ -197,6 +198,8 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
   if (deps.approvals) registerApprovalsApi(app, { config, authenticator: deps.identity.authenticator, service: deps.approvals.service });
   deps.identity.registerRoutes(app);
   const fronts = { sessions, rejections, authenticator: deps.identity.authenticator, cluster: deps.cluster };
+  // Host and Origin first: a rebinding page or a foreign origin is refused before any other work.
+  registerHostOriginCheck(app, { bindHost: config.server.host, publicUrl: config.publicUrl, allowedHosts: config.server.allowedHosts, allowedOrigins: config.server.allowedOrigins }, rejections);
   // authenticate before the body: unauthenticated callers cannot make the gateway read bodies.
   registerEarlyAuthentication(app, { sessions, rejections, authenticator: deps.identity.authenticator, maxInFlight: config.limits.unauthenticatedRequests });
   registerStreamableHttpFront(app, fronts);

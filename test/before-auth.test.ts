@@ -65,7 +65,7 @@ it("the 401 comes without reading the body: a request that never sends its body 
   let text = "";
   socket.on("data", (d) => (text += d.toString()));
   socket.on("error", () => {});
-  socket.write(`POST /mcp/private HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 4000000\r\n\r\n{"jsonrpc":`);
+  socket.write(`POST /mcp/private HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 4000000\r\n\r\n{"jsonrpc":`);
   await expect.poll(() => text, { timeout: 5000 }).toMatch(/^HTTP\/1\.1 401/);
   expect(text.toLowerCase()).toContain("connection: close");
   await expect.poll(() => socket.closed || socket.readableEnded, { timeout: 5000 }).toBe(true);
@@ -81,7 +81,7 @@ it("a body that trickles in is cut after the request timeout", async () => {
   socket.on("close", () => (closed = true));
   socket.on("error", () => {});
   // An anonymous connection: authenticated at once, so the body is awaited (and must arrive in time).
-  socket.write(`POST /mcp/open HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: 1000\r\n\r\n{"jsonrpc":`);
+  socket.write(`POST /mcp/open HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: 1000\r\n\r\n{"jsonrpc":`);
   const started = Date.now();
   const drip = setInterval(() => socket.writable && socket.write(" "), 200);
   try {

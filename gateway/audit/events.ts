@@ -31,6 +31,9 @@ export const EVENT_TYPES = {
     "relay_unauthorized",
     /** A relayed request reached a replica that does not hold its session. */
     "relay_not_owner",
+    /** A request to an MCP front whose Host does not name the gateway (DNS rebinding), or from a page of a foreign Origin. */
+    "host_not_allowed",
+    "origin_not_allowed",
   ],
   message_undeliverable: ["client_stream_closed", "no_stream", "client_too_slow", "backlog_full"],
   audit_store: ["unavailable", "recovered"],
@@ -64,6 +67,8 @@ export const EVENT_TYPES = {
   console: [
     "login", "login_refused", "logout", "csrf_refused", "forbidden", "approval_decided", "approval_refused",
     "session_viewed", "session_exported", "chain_verified", "tools_repinned",
+    /** A login's `next` led off the console (another site, //host, javascript:): sent to the console's home instead. */
+    "redirect_refused",
   ],
   /** The gateway as OAuth authorization server (gateway/oauth): subject is the person (when known); detail: clientId, resource, remoteAddress, why. Every refusal is one of the *_refused reasons. */
   oauth: [

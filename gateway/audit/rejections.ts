@@ -71,6 +71,8 @@ const REASON_OF_ERROR: Partial<Record<ErrorCode, EventReason<"message_rejected">
   CS_ERR_SESSION_LIMIT: "session_limit",
   CS_ERR_RELAY_UNAUTHORIZED: "relay_unauthorized",
   CS_ERR_RELAY_NOT_OWNER: "relay_not_owner",
+  CS_ERR_HOST_NOT_ALLOWED: "host_not_allowed",
+  CS_ERR_ORIGIN_NOT_ALLOWED: "origin_not_allowed",
 };
 
 /** Rejected messages (the fronts' bad input). */

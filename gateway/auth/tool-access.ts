@@ -9,7 +9,9 @@ import type { Identity } from "./identity.js";
 export function toolCallRefusal(access: AccessConfig, identity: Identity, msg: JsonRpcMessage): CountersignError | undefined {
   if (msg.method !== "tools/call" || !hasToolRules(access)) return undefined;
   const name = (msg.params as { name?: unknown } | undefined)?.name;
-  const tool = typeof name === "string" ? name : "";
+  // A name that is not a string matches no rule: refused rather than left for the upstream to coerce.
+  if (typeof name !== "string") return new CountersignError("CS_ERR_TOOL_DENIED", "the tool name is not a string");
+  const tool = name;
   if (mayCallTool(access, identity, tool)) return undefined;
   return new CountersignError("CS_ERR_TOOL_DENIED", `tool '${tool}' is not allowed for groups: ${identity.groups.join(", ") || "none"}`);
 }

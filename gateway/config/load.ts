@@ -123,7 +123,7 @@ export interface GatewayConfig {
   quickstart: boolean;
   version: number;
   publicUrl: string;
-  server: { host: string; port: number; trustProxy: boolean | string[] };
+  server: { host: string; port: number; trustProxy: boolean | string[]; allowedHosts?: string[] | undefined; allowedOrigins?: string[] | undefined };
   database: { url?: Secret; migrateOnStart: boolean; embeddedDataDir: string; commitTimeoutMs: number };
   limits: ParsedConfig["limits"];
   sessions: ParsedConfig["sessions"];

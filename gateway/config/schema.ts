@@ -414,6 +414,14 @@ export const configSchema = z
           .union([z.boolean(), z.array(z.string().min(1)).min(1)])
           .default(false)
           .describe("Take the caller's address from X-Forwarded-For when the request comes through these proxies (true: any; or a list of addresses/CIDRs). Needed behind an Ingress, or every caller shares the proxy's address for rate limits and records"),
+        allowedHosts: z
+          .array(z.string().min(1).max(300))
+          .optional()
+          .describe("Host names (or name:port) the MCP endpoints answer to besides publicUrl's host (and the loopback names on a loopback bind); other Host headers get 403 CS_ERR_HOST_NOT_ALLOWED (DNS rebinding)"),
+        allowedOrigins: z
+          .array(httpUrl)
+          .optional()
+          .describe("Origins of web pages that may call the MCP endpoints besides publicUrl's; a request with another Origin header gets 403 CS_ERR_ORIGIN_NOT_ALLOWED (clients that are not browsers send none)"),
       })
       .prefault({}),
     database: z

@@ -102,8 +102,21 @@ export function registerLogin(app: FastifyInstance, ctx: ConsoleContext): void {
     return reply.redirect(next);
   };
 
+  /**
+   * Where a login returns to: a console path, else the console's home. A `next` that leads off the
+   * console (another site, `//host`, `javascript:`) is an open-redirect attempt or a bad link: recorded.
+   */
+  const nextOf = async (req: FastifyRequest, supplied: unknown): Promise<string> => {
+    const next = safeNext(supplied);
+    if (typeof supplied === "string" && supplied !== "" && next !== supplied && !supplied.startsWith("/console/")) {
+      await ctx.record(req, "redirect_refused", { next: supplied.slice(0, 200) }).catch(() => {});
+    }
+    return next;
+  };
+
   app.get("/login", async (req, reply) => {
-    if (ctx.state(req).login) return reply.redirect(safeNext((req.query as { next?: string }).next));
+    const next = await nextOf(req, (req.query as { next?: string }).next);
+    if (ctx.state(req).login) return reply.redirect(next);
     return loginPage(req, reply);
   });
 
@@ -114,7 +127,7 @@ export function registerLogin(app: FastifyInstance, ctx: ConsoleContext): void {
       await ctx.record(req, "login_refused", { subjectTried: String(body.subject ?? "").slice(0, 100), why: "not a quick-start login" }).catch(() => {});
       return loginPage(req, reply, { text: "That one-click login is not offered here.", error: true }, 403);
     }
-    return finish(req, reply, { kind: "user", subject: user.subject, issuer: ctx.deps.devIssuer.url, email: user.email, name: user.name, groups: [...user.groups], via: "dev" }, safeNext(body.next));
+    return finish(req, reply, { kind: "user", subject: user.subject, issuer: ctx.deps.devIssuer.url, email: user.email, name: user.name, groups: [...user.groups], via: "dev" }, await nextOf(req, body.next));
   });
 
   app.get<{ Params: { n: string }; Querystring: { next?: string } }>("/login/oidc/:n", async (req, reply) => {
@@ -128,7 +141,7 @@ export function registerLogin(app: FastifyInstance, ctx: ConsoleContext): void {
       req.log.warn({ issuer: issuer.issuer, err: String(err) }, "console: issuer discovery failed");
       return loginPage(req, reply, { text: `${issuer.label} cannot be reached right now; try again shortly.`, error: true }, 502);
     }
-    const pending: PendingLogin = { n, verifier: oidc.randomPKCECodeVerifier(), state: oidc.randomState(), nonce: oidc.randomNonce(), next: safeNext(req.query.next) };
+    const pending: PendingLogin = { n, verifier: oidc.randomPKCECodeVerifier(), state: oidc.randomState(), nonce: oidc.randomNonce(), next: await nextOf(req, req.query.next) };
     ctx.sessions.seal(reply, OIDC_COOKIE, OIDC_COOKIE_PATH, pending, 600);
     const url = oidc.buildAuthorizationUrl(cfg, {
       redirect_uri: redirectUri,

@@ -57,9 +57,15 @@ export function registerConsole(app: FastifyInstance, deps: ConsoleDeps): void {
       scope.addHook("preHandler", async (req, reply) => {
         const path = req.url;
         const isPublic = PUBLIC.some((p) => p.test(path));
-        const { login, expired } = sessions.read(req);
+        const { login, expired, rejected } = sessions.read(req);
         const roles = login ? rolesOf(login, deps.config) : undefined;
         setState(req, { login, roles, csrf: "" });
+        if (rejected || expired) {
+          // A cookie that is no login (altered, forged, logged out, timed out) is recorded once and
+          // cleared, so the browser stops sending it.
+          await ctx.record(req, "login_refused", { why: rejected ? `cookie_${rejected}` : `cookie_expired_${expired}`, path: path.split("?")[0] }).catch(() => {});
+          sessions.end(reply, undefined);
+        }
         if (!login && !isPublic) {
           if (req.method !== "GET") return reply.code(401).type("text/plain").send("log in first");
           const next = encodeURIComponent(path);

@@ -52,22 +52,25 @@ export class ConsoleSessions {
     return `${name}=${value}; Path=${COOKIE_PATH}; HttpOnly; SameSite=Lax${this.#opts.secure ? "; Secure" : ""}; Max-Age=${maxAgeSeconds}`;
   }
 
-  /** The login in the request's cookie, if valid and not timed out. */
-  read(req: FastifyRequest, now = Date.now()): { login?: ConsoleLogin; expired?: "idle" | "absolute" } {
+  /**
+   * The login in the request's cookie, if valid and not timed out; `rejected` says why a cookie
+   * that was sent is not one (altered, not ours, logged out), so it can be recorded and cleared.
+   */
+  read(req: FastifyRequest, now = Date.now()): { login?: ConsoleLogin; expired?: "idle" | "absolute"; rejected?: "bad_signature" | "malformed" | "logged_out" } {
     const raw = cookiesOf(req)[SESSION_COOKIE];
     if (!raw) return {};
     const dot = raw.lastIndexOf(".");
-    if (dot <= 0) return {};
+    if (dot <= 0) return { rejected: "bad_signature" };
     const body = raw.slice(0, dot);
-    if (!safeEqual(raw.slice(dot + 1), this.#mac(`login:${body}`))) return {};
+    if (!safeEqual(raw.slice(dot + 1), this.#mac(`login:${body}`))) return { rejected: "bad_signature" };
     let login: ConsoleLogin;
     try {
       login = JSON.parse(Buffer.from(body, "base64url").toString("utf8")) as ConsoleLogin;
     } catch {
-      return {};
+      return { rejected: "malformed" };
     }
-    if (typeof login.startedAt !== "number" || typeof login.seenAt !== "number" || typeof login.sid !== "string") return {};
-    if (this.#revoked.has(login.sid)) return {};
+    if (typeof login.startedAt !== "number" || typeof login.seenAt !== "number" || typeof login.sid !== "string") return { rejected: "malformed" };
+    if (this.#revoked.has(login.sid)) return { rejected: "logged_out" };
     if (now - login.startedAt > this.#opts.absoluteTimeoutMs) return { expired: "absolute" };
     if (now - login.seenAt > this.#opts.idleTimeoutMs) return { expired: "idle" };
     return { login };
