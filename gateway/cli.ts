@@ -74,6 +74,7 @@ program
     try {
       await assertPortFree(cfg.server.host, cfg.server.port, `PORT=<port> (or server.port in ${cfg.source})`);
       if (cfg.cluster.internalPort > 0) await assertPortFree(cfg.cluster.internalHost ?? cfg.server.host, cfg.cluster.internalPort, `COUNTERSIGN_INTERNAL_PORT=<port> (or cluster.internalPort in ${cfg.source})`);
+      if (cfg.metrics.enabled && cfg.metrics.port > 0) await assertPortFree(cfg.server.host, cfg.metrics.port, `COUNTERSIGN_METRICS_PORT=<port> (or metrics.port in ${cfg.source})`);
     } catch (err) {
       fail(`${(err as Error).message}. The gateway did not start.`);
     }

@@ -32,6 +32,7 @@ import type { EventRecord } from "./audit/recorder.js";
 import { ClusterRelay } from "./cluster/relay.js";
 import { OwnerLookup } from "./cluster/owner-lookup.js";
 import { startRelayServer } from "./cluster/relay-server.js";
+import { startMetricsListener } from "./metrics-listener.js";
 import { startLiveness } from "./cluster/liveness.js";
 import { VERSION } from "./version.js";
 
@@ -159,6 +160,8 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
       ? await startRelayServer(app, { host: config.cluster.internalHost, port: config.cluster.internalPort, secret: clusterSecret!, log, rejections })
       : undefined;
     if (relayServer) progress(`relay listener for the other replicas at ${relayServer.address} (advertised as ${config.cluster.advertiseUrl})`);
+    const metricsListener = config.metrics.enabled && config.metrics.port > 0 ? await startMetricsListener(app, { host: config.server.host, port: config.metrics.port }) : undefined;
+    if (metricsListener) progress(`metrics at ${metricsListener.address}/metrics`);
     const addr = app.server.address();
     const port = typeof addr === "object" && addr ? addr.port : config.server.port;
     const host = config.server.host.includes(":") ? `[${config.server.host}]` : config.server.host;
@@ -176,6 +179,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
         // Local sessions drain, and so do the requests this replica relays to other replicas.
         await Promise.all([sessions.shutdown(graceMs), cluster?.drain(graceMs)]);
         await relayServer?.close();
+        await metricsListener?.close();
         await app.close();
         await approvals?.stop();
         await digest?.stop();
