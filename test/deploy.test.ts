@@ -35,6 +35,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { parse, parseAllDocuments, parseDocument } from "yaml";
 import { configWarnings, looksLikeProduction } from "../gateway/config/checks.js";
 import { parseConfigText } from "../gateway/config/load.js";
+import { runBuiltCli } from "./helpers/cli.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const CHART = join(ROOT, "helm");
@@ -120,18 +121,49 @@ describe("container image", () => {
 describe("docker-compose.yml", () => {
   const doc = parseDocument(read("docker-compose.yml"), { merge: true, uniqueKeys: true });
   const compose = doc.toJS() as {
-    services: Record<string, { image?: string; build?: string; command?: string[]; entrypoint?: string[]; environment?: Record<string, string>; depends_on?: Record<string, { condition: string }>; configs?: { source: string; target: string }[]; volumes?: string[]; ports?: string[] }>;
+    services: Record<string, { image?: string; build?: string; command?: string[]; entrypoint?: string[]; environment?: Record<string, string>; depends_on?: Record<string, { condition: string }>; configs?: { source: string; target: string }[]; secrets?: string[]; volumes?: string[]; ports?: string[] }>;
     configs: Record<string, { content?: string; file?: string }>;
+    secrets: Record<string, { file?: string }>;
     volumes: Record<string, unknown>;
   };
   const services = compose.services;
+  /** The gateway's configuration file as mounted (`configs` with a file, or inline content). */
+  const gatewayConfigText = () => {
+    const args = services.gateway!.command!;
+    const mount = services.gateway!.configs!.find((c) => c.target === args[args.indexOf("--config") + 1]);
+    expect(mount, "the --config path is a mounted config").toBeDefined();
+    const source = compose.configs[mount!.source]!;
+    return source.file ? read(source.file) : source.content!;
+  };
+  /**
+   * The configuration as the container reads it, on this machine: each Docker secret mounted at
+   * /run/secrets/<name> is copied to a scratch directory under its name, and the paths point there.
+   */
+  const secretsDir = join(tmpdir(), `countersign-compose-secrets-${process.pid}`);
+  afterAll(() => rmSync(secretsDir, { recursive: true, force: true }));
+  const gatewayConfigOnThisMachine = () => {
+    mkdirSync(secretsDir, { recursive: true });
+    for (const name of services.gateway!.secrets ?? []) writeFileSync(join(secretsDir, name), read(compose.secrets[name]!.file!));
+    const text = gatewayConfigText();
+    const referenced = [...text.matchAll(/\/run\/secrets\/([\w.-]+)/g)].map((m) => m[1]!);
+    for (const name of referenced) expect(services.gateway!.secrets, `the configuration reads /run/secrets/${name}: the gateway mounts it`).toContain(name);
+    return text.replaceAll("/run/secrets/", `${secretsDir}/`);
+  };
+  /** The environment the gateway's container sees: the image's ENV lines, then the service's. */
+  const imageEnv = Object.fromEntries(
+    [...read("Dockerfile").replace(/\\\n/g, " ").matchAll(/^ENV\s+(.+)$/gm)].flatMap((m) => [...m[1]!.matchAll(/(\w+)=(\S+)/g)].map((kv) => [kv[1]!, kv[2]!])),
+  );
 
-  it("parses and every service reference points at something defined", () => {
+  it("parses and every service reference points at something defined, every file it names existing", () => {
     expect(doc.errors).toEqual([]);
     expect(Object.keys(services).sort()).toEqual(["everything", "gateway", "migrate", "postgres"]);
+    for (const [name, source] of [...Object.entries(compose.configs), ...Object.entries(compose.secrets ?? {})]) {
+      if (source.file) expect(existsSync(join(ROOT, source.file)), `${name}: ${source.file}`).toBe(true);
+    }
     for (const [name, svc] of Object.entries(services)) {
       for (const dep of Object.keys(svc.depends_on ?? {})) expect(services, `${name} depends on ${dep}`).toHaveProperty(dep);
       for (const c of svc.configs ?? []) expect(compose.configs, `${name} mounts config ${c.source}`).toHaveProperty(c.source);
+      for (const s of svc.secrets ?? []) expect(compose.secrets, `${name} mounts secret ${s}`).toHaveProperty(s);
       for (const v of svc.volumes ?? []) {
         const source = v.split(":")[0]!;
         if (!source.startsWith(".") && !source.startsWith("/")) expect(compose.volumes, `${name} mounts volume ${source}`).toHaveProperty(source);
@@ -153,12 +185,7 @@ describe("docker-compose.yml", () => {
 
   it("gives the gateway a configuration its own loader accepts, reaching the example server over HTTP", () => {
     const gateway = services.gateway!;
-    const args = gateway.command!;
-    const configPath = args[args.indexOf("--config") + 1];
-    const mount = gateway.configs!.find((c) => c.target === configPath);
-    expect(mount, "the --config path is a mounted config").toBeDefined();
-    const text = compose.configs[mount!.source]!.content!;
-    const cfg = loadGatewayConfig(text, "docker-compose.yml#configs", gateway.environment);
+    const cfg = loadGatewayConfig(gatewayConfigOnThisMachine(), "docker-compose.yml#configs", gateway.environment);
     expect(cfg.database.url?.reveal()).toBe(gateway.environment!.DATABASE_URL);
     expect(cfg.database.migrateOnStart).toBe(false);
 
@@ -178,6 +205,31 @@ describe("docker-compose.yml", () => {
       expect(existsSync(join(ROOT, u.args[0]!)), u.args[0]).toBe(true);
     }
   });
+
+  it("shows the product: dev issuer, a rule that blocks and one that holds, masking, checkpoint keys and the masking key from files", () => {
+    const cfg = loadGatewayConfig(gatewayConfigOnThisMachine(), "docker-compose.yml#configs", { ...imageEnv, ...services.gateway!.environment });
+    expect(cfg.auth.devIssuer.enabled).toBe(true);
+    expect(cfg.connections.filter((c) => c.access.anonymous).map((c) => c.name)).toEqual([]);
+    const rules = cfg.connections.flatMap((c) => c.policy.rules);
+    expect(rules.map((r) => r.action)).toEqual(expect.arrayContaining(["block", "require_approval"]));
+    for (const r of rules.filter((r) => r.action === "require_approval")) expect(cfg.approvals?.groups, r.id).toHaveProperty(r.approval!.group);
+    expect(cfg.connections.every((c) => c.masking.enabled)).toBe(true);
+    expect(cfg.keys.maskingHmac).toBeDefined();
+    expect(cfg.audit.checkpoint?.keys.length).toBeGreaterThan(0);
+    // Read from the mounted files, not from the environment.
+    const text = gatewayConfigText();
+    expect(text).toMatch(/maskingHmac: \{ file: \/run\/secrets\/\w+ \}/);
+    expect(text).toMatch(/privateKey: \{ file: \/run\/secrets\/\w+ \}/);
+  });
+
+  it("mounts a configuration that `countersign config` accepts, in the container's environment", async () => {
+    const file = join(secretsDir, "countersign.yaml");
+    writeFileSync(file, gatewayConfigOnThisMachine());
+    const r = await runBuiltCli(["config", "--config", file], { ...imageEnv, ...services.gateway!.environment, COUNTERSIGN_CONFIG: file });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("valid (version 1, 2 connection(s): everything [streamable_http], everything-stdio [stdio])");
+  }, 60_000);
 
   it("lists the Slack settings as commented environment variables of the gateway", () => {
     const text = read("docker-compose.yml");
