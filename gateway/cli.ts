@@ -13,7 +13,7 @@ import { migrateDatabase } from "./db/migrate.js";
 import { listSessions, loadExchange, formatExchange, timeline } from "./audit/replay.js";
 import { createLogger, resolveLogFormat } from "./log.js";
 import { assertPortFree } from "./port-check.js";
-import { progressBar } from "./progress.js";
+import { progressFor } from "./progress.js";
 import { registerApprovalsCommand } from "./approvals/command.js";
 import { VERSION } from "./version.js";
 
@@ -165,7 +165,7 @@ program
     }
     try {
       say(`checking migrations of ${redactUrl(url)}`);
-      const bar = progressBar("migrations");
+      const bar = progressFor("migrations", opts);
       const result = await migrateDatabase(url, {
         progress: (p) => {
           if (p.phase === "applying") bar.update(p.index - 1, p.total, p.name);
