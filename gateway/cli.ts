@@ -9,11 +9,11 @@ import { redactUrl } from "./db/url.js";
 import { redactConfig } from "./config/redact.js";
 import { configProblems, configWarnings } from "./config/checks.js";
 import { readEmbeddedConnection, startEmbeddedDatabase } from "./db/embedded.js";
+import { prepareDatabase } from "./db/prepare.js";
 import { migrateDatabase } from "./db/migrate.js";
-import { listSessions, loadExchange, formatExchange, timeline } from "./audit/replay.js";
 import { createLogger, resolveLogFormat } from "./log.js";
 import { assertPortFree } from "./port-check.js";
-import { progressBar } from "./progress.js";
+import { progressFor } from "./progress.js";
 import { registerApprovalsCommand } from "./approvals/command.js";
 import { VERSION } from "./version.js";
 
@@ -68,12 +68,18 @@ program
   .option("--reload-on-change <seconds>", "re-read the configuration file when its content changes, checked this often (a mounted ConfigMap); 0: only on SIGHUP or `countersign reload`", "0")
   .action(async (opts: { config?: string; reloadOnChange: string }) => {
     startingGateway = true;
+    // The gateway's modules (Fastify, Prisma, the MCP SDK: seconds on a busy machine) load while
+    // the configuration is read, the ports checked, the database started (initdb on a first
+    // start) and its migrations checked.
+    const gatewayModule = import("./gateway.js");
+    gatewayModule.catch(() => {}); // awaited below, where a failure is reported
     const cfg = config(opts);
     const say = (line: string) => process.stderr.write(`countersign: ${line}\n`);
     // A busy port is reported before anything slow (database, migrations), with the setting to change.
     try {
       await assertPortFree(cfg.server.host, cfg.server.port, `PORT=<port> (or server.port in ${cfg.source})`);
       if (cfg.cluster.internalPort > 0) await assertPortFree(cfg.cluster.internalHost ?? cfg.server.host, cfg.cluster.internalPort, `COUNTERSIGN_INTERNAL_PORT=<port> (or cluster.internalPort in ${cfg.source})`);
+      if (cfg.metrics.enabled && cfg.metrics.port > 0) await assertPortFree(cfg.server.host, cfg.metrics.port, `COUNTERSIGN_METRICS_PORT=<port> (or metrics.port in ${cfg.source})`);
     } catch (err) {
       fail(`${(err as Error).message}. The gateway did not start.`);
     }
@@ -111,8 +117,15 @@ program
     process.on("SIGTERM", () => shutdown("SIGTERM"));
     process.on("SIGINT", () => shutdown("SIGINT"));
 
-    const { startGateway } = await import("./gateway.js");
-    gw = await startGateway(cfg, { log, progress: say });
+    const database = await prepareDatabase(cfg, say);
+    let startGateway: typeof import("./gateway.js").startGateway;
+    try {
+      ({ startGateway } = await gatewayModule);
+    } catch (err) {
+      if (database.embedded?.owned) await database.embedded.stop().catch(() => {});
+      throw err;
+    }
+    gw = await startGateway(cfg, { log, progress: say, database });
     const names = cfg.connections.map((c) => c.name);
     process.on("SIGHUP", () => {
       gw!.reload({ kind: "signal", subject: `local operator (SIGHUP to pid ${process.pid})` }).then(
@@ -165,7 +178,7 @@ program
     }
     try {
       say(`checking migrations of ${redactUrl(url)}`);
-      const bar = progressBar("migrations");
+      const bar = progressFor("migrations", opts);
       const result = await migrateDatabase(url, {
         progress: (p) => {
           if (p.phase === "applying") bar.update(p.index - 1, p.total, p.name);
@@ -195,6 +208,7 @@ const sessionsCommand = program
   .action(async (opts: { config?: string; connection?: string; since?: string; method?: string; who?: string; group?: string; request?: string; limit: string; json?: boolean }) => {
     const since = opts.since ? parseSince(opts.since) : undefined;
     const limit = positiveInt("--limit", opts.limit, 10_000);
+    const { listSessions } = await import("./audit/replay.js");
     const rows = await withDb(opts, (db) =>
       listSessions(db, { connection: opts.connection, since, method: opts.method, who: opts.who, group: opts.group, requestId: opts.request, limit }),
     );
@@ -244,6 +258,7 @@ program
   .addOption(configOption)
   .option("--json", "JSON for machines (full payloads)")
   .action(async (sessionId: string, opts: { config?: string; json?: boolean }) => {
+    const { loadExchange, formatExchange, timeline } = await import("./audit/replay.js");
     const x = await withDb(opts, (db) => loadExchange(db, sessionId));
     if (!x) fail(`no session '${sessionId}': list sessions with \`countersign sessions\``, 2);
     // JSON: the session (with the caller), and messages and events interleaved by time.

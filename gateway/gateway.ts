@@ -9,8 +9,8 @@ import { RejectionLog } from "./audit/rejections.js";
 import { startAuditChain, type AuditChain } from "./audit/chain/service.js";
 import type { GatewayConfig } from "./config/load.js";
 import { createDb, redactUrl, type Db } from "./db/client.js";
-import { startEmbeddedDatabase, type EmbeddedDatabase } from "./db/embedded.js";
-import { migrateDatabase } from "./db/migrate.js";
+import type { EmbeddedDatabase } from "./db/embedded.js";
+import { prepareDatabase, type PreparedDatabase } from "./db/prepare.js";
 import type { Logger } from "./log.js";
 import { SessionRegistry } from "./mcp/sessions.js";
 import { Metrics } from "./metrics.js";
@@ -33,6 +33,7 @@ import type { EventRecord } from "./audit/recorder.js";
 import { ClusterRelay } from "./cluster/relay.js";
 import { OwnerLookup } from "./cluster/owner-lookup.js";
 import { startRelayServer } from "./cluster/relay-server.js";
+import { startMetricsListener } from "./metrics-listener.js";
 import { startLiveness } from "./cluster/liveness.js";
 import { VERSION } from "./version.js";
 
@@ -65,24 +66,15 @@ export interface StartOptions {
   log: Logger;
   /** Progress lines for a person (start-up steps); default: the log. */
   progress?: (line: string) => void;
-}
-
-export async function resolveDatabase(config: GatewayConfig, progress: (line: string) => void): Promise<{ url: string; embedded?: EmbeddedDatabase }> {
-  if (config.database.url) return { url: config.database.url.reveal() };
-  progress(`no DATABASE_URL: starting the embedded PostgreSQL in ${config.database.embeddedDataDir}`);
-  const embedded = await startEmbeddedDatabase(config.database.embeddedDataDir, progress);
-  return { url: embedded.connection.url, embedded };
+  /** The database, already prepared (db/prepare.ts): `countersign start` does that while this module loads. */
+  database?: PreparedDatabase;
 }
 
 export async function startGateway(config: GatewayConfig, opts: StartOptions): Promise<Gateway> {
   const { log } = opts;
   const progress = opts.progress ?? ((line: string) => log.info(line));
-  const { url, embedded } = await resolveDatabase(config, progress);
+  const { url, embedded } = opts.database ?? (await prepareDatabase(config, progress));
   try {
-    if (config.database.migrateOnStart || embedded) {
-      const result = await migrateDatabase(url, { progress: (p) => p.phase === "applied" && progress(`migration ${p.index}/${p.total} applied: ${p.name}`) });
-      progress(`database ${redactUrl(url)}: ${result.output.split("\n")[0]}`);
-    }
     const db = createDb(url);
     const instanceId = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
     try {
@@ -162,6 +154,8 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
       ? await startRelayServer(app, { host: config.cluster.internalHost, port: config.cluster.internalPort, secret: clusterSecret!, log, rejections })
       : undefined;
     if (relayServer) progress(`relay listener for the other replicas at ${relayServer.address} (advertised as ${config.cluster.advertiseUrl})`);
+    const metricsListener = config.metrics.enabled && config.metrics.port > 0 ? await startMetricsListener(app, { host: config.server.host, port: config.metrics.port }) : undefined;
+    if (metricsListener) progress(`metrics at ${metricsListener.address}/metrics`);
     const addr = app.server.address();
     const port = typeof addr === "object" && addr ? addr.port : config.server.port;
     const host = config.server.host.includes(":") ? `[${config.server.host}]` : config.server.host;
@@ -179,6 +173,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
         // Local sessions drain, and so do the requests this replica relays to other replicas.
         await Promise.all([sessions.shutdown(graceMs), cluster?.drain(graceMs)]);
         await relayServer?.close();
+        await metricsListener?.close();
         await app.close();
         await approvals?.stop();
         await digest?.stop();

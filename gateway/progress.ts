@@ -5,8 +5,16 @@ export interface ProgressBar {
   done(): void;
 }
 
+/** Draws nothing: for --json output, and wherever stderr is not a terminal. */
+export const noProgress: ProgressBar = { update() {}, done() {} };
+
+/** A bar unless the output is for machines (--json): then nothing, even on a terminal. */
+export function progressFor(title: string, opts: { json?: boolean | undefined }, stream: NodeJS.WriteStream = process.stderr): ProgressBar {
+  return opts.json ? noProgress : progressBar(title, stream);
+}
+
 export function progressBar(title: string, stream: NodeJS.WriteStream = process.stderr): ProgressBar {
-  if (!stream.isTTY) return { update() {}, done() {} };
+  if (!stream.isTTY) return noProgress;
   let drawn = false;
   let last = 0;
   return {

@@ -136,10 +136,12 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     return reply.code(sessions.shuttingDown ? 503 : 200).send(body);
   });
 
-  // Prometheus exposition; protected by a bearer token when metrics.token is configured.
+  // Prometheus exposition; protected by a bearer token when metrics.token is configured. With
+  // metrics.port, only on that listener (metrics-listener.ts), never on the public port.
   if (config.metrics.enabled) {
     const token = config.metrics.token?.reveal();
     app.get("/metrics", async (req, reply) => {
+      if (config.metrics.port > 0 && req.socket.localPort !== config.metrics.port) return reply.callNotFound();
       if (token && req.headers.authorization !== `Bearer ${token}`) {
         return reply.code(401).header("www-authenticate", 'Bearer realm="countersign-metrics"').send({ error: "metrics need the token configured in metrics.token" });
       }

@@ -35,6 +35,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { parse, parseAllDocuments, parseDocument } from "yaml";
 import { configWarnings, looksLikeProduction } from "../gateway/config/checks.js";
 import { parseConfigText } from "../gateway/config/load.js";
+import { runBuiltCli } from "./helpers/cli.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const CHART = join(ROOT, "helm");
@@ -120,18 +121,49 @@ describe("container image", () => {
 describe("docker-compose.yml", () => {
   const doc = parseDocument(read("docker-compose.yml"), { merge: true, uniqueKeys: true });
   const compose = doc.toJS() as {
-    services: Record<string, { image?: string; build?: string; command?: string[]; entrypoint?: string[]; environment?: Record<string, string>; depends_on?: Record<string, { condition: string }>; configs?: { source: string; target: string }[]; volumes?: string[]; ports?: string[] }>;
+    services: Record<string, { image?: string; build?: string; command?: string[]; entrypoint?: string[]; environment?: Record<string, string>; depends_on?: Record<string, { condition: string }>; configs?: { source: string; target: string }[]; secrets?: string[]; volumes?: string[]; ports?: string[] }>;
     configs: Record<string, { content?: string; file?: string }>;
+    secrets: Record<string, { file?: string }>;
     volumes: Record<string, unknown>;
   };
   const services = compose.services;
+  /** The gateway's configuration file as mounted (`configs` with a file, or inline content). */
+  const gatewayConfigText = () => {
+    const args = services.gateway!.command!;
+    const mount = services.gateway!.configs!.find((c) => c.target === args[args.indexOf("--config") + 1]);
+    expect(mount, "the --config path is a mounted config").toBeDefined();
+    const source = compose.configs[mount!.source]!;
+    return source.file ? read(source.file) : source.content!;
+  };
+  /**
+   * The configuration as the container reads it, on this machine: each Docker secret mounted at
+   * /run/secrets/<name> is copied to a scratch directory under its name, and the paths point there.
+   */
+  const secretsDir = join(tmpdir(), `countersign-compose-secrets-${process.pid}`);
+  afterAll(() => rmSync(secretsDir, { recursive: true, force: true }));
+  const gatewayConfigOnThisMachine = () => {
+    mkdirSync(secretsDir, { recursive: true });
+    for (const name of services.gateway!.secrets ?? []) writeFileSync(join(secretsDir, name), read(compose.secrets[name]!.file!));
+    const text = gatewayConfigText();
+    const referenced = [...text.matchAll(/\/run\/secrets\/([\w.-]+)/g)].map((m) => m[1]!);
+    for (const name of referenced) expect(services.gateway!.secrets, `the configuration reads /run/secrets/${name}: the gateway mounts it`).toContain(name);
+    return text.replaceAll("/run/secrets/", `${secretsDir}/`);
+  };
+  /** The environment the gateway's container sees: the image's ENV lines, then the service's. */
+  const imageEnv = Object.fromEntries(
+    [...read("Dockerfile").replace(/\\\n/g, " ").matchAll(/^ENV\s+(.+)$/gm)].flatMap((m) => [...m[1]!.matchAll(/(\w+)=(\S+)/g)].map((kv) => [kv[1]!, kv[2]!])),
+  );
 
-  it("parses and every service reference points at something defined", () => {
+  it("parses and every service reference points at something defined, every file it names existing", () => {
     expect(doc.errors).toEqual([]);
     expect(Object.keys(services).sort()).toEqual(["everything", "gateway", "migrate", "postgres"]);
+    for (const [name, source] of [...Object.entries(compose.configs), ...Object.entries(compose.secrets ?? {})]) {
+      if (source.file) expect(existsSync(join(ROOT, source.file)), `${name}: ${source.file}`).toBe(true);
+    }
     for (const [name, svc] of Object.entries(services)) {
       for (const dep of Object.keys(svc.depends_on ?? {})) expect(services, `${name} depends on ${dep}`).toHaveProperty(dep);
       for (const c of svc.configs ?? []) expect(compose.configs, `${name} mounts config ${c.source}`).toHaveProperty(c.source);
+      for (const s of svc.secrets ?? []) expect(compose.secrets, `${name} mounts secret ${s}`).toHaveProperty(s);
       for (const v of svc.volumes ?? []) {
         const source = v.split(":")[0]!;
         if (!source.startsWith(".") && !source.startsWith("/")) expect(compose.volumes, `${name} mounts volume ${source}`).toHaveProperty(source);
@@ -153,12 +185,7 @@ describe("docker-compose.yml", () => {
 
   it("gives the gateway a configuration its own loader accepts, reaching the example server over HTTP", () => {
     const gateway = services.gateway!;
-    const args = gateway.command!;
-    const configPath = args[args.indexOf("--config") + 1];
-    const mount = gateway.configs!.find((c) => c.target === configPath);
-    expect(mount, "the --config path is a mounted config").toBeDefined();
-    const text = compose.configs[mount!.source]!.content!;
-    const cfg = loadGatewayConfig(text, "docker-compose.yml#configs", gateway.environment);
+    const cfg = loadGatewayConfig(gatewayConfigOnThisMachine(), "docker-compose.yml#configs", gateway.environment);
     expect(cfg.database.url?.reveal()).toBe(gateway.environment!.DATABASE_URL);
     expect(cfg.database.migrateOnStart).toBe(false);
 
@@ -178,6 +205,31 @@ describe("docker-compose.yml", () => {
       expect(existsSync(join(ROOT, u.args[0]!)), u.args[0]).toBe(true);
     }
   });
+
+  it("shows the product: dev issuer, a rule that blocks and one that holds, masking, checkpoint keys and the masking key from files", () => {
+    const cfg = loadGatewayConfig(gatewayConfigOnThisMachine(), "docker-compose.yml#configs", { ...imageEnv, ...services.gateway!.environment });
+    expect(cfg.auth.devIssuer.enabled).toBe(true);
+    expect(cfg.connections.filter((c) => c.access.anonymous).map((c) => c.name)).toEqual([]);
+    const rules = cfg.connections.flatMap((c) => c.policy.rules);
+    expect(rules.map((r) => r.action)).toEqual(expect.arrayContaining(["block", "require_approval"]));
+    for (const r of rules.filter((r) => r.action === "require_approval")) expect(cfg.approvals?.groups, r.id).toHaveProperty(r.approval!.group);
+    expect(cfg.connections.every((c) => c.masking.enabled)).toBe(true);
+    expect(cfg.keys.maskingHmac).toBeDefined();
+    expect(cfg.audit.checkpoint?.keys.length).toBeGreaterThan(0);
+    // Read from the mounted files, not from the environment.
+    const text = gatewayConfigText();
+    expect(text).toMatch(/maskingHmac: \{ file: \/run\/secrets\/\w+ \}/);
+    expect(text).toMatch(/privateKey: \{ file: \/run\/secrets\/\w+ \}/);
+  });
+
+  it("mounts a configuration that `countersign config` accepts, in the container's environment", async () => {
+    const file = join(secretsDir, "countersign.yaml");
+    writeFileSync(file, gatewayConfigOnThisMachine());
+    const r = await runBuiltCli(["config", "--config", file], { ...imageEnv, ...services.gateway!.environment, COUNTERSIGN_CONFIG: file });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("valid (version 1, 2 connection(s): everything [streamable_http], everything-stdio [stdio])");
+  }, 60_000);
 
   it("lists the Slack settings as commented environment variables of the gateway", () => {
     const text = read("docker-compose.yml");
@@ -341,9 +393,12 @@ describe("Helm templates", () => {
       const list = Array.isArray(docs) ? docs : [docs];
       for (const d of list) expect(d.errors.map((e) => `${file}: ${e.message}`)).toEqual([]);
       const objects = list.map((d) => d.toJS() as Json).filter(Boolean);
-      expect(objects.length, file).toBe(1);
-      expect(objects[0]!.apiVersion, file).toMatch(/^[a-z0-9.]+\/v\d+|^v1$/);
-      expect(objects[0]!.kind, file).toMatch(/^[A-Z]\w+$/);
+      // One object per file, except networkpolicy.yaml: the servers' policy and the gateway's own.
+      expect(objects.length, file).toBe(file === "networkpolicy.yaml" ? 2 : 1);
+      for (const o of objects) {
+        expect(o.apiVersion, file).toMatch(/^[a-z0-9.]+\/v\d+|^v1$/);
+        expect(o.kind, file).toMatch(/^[A-Z]\w+$/);
+      }
     }
   });
 
@@ -478,7 +533,7 @@ describe("Helm chart rendered by Helm", () => {
   it("renders the production example: Ingress, autoscaling, ServiceMonitor and the NetworkPolicy that makes the gateway mandatory", () => {
     const ms = render(...production);
     expect(ms.map((m) => m.kind).sort()).toEqual(
-      ["ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Ingress", "Job", "NetworkPolicy", "PodDisruptionBudget", "Service", "ServiceAccount", "ServiceMonitor"],
+      ["ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Ingress", "Job", "NetworkPolicy", "NetworkPolicy", "PodDisruptionBudget", "Service", "Service", "ServiceAccount", "ServiceMonitor"],
     );
     validateAgainstKubernetes(ms);
     const deploy = one(ms, "Deployment");
@@ -494,6 +549,7 @@ describe("Helm chart rendered by Helm", () => {
       COUNTERSIGN_MASKING_KEY: "countersign-keys",
       COUNTERSIGN_UPSTREAM_JWT_KEY: "countersign-keys",
       COUNTERSIGN_CLUSTER_SECRET: "countersign-keys",
+      COUNTERSIGN_METRICS_TOKEN: "countersign-keys",
       TICKETS_MCP_AUTHORIZATION: "countersign-upstreams",
     });
     // A terminating pod keeps serving while endpoints update, within the grace period.
@@ -504,7 +560,7 @@ describe("Helm chart rendered by Helm", () => {
     expect((migrate.env as { name: string; valueFrom?: unknown }[]).filter((e) => e.valueFrom).map((e) => e.name)).toEqual(["DATABASE_URL"]);
     expect(migrate.envFrom).toBeUndefined();
 
-    const policy = one(ms, "NetworkPolicy");
+    const policy = byKind(ms, "NetworkPolicy").find((p) => p.metadata.name.endsWith("-protect-mcp-servers"))!;
     expect(policy.metadata.namespace).toBe("mcp-servers");
     expect(policy.spec.policyTypes).toEqual(["Ingress"]);
     expect(policy.spec.podSelector).toEqual({ matchLabels: { "countersign.dev/protected": "true" } });
@@ -513,11 +569,52 @@ describe("Helm chart rendered by Helm", () => {
     for (const [k, v] of Object.entries(fromGateway.podSelector.matchLabels as Record<string, string>)) expect(podLabels[k], k).toBe(v);
     expect(fromGateway.namespaceSelector).toEqual({ matchLabels: { "kubernetes.io/metadata.name": "mcp" } });
 
+    // Metrics: on their own pod port, behind their own Service; the public Service and the Ingress
+    // carry the public port only.
+    const [publicService, metricsService] = ["cs-countersign", "cs-countersign-metrics"].map((name) => byKind(ms, "Service").find((s) => s.metadata.name === name)!);
+    expect(publicService!.spec.ports.map((p: { name: string }) => p.name)).toEqual(["http"]);
     const ingress = one(ms, "Ingress");
-    expect(ingress.spec.rules[0].http.paths[0].backend.service).toEqual({ name: one(ms, "Service").metadata.name, port: { name: "http" } });
-    expect(one(ms, "ServiceMonitor").spec.endpoints[0]).toMatchObject({ port: "http", path: "/metrics" });
+    expect(ingress.spec.rules[0].http.paths[0].backend.service).toEqual({ name: publicService!.metadata.name, port: { name: "http" } });
+    const ports = Object.fromEntries((gw.ports as { name: string; containerPort: number }[]).map((p) => [p.name, p.containerPort]));
+    expect(ports).toEqual({ http: 8080, relay: 8081, metrics: 9090 });
+    const env = Object.fromEntries((gw.env as { name: string; value?: string }[]).map((e) => [e.name, e.value]));
+    expect(env.COUNTERSIGN_METRICS_PORT).toBe("9090");
+    expect(metricsService!.spec).toMatchObject({ clusterIP: "None", selector: deploy.spec.selector.matchLabels, ports: [{ name: "metrics", port: 9090, targetPort: "metrics" }] });
+    const monitor = one(ms, "ServiceMonitor");
+    expect(monitor.spec.endpoints[0]).toMatchObject({ port: "metrics", path: "/metrics", authorization: { type: "Bearer", credentials: { name: "countersign-keys", key: "COUNTERSIGN_METRICS_TOKEN" } } });
+    // The monitor's selector picks the metrics Service and not the public one.
+    const selects = (s: Manifest) => Object.entries(monitor.spec.selector.matchLabels as Record<string, string>).every(([k, v]) => s.metadata.labels?.[k] === v);
+    expect(byKind(ms, "Service").filter(selects).map((s) => s.metadata.name)).toEqual(["cs-countersign-metrics"]);
+    // The gateway pods' own policy: public port from anywhere, relay from the gateway pods only,
+    // metrics from Prometheus in the monitoring namespace only, nothing else.
+    const own = byKind(ms, "NetworkPolicy").find((p) => p.metadata.name === "cs-countersign-gateway")!;
+    expect(own.metadata.namespace).toBe("mcp");
+    expect(own.spec.podSelector).toEqual({ matchLabels: deploy.spec.selector.matchLabels });
+    expect(own.spec.policyTypes).toEqual(["Ingress"]);
+    const rules = own.spec.ingress as { ports: { port: string; protocol: string }[]; from?: unknown[] }[];
+    expect(rules.map((r) => r.ports.map((p) => p.port))).toEqual([["http"], ["relay"], ["metrics"]]);
+    for (const r of rules) for (const p of r.ports) expect(ports, `the policy's port ${p.port} is a container port`).toHaveProperty(p.port);
+    expect(rules[0]!.from).toBeUndefined();
+    expect(rules[1]!.from).toEqual([{ podSelector: { matchLabels: deploy.spec.selector.matchLabels } }]);
+    expect(rules[2]!.from).toEqual([{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } }, podSelector: { matchLabels: { "app.kubernetes.io/name": "prometheus" } } }]);
     expect(one(ms, "HorizontalPodAutoscaler").spec).toMatchObject({ minReplicas: 3, maxReplicas: 10, scaleTargetRef: { kind: "Deployment", name: deploy.metadata.name } });
     expect(one(ms, "PodDisruptionBudget").spec.minAvailable).toBe(2);
+  });
+
+  it("opens to the gateway's pods only the ports they serve: no metrics port while metrics are off, no relay rule without relaying", () => {
+    const withPolicy = ["--set", "networkPolicy.enabled=true"];
+    const ms = render(...withPolicy);
+    validateAgainstKubernetes(ms);
+    const deploy = one(ms, "Deployment");
+    expect(deploy.spec.template.spec.containers[0].ports.map((p: { name: string }) => p.name)).toEqual(["http", "relay"]);
+    expect(byKind(ms, "Service").map((s) => s.metadata.name)).toEqual(["cs-countersign"]);
+    const own = byKind(ms, "NetworkPolicy").find((p) => p.metadata.name === "cs-countersign-gateway")!;
+    expect(own.spec.ingress.map((r: { ports: { port: string }[] }) => r.ports[0]!.port)).toEqual(["http", "relay"]);
+    const single = render(...withPolicy, "--set", "cluster.internalPort=0", "--set", "replicaCount=1", "--set", "cluster.existingSecret=");
+    expect(byKind(single, "NetworkPolicy").find((p) => p.metadata.name === "cs-countersign-gateway")!.spec.ingress.map((r: { ports: { port: string }[] }) => r.ports[0]!.port)).toEqual(["http"]);
+    // Only the servers' policy when the gateway's own is turned off.
+    const off = render(...withPolicy, "--set", "networkPolicy.gateway.enabled=false");
+    expect(byKind(off, "NetworkPolicy").map((p) => p.metadata.name)).toEqual(["cs-countersign-protect-mcp-servers"]);
   });
 
   it("refuses bad values at install with the field named", () => {
@@ -534,5 +631,9 @@ describe("Helm chart rendered by Helm", () => {
     const single = run(["template", "cs", CHART, "--set", "cluster.existingSecret=", "--set", "cluster.internalPort=0", "--set", "replicaCount=1"]);
     expect(single.status, single.stderr).toBe(0);
     expect(single.stdout).not.toContain("COUNTERSIGN_CLUSTER_SECRET");
+    // A ServiceMonitor for metrics the gateway does not serve would scrape nothing.
+    const monitorWithoutMetrics = run(["template", "cs", CHART, "--set", "serviceMonitor.enabled=true"]);
+    expect(monitorWithoutMetrics.status).not.toBe(0);
+    expect(monitorWithoutMetrics.stderr).toMatch(/serviceMonitor\.enabled needs config\.metrics\.enabled/);
   });
 });

@@ -7,8 +7,13 @@
 // claim any name), so such votes are recorded with via `break_glass` for review.
 import { Option, type Command } from "commander";
 import type { GatewayConfig } from "../config/load.js";
-import { approvalView, type ApprovalView } from "./routes.js";
+import type { ApprovalView } from "./routes.js";
 import type { VoteOutcome } from "./types.js";
+
+/** The API's view of a request. routes.js (with the authentication modules) loads only when used: every CLI command registers this one. */
+async function approvalView(...args: Parameters<typeof import("./routes.js").approvalView>): Promise<ApprovalView> {
+  return (await import("./routes.js")).approvalView(...args);
+}
 
 export interface CliHelpers {
   config(opts: { config?: string }): GatewayConfig;
@@ -202,7 +207,7 @@ async function breakGlass<T>(h: CliHelpers, opts: CommonOptions, needsApprover: 
   }
 }
 
-function breakGlassResult(h: CliHelpers, outcome: VoteOutcome, as: string, id: string): { outcome: "recorded" | "decided"; request: ApprovalView } {
+async function breakGlassResult(h: CliHelpers, outcome: VoteOutcome, as: string, id: string): Promise<{ outcome: "recorded" | "decided"; request: ApprovalView }> {
   switch (outcome.kind) {
     case "not_found":
       h.fail(`no approval request '${id}': list them with \`countersign approvals list --database\``, EXIT.usage);
@@ -219,6 +224,6 @@ function breakGlassResult(h: CliHelpers, outcome: VoteOutcome, as: string, id: s
       h.fail(`${id} is already ${outcome.request.status}${outcome.request.decidedBy ? ` (by ${outcome.request.decidedBy})` : ""}`, EXIT.refused);
     case "recorded":
     case "decided":
-      return { outcome: outcome.kind, request: approvalView(outcome.request, false) };
+      return { outcome: outcome.kind, request: await approvalView(outcome.request, false) };
   }
 }

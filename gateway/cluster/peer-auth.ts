@@ -1,31 +1,56 @@
-// Proof that a relayed request comes from a peer replica: an HMAC with the replicas' shared secret
-// (cluster.secret) over the time, the method, the URL and the request id, checked in constant time
-// and accepted for 60 s. It proves only who relays; the caller's own token travels with the
-// request and the owning replica authenticates it again.
-import { createHmac, timingSafeEqual } from "node:crypto";
+// Proof that a relayed request comes from a peer replica, unchanged: an HMAC with the replicas'
+// shared secret (cluster.secret) over the time, the method, the URL, the request id and the
+// SHA-256 of the body, checked in constant time and accepted for 60 s. The body's hash travels in
+// the header too, so that the owner checks the signature before it reads any body, then checks the
+// body it received against the signed hash. It proves only who relays and what; the caller's own
+// token travels with the request and the owning replica authenticates it again.
+//
+// Format v2 (`v2 t=<unix seconds> body=<sha256 hex> sig=<hmac hex>`). v1 (no body hash) is no
+// longer accepted: replicas of one deployment must run the same version to relay to each other
+// (a rolling upgrade across this change answers CS_ERR_RELAY_UNAUTHORIZED for relayed requests
+// until every pod runs the new version; clients re-initialise).
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 
 export const RELAY_HEADER = "x-countersign-relay";
 /** The original caller's address, as the relaying replica saw it (trusted only on a signed relay). */
 export const CLIENT_ADDRESS_HEADER = "x-countersign-client-address";
 const MAX_SKEW_SECONDS = 60;
 
-function mac(secret: string, t: number, method: string, url: string, requestId: string): string {
-  return createHmac("sha256", secret).update(`countersign-relay-v1\n${t}\n${method.toUpperCase()}\n${url}\n${requestId}`).digest("hex");
+/** SHA-256 (hex) of a request body; an absent body hashes as the empty one. */
+export function bodyHash(body: string | Uint8Array | undefined): string {
+  return createHash("sha256").update(body ?? "").digest("hex");
 }
 
-/** The value of the relay header for one request. */
-export function signRelay(secret: string, method: string, url: string, requestId: string, now = Date.now()): string {
+function mac(secret: string, t: number, method: string, url: string, requestId: string, hash: string): string {
+  return createHmac("sha256", secret).update(`countersign-relay-v2\n${t}\n${method.toUpperCase()}\n${url}\n${requestId}\n${hash}`).digest("hex");
+}
+
+/** The value of the relay header for one request and its body. */
+export function signRelay(secret: string, method: string, url: string, requestId: string, body: string | Uint8Array | undefined, now = Date.now()): string {
   const t = Math.floor(now / 1000);
-  return `v1 t=${t} sig=${mac(secret, t, method, url, requestId)}`;
+  const hash = bodyHash(body);
+  return `v2 t=${t} body=${hash} sig=${mac(secret, t, method, url, requestId, hash)}`;
 }
 
-/** Undefined when the header is a valid signature of this request; otherwise what is wrong with it. */
-export function verifyRelay(secret: string, header: string | undefined, method: string, url: string, requestId: string, now = Date.now()): string | undefined {
-  if (!header) return `no ${RELAY_HEADER} header`;
-  const m = /^v1 t=(\d{1,12}) sig=([0-9a-f]{64})$/.exec(header);
-  if (!m) return `malformed ${RELAY_HEADER} header`;
+export type RelayHeaderCheck = { ok: true; bodyHash: string } | { ok: false; problem: string };
+
+/**
+ * Checks the signature of the header (before the body is read): on success, the body hash the
+ * peer signed, which the received body must match (`relayBodyProblem`).
+ */
+export function verifyRelay(secret: string, header: string | undefined, method: string, url: string, requestId: string, now = Date.now()): RelayHeaderCheck {
+  if (!header) return { ok: false, problem: `no ${RELAY_HEADER} header` };
+  const m = /^v2 t=(\d{1,12}) body=([0-9a-f]{64}) sig=([0-9a-f]{64})$/.exec(header);
+  if (!m) return { ok: false, problem: `malformed ${RELAY_HEADER} header (expected v2: every replica must run the same version)` };
   const t = Number(m[1]);
-  if (Math.abs(now / 1000 - t) > MAX_SKEW_SECONDS) return "signature too old or from the future (check the replicas' clocks)";
-  const expected = Buffer.from(mac(secret, t, method, url, requestId), "hex");
-  return timingSafeEqual(expected, Buffer.from(m[2]!, "hex")) ? undefined : "wrong signature (the replicas do not share the same cluster.secret)";
+  if (Math.abs(now / 1000 - t) > MAX_SKEW_SECONDS) return { ok: false, problem: "signature too old or from the future (check the replicas' clocks)" };
+  const expected = Buffer.from(mac(secret, t, method, url, requestId, m[2]!), "hex");
+  if (!timingSafeEqual(expected, Buffer.from(m[3]!, "hex"))) return { ok: false, problem: "wrong signature (the replicas do not share the same cluster.secret)" };
+  return { ok: true, bodyHash: m[2]! };
+}
+
+/** Undefined when the received body is the one the peer signed. */
+export function relayBodyProblem(signedHash: string, body: Uint8Array): string | undefined {
+  const actual = Buffer.from(bodyHash(body), "hex");
+  return timingSafeEqual(actual, Buffer.from(signedHash, "hex")) ? undefined : "the body does not match the signed hash (changed in transit)";
 }

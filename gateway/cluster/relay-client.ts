@@ -1,7 +1,7 @@
 // Sends a request to the replica that holds its session and streams the answer back to the
 // client as it comes: a JSON body, a 202, or a Server-Sent Events stream that stays open. The
 // caller's headers travel unchanged (its token included: the owner authenticates it again), with
-// the same request id, the caller's address and the peer signature added.
+// the same request id, the caller's address and the peer signature (over the body too) added.
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { Agent, request } from "undici";
 import { CountersignError } from "../errors.js";
@@ -50,8 +50,8 @@ export async function relayRequest(req: FastifyRequest, reply: FastifyReply, tar
   const url = req.raw.url ?? req.url;
   headers["x-request-id"] = req.id;
   headers[CLIENT_ADDRESS_HEADER] = callerAddress(req);
-  headers[RELAY_HEADER] = signRelay(target.secret, req.method, url, req.id);
   const body = typeof req.body === "string" ? req.body : undefined;
+  headers[RELAY_HEADER] = signRelay(target.secret, req.method, url, req.id, body);
 
   // The client going away ends the relayed request (and so the owner's stream) too.
   const abort = new AbortController();

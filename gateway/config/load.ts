@@ -128,7 +128,7 @@ export interface GatewayConfig {
   limits: ParsedConfig["limits"];
   sessions: ParsedConfig["sessions"];
   log: ParsedConfig["log"];
-  metrics: { enabled: boolean; token?: Secret | undefined };
+  metrics: { enabled: boolean; token?: Secret | undefined; port: number };
   admin: ParsedConfig["admin"];
   auth: ParsedConfig["auth"];
   keys: { upstreamJwt?: Secret; maskingHmac?: Secret };
@@ -284,7 +284,7 @@ export function parseConfigText(text: string, source: string, env: Env = process
     limits: p.limits,
     sessions: p.sessions,
     log: p.log,
-    metrics: { enabled: p.metrics.enabled, ...(metricsToken ? { token: metricsToken } : {}) },
+    metrics: { enabled: p.metrics.enabled, port: p.metrics.port, ...(metricsToken ? { token: metricsToken } : {}) },
     admin: p.admin,
     auth: p.auth,
     keys: { ...(upstreamJwtKey ? { upstreamJwt: upstreamJwtKey } : {}), ...(maskingKey ? { maskingHmac: maskingKey } : {}) },
@@ -407,6 +407,7 @@ export const ENV_OVERRIDES: ReadonlyArray<{ env: string; path: string[]; type: "
   { env: "COUNTERSIGN_INTERNAL_PORT", path: ["cluster", "internalPort"], type: "int" },
   { env: "COUNTERSIGN_INTERNAL_HOST", path: ["cluster", "internalHost"], type: "string" },
   { env: "COUNTERSIGN_ADVERTISE_URL", path: ["cluster", "advertiseUrl"], type: "string" },
+  { env: "COUNTERSIGN_METRICS_PORT", path: ["metrics", "port"], type: "int" },
 ];
 
 function applyEnvironment(raw: Record<string, unknown>, env: Env): Record<string, unknown> {

@@ -467,6 +467,7 @@ export const configSchema = z
       .strictObject({
         enabled: z.boolean().default(true).describe("Serve Prometheus metrics at /metrics"),
         token: secretRef.optional().describe("Require `Authorization: Bearer <token>` on /metrics"),
+        port: z.int().min(0).max(65535).default(0).describe("Serve /metrics only on this port, a listener of its own on server.host (e.g. for a NetworkPolicy that admits only the monitoring namespace); 0: on the public port"),
       })
       .prefault({}),
     log: z

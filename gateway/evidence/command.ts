@@ -13,6 +13,7 @@ import { digestBytes, verifyDigestSignature } from "./sign.js";
 import { DIGEST_FORMATS, renderDigest, type DigestFormat } from "./render.js";
 import { lastCompleteWeek, parseIsoWeek, WeekError } from "./week.js";
 import { earlierDigests } from "./store.js";
+import { progressFor } from "../progress.js";
 
 export class DigestUsageError extends Error {}
 
@@ -67,23 +68,16 @@ export async function digestCommand(cfg: GatewayConfig, databaseUrl: string, opt
     verifiers = loadCheckpointKeys(cfg, false).verifiers;
   }
 
-  const tty = process.stderr.isTTY;
+  const bar = progressFor("verifying the audit chain", { json: format === "json" });
   process.stderr.write(`digest ${week.label} (${week.firstDay} to ${week.lastDay}, ${zone})${week.end > now ? ": the week is not over, figures are partial (shown, not stored or signed)" : ""}\n`);
-  let lastShown = 0;
-  const onProgress = (done: number, total: number) => {
-    const t = Date.now();
-    if (tty && (t - lastShown > 100 || done >= total)) {
-      lastShown = t;
-      process.stderr.write(`\rverifying the audit chain: ${done}/${total}`);
-    }
-  };
+  const onProgress = (done: number, total: number) => bar.update(done, total);
   const partial = week.end > now;
   if (partial && poster) throw new DigestUsageError(`--post: ${week.label} is not over yet (in ${zone}); a partial week is shown, never posted, stored or signed`);
   const client = await connectChainClient(databaseUrl, undefined, "countersign-digest");
   try {
     const started = Date.now();
     const g = await digestForWeek(client, { week, trigger: "on_demand", signer, verifiers, generatedBy: who(), onProgress, now });
-    if (tty) process.stderr.write("\r\x1b[K");
+    bar.done();
     const what = `${g.content.summary.exceptions} exception(s), sha256 ${g.seal.sha256.slice(0, 16)}…`;
     process.stderr.write(
       partial
@@ -113,6 +107,7 @@ export async function digestCommand(cfg: GatewayConfig, databaseUrl: string, opt
     }
     return 0;
   } finally {
+    bar.done();
     await closeChainClient(client);
   }
 }

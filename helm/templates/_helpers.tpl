@@ -102,3 +102,8 @@ replica must share, all from existing Secrets (never generated per pod, never in
     sizeLimit: {{ . }}
     {{- end }}
 {{- end }}
+
+{{/* "true" when the gateway serves /metrics (config.metrics.enabled, true unless set to false). */}}
+{{- define "countersign.metricsOn" -}}
+{{- if ne (toString (dig "metrics" "enabled" true .Values.config)) "false" }}true{{ end }}
+{{- end }}

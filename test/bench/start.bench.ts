@@ -1,17 +1,20 @@
 // Time to ready and time to stop of `countersign start` with the embedded PostgreSQL, as a
 // newcomer's `npm start` runs it: first start (initdb included), warm start, Ctrl-C (SIGINT to the
 // process group), and `countersign migrate` with nothing to do. Medians of a few runs.
-// Usage: npm run bench:start [-- --runs 3]
+// Usage: npm run bench:start [-- --runs 3] [--cli <path to another build's dist/gateway/cli.js>]
+// (--cli: to compare builds on the same machine, runs interleaved by hand; the package root is
+// the CLI's, two levels up from dist/gateway/.)
 import { spawn } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const CLI = join(ROOT, "dist/gateway/cli.js");
-const runs = Number(process.argv[process.argv.indexOf("--runs") + 1]) || 3;
+const option = (name: string) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
+const CLI = option("--cli") ? resolve(option("--cli")!) : join(fileURLToPath(new URL("../..", import.meta.url)), "dist/gateway/cli.js");
+const ROOT = dirname(dirname(dirname(CLI)));
+const runs = Number(option("--runs")) || 3;
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -56,15 +59,19 @@ async function start(dataDir: string): Promise<{ readyMs: number; stop(): Promis
   };
 }
 
+/** `countersign migrate` against the embedded database of `dataDir` (started and stopped by the command). */
 async function migrate(dataDir: string): Promise<number> {
   const t0 = performance.now();
-  await new Promise<void>((resolve, reject) => {
+  await new Promise<void>((done, reject) => {
     const child = spawn(process.execPath, [CLI, "migrate"], {
       cwd: ROOT,
       env: { ...process.env, DATABASE_URL: "", COUNTERSIGN_DATA_DIR: join(dataDir, "postgres"), COUNTERSIGN_CONFIG: "" },
-      stdio: ["ignore", "ignore", "inherit"],
+      stdio: ["ignore", "pipe", "pipe"],
     });
-    child.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`migrate exited ${code}`))));
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+    child.once("exit", (code) => (code === 0 && /no pending migrations/i.test(out) ? done() : reject(new Error(`migrate exited ${code} or had work to do:\n${out}`))));
   });
   return performance.now() - t0;
 }
@@ -93,7 +100,7 @@ for (let i = 0; i < runs; i++) {
 }
 process.stdout.write(
   [
-    `countersign start with the embedded PostgreSQL, median of ${runs} run(s):`,
+    `countersign start with the embedded PostgreSQL (${CLI}), median of ${runs} run(s):`,
     `  time to ready, first start (initdb): ${fmt(median(first))}   [${first.map(fmt).join(", ")}]`,
     `  time to ready, warm start:           ${fmt(median(warm))}   [${warm.map(fmt).join(", ")}]`,
     `  time to stop (SIGINT to the group):  ${fmt(median(stops))}   [${stops.map(fmt).join(", ")}]`,

@@ -287,32 +287,49 @@ describe("two replicas, one database", () => {
     expect(none.status).toBe(401);
     expect(((await none.json()) as { error: { data: { code: string } } }).error.data.code).toBe("CS_ERR_RELAY_UNAUTHORIZED");
 
-    const wrong = await toInternal(internal.a, { "x-countersign-relay": signRelay("another-secret-of-enough-length-0000000", "POST", path, "relay-check-1") });
+    const wrong = await toInternal(internal.a, { "x-countersign-relay": signRelay("another-secret-of-enough-length-0000000", "POST", path, "relay-check-1", body) });
     expect(wrong.status).toBe(401);
     expect(JSON.stringify(await wrong.json())).toContain("CS_ERR_RELAY_UNAUTHORIZED");
 
     // Signed for another request id: refused too (the signature binds the request).
-    const replayed = await toInternal(internal.a, { "x-countersign-relay": signRelay(SECRET, "POST", path, "some-other-request") });
+    const replayed = await toInternal(internal.a, { "x-countersign-relay": signRelay(SECRET, "POST", path, "some-other-request", body) });
     expect(replayed.status).toBe(401);
+    // Signed for this request, but its body changed in transit: refused before it reaches a route.
+    const tamperedBody = JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "echo", arguments: { message: "not what was signed" } } });
+    const tampered = await fetch(`http://127.0.0.1:${internal.a}${path}`, {
+      method: "POST",
+      headers: { ...base, "x-request-id": "relay-check-tampered", "x-countersign-relay": signRelay(SECRET, "POST", path, "relay-check-tampered", body) },
+      body: tamperedBody,
+    });
+    expect(tampered.status).toBe(401);
+    const tamperedError = ((await tampered.json()) as { error: { data: { code: string; detail?: string } } }).error.data;
+    expect(tamperedError.code).toBe("CS_ERR_RELAY_UNAUTHORIZED");
+    expect(JSON.stringify(tamperedError)).toContain("changed in transit");
+    // A signature from before the body hash (v1) is refused: replicas must run the same version.
+    const v1 = await toInternal(internal.a, { "x-countersign-relay": `v1 t=${Math.floor(Date.now() / 1000)} sig=${"0".repeat(64)}` });
+    expect(v1.status).toBe(401);
     // Each refusal is recorded (and logged), without the signature or the caller's token.
-    await waitFor("the refusals recorded", async () => (await prisma.event.count({ where: { type: "message_rejected", reason: "relay_unauthorized" } })) === 3);
+    await waitFor("the refusals recorded", async () => (await prisma.event.count({ where: { type: "message_rejected", reason: "relay_unauthorized" } })) === 5);
+    const tamperRecord = await prisma.event.findFirst({ where: { type: "message_rejected", reason: "relay_unauthorized", requestId: "relay-check-tampered" } });
+    expect(JSON.stringify(tamperRecord?.detail)).toContain("changed in transit");
+    expect(gw.a!.output()).not.toContain("not what was signed");
     expect(gw.a!.output()).toContain("relay refused");
     expect(gw.a!.output()).not.toContain(token);
 
     // Correctly signed, at the owner: served as any request (the caller's token is checked again).
-    const ok = await toInternal(internal.a, { "x-countersign-relay": signRelay(SECRET, "POST", path, "relay-check-1") });
+    const ok = await toInternal(internal.a, { "x-countersign-relay": signRelay(SECRET, "POST", path, "relay-check-1", body) });
     expect(ok.status).toBe(200);
     expect(JSON.stringify(await ok.json())).toContain("echo");
     const noToken = await fetch(`http://127.0.0.1:${internal.a}${path}`, {
       method: "POST",
-      headers: { ...base, authorization: "", "x-countersign-relay": signRelay(SECRET, "POST", path, "relay-check-1") },
+      headers: { ...base, authorization: "", "x-countersign-relay": signRelay(SECRET, "POST", path, "relay-check-1", body) },
       body,
     });
     expect(noToken.status).toBe(401);
     expect(JSON.stringify(await noToken.json())).toContain("CS_ERR_UNAUTHENTICATED");
 
     // Correctly signed, at a replica that does not hold the session: refused, not relayed again.
-    const twice = await toInternal(internal.b, { "x-countersign-relay": signRelay(SECRET, "POST", path, "relay-check-1") });
+    const twice = await toInternal(internal.b, { "x-countersign-relay": signRelay(SECRET, "POST", path, "relay-check-1", body) });
     expect(twice.status).toBe(404);
     expect(JSON.stringify(await twice.json())).toContain("CS_ERR_RELAY_NOT_OWNER");
   }, 30_000);

@@ -6,6 +6,7 @@ import { loadCheckpointKeys } from "./keys.js";
 import { closeChainClient, connectChainClient } from "./pg.js";
 import { sealAll } from "./sealer.js";
 import { formatVerifyResult, verifyChain } from "./verify.js";
+import { progressFor } from "../../progress.js";
 
 export interface VerifyCommandOptions {
   since?: string;
@@ -35,7 +36,7 @@ export async function verifyCommand(cfg: GatewayConfig, databaseUrl: string, opt
   const until = opts.until ? parseTime("--until", opts.until) : undefined;
   const keys = loadCheckpointKeys(cfg, false);
   const client = await connectChainClient(databaseUrl);
-  const bar = !opts.json && process.stderr.isTTY ? progressBar() : undefined;
+  const bar = progressFor("verifying the audit chain", opts);
   try {
     const result = await verifyChain(client, {
       since,
@@ -45,14 +46,14 @@ export async function verifyCommand(cfg: GatewayConfig, databaseUrl: string, opt
       checkpointIntervalMinutes: cfg.audit.checkpoint?.intervalMinutes ?? 60,
       allowMissing: opts.allowMissing,
       requireAnchor: opts.requireAnchor,
-      ...(bar ? { onProgress: bar.update } : {}),
+      onProgress: (done, total) => bar.update(done, total),
     });
-    bar?.done();
+    bar.done();
     if (keys.warning && keys.verifiers.size > 0) result.warnings.push(keys.warning);
     process.stdout.write(opts.json ? JSON.stringify(result, null, 2) + "\n" : formatVerifyResult(result) + "\n");
     return result.ok ? 0 : 1;
   } finally {
-    bar?.done();
+    bar.done();
     await closeChainClient(client);
   }
 }
@@ -63,8 +64,10 @@ export async function checkpointCommand(cfg: GatewayConfig, databaseUrl: string,
   if (!keys.signer) throw new UsageError(keys.warning ?? "no checkpoint key is configured (audit.checkpoint.keys)");
   if (keys.warning) process.stderr.write(`countersign: WARNING: ${keys.warning}\n`);
   const client = await connectChainClient(databaseUrl);
+  const bar = progressFor("sealing the queued records", opts);
   try {
-    await sealAll(client);
+    await sealAll(client, Number.POSITIVE_INFINITY, 1000, (done, total) => bar.update(done, total));
+    bar.done();
     const cp = await takeCheckpoint(client, keys.signer, { directory: cfg.audit.checkpoint?.directory });
     process.stdout.write(
       opts.json
@@ -73,28 +76,7 @@ export async function checkpointCommand(cfg: GatewayConfig, databaseUrl: string,
     );
     return 0;
   } finally {
+    bar.done();
     await closeChainClient(client);
   }
-}
-
-/** A one-line bar on stderr, for terminals only. */
-function progressBar() {
-  let last = 0;
-  let shown = false;
-  return {
-    update(done: number, total: number) {
-      const now = Date.now();
-      if (now - last < 100 && done < total) return;
-      last = now;
-      shown = true;
-      const width = 30;
-      const frac = total > 0 ? Math.min(1, done / total) : 1;
-      const filled = Math.round(frac * width);
-      process.stderr.write(`\rverifying [${"#".repeat(filled)}${".".repeat(width - filled)}] ${Math.floor(frac * 100)}% ${done}/${total}`);
-    },
-    done() {
-      if (shown) process.stderr.write("\r\x1b[K");
-      shown = false;
-    },
-  };
 }

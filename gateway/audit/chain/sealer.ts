@@ -78,12 +78,17 @@ export async function sealBatch(client: pg.Client, max = 1000): Promise<number> 
   });
 }
 
-/** Seals until the queue is empty (or `maxRows` are sealed); returns how many. */
-export async function sealAll(client: pg.Client, maxRows = Number.POSITIVE_INFINITY, batch = 1000): Promise<number> {
+/**
+ * Seals until the queue is empty (or `maxRows` are sealed); returns how many. `onProgress`
+ * (sealed so far, queued at the start) is for a person watching a long backlog (the CLI's bar).
+ */
+export async function sealAll(client: pg.Client, maxRows = Number.POSITIVE_INFINITY, batch = 1000, onProgress?: (done: number, total: number) => void): Promise<number> {
+  const queued = onProgress ? Number((await client.query<{ n: string }>("SELECT count(*)::text AS n FROM audit_unsealed")).rows[0]?.n ?? 0) : 0;
   let total = 0;
   for (;;) {
     const n = await sealBatch(client, batch);
     total += n;
+    onProgress?.(total, Math.max(queued, total));
     if (n < batch || total >= maxRows) return total;
   }
 }
