@@ -20,7 +20,7 @@ export function registerToken(app: FastifyInstance, ctx: OAuthContext): void {
   const tokens = async (req: FastifyRequest, grant: Grant, family: string, familyEnds: Date) => {
     const refreshToken = await ctx.store.addRefreshToken(grant, family, familyEnds);
     const accessToken = await signAccessToken(ctx.deps.key, ctx.issuer, grant, o.accessTokenTtlSeconds);
-    await ctx.granted(req, "token_issued", { clientId: grant.clientId, resource: grant.resource, issuer: grant.identity.issuer, grantType: (req.body as Form).grant_type }, { subject: grant.identity.subject, connection: ctx.connectionOf(grant.resource) ?? null });
+    await ctx.granted(req, "token_issued", { clientId: grant.clientId, resource: grant.resource, issuer: grant.identity.issuer, grantType: (req.body as Form).grant_type }, { subject: grant.identity.subject, connection: ctx.connectionOf(grant.resource)?.name ?? null });
     return { access_token: accessToken, token_type: "Bearer", expires_in: o.accessTokenTtlSeconds, refresh_token: refreshToken, ...(grant.scope ? { scope: grant.scope } : {}) };
   };
 
