@@ -180,9 +180,9 @@ program
     }
   });
 
-program
+const sessionsCommand = program
   .command("sessions")
-  .description("list recent sessions")
+  .description("list recent sessions (and `sessions close` to close open ones)")
   .addOption(configOption)
   .option("--connection <name>", "only this connection")
   .option("--since <time>", "only sessions opened at or after this ISO time (or 1h, 30m, 7d ago)")
@@ -202,6 +202,39 @@ program
     if (rows.length === 0) return void process.stdout.write("no sessions match\n");
     const table = rows.map((r) => [r.createdAt.replace("T", " ").slice(0, 19), r.id, r.connection, String(r.messages), r.closeReason ?? (r.closedAt ? "closed" : "open"), r.client ?? "", r.email ?? r.subject ?? ""]);
     printTable(["OPENED (UTC)", "SESSION", "CONNECTION", "MSGS", "STATE", "CLIENT", "WHO"], table);
+  });
+
+sessionsCommand
+  .command("close")
+  .description("close an open session, or every idle one, on the running gateway (admin API; needs a token of a member of admin.groups)")
+  .argument("[session-id]", "the session to close")
+  .option("--idle", "close every idle session (nothing in flight, no held call, no open stream)")
+  .addOption(configOption)
+  .option("--url <url>", "the gateway's base URL (default: the running gateway's address, else $COUNTERSIGN_PUBLIC_URL, else the file's publicUrl)")
+  .option("--token <token>", "bearer token with audience <publicUrl>/admin (default: $COUNTERSIGN_TOKEN)")
+  .option("--json", "the result as JSON")
+  .action(async (sessionId: string | undefined, opts: { idle?: boolean; config?: string; url?: string; token?: string; json?: boolean }) => {
+    if (!sessionId === !opts.idle) fail("name one session id, or pass --idle", 2);
+    const token = opts.token ?? process.env.COUNTERSIGN_TOKEN;
+    if (!token) fail("no token: pass --token or set COUNTERSIGN_TOKEN (with the dev issuer: `countersign token --admin --sub <you> --groups <admin group>`)", 2);
+    const { reloadTarget } = await import("./config/running.js");
+    const target = reloadTarget(findConfigFile(opts.config), opts.url);
+    const base = target.url.replace(/\/+$/, "");
+    let res: Response;
+    try {
+      res = await fetch(`${base}/admin/sessions/close`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify(sessionId ? { id: sessionId } : { idle: true }),
+      });
+    } catch (err) {
+      fail(`cannot reach the gateway at ${base} (${target.from}): ${(err as Error).message}; is it running? (--url sets where)`);
+    }
+    const body = (await res.json().catch(() => ({}))) as { closed?: string[]; error?: { message?: string; data?: { code?: string; detail?: string } } };
+    if (opts.json) process.stdout.write(JSON.stringify(body, null, 2) + "\n");
+    else if (res.ok) process.stdout.write(body.closed?.length ? `closed ${body.closed.length} session(s):\n${body.closed.map((id) => `  ${id}`).join("\n")}\n` : "no idle session to close\n");
+    else process.stdout.write(`HTTP ${res.status}: ${body.error?.data?.code ?? ""} ${body.error?.message ?? "no details"}${body.error?.data?.detail ? ` (${body.error.data.detail})` : ""}\n`);
+    process.exit(res.ok ? 0 : 1);
   });
 
 program

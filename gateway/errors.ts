@@ -221,6 +221,14 @@ export const ERRORS = {
     http: 429, jsonrpc: -32083,
     message: "The upstream sent the client more requests than the gateway relays (limits.notificationsPerSecond, and a cap on unanswered ones): this request was not delivered.",
   },
+  CS_ERR_TOO_MANY_IN_FLIGHT: {
+    http: 429, jsonrpc: -32090,
+    message: "This session already has the most requests in flight that the gateway keeps per session: wait for their answers, then send again.",
+  },
+  CS_ERR_SESSION_QUOTA: {
+    http: 503, jsonrpc: -32091,
+    message: "You already hold the most sessions one identity may open on this connection (maxSessionsPerIdentity), and none of them is idle: close one (HTTP DELETE, or `countersign sessions close`) and retry.",
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

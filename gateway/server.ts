@@ -1,7 +1,7 @@
 // The HTTP service: the MCP fronts, health endpoints, and the mapping of every framework error
 // to the CS_ERR_* catalogue, so a client never sees an unexplained failure.
 import { randomUUID } from "node:crypto";
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Recorder } from "./audit/recorder.js";
 import type { RejectionLog } from "./audit/rejections.js";
 import type { GatewayConfig } from "./config/load.js";
@@ -154,20 +154,40 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
 
   // The admin API: actions on the running gateway, by an authenticated member of admin.groups.
   // Tokens for it carry the audience <publicUrl>/admin.
-  app.post("/admin/reload", async (req, reply) => {
+  /** The admin API's caller: a member of admin.groups with a token for <publicUrl>/admin. */
+  const adminCaller = async (req: FastifyRequest) => {
     const adminGroups = deps.reloader.current.admin.groups;
-    if (adminGroups.length === 0) {
-      const err = new CountersignError("CS_ERR_ADMIN_DISABLED");
-      return reply.code(err.http).send(jsonRpcErrorResponse(null, err));
-    }
+    if (adminGroups.length === 0) throw new CountersignError("CS_ERR_ADMIN_DISABLED");
+    const pseudo = { ...config.connections[0]!, name: "admin", access: { anonymous: false, groups: adminGroups, tools: [] } };
+    return deps.identity.authenticator.authenticate(pseudo, req.headers.authorization, req.ip, `${config.publicUrl}/admin`, req.id);
+  };
+  const adminError = (reply: FastifyReply, err: unknown) => {
+    const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_INTERNAL", String(err));
+    return reply.code(e.http).headers(e instanceof AuthError ? e.headers : {}).send(jsonRpcErrorResponse(null, e));
+  };
+  app.post("/admin/reload", async (req, reply) => {
     try {
-      const pseudo = { ...config.connections[0]!, name: "admin", access: { anonymous: false, groups: adminGroups, tools: [] } };
-      const who = await deps.identity.authenticator.authenticate(pseudo, req.headers.authorization, req.ip, `${config.publicUrl}/admin`, req.id);
+      const who = await adminCaller(req);
       const result = await deps.reloader.reload({ kind: "admin", subject: who.subject, email: who.email });
       return reply.code(result.applied ? 200 : 422).send(result);
     } catch (err) {
-      const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_INTERNAL", String(err));
-      return reply.code(e.http).headers(e instanceof AuthError ? e.headers : {}).send(jsonRpcErrorResponse(null, e));
+      return adminError(reply, err);
+    }
+  });
+  // Closes sessions held by this replica: one by id, or every idle one. Each is recorded as
+  // session_closed/admin_close, and the action itself with who asked.
+  app.post<{ Body: unknown }>("/admin/sessions/close", async (req, reply) => {
+    try {
+      const who = await adminCaller(req);
+      const body = (typeof req.body === "string" ? JSON.parse(req.body || "{}") : req.body ?? {}) as { id?: unknown; idle?: unknown };
+      if (typeof body.id !== "string" && body.idle !== true) throw new CountersignError("CS_ERR_INVALID_REQUEST", 'send {"id": "<session id>"} or {"idle": true}');
+      const closed = sessions.closeByAdmin(typeof body.id === "string" ? { id: body.id } : { idle: true });
+      deps.recorder.eventBestEffort({ type: "admin_action", reason: "sessions_closed", subject: who.subject, detail: { by: who.email ?? who.subject, target: typeof body.id === "string" ? body.id : "idle", closed } });
+      if (typeof body.id === "string" && closed.length === 0) throw new CountersignError("CS_ERR_UNKNOWN_SESSION", `no open session ${body.id.slice(0, 64)} on this replica`);
+      return reply.code(200).send({ closed });
+    } catch (err) {
+      if (err instanceof SyntaxError) return adminError(reply, new CountersignError("CS_ERR_PARSE", err.message));
+      return adminError(reply, err);
     }
   });
 

@@ -201,6 +201,17 @@ describe("bad input from the client", () => {
     expect(recorded.map((m) => m.method)).toEqual(["initialize", "notifications/initialized"]);
   });
 
+  it("an id that is neither a string nor a safe integer (1.5, 2^53 + 2): refused at once with CS_ERR_INVALID_REQUEST, never forwarded", async () => {
+    const sid = await rawSession("ok");
+    for (const id of [1.5, 2 ** 53 + 2]) {
+      const body = await expectRefusal(await post("ok", { jsonrpc: "2.0", id, method: "ping" }, { "mcp-session-id": sid }), 400, "CS_ERR_INVALID_REQUEST");
+      expect(body.error.code).toBe(-32600);
+    }
+    const recorded = await gw.db.message.findMany({ where: { sessionId: sid, direction: "in" } });
+    expect(recorded.map((m) => m.method)).toEqual(["initialize", "notifications/initialized"]);
+    expect((await ping("ok", sid)).result).toEqual({});
+  });
+
   it("wrong content type: 415 CS_ERR_UNSUPPORTED_MEDIA_TYPE, recorded", async () => {
     const sid = await rawSession("ok");
     const res = await fetch(gw.mcpUrl("ok"), {

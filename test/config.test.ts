@@ -296,7 +296,7 @@ describe("environment over file over defaults", () => {
     const cfg = parseConfigText(`version: 1\n${ONE_STDIO}`, "test.yaml", {});
     expect(cfg.server).toEqual({ host: "127.0.0.1", port: 8080, trustProxy: false });
     expect(cfg.publicUrl).toBe("http://127.0.0.1:8080");
-    expect(cfg.limits).toEqual({ requestBodyBytes: 4 * 1024 * 1024, upstreamMessageBytes: 16 * 1024 * 1024, upstreamTimeoutMs: 600_000, notificationsPerSecond: 1000, requestHeadersTimeoutMs: 10_000, requestTimeoutMs: 30_000, unauthenticatedRequests: 256 });
+    expect(cfg.limits).toEqual({ requestBodyBytes: 4 * 1024 * 1024, upstreamMessageBytes: 16 * 1024 * 1024, upstreamTimeoutMs: 600_000, notificationsPerSecond: 1000, requestHeadersTimeoutMs: 10_000, requestTimeoutMs: 30_000, unauthenticatedRequests: 256, clientBufferBytes: 32 * 1024 * 1024 });
     expect(cfg.log.level).toBe("info");
     expect(cfg.database.url).toBeUndefined();
     expect(cfg.database.migrateOnStart).toBe(true);

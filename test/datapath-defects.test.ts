@@ -153,7 +153,7 @@ describe("the session cap", () => {
     expect(gw.sessions.countFor("single")).toBe(1);
     // /readyz shows the limit next to the count.
     const ready = (await (await fetch(`${gw.address}/readyz`)).json()) as { sessionLimits: Record<string, { open: number; limit: number }> };
-    expect(ready.sessionLimits.single).toEqual({ open: 1, limit: 1 });
+    expect(ready.sessionLimits.single).toEqual({ open: 1, limit: 1, perIdentity: 1 });
   });
 });
 

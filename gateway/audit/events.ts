@@ -9,6 +9,12 @@ export const EVENT_TYPES = {
     "gateway_shutdown", "initialize_failed", "connection_removed",
     /** Closed by another replica: the session's owner stopped reporting (crashed); detail: ownerInstanceId. */
     "owner_gone",
+    /** The least recently used idle session of an identity at its quota or at the connection's cap, closed to admit its new one. */
+    "evicted_idle",
+    /** Closed by an administrator (`countersign sessions close`, POST /admin/sessions/close). */
+    "admin_close",
+    /** The client stopped reading its stream and its unread bytes passed the budget (limits.clientBufferBytes). */
+    "client_too_slow",
   ],
   upstream_started: ["spawned", "connected"],
   upstream_failed: ["spawn_failed", "connect_failed", "crash_loop_backoff", "exited", "http_error"],
@@ -26,7 +32,7 @@ export const EVENT_TYPES = {
     /** A relayed request reached a replica that does not hold its session. */
     "relay_not_owner",
   ],
-  message_undeliverable: ["client_stream_closed", "no_stream"],
+  message_undeliverable: ["client_stream_closed", "no_stream", "client_too_slow", "backlog_full"],
   audit_store: ["unavailable", "recovered"],
   auth_failed: [
     "missing_token", "malformed_token", "expired", "not_yet_valid", "wrong_issuer", "wrong_audience",
@@ -37,6 +43,8 @@ export const EVENT_TYPES = {
   access_denied: ["connection_not_granted", "tool_denied", "session_identity_mismatch"],
   gateway: ["started", "stopped"],
   config_changed: ["applied", "rejected"],
+  /** An administrator acted on the running gateway through the admin API; detail: by, target, and the outcome. */
+  admin_action: ["sessions_closed"],
   /** A weekly evidence digest was generated, signed and stored (gateway/evidence); detail: week, timeZone, digestId, sha256, keyId. */
   digest_generated: ["scheduled", "on_demand"],
   /** A digest reached the managers' Slack channel, or could not; detail: week, digestId, channel, ts or error. */

@@ -42,6 +42,8 @@ export interface ConnectionConfig {
   description?: string;
   upstream: UpstreamConfig;
   maxSessions: number;
+  /** Sessions one identity may hold (anonymous: one address); at most maxSessions. */
+  maxSessionsPerIdentity: number;
   idleTimeoutSeconds: number;
   access: ParsedConfig["connections"][number]["access"];
   masking: ParsedConfig["connections"][number]["masking"];
@@ -124,6 +126,7 @@ export interface GatewayConfig {
   server: { host: string; port: number; trustProxy: boolean | string[] };
   database: { url?: Secret; migrateOnStart: boolean; embeddedDataDir: string; commitTimeoutMs: number };
   limits: ParsedConfig["limits"];
+  sessions: ParsedConfig["sessions"];
   log: ParsedConfig["log"];
   metrics: { enabled: boolean; token?: Secret | undefined };
   admin: ParsedConfig["admin"];
@@ -225,6 +228,7 @@ export function parseConfigText(text: string, source: string, env: Env = process
       ...(c.description ? { description: c.description } : {}),
       upstream,
       maxSessions: c.maxSessions,
+      maxSessionsPerIdentity: Math.min(c.maxSessions, c.maxSessionsPerIdentity ?? Math.max(1, Math.ceil(c.maxSessions / 2))),
       idleTimeoutSeconds: c.idleTimeoutSeconds ?? p.sessions.idleTimeoutSeconds,
       access: c.access,
       masking: c.masking,
@@ -278,6 +282,7 @@ export function parseConfigText(text: string, source: string, env: Env = process
       commitTimeoutMs: p.database.commitTimeoutMs,
     },
     limits: p.limits,
+    sessions: p.sessions,
     log: p.log,
     metrics: { enabled: p.metrics.enabled, ...(metricsToken ? { token: metricsToken } : {}) },
     admin: p.admin,

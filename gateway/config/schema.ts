@@ -324,6 +324,12 @@ const connection = z.strictObject({
   upstream,
   maxSessions: z.int().min(1).max(10_000).default(32).describe("Concurrent client sessions (for stdio: child processes)"),
   idleTimeoutSeconds: z.int().min(1).optional().describe("Close a session after this long without traffic (default: sessions.idleTimeoutSeconds)"),
+  maxSessionsPerIdentity: z
+    .int()
+    .min(1)
+    .max(10_000)
+    .optional()
+    .describe("Concurrent sessions one identity may hold here (anonymous callers: per address); default: half of maxSessions, so one caller never takes every slot"),
   access,
   upstreamIdentity: upstreamIdentity.optional(),
   masking,
@@ -425,6 +431,11 @@ export const configSchema = z
         upstreamMessageBytes: z.int().min(1024).default(16 * 1024 * 1024),
         upstreamTimeoutMs: z.int().min(1000).default(10 * 60 * 1000),
         notificationsPerSecond: z.int().min(1).default(1000).describe("Per session; notifications above it are dropped, counted and reported to the client"),
+        clientBufferBytes: z
+          .int()
+          .min(64 * 1024)
+          .default(32 * 1024 * 1024)
+          .describe("Bytes written to a client's stream that it has not read yet, at most; a client past it is disconnected, recorded as client_too_slow (also the bound of a session's backlog waiting for its GET stream)"),
         requestHeadersTimeoutMs: z.int().min(100).default(10_000).describe("A request whose headers have not all arrived after this long is cut (408)"),
         requestTimeoutMs: z.int().min(100).default(30_000).describe("A request (headers and body) not fully received after this long is cut (408); answers and streams are not limited by it"),
         unauthenticatedRequests: z.int().min(1).default(256).describe("Requests being authenticated at once, at most; more get 429 CS_ERR_RATE_LIMITED (bodies are read only after authentication)"),
@@ -433,6 +444,11 @@ export const configSchema = z
     sessions: z
       .strictObject({
         idleTimeoutSeconds: z.int().min(1).default(1800),
+        evictIdleAfterSeconds: z
+          .int()
+          .min(1)
+          .default(60)
+          .describe("At a quota or a cap, a caller's session idle this long (nothing in flight, no held call, no open stream) is closed to admit the caller's new one"),
       })
       .prefault({}),
     admin: z
@@ -453,6 +469,10 @@ export const configSchema = z
           .enum(["auto", "pretty", "json"])
           .default("auto")
           .describe("pretty: one readable line per record; json: JSON lines for log collectors; auto: pretty when stdout is a terminal, JSON otherwise"),
+        requests: z
+          .boolean()
+          .default(true)
+          .describe("One info line per answered MCP request: who, connection, method, tool, decision, status, duration (never arguments or results)"),
       })
       .prefault({}),
     auth,

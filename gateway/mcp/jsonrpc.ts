@@ -6,14 +6,19 @@ export type JsonRpcId = string | number;
 export type JsonRpcMessage = Record<string, unknown> & { jsonrpc: "2.0" };
 export type MessageKind = "request" | "notification" | "response" | "error";
 
-export interface Classified {
-  kind: MessageKind;
-  id?: JsonRpcId;
-  method?: string;
-}
+/** What a message is: each kind carries exactly the fields it has, so no stage needs `id!` or `method!`. */
+export type Classified =
+  | { kind: "request"; id: JsonRpcId; method: string }
+  | { kind: "notification"; method: string; id?: undefined }
+  | { kind: "response"; id: JsonRpcId; method?: undefined }
+  /** An error answers a request; `id` is absent when the peer could not tell which (id: null). */
+  | { kind: "error"; id?: JsonRpcId | undefined; method?: undefined };
 
+export type ClassifiedRequest = Extract<Classified, { kind: "request" }>;
+
+/** MCP ids are strings or integers; a fraction or an integer past 2^53 cannot round-trip every peer, so it is refused at once. */
 function isId(v: unknown): v is JsonRpcId {
-  return typeof v === "string" || (typeof v === "number" && Number.isFinite(v));
+  return typeof v === "string" || (typeof v === "number" && Number.isSafeInteger(v));
 }
 
 /** What a message is, or undefined when it is not a JSON-RPC 2.0 message. */

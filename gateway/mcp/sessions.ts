@@ -7,7 +7,7 @@ import type { ConnectionConfig, GatewayConfig } from "../config/load.js";
 import type { Db } from "../db/client.js";
 import { CountersignError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { ProxySession } from "./session.js";
+import { McpSession } from "./mcp-session.js";
 import { TaskRegistry } from "./tasks.js";
 import type { Metrics } from "../metrics.js";
 import type { ApprovalService } from "../approvals/service.js";
@@ -26,6 +26,11 @@ export interface OpenMeta {
   userAgent?: string | undefined;
 }
 
+/** Whose session it is, for per-identity quotas: issuer and subject; an anonymous caller by address. */
+export function quotaKey(identity: Identity): string {
+  return identity.kind === "anonymous" ? `anonymous\u0000${identity.address ?? ""}` : `${identity.issuer}\u0000${identity.subject}`;
+}
+
 /** A child that dies this soon after starting counts toward crash-loop back-off. */
 const QUICK_EXIT_MS = 5000;
 const MAX_BACKOFF_MS = 30_000;
@@ -36,7 +41,7 @@ export function newSessionId(): string {
 }
 
 export class SessionRegistry {
-  readonly #sessions = new Map<string, ProxySession>();
+  readonly #sessions = new Map<string, McpSession>();
   readonly #backoff = new Map<string, { failures: number; until: number }>();
   /**
    * The shared stdio child of each connection that declares one (`upstream.shared`), with the
@@ -46,6 +51,8 @@ export class SessionRegistry {
   readonly #sharedPools = new Map<string, { upstream: ConnectionConfig["upstream"]; pool: SharedStdioPool }>();
   /** Sessions being opened, per connection: they hold a slot from the first line of open() (bounded by maxSessions). */
   readonly #opening = new Map<string, number>();
+  /** The same, per connection and identity (bounded by maxSessions; an entry goes at zero). */
+  readonly #openingByIdentity = new Map<string, number>();
   #sweeper: NodeJS.Timeout;
   #shuttingDown = false;
   /** MCP tasks of held (and wrapped) calls: shared by this instance's sessions, outliving each. */
@@ -70,25 +77,55 @@ export class SessionRegistry {
     return this.#sessions.size;
   }
 
+  /** Open sessions of a connection (one being closed no longer counts: its slot is free). */
   countFor(connection: string): number {
     let n = 0;
-    for (const s of this.#sessions.values()) if (s.connection.name === connection) n++;
+    for (const s of this.#sessions.values()) if (!s.ended && s.connection.name === connection) n++;
     return n;
   }
 
+  #sessionsOf(connection: string, key: string): McpSession[] {
+    return [...this.#sessions.values()].filter((s) => !s.ended && s.connection.name === connection && quotaKey(s.identity) === key);
+  }
+
+  /**
+   * Frees a slot by closing this identity's least recently used idle session (recorded as
+   * evicted_idle). Never another identity's, never one with a call in flight, held, or a stream open.
+   */
+  #evictIdle(connection: string, key: string, why: string): boolean {
+    const now = Date.now();
+    const victim = this.#sessionsOf(connection, key)
+      // Idle for a while (sessions.evictIdleAfterSeconds): a client between two calls is not idle.
+      .filter((s) => s.idle && now - s.lastActivity >= this.config.sessions.evictIdleAfterSeconds * 1000)
+      .sort((a, b) => a.lastActivity - b.lastActivity)[0];
+    if (!victim) return false;
+    void victim.close("evicted_idle", why); // ended at once: the slot is free before this returns
+    return true;
+  }
+
   /** Per connection: sessions open now (and being opened) next to the connection's maxSessions, for /readyz. */
-  limits(): Record<string, { open: number; limit: number }> {
-    const out: Record<string, { open: number; limit: number }> = {};
-    for (const c of this.config.connections) out[c.name] = { open: this.countFor(c.name) + (this.#opening.get(c.name) ?? 0), limit: c.maxSessions };
+  limits(): Record<string, { open: number; limit: number; perIdentity: number }> {
+    const out: Record<string, { open: number; limit: number; perIdentity: number }> = {};
+    for (const c of this.config.connections) out[c.name] = { open: this.countFor(c.name) + (this.#opening.get(c.name) ?? 0), limit: c.maxSessions, perIdentity: c.maxSessionsPerIdentity };
     return out;
   }
 
-  get(id: string): ProxySession | undefined {
+  /** limits.clientBufferBytes: unread bytes a client's stream may hold before it is cut. */
+  get clientBufferBytes(): number {
+    return this.config.limits.clientBufferBytes;
+  }
+
+  /** A client stopped reading its GET stream past the budget: the stream was cut; on record. */
+  recordTooSlow(session: McpSession): void {
+    this.recorder.eventBestEffort({ type: "message_undeliverable", reason: "client_too_slow", sessionId: session.id, connection: session.connection.name, detail: { bufferBytes: this.clientBufferBytes } });
+  }
+
+  get(id: string): McpSession | undefined {
     const s = this.#sessions.get(id);
     return s && !s.ended ? s : undefined;
   }
 
-  all(): ProxySession[] {
+  all(): McpSession[] {
     return [...this.#sessions.values()];
   }
 
@@ -96,24 +133,41 @@ export class SessionRegistry {
     return this.config.connections.find((c) => c.name === name);
   }
 
-  async open(connection: ConnectionConfig, front: "streamable_http" | "sse", meta: OpenMeta): Promise<ProxySession> {
+  async open(connection: ConnectionConfig, front: "streamable_http" | "sse", meta: OpenMeta): Promise<McpSession> {
     if (this.#shuttingDown) throw new CountersignError("CS_ERR_SHUTTING_DOWN");
     // Check and reserve before the first await: concurrent opens cannot both take the last slot.
-    const opening = this.#opening.get(connection.name) ?? 0;
-    if (this.countFor(connection.name) + opening >= connection.maxSessions) {
-      throw new CountersignError("CS_ERR_SESSION_LIMIT", `${connection.name} allows ${connection.maxSessions}`);
+    // The identity's quota first (one caller never takes every slot), then the connection's cap;
+    // at either, this identity's least recently used idle session makes room before a refusal.
+    const name = connection.name;
+    const key = quotaKey(meta.identity);
+    const slotKey = `${name}\u0000${key}`;
+    const mine = () => this.#sessionsOf(name, key).length + (this.#openingByIdentity.get(slotKey) ?? 0);
+    const quota = connection.maxSessionsPerIdentity < connection.maxSessions; // else the cap is the only bound
+    if (quota && mine() >= connection.maxSessionsPerIdentity && !this.#evictIdle(name, key, `quota of ${connection.maxSessionsPerIdentity} per identity`)) {
+      throw new CountersignError("CS_ERR_SESSION_QUOTA", `${name} allows ${connection.maxSessionsPerIdentity} per identity`);
     }
-    this.#opening.set(connection.name, opening + 1);
+    const all = () => this.countFor(name) + (this.#opening.get(name) ?? 0);
+    if (all() >= connection.maxSessions && !this.#evictIdle(name, key, `connection cap of ${connection.maxSessions}`)) {
+      throw new CountersignError("CS_ERR_SESSION_LIMIT", `${name} allows ${connection.maxSessions}`);
+    }
+    bump(this.#opening, name, 1);
+    bump(this.#openingByIdentity, slotKey, 1);
     try {
       return await this.#open(connection, front, meta);
     } finally {
-      const left = (this.#opening.get(connection.name) ?? 1) - 1;
-      if (left > 0) this.#opening.set(connection.name, left);
-      else this.#opening.delete(connection.name);
+      bump(this.#opening, name, -1);
+      bump(this.#openingByIdentity, slotKey, -1);
     }
   }
 
-  async #open(connection: ConnectionConfig, front: "streamable_http" | "sse", meta: OpenMeta): Promise<ProxySession> {
+  /** Closes sessions on this replica: one by id, or every idle one (nothing in flight, held or streaming). */
+  closeByAdmin(target: { id: string } | { idle: true }): string[] {
+    const chosen = "id" in target ? [this.get(target.id)].filter((s): s is McpSession => s !== undefined) : this.all().filter((s) => !s.ended && s.idle);
+    for (const s of chosen) void s.close("admin_close");
+    return chosen.map((s) => s.id);
+  }
+
+  async #open(connection: ConnectionConfig, front: "streamable_http" | "sse", meta: OpenMeta): Promise<McpSession> {
     const backoff = this.#backoff.get(connection.name);
     if (backoff && backoff.until > Date.now()) {
       throw new CountersignError(
@@ -123,20 +177,23 @@ export class SessionRegistry {
     }
 
     const id = newSessionId();
-    const session: ProxySession = new ProxySession({
+    const session: McpSession = new McpSession({
       id,
       connection,
       frontTransport: front,
-      recorder: this.recorder,
-      log: this.log,
-      upstreamTimeoutMs: this.config.limits.upstreamTimeoutMs,
-      notificationsPerSecond: this.config.limits.notificationsPerSecond,
+      identity: meta.identity,
+      deps: {
+        recorder: this.recorder,
+        log: this.log,
+        metrics: this.metrics,
+        pins: this.pins,
+        approvals: this.approvals && { ...this.approvals, tasks: this.tasks },
+        upstreamTimeoutMs: this.config.limits.upstreamTimeoutMs,
+        notificationsPerSecond: this.config.limits.notificationsPerSecond,
+        logRequests: this.config.log.requests,
+      },
       onClosed: (s, reason, detail) => this.#closed(s, reason, detail),
       onInitialized: (s, result) => this.#initialized(s, result),
-      identity: meta.identity,
-      metrics: this.metrics,
-      approvals: this.approvals && { ...this.approvals, tasks: this.tasks },
-      pins: this.pins,
       currentConnection: () => this.connection(connection.name),
     });
     session.upstream = this.#createUpstream(connection, session, meta.identity);
@@ -190,7 +247,7 @@ export class SessionRegistry {
     return session;
   }
 
-  #createUpstream(connection: ConnectionConfig, events: ProxySession, identity: Identity): UpstreamTransport {
+  #createUpstream(connection: ConnectionConfig, events: McpSession, identity: Identity): UpstreamTransport {
     const u = connection.upstream;
     const maxMessageBytes = this.config.limits.upstreamMessageBytes;
     const log = this.log.child({ connection: connection.name });
@@ -245,7 +302,7 @@ export class SessionRegistry {
     }
   }
 
-  #initialized(session: ProxySession, result: Record<string, unknown>): void {
+  #initialized(session: McpSession, result: Record<string, unknown>): void {
     this.#backoff.delete(session.connection.name);
     void this.db.session
       .update({
@@ -260,14 +317,14 @@ export class SessionRegistry {
   }
 
   /** Records the client's info from its initialize request. */
-  noteClientInfo(session: ProxySession, params: Record<string, unknown> | undefined): void {
+  noteClientInfo(session: McpSession, params: Record<string, unknown> | undefined): void {
     if (!params?.clientInfo) return;
     void this.db.session
       .update({ where: { id: session.id }, data: { clientInfo: params.clientInfo as object } })
       .catch(() => {});
   }
 
-  #closed(session: ProxySession, reason: string, detail?: string): void {
+  #closed(session: McpSession, reason: string, detail?: string): void {
     this.#sessions.delete(session.id);
     const startedAt = session.startedAt;
     if (reason === "upstream_exited") {
@@ -318,4 +375,11 @@ export class SessionRegistry {
   get shuttingDown(): boolean {
     return this.#shuttingDown;
   }
+}
+
+/** Adds to a counter, removing it at zero (so the map holds only what is in progress). */
+function bump(counts: Map<string, number>, key: string, by: number): void {
+  const n = (counts.get(key) ?? 0) + by;
+  if (n > 0) counts.set(key, n);
+  else counts.delete(key);
 }

@@ -1,6 +1,6 @@
 // The in-flight exchange and what the data path keeps about it: the shapes every stage shares,
 // with no dependency on a session, so a stateless request can carry them as well as a session's.
-import type { JsonRpcId, JsonRpcMessage } from "../mcp/jsonrpc.js";
+import type { Classified, JsonRpcId, JsonRpcMessage } from "../mcp/jsonrpc.js";
 import type { GatewayTask } from "../mcp/tasks.js";
 import type { RequestLifecycle } from "./request-state.js";
 
@@ -49,12 +49,31 @@ export interface PendingRequest {
   /** performance.now() when the request reached the gateway, and when it was forwarded. */
   receivedAt: number;
   forwardedAt?: number | undefined;
+  /** The tool, resource or prompt it names (for the request log line). */
+  target?: string | undefined;
+  /** What the gateway decided, for the request log line: allow, block, held→approved, … */
+  decision?: string | undefined;
   /** A task-augmented tools/call the gateway answers with a task (see tasks.ts). */
   taskParams?: { ttl?: number } | undefined;
   /** The gateway's own forward of a task's call: the answer completes the task instead of being delivered. */
   task?: GatewayTask | undefined;
   /** A first-page tasks/list the upstream answers: the gateway's tasks are added to it. */
   mergeTasks?: boolean | undefined;
+}
+
+/** One client message on its way through the stages (pipeline/inbound.ts). */
+export interface Exchange {
+  /** As received, then as restored: what is decided on and forwarded. */
+  message: JsonRpcMessage;
+  readonly c: Classified;
+  readonly hints: RequestHints | undefined;
+  /** The pending request this message is (requests only). */
+  readonly pending: PendingRequest | undefined;
+  /** The method its record carries (a client's answer: the method of the upstream request it answers). */
+  readonly method: string | null;
+  readonly httpRequestId: string | null;
+  /** The caller's stated reason (policy/justification.ts: `_meta` wins, the header is percent-decoded). */
+  readonly justification: string | undefined;
 }
 
 /**

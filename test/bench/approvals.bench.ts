@@ -95,6 +95,7 @@ async function startReplica(dir: string, databaseUrl: string, upstreamUrl: strin
         {
           name: "bench",
           maxSessions: Math.max(32, SESSIONS + 2),
+          maxSessionsPerIdentity: Math.max(32, SESSIONS + 2),
           access: { anonymous: true },
           upstream: { type: "streamable_http", url: upstreamUrl },
           policy: {

@@ -241,9 +241,9 @@ async function main(): Promise<void> {
   const gateway = await startGatewayChild({
     databaseUrl: db.url,
     connections: [
-      { name: "everything-http", upstream: { type: "streamable_http", url: upstream.url }, maxSessions: maxConcurrency + 8 },
-      { name: "everything-stdio", upstream: everythingStdioUpstream(), maxSessions: maxConcurrency + 8 },
-      { name: "everything-stdio-shared", upstream: { ...everythingStdioUpstream(), shared: true }, maxSessions: maxConcurrency + 8 },
+      { name: "everything-http", upstream: { type: "streamable_http", url: upstream.url }, maxSessions: maxConcurrency + 8, maxSessionsPerIdentity: maxConcurrency + 8 },
+      { name: "everything-stdio", upstream: everythingStdioUpstream(), maxSessions: maxConcurrency + 8, maxSessionsPerIdentity: maxConcurrency + 8 },
+      { name: "everything-stdio-shared", upstream: { ...everythingStdioUpstream(), shared: true }, maxSessions: maxConcurrency + 8, maxSessionsPerIdentity: maxConcurrency + 8 },
     ],
     // The whole pipeline: callers authenticate with real JWTs, masking is on (its default).
     auth: "dev-issuer",

@@ -5,7 +5,7 @@ import { CountersignError, jsonRpcErrorResponse } from "../../errors.js";
 import { AuthError } from "../../auth/authenticator.js";
 import { callerAddress } from "../../cluster/relayed.js";
 import type { JsonRpcMessage } from "../jsonrpc.js";
-import type { ClientSink } from "../session.js";
+import type { ClientSink } from "../../pipeline/exchange.js";
 import { parseJsonRpcBody } from "./body.js";
 import { SseWriter } from "./sse.js";
 import { earlyIdentity } from "./early-auth.js";
@@ -42,9 +42,10 @@ export function registerLegacySseFront(app: FastifyInstance, deps: FrontDeps): v
       const identity = await authenticator.authenticate(connection, req.headers.authorization, req.ip, undefined, req.id);
       const session = await sessions.open(connection, "sse", { identity, remoteAddress: req.ip, userAgent: req.headers["user-agent"] });
       reply.hijack();
-      const writer = new SseWriter(reply.raw, {});
+      const writer = new SseWriter(reply.raw, {}, sessions.clientBufferBytes);
       session.sink = new LegacySseSink(writer);
-      writer.onClose(() => void session.close("client_disconnect"));
+      session.openStreams++; // the stream is the session: it lives as long as the stream
+      writer.onClose((reason) => void session.close(reason === "too_slow" ? "client_too_slow" : "client_disconnect"));
       writer.send(`/sse/${encodeURIComponent(connection.name)}/message?sessionId=${encodeURIComponent(session.id)}`, "endpoint");
       return reply;
     } catch (err) {

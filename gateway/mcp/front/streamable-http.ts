@@ -10,7 +10,8 @@ import { AuthError, type Authenticator } from "../../auth/authenticator.js";
 import type { Identity } from "../../auth/identity.js";
 import { CountersignError, jsonRpcErrorResponse } from "../../errors.js";
 import { batchesAllowed, idKey, SUPPORTED_PROTOCOL_VERSIONS, type JsonRpcId, type JsonRpcMessage } from "../jsonrpc.js";
-import type { ClientSink, ProxySession } from "../session.js";
+import type { ClientSink } from "../../pipeline/exchange.js";
+import type { McpSession } from "../mcp-session.js";
 import type { SessionRegistry } from "../sessions.js";
 import { parseJsonRpcBody } from "./body.js";
 import { SseWriter } from "./sse.js";
@@ -31,11 +32,12 @@ class PostResponse {
     private readonly batch: boolean,
     private readonly headers: Record<string, string>,
     private readonly onFinish: (ids: string[]) => void,
+    maxUnreadBytes: number,
   ) {
     for (const id of requestIds) this.#waiting.add(idKey(id));
     if (mode === "sse") {
       reply.hijack();
-      this.#sse = new SseWriter(reply.raw, headers);
+      this.#sse = new SseWriter(reply.raw, headers, maxUnreadBytes);
       this.#sse.onClose(() => this.#finish());
     } else {
       reply.raw.on("close", () => this.#finish());
@@ -87,9 +89,13 @@ class PostResponse {
 export class StreamableHttpSink implements ClientSink {
   readonly #byRequest = new Map<string, PostResponse>();
   #get?: SseWriter;
-  /** Messages that had no stream to go to, delivered when the client opens its GET stream. */
-  readonly #backlog: JsonRpcMessage[] = [];
+  /** Messages that had no stream to go to (serialised), delivered when the client opens its GET stream. Bounded in count and bytes. */
+  readonly #backlog: string[] = [];
+  #backlogBytes = 0;
   static readonly BACKLOG_MAX = 1000;
+
+  /** `maxBytes`: limits.clientBufferBytes, the bound of the backlog too. */
+  constructor(private readonly maxBytes: number) {}
 
   attach(ids: JsonRpcId[], post: PostResponse): void {
     for (const id of ids) this.#byRequest.set(idKey(id), post);
@@ -104,7 +110,8 @@ export class StreamableHttpSink implements ClientSink {
     writer.onClose(() => {
       if (this.#get === writer) this.#get = undefined;
     });
-    for (const msg of this.#backlog.splice(0)) writer.send(JSON.stringify(msg));
+    for (const text of this.#backlog.splice(0)) writer.send(text);
+    this.#backlogBytes = 0;
   }
 
   get hasGet(): boolean {
@@ -124,8 +131,10 @@ export class StreamableHttpSink implements ClientSink {
     if (this.hasGet) return this.#get!.send(JSON.stringify(msg));
     const newest = [...this.#byRequest.values()].reverse().find((p) => p.canStream);
     if (newest) return newest.sendRelated(msg);
-    if (this.#backlog.length >= StreamableHttpSink.BACKLOG_MAX) return false;
-    this.#backlog.push(msg);
+    const text = JSON.stringify(msg);
+    if (this.#backlog.length >= StreamableHttpSink.BACKLOG_MAX || this.#backlogBytes + text.length > this.maxBytes) return false;
+    this.#backlog.push(text);
+    this.#backlogBytes += text.length;
     return true;
   }
 
@@ -168,7 +177,7 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
     return cluster.relay(req, reply, sid, { connection: req.params.connection, front: "streamable_http" });
   };
 
-  const lookup = (req: FastifyRequest<{ Params: Params }>, identity: Identity): ProxySession => {
+  const lookup = (req: FastifyRequest<{ Params: Params }>, identity: Identity): McpSession => {
     const sid = header(req, "mcp-session-id");
     if (!sid) throw new CountersignError("CS_ERR_SESSION_REQUIRED");
     const session = sessions.get(sid);
@@ -213,12 +222,12 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
       const init = messages.find((m) => m.c.method === "initialize" && m.c.kind === "request");
       if (init) requestId = init.c.id ?? null;
 
-      let session: ProxySession;
+      let session: McpSession;
       if (init) {
         if (messages.length > 1) throw new CountersignError("CS_ERR_INVALID_REQUEST", "initialize must be sent alone");
         if (header(req, "mcp-session-id")) throw new CountersignError("CS_ERR_INVALID_REQUEST", "initialize must not carry an Mcp-Session-Id");
         session = await sessions.open(connection, "streamable_http", { identity, remoteAddress: callerAddress(req), userAgent: header(req, "user-agent") });
-        session.sink = new StreamableHttpSink();
+        session.sink = new StreamableHttpSink(sessions.clientBufferBytes);
         sessions.noteClientInfo(session, init.msg.params as Record<string, unknown> | undefined);
       } else {
         if (await relayed(req, reply)) return reply;
@@ -229,7 +238,7 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
       }
       const sink = session.sink as StreamableHttpSink;
       const hints = { justification: header(req, "x-countersign-justification"), requestId: req.id };
-      const requestIds = messages.filter((m) => m.c.kind === "request").map((m) => m.c.id!);
+      const requestIds = messages.flatMap((m) => (m.c.kind === "request" ? [m.c.id] : []));
 
       if (requestIds.length === 0) {
         // Only notifications and responses: 202 once each is recorded and forwarded.
@@ -239,7 +248,7 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
 
       const accept = header(req, "accept") ?? "";
       const mode = accept.includes("text/event-stream") ? "sse" : "json";
-      const post = new PostResponse(reply, requestIds, mode, batch, { "mcp-session-id": session.id }, (keys) => sink.detach(keys));
+      const post = new PostResponse(reply, requestIds, mode, batch, { "mcp-session-id": session.id }, (keys) => sink.detach(keys), sessions.clientBufferBytes);
       sink.attach(requestIds, post);
       for (const m of messages) {
         try {
@@ -267,7 +276,14 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
       const sink = session.sink as StreamableHttpSink;
       if (sink.hasGet) throw new CountersignError("CS_ERR_STREAM_CONFLICT");
       reply.hijack();
-      sink.openGet(new SseWriter(reply.raw, { "mcp-session-id": session.id }));
+      const writer = new SseWriter(reply.raw, { "mcp-session-id": session.id }, sessions.clientBufferBytes);
+      // A session with an open stream is never idle (no eviction); a client that stops reading it is cut, on record.
+      session.openStreams++;
+      writer.onClose((reason) => {
+        session.openStreams--;
+        if (reason === "too_slow") sessions.recordTooSlow(session);
+      });
+      sink.openGet(writer);
       return reply;
     } catch (err) {
       const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_INTERNAL", String(err));

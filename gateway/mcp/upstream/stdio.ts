@@ -68,7 +68,9 @@ export class StdioUpstream implements UpstreamTransport {
     if (!child || child.exitCode !== null || child.signalCode !== null || !child.stdin.writable) {
       throw new CountersignError("CS_ERR_UPSTREAM_EXITED", "the server process is not running");
     }
-    child.stdin.write(JSON.stringify(msg) + "\n");
+    // Backpressure: a child that does not read its stdin makes the sender wait for `drain` (or the
+    // child's end), instead of the gateway buffering without bound.
+    if (!child.stdin.write(JSON.stringify(msg) + "\n")) await drained(child.stdin);
   }
 
   async close(): Promise<void> {
@@ -169,4 +171,19 @@ export class StdioUpstream implements UpstreamTransport {
       if (buffered.length > 64 * 1024) buffered = buffered.slice(-2000);
     });
   }
+}
+
+/** Resolves when the stream drains, or ends or fails (the send then fails by the child's exit). */
+function drained(stream: NodeJS.WritableStream): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off("drain", done);
+      stream.off("close", done);
+      stream.off("error", done);
+      resolve();
+    };
+    stream.on("drain", done);
+    stream.on("close", done);
+    stream.on("error", done);
+  });
 }

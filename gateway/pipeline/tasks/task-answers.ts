@@ -1,48 +1,28 @@
-// MCP tasks within one session (the design is at the top of tasks.ts): offering them at
-// initialize, answering a held or wrapped tools/call with a task, the wait for the approval and
-// the forward in the background, and the tasks/* requests of the caller. The session lends this
-// its steps (record, deliver, track, mask) through TaskHost, so the data path's invariants hold
-// for task traffic too: nothing is forwarded or delivered before its record is committed.
-import type { ApprovalService } from "../approvals/service.js";
-import type { ApprovalRequest } from "../approvals/types.js";
-import type { EventRecord } from "../audit/recorder.js";
-import type { Identity } from "../auth/identity.js";
-import type { ConnectionConfig } from "../config/load.js";
-import { CountersignError } from "../errors.js";
-import type { PolicyDecision } from "../policy/engine.js";
-import type { Classified, JsonRpcId, JsonRpcMessage } from "./jsonrpc.js";
-import { refusalResult } from "./refusal.js";
-import type { CallerView, ForwardClaims, PendingRequest } from "../pipeline/exchange.js";
+// MCP tasks as another way of answering a call (the design is at the top of mcp/tasks.ts): offered
+// at initialize, a held or wrapped tools/call answered with a task, the decision and the forward in
+// the background, and the caller's tasks/* requests. The stages hand a call over through the
+// TaskAnswering interface (pipeline/context.ts); this module uses the same stages back, so the data
+// path's invariants hold for task traffic too: nothing is forwarded or delivered before its record
+// is committed. The hold's decision, claim and words are the hold coordinator's (pipeline/hold.ts).
+import type { ApprovalRequest } from "../../approvals/types.js";
+import type { ConnectionConfig } from "../../config/load.js";
+import { CountersignError } from "../../errors.js";
+import type { JsonRpcId, JsonRpcMessage } from "../../mcp/jsonrpc.js";
+import { refusalResult } from "../../mcp/refusal.js";
+import type { PolicyDecision } from "../../policy/engine.js";
+import { answer, deliverError, fail } from "../answer.js";
+import type { ExchangeContext, TaskAnswering } from "../context.js";
+import { deliver } from "../deliver.js";
+import type { ForwardClaims, PendingRequest } from "../exchange.js";
+import { startForwarding } from "../forward.js";
+import { claimForward, verdictOf } from "../hold.js";
+import { maskForCaller, maskForRecord } from "../mask.js";
+import { observe } from "../observe.js";
+import { recordMessage } from "../record.js";
 import {
   advertiseTasks, chooseTtl, IMMEDIATE_RESPONSE, isGatewayTaskId, isTerminal, markTaskSupport, messageOfOutcome, RELATED_TASK, statusOfOutcome,
   TASK_TTL, taskOwner, taskWire, upstreamTaskSupport, type GatewayTask, type TaskOutcome, type TaskRegistry, type TaskStatus,
-} from "./tasks.js";
-
-/** What the session lends its tasks: its identity and configuration, and the steps of its data path. */
-export interface TaskHost {
-  readonly sessionId: string;
-  readonly identity: Identity;
-  readonly connection: ConnectionConfig;
-  readonly ended: boolean;
-  readonly registry: TaskRegistry;
-  readonly approvals: ApprovalService;
-  /** Calls waiting on a decision, aborted when the session ends. */
-  readonly holds: Map<string, AbortController>;
-  pending(id: JsonRpcId): PendingRequest | undefined;
-  isPending(id: JsonRpcId): boolean;
-  track(msg: JsonRpcMessage, id: JsonRpcId, method: string, justification: string | undefined): void;
-  /** The request goes upstream now: its upstream timeout starts. */
-  forwarding(p: PendingRequest): void;
-  untrack(id: JsonRpcId): PendingRequest | undefined;
-  record(direction: "in" | "out", origin: "client" | "upstream" | "gateway", msg: JsonRpcMessage, c: Classified, method: string | null, maskHits?: Record<string, number> | null, requestId?: string | null): Promise<void>;
-  recordEvent(event: EventRecord): Promise<void>;
-  deliver(msg: JsonRpcMessage, route: { responseTo?: JsonRpcId | undefined; relatedTo?: JsonRpcId | undefined }): void;
-  deliverError(id: JsonRpcId, err: CountersignError, record: boolean, requestId?: string | undefined): Promise<void>;
-  fail(id: JsonRpcId, err: unknown): Promise<void>;
-  observe(p: PendingRequest, outcome: "ok" | "error" | "refused"): void;
-  maskForCaller(msg: JsonRpcMessage, justification: string | undefined): CallerView;
-  sendUpstream(msg: JsonRpcMessage): Promise<void>;
-}
+} from "../../mcp/tasks.js";
 
 /** Whether a policy can hold a call (a rule, or the default, that requires approval and is enforced). */
 function holdsCalls(policy: ConnectionConfig["policy"]): boolean {
@@ -51,17 +31,22 @@ function holdsCalls(policy: ConnectionConfig["policy"]): boolean {
   return p.defaultAction === "require_approval" || (p.rules ?? []).some((r) => r.action === "require_approval" && !r.shadow);
 }
 
-export class SessionTasks {
+export class TaskAnswers implements TaskAnswering {
   /** Offered to this client at initialize (protocol 2025-11-25 or later, and calls can be held). */
   offered = false;
-  readonly #host: TaskHost;
+  readonly #ctx: ExchangeContext;
+  readonly #registry: TaskRegistry;
+  /** Tasks belong to a session (or, for a signed-in caller, to the identity): see taskOwner. */
+  readonly #sessionId: string;
   /** What the upstream runs as tasks itself. */
   #upstream = { toolsCall: false, list: false, any: false };
   readonly #upstreamTools = new Map<string, string>();
   #seq = 0;
 
-  constructor(host: TaskHost) {
-    this.#host = host;
+  constructor(ctx: ExchangeContext, registry: TaskRegistry, sessionId: string) {
+    this.#ctx = ctx;
+    this.#registry = registry;
+    this.#sessionId = sessionId;
   }
 
   /** At initialize: offers tasks when this connection can hold calls (and remembers the upstream's own). */
@@ -69,7 +54,7 @@ export class SessionTasks {
     const result = (msg.result ?? {}) as Record<string, unknown>;
     this.#upstream = upstreamTaskSupport(result);
     const version = typeof result.protocolVersion === "string" ? result.protocolVersion : "";
-    if (!holdsCalls(this.#host.connection.policy) || version < "2025-11-25") return msg;
+    if (!holdsCalls(this.#ctx.connection.policy) || version < "2025-11-25") return msg;
     this.offered = true;
     return { ...msg, result: advertiseTasks(result) };
   }
@@ -80,7 +65,7 @@ export class SessionTasks {
     if (!result || typeof result !== "object") return msg;
     if (p.method === "tools/list") return { ...msg, result: markTaskSupport(result, this.#upstream.toolsCall, this.#upstreamTools) };
     if (p.method === "tasks/list" && p.mergeTasks) {
-      const mine = this.#host.registry.list(taskOwner(this.#host.identity, this.#host.sessionId), this.#host.connection.name).map(taskWire);
+      const mine = this.#registry.list(taskOwner(this.#ctx.identity, this.#sessionId), this.#ctx.connection.name).map(taskWire);
       return { ...msg, result: { ...result, tasks: [...mine, ...(Array.isArray(result.tasks) ? result.tasks : [])] } };
     }
     return msg;
@@ -98,7 +83,7 @@ export class SessionTasks {
     if (method === "tasks/list") {
       if (!this.#upstream.list) return true;
       // The upstream lists its own tasks: the gateway's are added to its first page.
-      if (params.cursor === undefined) this.#host.pending(id)!.mergeTasks = true;
+      if (params.cursor === undefined) this.#ctx.requests.get(id)!.mergeTasks = true;
       return false;
     }
     if (method !== "tasks/get" && method !== "tasks/result" && method !== "tasks/cancel") return false;
@@ -108,29 +93,29 @@ export class SessionTasks {
   /** tasks/get, tasks/result, tasks/cancel and tasks/list for the gateway's tasks, scoped to the caller. */
   async handleRequest(msg: JsonRpcMessage, id: JsonRpcId, method: string): Promise<void> {
     const params = (msg.params ?? {}) as { taskId?: unknown; cursor?: unknown };
-    const owner = taskOwner(this.#host.identity, this.#host.sessionId);
+    const owner = taskOwner(this.#ctx.identity, this.#sessionId);
     if (method === "tasks/list") {
-      if (params.cursor !== undefined) return this.#host.fail(id, new CountersignError("CS_ERR_TASK_NOT_FOUND", "the gateway lists all your tasks on one page; this cursor is not one of its"));
-      return this.#answer(id, method, { tasks: this.#host.registry.list(owner, this.#host.connection.name).map(taskWire) });
+      if (params.cursor !== undefined) return fail(this.#ctx, id, new CountersignError("CS_ERR_TASK_NOT_FOUND", "the gateway lists all your tasks on one page; this cursor is not one of its"));
+      return answer(this.#ctx, id, method, { tasks: this.#registry.list(owner, this.#ctx.connection.name).map(taskWire) });
     }
-    const task = this.#host.registry.find(params.taskId, owner, this.#host.connection.name);
-    if (!task) return this.#host.fail(id, new CountersignError("CS_ERR_TASK_NOT_FOUND", `task ${typeof params.taskId === "string" ? params.taskId.slice(0, 100) : "(no taskId)"}`));
-    if (method === "tasks/get") return this.#answer(id, method, taskWire(task));
+    const task = this.#registry.find(params.taskId, owner, this.#ctx.connection.name);
+    if (!task) return fail(this.#ctx, id, new CountersignError("CS_ERR_TASK_NOT_FOUND", `task ${typeof params.taskId === "string" ? params.taskId.slice(0, 100) : "(no taskId)"}`));
+    if (method === "tasks/get") return answer(this.#ctx, id, method, taskWire(task));
     if (method === "tasks/cancel") {
-      if (isTerminal(task.status)) return this.#host.fail(id, new CountersignError("CS_ERR_TASK_FINISHED", `task ${task.taskId} is ${task.status}`));
+      if (isTerminal(task.status)) return fail(this.#ctx, id, new CountersignError("CS_ERR_TASK_FINISHED", `task ${task.taskId} is ${task.status}`));
       const stop = task.stop;
       const text = task.approvalId && !task.forwarded
         ? `Countersign: the task was cancelled before a decision; nothing was forwarded. Approval request ${task.approvalId} stays open: the identical call picks up its decision.`
         : "Countersign: the task was cancelled by the caller.";
       this.#end(task, "cancelled", "cancelled by the caller", { result: { content: [{ type: "text", text }], isError: true } });
       stop?.("cancelled");
-      return this.#answer(id, method, taskWire(task));
+      return answer(this.#ctx, id, method, taskWire(task));
     }
     // tasks/result waits for the outcome as long as the caller does (no upstream timeout applies).
-    const p = this.#host.pending(id);
+    const p = this.#ctx.requests.get(id);
     if (p) clearTimeout(p.timer);
-    await this.#host.registry.whenTerminal(task);
-    if (!this.#host.isPending(id) || this.#host.ended) return;
+    await this.#registry.whenTerminal(task);
+    if (!this.#ctx.requests.has(id) || this.#ctx.ended) return;
     const outcome = task.outcome ?? { error: new CountersignError("CS_ERR_INTERNAL", `task ${task.taskId} ended without an outcome`).toJsonRpcError() };
     const response = (
       "error" in outcome
@@ -139,18 +124,18 @@ export class SessionTasks {
     ) as JsonRpcMessage;
     // The upstream's answer is masked for this caller exactly like a direct response; the gateway's
     // own refusal goes as a plain call's refusal does. Recorded before delivery either way.
-    const view = task.fromUpstream ? this.#host.maskForCaller(response, task.justification) : { record: response, deliver: response, hits: null, exempted: undefined };
-    const pending = this.#host.untrack(id);
-    const writes = [this.#host.record("out", "gateway", view.record, { kind: "error" in outcome ? "error" : "response", id }, method, view.hits, pending?.requestId ?? null)];
+    const view = task.fromUpstream ? maskForCaller(this.#ctx, response, task.justification) : { record: response, deliver: response, hits: null, exempted: undefined };
+    const pending = this.#ctx.requests.untrack(id);
+    const writes = [recordMessage(this.#ctx, "out", "gateway", view.record, { kind: "error" in outcome ? "error" : "response", id }, method, view.hits, pending?.requestId ?? null)];
     if (view.exempted) {
       writes.push(
-        this.#host.recordEvent({
+        this.#ctx.deps.recorder.event({
           type: "unmasked_delivery",
           reason: "role_exemption",
-          sessionId: this.#host.sessionId,
-          connection: this.#host.connection.name,
-          subject: this.#host.identity.subject,
-          detail: { types: view.exempted, groups: this.#host.identity.groups, justification: task.justification ?? null, method, requestId: id, taskId: task.taskId },
+          sessionId: this.#sessionId,
+          connection: this.#ctx.connection.name,
+          subject: this.#ctx.identity.subject,
+          detail: { types: view.exempted, groups: this.#ctx.identity.groups, justification: task.justification ?? null, method, requestId: id, taskId: task.taskId },
           requestId: pending?.requestId ?? null,
         }),
       );
@@ -158,22 +143,22 @@ export class SessionTasks {
     try {
       await Promise.all(writes);
     } catch (err) {
-      return this.#host.deliverError(id, err instanceof CountersignError ? err : new CountersignError("CS_ERR_AUDIT_UNAVAILABLE", String(err)), false);
+      return deliverError(this.#ctx, id, err instanceof CountersignError ? err : new CountersignError("CS_ERR_AUDIT_UNAVAILABLE", String(err)), false);
     }
-    if (pending) this.#host.observe(pending, "ok");
-    this.#host.deliver(view.deliver, { responseTo: id });
+    if (pending) observe(this.#ctx, pending, "ok");
+    deliver(this.#ctx, view.deliver, { responseTo: id });
   }
 
   /** A held, task-augmented call: a task now; the decision, and the forward, in the background. */
   async holdAsTask(msg: JsonRpcMessage, id: JsonRpcId, decision: PolicyDecision, request: ApprovalRequest, taskParams: { ttl?: number }, claims: ForwardClaims): Promise<void> {
-    const p = this.#host.pending(id);
+    const p = this.#ctx.requests.get(id);
     if (!p) return;
     const group = decision.approval!.group;
     const waiting = `waiting for approval by ${group}, request ${request.id}, expires ${request.expiresAt.toISOString()}`;
-    const task = this.#host.registry.create({
-      owner: taskOwner(this.#host.identity, this.#host.sessionId),
-      connection: this.#host.connection.name,
-      sessionId: this.#host.sessionId,
+    const task = this.#registry.create({
+      owner: taskOwner(this.#ctx.identity, this.#sessionId),
+      connection: this.#ctx.connection.name,
+      sessionId: this.#sessionId,
       ttlMs: chooseTtl(taskParams.ttl, request.expiresAt.getTime() - Date.now() + TASK_TTL.afterExpiryMs),
       pollIntervalMs: 2000,
       justification: p.justification,
@@ -184,7 +169,7 @@ export class SessionTasks {
     // The task settles the chain's claims from here on: confirmed once sent, released otherwise.
     claims.settled = true;
     const claimed = [...claims.claimed];
-    const service = this.#host.approvals;
+    const service = this.#ctx.deps.approvals!.service;
     void this.#awaitApproval(msg, task, request, decision, claimed)
       .then((sent) => {
         if (sent) return Promise.all(claimed.map((a) => service.confirmForward(a)));
@@ -200,42 +185,39 @@ export class SessionTasks {
 
   /** Resolves true when the call was sent upstream (its claims, pushed onto `claimed`, are then due for confirmation). */
   async #awaitApproval(msg: JsonRpcMessage, task: GatewayTask, request: ApprovalRequest, decision: PolicyDecision, claimed: string[]): Promise<boolean> {
-    const service = this.#host.approvals;
+    const service = this.#ctx.deps.approvals!.service;
     const abort = new AbortController();
     const key = `task:${task.taskId}`;
-    this.#host.holds.set(key, abort);
+    this.#ctx.requests.holds.set(key, abort);
     task.stop = () => abort.abort();
     let decided = request;
     try {
       // Until decided: the sweep expires the request at expiresAt, which releases this wait.
-      while (decided.status === "pending" && !abort.signal.aborted && !this.#host.ended) {
+      while (decided.status === "pending" && !abort.signal.aborted && !this.#ctx.ended) {
         const left = Math.min(2 ** 31 - 1, Math.max(1000, decided.expiresAt.getTime() - Date.now() + 5000));
         decided = await service.waitForDecision(decided.id, abort.signal, left);
       }
     } finally {
-      this.#host.holds.delete(key);
+      this.#ctx.requests.holds.delete(key);
     }
     if (isTerminal(task.status)) return false; // cancelled or expired meanwhile: the approval stays for an identical call
-    const fail = (code: "CS_ERR_APPROVAL_DENIED" | "CS_ERR_APPROVAL_PENDING", detail: string): false => {
+    const failTask = (code: "CS_ERR_APPROVAL_DENIED" | "CS_ERR_APPROVAL_PENDING", detail: string): false => {
       const result = refusalResult(new CountersignError(code, detail), decision);
       this.#end(task, "failed", detail, { result });
       return false;
     };
     const untouched = `approval pending, request ${decided.id}, expires ${decided.expiresAt.toISOString()}; the identical call after a decision picks it up`;
-    if (decided.status === "pending") return fail("CS_ERR_APPROVAL_PENDING", `the session ended before a decision; ${untouched}`);
-    if (decided.status === "denied" || decided.status === "expired") {
-      const by = decided.status === "expired" ? "nobody decided before it expired" : `denied by ${decided.decidedBy ?? "an approver"}`;
-      return fail("CS_ERR_APPROVAL_DENIED", `request ${decided.id}: ${by}${decided.decisionReason ? `: ${decided.decisionReason}` : ""}`);
-    }
+    if (decided.status === "pending") return failTask("CS_ERR_APPROVAL_PENDING", `the session ended before a decision; ${untouched}`);
+    const verdict = verdictOf(decided);
+    if (verdict !== "approved") return failTask(verdict.code as "CS_ERR_APPROVAL_DENIED", verdict.detail);
     // Approved. A session that ended cannot forward: the approval stays unclaimed for the identical call.
-    if (this.#host.ended) return fail("CS_ERR_APPROVAL_PENDING", `approved, but the session ended before the call was forwarded; request ${decided.id} stays unclaimed: the identical call picks it up`);
+    if (this.#ctx.ended) return failTask("CS_ERR_APPROVAL_PENDING", `approved, but the session ended before the call was forwarded; request ${decided.id} stays unclaimed: the identical call picks it up`);
     // Two-phase, as for a plain hold: claimed, sent, and only then recorded as forwarded (by holdAsTask).
-    if (!(await service.claimForward(decided.id))) {
-      return fail("CS_ERR_APPROVAL_DENIED", `request ${decided.id} was approved and its call already forwarded once; an approval covers one call`);
-    }
-    claimed.push(decided.id);
-    if (isTerminal(task.status) || this.#host.ended) return false;
-    this.#host.registry.update(task, "working", `approved by ${decided.decidedBy ?? "an approver"}; forwarded to the upstream`);
+    const claims: ForwardClaims = { claimed, settled: true };
+    const used = await claimForward(this.#ctx.deps.approvals!.service, decided, claims);
+    if (used) return failTask("CS_ERR_APPROVAL_DENIED", used.detail);
+    if (isTerminal(task.status) || this.#ctx.ended) return false;
+    this.#registry.update(task, "working", `approved by ${decided.decidedBy ?? "an approver"}; forwarded to the upstream`);
     void this.#statusNotice(task);
     return this.#forward(msg, task);
   }
@@ -244,23 +226,23 @@ export class SessionTasks {
   async refuse(p: PendingRequest, result: Record<string, unknown>): Promise<void> {
     let task: GatewayTask;
     try {
-      task = this.#host.registry.create({ owner: taskOwner(this.#host.identity, this.#host.sessionId), connection: this.#host.connection.name, sessionId: this.#host.sessionId, ttlMs: chooseTtl(p.taskParams?.ttl), pollIntervalMs: 1000, justification: p.justification });
+      task = this.#registry.create({ owner: taskOwner(this.#ctx.identity, this.#sessionId), connection: this.#ctx.connection.name, sessionId: this.#sessionId, ttlMs: chooseTtl(p.taskParams?.ttl), pollIntervalMs: 1000, justification: p.justification });
     } catch (err) {
-      return this.#host.deliverError(p.id, err as CountersignError, true, p.requestId);
+      return deliverError(this.#ctx, p.id, err as CountersignError, true, p.requestId);
     }
-    this.#host.registry.update(task, "failed", messageOfOutcome({ result }), { result });
+    this.#registry.update(task, "failed", messageOfOutcome({ result }), { result });
     await this.#answerCreated(p.id, task, undefined, p);
   }
 
   /** An allowed task-augmented call the upstream cannot run as a task: the gateway runs the task. */
   async wrap(msg: JsonRpcMessage, id: JsonRpcId): Promise<void> {
-    const p = this.#host.pending(id);
+    const p = this.#ctx.requests.get(id);
     if (!p) return;
     let task: GatewayTask;
     try {
-      task = this.#host.registry.create({ owner: taskOwner(this.#host.identity, this.#host.sessionId), connection: this.#host.connection.name, sessionId: this.#host.sessionId, ttlMs: chooseTtl(p.taskParams?.ttl), pollIntervalMs: 500, justification: p.justification, statusMessage: "forwarded to the upstream" });
+      task = this.#registry.create({ owner: taskOwner(this.#ctx.identity, this.#sessionId), connection: this.#ctx.connection.name, sessionId: this.#sessionId, ttlMs: chooseTtl(p.taskParams?.ttl), pollIntervalMs: 500, justification: p.justification, statusMessage: "forwarded to the upstream" });
     } catch (err) {
-      return this.#host.fail(id, err);
+      return fail(this.#ctx, id, err);
     }
     await this.#answerCreated(id, task, undefined);
     await this.#forward(msg, task);
@@ -268,29 +250,28 @@ export class SessionTasks {
 
   /** Sends a task's call upstream, without `task`, under a gateway request id; recorded first. */
   async #forward(msg: JsonRpcMessage, task: GatewayTask): Promise<boolean> {
-    if (this.#host.ended || isTerminal(task.status)) return false;
+    if (this.#ctx.ended || isTerminal(task.status)) return false;
     const gid = `countersign-task-${++this.#seq}`;
     const { task: _omitted, ...params } = (msg.params ?? {}) as Record<string, unknown>;
     const forward = { ...msg, id: gid, params } as JsonRpcMessage;
-    this.#host.track(forward, gid, "tools/call", task.justification);
-    const p = this.#host.pending(gid)!;
+    const p = this.#ctx.requests.track(forward, gid, "tools/call", { justification: task.justification });
     p.lifecycle.move("decided"); // decided with the task's own call, before the task was created
     p.task = task;
     task.forwarded = true;
     task.stop = () => {
-      if (!this.#host.untrack(gid)) return;
-      void this.#host.sendUpstream({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: gid, reason: "the task was cancelled" } }).catch(() => {});
+      if (!this.#ctx.requests.untrack(gid)) return;
+      void this.#ctx.sendUpstream({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: gid, reason: "the task was cancelled" } }).catch(() => {});
     };
     try {
-      const masked = this.#host.connection.masker?.maskMessage(forward);
-      await this.#host.record("in", "gateway", masked?.masked ?? forward, { kind: "request", id: gid, method: "tools/call" }, "tools/call", masked?.changed ? masked.hits : null);
-      if (!this.#host.isPending(gid)) return false; // cancelled meanwhile
-      this.#host.forwarding(p);
-      await this.#host.sendUpstream(forward);
+      const masked = maskForRecord(this.#ctx, forward);
+      await recordMessage(this.#ctx, "in", "gateway", masked.masked, { kind: "request", id: gid }, "tools/call", masked.hits);
+      if (!this.#ctx.requests.has(gid)) return false; // cancelled meanwhile
+      startForwarding(this.#ctx, p);
+      await this.#ctx.sendUpstream(forward);
       p.lifecycle.move("forwarded");
       return true;
     } catch (err) {
-      await this.#host.fail(gid, err);
+      await fail(this.#ctx, gid, err);
       return false;
     }
   }
@@ -298,45 +279,32 @@ export class SessionTasks {
   /** The upstream answered a task's call (or it failed): the task ends with that outcome. */
   finish(task: GatewayTask, outcome: TaskOutcome): void {
     // The status message is read by tasks/get and tasks/list: taken from the fully masked outcome.
-    const masked = this.#host.connection.masker?.maskMessage(outcome).masked ?? outcome;
+    const masked = this.#ctx.connection.masker?.maskMessage(outcome).masked ?? outcome;
     if (!isTerminal(task.status)) task.fromUpstream = true;
     this.#end(task, statusOfOutcome(outcome), messageOfOutcome(masked), outcome);
   }
 
   #end(task: GatewayTask, status: TaskStatus, message: string | undefined, outcome: TaskOutcome): void {
-    if (this.#host.registry.update(task, status, message, outcome)) void this.#statusNotice(task);
+    if (this.#registry.update(task, status, message, outcome)) void this.#statusNotice(task);
   }
 
   /** notifications/tasks/status to the task's session, recorded before delivery (optional in the protocol). */
   async #statusNotice(task: GatewayTask): Promise<void> {
-    if (this.#host.ended || task.sessionId !== this.#host.sessionId) return;
+    if (this.#ctx.ended || task.sessionId !== this.#sessionId) return;
     const notice = { jsonrpc: "2.0", method: "notifications/tasks/status", params: taskWire(task) } as JsonRpcMessage;
     try {
-      await this.#host.record("out", "gateway", notice, { kind: "notification", method: "notifications/tasks/status" }, "notifications/tasks/status");
+      await recordMessage(this.#ctx, "out", "gateway", notice, { kind: "notification" }, "notifications/tasks/status");
     } catch {
       return;
     }
-    this.#host.deliver(notice, {});
+    deliver(this.#ctx, notice, {});
   }
 
   /** Answers a task-augmented tools/call with its task (CreateTaskResult). */
   async #answerCreated(id: JsonRpcId, task: GatewayTask, immediate: string | undefined, untracked?: PendingRequest): Promise<void> {
     const result: Record<string, unknown> = { task: taskWire(task) };
     if (immediate) result._meta = { [IMMEDIATE_RESPONSE]: immediate };
-    await this.#answer(id, "tools/call", result, untracked);
+    await answer(this.#ctx, id, "tools/call", result, untracked);
   }
 
-  /** A gateway answer to a client request: recorded, then delivered; unrecorded, the caller gets the audit error instead. */
-  async #answer(id: JsonRpcId, method: string, result: Record<string, unknown>, untracked?: PendingRequest): Promise<void> {
-    const p = untracked ?? this.#host.untrack(id);
-    if (!p) return;
-    if (!untracked) this.#host.observe(p, "ok");
-    const response = { jsonrpc: "2.0", id, result } as JsonRpcMessage;
-    try {
-      await this.#host.record("out", "gateway", response, { kind: "response", id }, method, null, p.requestId ?? null);
-    } catch (err) {
-      return this.#host.deliverError(id, err instanceof CountersignError ? err : new CountersignError("CS_ERR_AUDIT_UNAVAILABLE", String(err)), false);
-    }
-    this.#host.deliver(response, { responseTo: id });
-  }
 }
