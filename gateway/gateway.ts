@@ -147,7 +147,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     const cluster = config.cluster.internalPort > 0 && clusterSecret ? new ClusterRelay(new OwnerLookup(db, config.cluster.deadAfterSeconds), clusterSecret, instanceId) : undefined;
     const app = buildServer({ config, log, sessions, recorder, rejections, identity, metrics, reloader, approvals, cluster, pins, auditPool });
     // MCP clients log in through the browser: the gateway as its connections' authorization server.
-    const authorizationServer = identity.oauthKey ? registerAuthorizationServer(app, { config, db, recorder, log, key: identity.oauthKey }) : undefined;
+    const authorizationServer = identity.oauthKey ? registerAuthorizationServer(app, { config, db, recorder, log, key: identity.oauthKey, current: () => reloader.current }) : undefined;
     registerConsole(app, { config, db, databaseUrl: url, recorder, log, approvals, pins, devIssuer: identity.devIssuer, pages: authorizationServer ? [authorizationServer.registerConsentPages] : [] }); // the web console at /console
     await app.listen({ host: config.server.host, port: config.server.port });
     const relayServer = cluster

@@ -29,7 +29,7 @@ export interface ReloadResult {
 }
 
 /** Keys that only take effect at start. */
-const RESTART_ONLY = ["server", "database", "auth", "keys", "metrics", "publicUrl", "cluster"] as const;
+const RESTART_ONLY = ["server", "database", "auth", "keys", "metrics", "publicUrl", "cluster", "oauth"] as const;
 
 export class ConfigReloader {
   #current: GatewayConfig;

@@ -378,6 +378,7 @@ const oauthSlice = z
     enabled: z.boolean().optional().describe("Serve /oauth/* and name the gateway as its connections' authorization server; default: on with the dev issuer on a loopback bind (the quick start), off otherwise"),
     accessTokenTtl: durationText.default("10m").describe("Lifetime of the access tokens the gateway issues (audience: one connection)"),
     refreshTokenTtl: durationText.default("12h").describe("How long a browser login lasts for an MCP client (its refresh tokens rotate within it); the groups are the login's, so a change at the IdP applies at the next login"),
+    refreshReuseGraceSeconds: z.int().min(0).max(60).default(10).describe("A used refresh token presented again by its own client within this long (concurrent refreshes) is honoured; later, every token of that login is revoked (0: never honoured)"),
     codeTtlSeconds: z.int().min(10).max(600).default(60).describe("An authorization code must be exchanged within this long, once"),
     signingKey: secretRef.optional().describe("PKCS#8 PEM EC P-256 private key that signs the gateway's tokens, the same on every replica; default: a new key per process (a restart makes clients refresh)"),
     maxCodes: z.int().min(10).max(1_000_000).default(10_000).describe("Unexchanged authorization codes kept at most; more authorizations are refused until some expire"),

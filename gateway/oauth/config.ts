@@ -9,6 +9,7 @@ export interface OAuthConfig {
   enabled: boolean;
   accessTokenTtlSeconds: number;
   refreshTokenTtlMs: number;
+  refreshReuseGraceMs: number;
   codeTtlMs: number;
   signingKey?: Secret | undefined;
   maxCodes: number;
@@ -36,6 +37,7 @@ export function oauthConfig(p: ParsedConfig, secret: (ref: SecretRef, path: stri
     enabled,
     accessTokenTtlSeconds: Math.max(1, Math.round(parseDuration(o.accessTokenTtl) / 1000)),
     refreshTokenTtlMs: parseDuration(o.refreshTokenTtl),
+    refreshReuseGraceMs: o.refreshReuseGraceSeconds * 1000,
     codeTtlMs: o.codeTtlSeconds * 1000,
     ...(signingKey ? { signingKey } : {}),
     maxCodes: o.maxCodes,

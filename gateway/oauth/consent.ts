@@ -27,7 +27,8 @@ export function registerConsent(app: FastifyInstance, page: ConsoleContext, ctx:
   app.get<{ Querystring: { request?: string } }>("/oauth/consent", async (req, reply) => {
     const r = ctx.sealer.unseal(req.query.request);
     if (!r) return invalid(req, reply);
-    const connection = ctx.connectionOf(r.resource)!;
+    const c = ctx.connectionOf(r.resource);
+    if (!c) return invalid(req, reply);
     const redirect = new URL(r.redirectUri);
     // Browsers hold a form's redirect to the page's form-action too: the client's redirect URI
     // (its origin, or its private-use scheme) is added for this page only.
@@ -38,9 +39,9 @@ export function registerConsent(app: FastifyInstance, page: ConsoleContext, ctx:
       clientName: r.clientName ?? "An application",
       clientId: r.clientId,
       redirectHost: redirect.protocol === "http:" || redirect.protocol === "https:" ? redirect.host : redirect.protocol,
-      connection,
+      connection: c.name,
       resource: r.resource,
-      description: config.connections.find((c) => c.name === connection)?.description,
+      description: c.description,
       lasts: durationText(config.oauth.refreshTokenTtlMs),
     });
   });
@@ -49,14 +50,15 @@ export function registerConsent(app: FastifyInstance, page: ConsoleContext, ctx:
     const r = ctx.sealer.unseal(req.body?.request);
     if (!r) return invalid(req, reply);
     const login = page.state(req).login!;
-    const connection = ctx.connectionOf(r.resource)!;
+    const c = ctx.connectionOf(r.resource);
+    if (!c) return invalid(req, reply);
+    const connection = c.name;
     const who = { subject: login.subject, connection };
     if (req.body?.decision !== "allow") {
       ctx.refused(req, new OAuthRefusal("access_denied", "the person denied the request", "consent_refused"), { clientId: r.clientId }, who);
       return reply.redirect(redirectBack(r, ctx.issuer, { error: "access_denied", error_description: "the person denied the request" }));
     }
     const identity: GrantIdentity = { issuer: login.issuer, subject: login.subject, email: login.email, name: login.name, groups: login.groups };
-    const c = config.connections.find((x) => x.name === connection)!;
     if (!mayUseConnection(c.access, { kind: "user", ...identity })) {
       ctx.refused(req, new OAuthRefusal("access_denied", `your groups do not grant the connection '${connection}'`, "consent_refused"), { clientId: r.clientId, groups: identity.groups }, who);
       return page.page(req, reply, "error", { title: "Not allowed" }, { heading: "Not allowed", message: `Your groups do not grant the connection '${connection}', so no application can use it on your behalf.` }, 403);

@@ -6,7 +6,7 @@ import { ThrottledEvents } from "../audit/rejections.js";
 import type { Recorder } from "../audit/recorder.js";
 import type { EventReason } from "../audit/events.js";
 import { resourceUrl } from "../auth/authenticator.js";
-import type { GatewayConfig } from "../config/load.js";
+import type { ConnectionConfig, GatewayConfig } from "../config/load.js";
 import type { Db } from "../db/client.js";
 import type { Logger } from "../log.js";
 import { ClientMetadataDocuments, isClientIdUrl } from "./client-metadata-document.js";
@@ -21,6 +21,8 @@ export interface AuthorizationServerDeps {
   recorder: Recorder;
   log: Logger;
   key: OAuthSigningKey;
+  /** The configuration in force (connections and their access change on reload). */
+  current?: (() => GatewayConfig) | undefined;
 }
 
 export interface OAuthContext {
@@ -28,8 +30,8 @@ export interface OAuthContext {
   issuer: string;
   store: OAuthStore;
   sealer: RequestSealer;
-  /** The connection whose resource URL this is, if any. */
-  connectionOf(resource: unknown): string | undefined;
+  /** The connection (as configured now) whose resource URL this is, if any. */
+  connectionOf(resource: unknown): ConnectionConfig | undefined;
   client(clientId: unknown): Promise<RegisteredClient>;
   /** Records a refusal (throttled: a flood costs no write each) and returns it. */
   refused(req: FastifyRequest, refusal: OAuthRefusal, detail?: Record<string, unknown>, where?: { subject?: string | null; connection?: string | null }): OAuthRefusal;
@@ -46,14 +48,13 @@ export function createOAuthContext(deps: AuthorizationServerDeps): OAuthContext 
   const events = new ThrottledEvents(deps.recorder, "oauth");
   // Requests travel signed with a key derived from console.sessionKey, so every replica accepts them.
   const sealKey = config.console.sessionKey ? createHmac("sha256", config.console.sessionKey.reveal()).update("countersign oauth request").digest() : randomBytes(32);
-  const resources = new Map(config.connections.map((c) => [resourceUrl(config.publicUrl, c.name), c.name]));
 
   return {
     deps,
     issuer: config.publicUrl,
     store,
     sealer: new RequestSealer(sealKey),
-    connectionOf: (resource) => (typeof resource === "string" ? resources.get(resource) : undefined),
+    connectionOf: (resource) => (typeof resource === "string" ? (deps.current?.() ?? config).connections.find((c) => resourceUrl(config.publicUrl, c.name) === resource) : undefined),
     async client(clientId) {
       if (typeof clientId !== "string" || clientId.length === 0 || clientId.length > 2000) throw new OAuthRefusal("invalid_client", "client_id is missing or too long", "authorize_refused");
       if (isClientIdUrl(clientId)) {

@@ -87,15 +87,22 @@ export class OAuthStore {
    * Marks the refresh token used, once. `reused` when it was already used or revoked: the caller
    * revokes the family (a stolen token and its rightful owner cannot both go on).
    */
-  async consumeRefreshToken(token: string): Promise<{ grant: Grant; family: string; expiresAt: Date } | { reused: true; family: string; clientId: string } | undefined> {
+  async consumeRefreshToken(token: string, graceMs = 0): Promise<{ grant: Grant; family: string; expiresAt: Date; withinGrace?: boolean } | { reused: true; family: string; clientId: string } | undefined> {
     const tokenHash = hashOf(token);
-    const won = await this.db.oAuthRefreshToken.updateMany({ where: { tokenHash, usedAt: null, revokedAt: null, expiresAt: { gt: new Date() } }, data: { usedAt: new Date() } });
+    const now = new Date();
+    const won = await this.db.oAuthRefreshToken.updateMany({ where: { tokenHash, usedAt: null, revokedAt: null, expiresAt: { gt: now } }, data: { usedAt: now } });
     const row = await this.db.oAuthRefreshToken.findUnique({ where: { tokenHash } });
     if (!row) return undefined;
-    if (won.count !== 1) return row.usedAt || row.revokedAt ? { reused: true, family: row.family, clientId: row.clientId } : undefined;
+    const grant = (): Grant => ({ clientId: row.clientId, resource: row.resource, scope: row.scope ?? undefined, identity: grantIdentityOf(row.identity) });
+    if (won.count !== 1) {
+      // A client's own concurrent refreshes (two requests that met the same expired token) come
+      // within moments of each other: within the grace they are not taken for theft.
+      if (row.usedAt && !row.revokedAt && row.expiresAt > now && now.getTime() - row.usedAt.getTime() < graceMs) return { grant: grant(), family: row.family, expiresAt: row.expiresAt, withinGrace: true };
+      return row.usedAt || row.revokedAt ? { reused: true, family: row.family, clientId: row.clientId } : undefined;
+    }
     // Used tokens are kept a day for reuse detection; older ones of the family go now (bounded growth).
     await this.db.oAuthRefreshToken.deleteMany({ where: { family: row.family, usedAt: { lt: new Date(Date.now() - 86_400_000) } } });
-    return { grant: { clientId: row.clientId, resource: row.resource, scope: row.scope ?? undefined, identity: grantIdentityOf(row.identity) }, family: row.family, expiresAt: row.expiresAt };
+    return { grant: grant(), family: row.family, expiresAt: row.expiresAt };
   }
 
   async revokeFamily(family: string): Promise<number> {

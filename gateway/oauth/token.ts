@@ -17,10 +17,10 @@ const refusal = (error: ConstructorParameters<typeof OAuthRefusal>[0], why: stri
 export function registerToken(app: FastifyInstance, ctx: OAuthContext): void {
   const o = ctx.deps.config.oauth;
 
-  const tokens = async (req: FastifyRequest, grant: Grant, family: string, familyEnds: Date) => {
+  const tokens = async (req: FastifyRequest, grant: Grant, family: string, familyEnds: Date, withinGrace = false) => {
     const refreshToken = await ctx.store.addRefreshToken(grant, family, familyEnds);
     const accessToken = await signAccessToken(ctx.deps.key, ctx.issuer, grant, o.accessTokenTtlSeconds);
-    await ctx.granted(req, "token_issued", { clientId: grant.clientId, resource: grant.resource, issuer: grant.identity.issuer, grantType: (req.body as Form).grant_type }, { subject: grant.identity.subject, connection: ctx.connectionOf(grant.resource) ?? null });
+    await ctx.granted(req, "token_issued", { clientId: grant.clientId, resource: grant.resource, issuer: grant.identity.issuer, grantType: (req.body as Form).grant_type, ...(withinGrace ? { reuseWithinGrace: true } : {}) }, { subject: grant.identity.subject, connection: ctx.connectionOf(grant.resource)?.name ?? null });
     return { access_token: accessToken, token_type: "Bearer", expires_in: o.accessTokenTtlSeconds, refresh_token: refreshToken, ...(grant.scope ? { scope: grant.scope } : {}) };
   };
 
@@ -46,7 +46,7 @@ export function registerToken(app: FastifyInstance, ctx: OAuthContext): void {
 
   const refresh = async (req: FastifyRequest, f: Form) => {
     if (!f.refresh_token || !f.client_id) throw refusal("invalid_request", "refresh_token and client_id are required");
-    const used = await ctx.store.consumeRefreshToken(f.refresh_token);
+    const used = await ctx.store.consumeRefreshToken(f.refresh_token, o.refreshReuseGraceMs);
     if (!used) throw refusal("invalid_grant", "the refresh token is unknown or expired");
     if ("reused" in used) {
       const revoked = await ctx.store.revokeFamily(used.family);
@@ -59,7 +59,7 @@ export function registerToken(app: FastifyInstance, ctx: OAuthContext): void {
       throw refusal("invalid_grant", "the refresh token was issued to another client; this login is revoked");
     }
     if (f.resource !== undefined && f.resource !== used.grant.resource) throw new OAuthRefusal("invalid_target", "resource differs from the one authorized", "token_refused");
-    return tokens(req, used.grant, used.family, used.expiresAt);
+    return tokens(req, used.grant, used.family, used.expiresAt, used.withinGrace);
   };
 
   app.post(OAUTH_PATHS.token, async (req, reply) => {

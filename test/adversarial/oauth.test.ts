@@ -10,6 +10,7 @@ import { signDevToken } from "../../gateway/auth/dev-issuer.js";
 import { everythingStdio, startTestGateway, type TestGateway } from "../helpers/gateway.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { freePort } from "../helpers/upstreams.js";
+import { hashOf } from "../../gateway/oauth/store.js";
 import { consentAs } from "../oauth/helpers.js";
 
 let db: TestDatabase;
@@ -205,12 +206,22 @@ describe("codes and refresh tokens", () => {
     const first = await token({ grant_type: "refresh_token", refresh_token: t.refresh, client_id: t.clientId });
     expect(first.status).toBe(200);
     expect(first.body.refresh_token).not.toBe(t.refresh);
+    // Later than the grace for a client's own concurrent refreshes (oauth.refreshReuseGraceSeconds).
+    await gw.db.oAuthRefreshToken.update({ where: { tokenHash: hashOf(t.refresh) }, data: { usedAt: new Date(Date.now() - 60_000) } });
     const replay = await token({ grant_type: "refresh_token", refresh_token: t.refresh, client_id: t.clientId });
     expect(replay.body.error).toBe("invalid_grant");
     await recorded("refresh_reuse_detected", { clientId: t.clientId, revokedRefreshTokens: 2 });
     // The rightful newer token is revoked too: the thief and the owner both log in again.
     const newer = await token({ grant_type: "refresh_token", refresh_token: String(first.body.refresh_token), client_id: t.clientId });
     expect(newer.body.error).toBe("invalid_grant");
+  });
+
+  it("honours a client's own concurrent refreshes with one token (within the grace), recorded as such", async () => {
+    const t = await tokensFor();
+    const both = await Promise.all([0, 1].map(() => token({ grant_type: "refresh_token", refresh_token: t.refresh, client_id: t.clientId })));
+    expect(both.map((r) => r.status)).toEqual([200, 200]);
+    await recorded("token_issued", { clientId: t.clientId, grantType: "refresh_token", reuseWithinGrace: true });
+    expect(await gw.db.event.count({ where: { type: "oauth", reason: "refresh_reuse_detected", detail: { path: ["clientId"], equals: t.clientId } } })).toBe(0);
   });
 
   it("refuses a refresh token presented by another client, and revokes it", async () => {
