@@ -13,6 +13,7 @@ import type { PolicyDecision } from "../policy/engine.js";
 import type { Classified, JsonRpcId, JsonRpcMessage } from "./jsonrpc.js";
 import { refusalResult } from "./refusal.js";
 import type { CallerView, ForwardClaims, PendingRequest } from "../pipeline/exchange.js";
+import type { IssuedView } from "../masking/restore/index.js";
 import {
   advertiseTasks, chooseTtl, IMMEDIATE_RESPONSE, isGatewayTaskId, isTerminal, markTaskSupport, messageOfOutcome, RELATED_TASK, statusOfOutcome,
   TASK_TTL, taskOwner, taskWire, upstreamTaskSupport, type GatewayTask, type TaskOutcome, type TaskRegistry, type TaskStatus,
@@ -40,7 +41,9 @@ export interface TaskHost {
   deliverError(id: JsonRpcId, err: CountersignError, record: boolean, requestId?: string | undefined): Promise<void>;
   fail(id: JsonRpcId, err: unknown): Promise<void>;
   observe(p: PendingRequest, outcome: "ok" | "error" | "refused"): void;
-  maskForCaller(msg: JsonRpcMessage, justification: string | undefined): CallerView;
+  maskForCaller(msg: JsonRpcMessage, justification: string | undefined): CallerView & IssuedView;
+  /** The mask stage's pseudonyms remembered for the restore stage: delivered only once this resolves. */
+  rememberIssued(view: IssuedView): Promise<void>;
   sendUpstream(msg: JsonRpcMessage): Promise<void>;
 }
 
@@ -142,6 +145,7 @@ export class SessionTasks {
     const view = task.fromUpstream ? this.#host.maskForCaller(response, task.justification) : { record: response, deliver: response, hits: null, exempted: undefined };
     const pending = this.#host.untrack(id);
     const writes = [this.#host.record("out", "gateway", view.record, { kind: "error" in outcome ? "error" : "response", id }, method, view.hits, pending?.requestId ?? null)];
+    writes.push(this.#host.rememberIssued(view)); // mask stage: remember issued pseudonyms
     if (view.exempted) {
       writes.push(
         this.#host.recordEvent({

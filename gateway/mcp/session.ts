@@ -26,7 +26,9 @@ import { refusalResult } from "./refusal.js";
 import { JUSTIFICATION_HEADER, justificationOf } from "../policy/justification.js";
 import { SessionTasks, type TaskHost } from "./session-tasks.js";
 import { RequestLifecycle } from "../pipeline/request-state.js";
-import { NO_RESTORE, type CallerView, type ClientSink, type ForwardClaims, type PendingRequest, type RequestHints, type Restorer } from "../pipeline/exchange.js";
+import type { CallerView, ClientSink, ForwardClaims, PendingRequest, RequestHints, Restorer } from "../pipeline/exchange.js";
+import { maskingScope } from "../masking/scope.js";
+import { rememberIssued, restoredEvent, restoreRequest, type IssuedView, type Restorer as PseudonymMap } from "../masking/restore/index.js";
 
 export type { CallerView, ClientSink, ForwardClaims, PendingRequest, RequestHints, Restorer };
 import { taskParamsOf, type GatewayTask, type TaskRegistry } from "./tasks.js";
@@ -59,8 +61,8 @@ export interface SessionInit {
   pins?: ToolPins | undefined;
   /** Where require_approval calls are held; absent: such calls fail closed. */
   approvals?: { service: ApprovalService; holdForMs: number; tasks?: TaskRegistry | undefined } | undefined;
-  /** The restore stage (pseudonyms back to originals); absent: NO_RESTORE. */
-  restorer?: Restorer | undefined;
+  /** The pseudonym map of the restore stage and the mask stage (gateway/masking/restore); absent: nothing is restored. */
+  restorer?: PseudonymMap | undefined;
   /** Called once when the session ends, whatever ended it. */
   onClosed: (session: ProxySession, reason: string, detail?: string) => void;
   /** Called with the negotiated protocol version and server info once initialize succeeds. */
@@ -129,13 +131,16 @@ export class ProxySession implements UpstreamEvents {
   async fromClient(msg: JsonRpcMessage, c: Classified, hints?: RequestHints): Promise<void> {
     if (this.ended) throw new CountersignError("CS_ERR_UNKNOWN_SESSION", "the session has ended");
     this.lastActivity = Date.now();
-    // restore: before anything decides on it or records it, the message is what the caller meant.
-    if (c.kind === "request" || c.kind === "notification") {
-      msg = (this.#init.restorer ?? NO_RESTORE).restore({ message: msg, connection: this.connection.name, subject: this.identity.subject });
-    }
     const isRequest = c.kind === "request" && c.id !== undefined;
     if (isRequest) this.#track(msg, c.id!, c.method!, justificationFor(msg, hints), hints?.requestId);
     if (isRequest && this.#tasks?.offered && c.method === "tools/call") this.#pending.get(idKey(c.id!))!.taskParams = taskParamsOf(msg.params);
+    // restore stage: before anything decides on it, records it or forwards it, the message is what the caller meant.
+    const restore = await restoreRequest(this.#init.restorer, msg, this.#maskingScope);
+    if (restore.error) {
+      if (isRequest) return this.#fail(c.id!, restore.error);
+      throw restore.error;
+    }
+    msg = restore.message;
     const requestId = hints?.requestId ?? null;
     let method = c.method ?? null;
     if ((c.kind === "response" || c.kind === "error") && c.id !== undefined) {
@@ -165,8 +170,9 @@ export class ProxySession implements UpstreamEvents {
     // record(in), with the decision in the same commit. mask: a secret the caller pasted into a
     // call must not stay in the audit store; the upstream still receives the message as sent.
     try {
-      const masked = this.connection.masker?.maskMessage(msg);
+      const masked = this.connection.masker?.maskMessage(msg, { scope: this.#maskingScope });
       const writes = [this.#record("in", "client", masked?.masked ?? msg, c, method, masked?.changed ? masked.hits : null, requestId)];
+      if (restore.restored > 0) writes.push(this.#init.recorder.event(restoredEvent({ sessionId: this.id, connection: this.connection.name, subject: this.identity.subject, requestId }, restore.restored, method))); // restore stage: the fact, never the values
       if (refusal) {
         const tool = (msg.params as { name?: unknown } | undefined)?.name;
         writes.push(
@@ -357,6 +363,7 @@ export class ProxySession implements UpstreamEvents {
     // the exempted types unmasked, and that delivery is recorded as evidence with its reason.
     const view = this.#maskForCaller(msg, justification);
     const committed = [this.#record("out", "upstream", view.record, c, method, view.hits, timing?.requestId ?? null)];
+    committed.push(rememberIssued(this.#init.restorer, this.#maskingScope, view)); // mask stage: remember issued pseudonyms
     if (pinning) committed.push(pinning);
     // A task's forwarded call is not delivered now: tasks/result masks it for the caller later.
     if (view.exempted && !timing?.task) {
@@ -653,10 +660,10 @@ export class ProxySession implements UpstreamEvents {
   }
 
   /** The record's view (fully masked) and the caller's view (with the caller's exemptions). */
-  #maskForCaller(msg: JsonRpcMessage, justification: string | undefined): CallerView {
+  #maskForCaller(msg: JsonRpcMessage, justification: string | undefined): CallerView & IssuedView {
     const masker = this.connection.masker;
     if (!masker) return { record: msg, deliver: msg, hits: null, exempted: undefined };
-    const full = masker.maskMessage(msg);
+    const full = masker.maskMessage(msg, { scope: this.#maskingScope });
     const hits = full.changed ? full.hits : null;
     const exempt = new Set<string>();
     for (const e of this.connection.masking.exemptions) {
@@ -664,10 +671,15 @@ export class ProxySession implements UpstreamEvents {
       if (e.justificationRequired && !justification) continue;
       for (const t of e.types) exempt.add(t);
     }
-    if (!full.changed || exempt.size === 0) return { record: full.masked, deliver: full.masked, hits, exempted: undefined };
-    const partial = masker.maskMessage(msg, { exempt });
+    if (!full.changed || exempt.size === 0) return { record: full.masked, deliver: full.masked, hits, exempted: undefined, issued: full.issued };
+    const partial = masker.maskMessage(msg, { exempt, scope: this.#maskingScope });
     const exempted = Object.keys(partial.exempted).length > 0 ? partial.exempted : undefined;
-    return { record: full.masked, deliver: partial.masked, hits, exempted };
+    return { record: full.masked, deliver: partial.masked, hits, exempted, issued: partial.issued };
+  }
+
+  /** Whose pseudonyms (gateway/masking/scope.ts): this caller on this connection, the same on every replica. */
+  get #maskingScope(): string {
+    return maskingScope(this.identity, this.connection.name);
   }
 
   /** The steps the session lends its MCP tasks (session-tasks.ts). */
@@ -699,6 +711,7 @@ export class ProxySession implements UpstreamEvents {
       fail: (id, err) => this.#fail(id, err),
       observe: (p, outcome) => this.#observe(p, outcome),
       maskForCaller: (msg, justification) => this.#maskForCaller(msg, justification),
+      rememberIssued: (view) => rememberIssued(this.#init.restorer, this.#maskingScope, view), // mask stage: remember issued pseudonyms
       sendUpstream: (msg) => this.upstream.send(msg, this.protocolVersion),
     };
   }

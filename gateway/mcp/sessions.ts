@@ -12,6 +12,7 @@ import { TaskRegistry } from "./tasks.js";
 import type { Metrics } from "../metrics.js";
 import type { ApprovalService } from "../approvals/service.js";
 import type { ToolPins } from "../pinning/service.js";
+import type { Restorer as PseudonymMap } from "../masking/restore/index.js";
 import type { Identity } from "../auth/identity.js";
 import { identityHeaders, type GatewaySigner } from "../auth/upstream-identity.js";
 import { LegacySseUpstream } from "./upstream/legacy-sse.js";
@@ -61,6 +62,8 @@ export class SessionRegistry {
     private readonly metrics?: Metrics | undefined,
     private readonly approvals?: { service: ApprovalService; holdForMs: number } | undefined,
     private readonly pins?: ToolPins | undefined,
+    /** The pseudonym map of the restore and mask stages (gateway/masking/restore). */
+    private readonly restorer?: PseudonymMap | undefined,
   ) {
     this.#sweeper = setInterval(() => this.#closeIdle(), 5000);
     this.#sweeper.unref();
@@ -137,6 +140,7 @@ export class SessionRegistry {
       metrics: this.metrics,
       approvals: this.approvals && { ...this.approvals, tasks: this.tasks },
       pins: this.pins,
+      restorer: this.restorer,
       currentConnection: () => this.connection(connection.name),
     });
     session.upstream = this.#createUpstream(connection, session, meta.identity);
