@@ -615,7 +615,7 @@ export function createMasker(options: MaskerOptions = {}): Masker {
 
   /** `items` with the parts of every credential that crosses a text item boundary replaced by placeholders (a copy), or `items` itself. */
   const maskSplitSecrets = (items: unknown[], run: Run): unknown[] => {
-    const cuts = findSplitCuts(items, (window) => detect(window, undefined, true).filter((span) => categoryOf.get(span.type) !== "personal"));
+    const cuts = findSplitCuts(items, (window) => detect(window, undefined).filter((span) => categoryOf.get(span.type) !== "personal"));
     if (cuts.length === 0) return items;
     const counted = new Map<number, boolean>();
     const kept = cuts.filter((c) => {

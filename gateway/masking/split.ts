@@ -27,6 +27,10 @@ export interface SplitCut {
   type: string;
 }
 
+function isSpace(c: number): boolean {
+  return c === 32 || c === 10 || c === 13 || c === 9;
+}
+
 /** The text of a content item (`{type: "text", text}` or a resource's `{uri, text}`), if it has one. */
 function textOf(item: unknown): string | undefined {
   if (item === null || typeof item !== "object" || Array.isArray(item)) return undefined;
@@ -36,7 +40,7 @@ function textOf(item: unknown): string | undefined {
 
 /**
  * The cuts for credentials that cross a boundary between consecutive text items of `items`.
- * `find` returns the credential spans of a window (plain text, no decoding).
+ * `find` returns the credential spans of a window (encoded runs decoded, as in one item).
  */
 export function findSplitCuts(items: readonly unknown[], find: (window: string) => readonly Span[]): SplitCut[] {
   const texts: Array<{ index: number; text: string; at: number }> = [];
@@ -53,6 +57,8 @@ export function findSplitCuts(items: readonly unknown[], find: (window: string) 
     const boundary = texts[t]!.at;
     const from = Math.max(0, boundary - SPLIT_WINDOW);
     const window = joined.slice(from, boundary + SPLIT_WINDOW);
+    // A token cannot cross whitespace: only a multi-line block (a PEM key) can cross a boundary there.
+    if ((isSpace(joined.charCodeAt(boundary - 1)) || isSpace(joined.charCodeAt(boundary))) && !window.includes("-----BEGIN")) continue;
     for (const span of find(window)) {
       const start = from + span.start;
       const end = from + span.end;
