@@ -18,6 +18,7 @@ import { loadSqlParser, policyUsesSql } from "./policy/index.js";
 import { ConfigReloader, type ReloadActor, type ReloadResult } from "./config/reload.js";
 import { ruleAsksConfirm, startApprovals, type Approvals } from "./approvals/setup.js";
 import type { Masker } from "./masking/index.js";
+import { PgRestorer } from "./masking/restore/index.js";
 import { definitionChangeAlert } from "./pinning/alert.js";
 import { consoleSessionUrl } from "./console/links.js";
 import { startDigestSchedule } from "./evidence/setup.js";
@@ -138,7 +139,13 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
       onDefinitionChanged: (c) => void approvals?.service.securityAlert(definitionChangeAlert({ ...c, onChange: config.connections.find((x) => x.name === c.connection)?.pinning.onChange ?? "hold" })),
     });
     await pins.start();
-    const sessions = new SessionRegistry(config, db, recorder, instanceId, log, identity.signer, metrics, approvals && { service: approvals.service, holdForMs: approvals.holdForMs }, pins);
+    // The pseudonym map: what the mask stage showed a caller, the restore stage puts back (gateway/masking/restore).
+    const maskingPool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 3000, idleTimeoutMillis: 10_000, keepAlive: true, ...auditPoolTimeouts(config.database.commitTimeoutMs) });
+    maskingPool.on("error", (err) => log.warn({ err: err.message }, "pseudonym map: idle database connection failed"));
+    const restorer = new PgRestorer({ pool: maskingPool, keyMaterial: config.keys.maskingHmac?.reveal() });
+    const restorerSweep = setInterval(() => void restorer.sweep().catch((err: Error) => log.warn({ err: err.message }, "pseudonym map: expired rows not swept")), 10 * 60_000);
+    restorerSweep.unref();
+    const sessions = new SessionRegistry(config, db, recorder, instanceId, log, identity.signer, metrics, approvals && { service: approvals.service, holdForMs: approvals.holdForMs }, pins, restorer);
     // Heartbeat, and the closing of sessions whose replica died (gateway/cluster/liveness.ts).
     const liveness = startLiveness({ relays: config.cluster.internalPort > 0, db, sessions, instanceId, deadAfterSeconds: config.cluster.deadAfterSeconds, log });
     const reloader = new ConfigReloader(config, { sessions, recorder, db, log, instanceId });
@@ -185,6 +192,9 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
         recorder.close();
         await auditChain.stop(); // audit chain: seals the last records, releases the sealer lock
         await liveness.stop();
+        clearInterval(restorerSweep);
+        await restorer.close();
+        await maskingPool.end().catch(() => {});
         await db.instance.update({ where: { id: instanceId }, data: { stoppedAt: new Date() } }).catch(() => {});
         await auditPool.end().catch(() => {});
         await db.$disconnect();

@@ -42,6 +42,8 @@ export const EVENT_TYPES = {
     "bad_signature", "unknown_key", "algorithm_not_allowed", "issuer_unavailable", "rate_limited",
   ],
   unmasked_delivery: ["role_exemption"],
+  /** Pseudonyms a caller sent back were restored to the originals before policy and forwarding (gateway/masking/restore); detail: count, method. Never the values. */
+  pseudonyms_restored: ["request"],
   policy_decision: ["allow", "block", "require_approval", "shadow_block", "shadow_require_approval"],
   access_denied: ["connection_not_granted", "tool_denied", "session_identity_mismatch"],
   gateway: ["started", "stopped"],

@@ -50,6 +50,7 @@ import { decodeJsonEscapes, findEncodedSpans } from "./encoded.js";
 import { protocolFieldKind } from "./protocol-fields.js";
 import { formatPath, MaskingRefusedError, refusalStandIn } from "./refusal.js";
 import { derivePseudonymKey, isPseudonym, pseudonymFor } from "./pseudonym.js";
+import { applySplitCuts, findSplitCuts } from "./split.js";
 
 /** Masks whatever value a JSON path selects (any JSON type; the value becomes the marker string). */
 export interface FieldRule {
@@ -556,10 +557,12 @@ export function createMasker(options: MaskerOptions = {}): Masker {
     if (value === null || typeof value !== "object") return value;
     if (path.length >= maxDepth) refuse("too_deep", path);
     if (Array.isArray(value)) {
-      let copy: unknown[] | undefined;
-      for (let i = 0; i < value.length; i++) {
+      // A credential split across consecutive text items is cut out of each (split.ts) first.
+      const items = (key === "content" || key === "contents") && value.length > 1 ? maskSplitSecrets(value, run) : value;
+      let copy: unknown[] | undefined = items === value ? undefined : items;
+      for (let i = 0; i < items.length; i++) {
         path.push(i);
-        const item: unknown = value[i];
+        const item: unknown = items[i];
         const next = walk(item, key, path, roots, run);
         path.pop();
         if (next !== item) {
@@ -608,6 +611,19 @@ export function createMasker(options: MaskerOptions = {}): Masker {
       out[name] = source[k];
     }
     return out;
+  };
+
+  /** `items` with the parts of every credential that crosses a text item boundary replaced by placeholders (a copy), or `items` itself. */
+  const maskSplitSecrets = (items: unknown[], run: Run): unknown[] => {
+    const cuts = findSplitCuts(items, (window) => detect(window, undefined).filter((span) => categoryOf.get(span.type) !== "personal"));
+    if (cuts.length === 0) return items;
+    const counted = new Map<number, boolean>();
+    const kept = cuts.filter((c) => {
+      let masked = counted.get(c.span);
+      if (masked === undefined) counted.set(c.span, (masked = record(run, c.type)));
+      return masked;
+    });
+    return kept.length === 0 ? items : applySplitCuts(items, kept, (c) => placeholder(c.type, c.value));
   };
 
   const newRun = (options?: MaskCallOptions): Run => ({

@@ -12,6 +12,7 @@ import { TaskRegistry } from "./tasks.js";
 import type { Metrics } from "../metrics.js";
 import type { ApprovalService } from "../approvals/service.js";
 import type { ToolPins } from "../pinning/service.js";
+import type { Restorer as PseudonymMap } from "../masking/restore/index.js";
 import type { Identity } from "../auth/identity.js";
 import { identityHeaders, type GatewaySigner } from "../auth/upstream-identity.js";
 import { LegacySseUpstream } from "./upstream/legacy-sse.js";
@@ -68,6 +69,8 @@ export class SessionRegistry {
     private readonly metrics?: Metrics | undefined,
     private readonly approvals?: { service: ApprovalService; holdForMs: number } | undefined,
     private readonly pins?: ToolPins | undefined,
+    /** The pseudonym map of the restore and mask stages (gateway/masking/restore). */
+    private readonly restorer?: PseudonymMap | undefined,
   ) {
     this.#sweeper = setInterval(() => this.#closeIdle(), 5000);
     this.#sweeper.unref();
@@ -191,6 +194,7 @@ export class SessionRegistry {
         upstreamTimeoutMs: this.config.limits.upstreamTimeoutMs,
         notificationsPerSecond: this.config.limits.notificationsPerSecond,
         logRequests: this.config.log.requests,
+        restorer: this.restorer,
       },
       onClosed: (s, reason, detail) => this.#closed(s, reason, detail),
       onInitialized: (s, result) => this.#initialized(s, result),

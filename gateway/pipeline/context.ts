@@ -11,7 +11,8 @@ import type { Metrics } from "../metrics.js";
 import type { PolicyDecision } from "../policy/engine.js";
 import type { ToolPins } from "../pinning/service.js";
 import type { ApprovalRequest } from "../approvals/types.js";
-import type { ForwardClaims, PendingRequest, Restorer } from "./exchange.js";
+import type { Restorer as PseudonymMap } from "../masking/restore/index.js";
+import type { ForwardClaims, PendingRequest } from "./exchange.js";
 import type { PendingRequests } from "./pending.js";
 
 /** The services every exchange shares, fixed at start (a reload swaps the connection, not these). */
@@ -23,8 +24,8 @@ export interface PipelineDeps {
   pins?: ToolPins | undefined;
   /** Where require_approval calls are held; absent: such calls fail closed. */
   approvals?: { service: ApprovalService; holdForMs: number; tasks?: TaskRegistry | undefined } | undefined;
-  /** The restore stage (pseudonyms back to originals); absent: nothing is restored. */
-  restorer?: Restorer | undefined;
+  /** The pseudonym map of the restore and mask stages (gateway/masking/restore); absent: nothing is restored. */
+  restorer?: PseudonymMap | undefined;
   upstreamTimeoutMs: number;
   notificationsPerSecond: number;
   /** One info log line per answered client request (log.requests). */

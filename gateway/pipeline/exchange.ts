@@ -75,13 +75,3 @@ export interface Exchange {
   /** The caller's stated reason (policy/justification.ts: `_meta` wins, the header is percent-decoded). */
   readonly justification: string | undefined;
 }
-
-/**
- * The restore stage: pseudonyms the caller was shown are put back to their originals before the
- * message is decided and forwarded (gateway/masking plugs in here). The default changes nothing.
- */
-export interface Restorer {
-  restore(exchange: { message: JsonRpcMessage; connection: string; subject: string }): JsonRpcMessage;
-}
-
-export const NO_RESTORE: Restorer = { restore: (exchange) => exchange.message };

@@ -16,17 +16,24 @@ import type { Exchange, RequestHints } from "./exchange.js";
 import { forwardMessage, forwardRequest } from "./forward.js";
 import { hold } from "./hold.js";
 import { maskForRecord } from "./mask.js";
-import { accessDeniedEvent, governedNotificationDroppedEvent, pinDecisionEvent, policyDecisionEvent, recordMessage } from "./record.js";
+import { accessDeniedEvent, governedNotificationDroppedEvent, pinDecisionEvent, policyDecisionEvent, recordEvent, recordMessage } from "./record.js";
 import { restore } from "./restore.js";
 
 export async function fromClient(ctx: ExchangeContext, upstreamSide: UpstreamAdmission, msg: JsonRpcMessage, c: Classified, hints?: RequestHints): Promise<void> {
   const admitted = admitFromClient(ctx, upstreamSide, msg, c, hints);
-  const ex = restore(ctx, admitted);
+  let ex: Exchange;
+  let restored: number;
+  try {
+    ({ ex, restored } = await restore(ctx, admitted));
+  } catch (err) {
+    if (!admitted.pending) throw err;
+    return fail(ctx, admitted.pending.id, err);
+  }
   const decision = decide(ctx, ex);
   const action = actionOf(ctx, ex, decision);
   if (ex.pending) ex.pending.decision = decisionLabel(action) ?? (decision?.policy ? "allow" : undefined);
   try {
-    await recordIn(ctx, ex, decision, action);
+    await recordIn(ctx, ex, decision, action, restored);
   } catch (err) {
     if (!ex.pending) throw err;
     return fail(ctx, ex.pending.id, err);
@@ -36,11 +43,13 @@ export async function fromClient(ctx: ExchangeContext, upstreamSide: UpstreamAdm
 }
 
 /** record(in): the message, fully masked, with its decision's events in the same commit. */
-function recordIn(ctx: ExchangeContext, ex: Exchange, d: Decision | undefined, action: Action): Promise<unknown> {
+function recordIn(ctx: ExchangeContext, ex: Exchange, d: Decision | undefined, action: Action, restored: number): Promise<unknown> {
   // A secret the caller pasted into a call must not stay in the store; the upstream still gets the message as sent.
   const { masked, hits } = maskForRecord(ctx, ex.message);
   const rpcId = ex.c.id ?? null;
   const writes = [recordMessage(ctx, "in", "client", masked, ex.c, ex.method, hits, ex.httpRequestId)];
+  // The restore stage's fact, never its values: the record keeps the masked view.
+  if (restored > 0) writes.push(recordEvent(ctx, { type: "pseudonyms_restored", reason: "request", detail: { count: restored, method: ex.method }, requestId: ex.httpRequestId }));
   if (d?.access) writes.push(accessDeniedEvent(ctx, ex.message, rpcId, ex.httpRequestId));
   if (d?.pinned) writes.push(pinDecisionEvent(ctx, d.pinned, rpcId, ex.httpRequestId));
   if (d?.policy) writes.push(policyDecisionEvent(ctx, d.policy, ex.message, rpcId, ex.httpRequestId));

@@ -14,7 +14,7 @@ import { asCountersignError, deliverError, fail } from "./answer.js";
 import type { ExchangeContext, Route } from "./context.js";
 import { deliver } from "./deliver.js";
 import type { PendingRequest } from "./exchange.js";
-import { maskForCaller } from "./mask.js";
+import { maskForCaller, rememberIssuedFor } from "./mask.js";
 import { observe } from "./observe.js";
 import { recordEvent, recordMessage, recordRejected } from "./record.js";
 
@@ -51,6 +51,7 @@ export function fromUpstream(ctx: ExchangeContext, admission: UpstreamAdmission,
   // mask, then record(out) with what the delivery needs on record beside it.
   const view = maskForCaller(ctx, msg, answered?.justification);
   const committed = [recordMessage(ctx, "out", "upstream", view.record, c, method, view.hits, answered?.requestId ?? null)];
+  committed.push(rememberIssuedFor(ctx, view)); // deliverable only once its pseudonyms can be restored
   if (pinning) committed.push(pinning);
   // A task's forwarded call is not delivered now: tasks/result masks it for the caller later.
   if (view.exempted && !answered?.task) {

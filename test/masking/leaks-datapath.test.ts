@@ -103,6 +103,19 @@ describe("nothing leaks through the gateway", () => {
     });
   }
 
+  it("masks a secret split across two text items: caller (items joined), database and log", async () => {
+    const [head, tail] = [`deploy key ${AWS_ID.slice(0, 9)}`, `${AWS_ID.slice(9)} for prod`];
+    const client = await connect("hostile");
+    const result = await client.callTool({ name: "raw", arguments: { result: { content: [{ type: "text", text: head }, { type: "text", text: tail }] } } });
+    await client.close();
+    const joined = (result.content as Array<{ text: string }>).map((c) => c.text).join("");
+    expect(joined).toBe("deploy key [MASKED:aws_access_key][MASKED:aws_access_key] for prod");
+    for (const part of [AWS_ID.slice(0, 9), AWS_ID.slice(9)]) {
+      expect(dump()).not.toContain(part);
+      expect(gw.logText()).not.toContain(part);
+    }
+  });
+
   it("masks a log notification carrying type image whose data is text", async () => {
     const client = await connect("hostile");
     const logs: unknown[] = [];

@@ -3,6 +3,7 @@ import {
   anthropicKey, awsAccessKey, awsSecretKey, bearerToken, githubToken, gitlabToken, googleApiKey, jwt, npmToken, openaiKey, slackToken, slackWebhook, stripeKey,
 } from "./credentials.js";
 import { privateKey } from "./private-key.js";
+import { providerDetectors } from "./providers.js";
 import { urlPassword } from "./url-password.js";
 import { secretAssignment } from "./assignment.js";
 import { email } from "./email.js";
@@ -18,7 +19,7 @@ import { phone } from "./phone.js";
  */
 export const builtinDetectors: readonly Detector[] = [
   privateKey, awsAccessKey, awsSecretKey, githubToken, gitlabToken, slackWebhook, slackToken, stripeKey, googleApiKey,
-  anthropicKey, openaiKey, npmToken, jwt, bearerToken, urlPassword, secretAssignment,
+  anthropicKey, openaiKey, npmToken, ...providerDetectors, jwt, bearerToken, urlPassword, secretAssignment,
   creditCard, ibanDetector, ssn, email, phone,
 ];
 

@@ -50,6 +50,8 @@ export interface PgRestorerOptions {
 const MAX_DEPTH = 256;
 const MAX_STRINGS = 100_000;
 const MAX_CANDIDATES = 1_000;
+/** Rows per INSERT (7 parameters each; PostgreSQL takes at most 65,535). */
+const INSERT_CHUNK = 1_000;
 
 export class PgRestorer implements Restorer {
   readonly #pool: pg.Pool;
@@ -71,23 +73,26 @@ export class PgRestorer implements Restorer {
     const scopeHash = keyedDigest(this.#keys, "scope", scope);
     const rows = issued.slice(0, this.#maxPerScope);
     const expiresAt = new Date(Date.now() + this.#ttlMs);
-    const values: unknown[] = [];
-    const tuples = rows.map((r, i) => {
-      values.push(scopeHash, r.pseudonym, r.type, seal(this.#keys, r.original, `${scopeHash}\0${r.pseudonym}`), keyedDigest(this.#keys, "value", r.type, r.original), this.#keys.keyId, expiresAt);
-      const b = i * 7;
-      return `($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5}, $${b + 6}, $${b + 7})`;
-    });
-    // Re-issuing refreshes the TTL; a second original for the same pseudonym makes it ambiguous for good.
-    await this.#pool.query(
-      `INSERT INTO masking_pseudonyms ("scopeHash", pseudonym, type, sealed, "valueHash", "keyId", "expiresAt")
-       VALUES ${tuples.join(", ")}
-       ON CONFLICT ("scopeHash", pseudonym) DO UPDATE SET
-         "expiresAt" = EXCLUDED."expiresAt",
-         ambiguous = masking_pseudonyms.ambiguous OR masking_pseudonyms."valueHash" <> EXCLUDED."valueHash",
-         sealed = CASE WHEN masking_pseudonyms."keyId" = EXCLUDED."keyId" THEN masking_pseudonyms.sealed ELSE EXCLUDED.sealed END,
-         "keyId" = EXCLUDED."keyId"`,
-      values,
-    );
+    // In chunks: one INSERT takes at most 65,535 parameters.
+    for (let from = 0; from < rows.length; from += INSERT_CHUNK) {
+      const values: unknown[] = [];
+      const tuples = rows.slice(from, from + INSERT_CHUNK).map((r, i) => {
+        values.push(scopeHash, r.pseudonym, r.type, seal(this.#keys, r.original, `${scopeHash}\0${r.pseudonym}`), keyedDigest(this.#keys, "value", r.type, r.original), this.#keys.keyId, expiresAt);
+        const b = i * 7;
+        return `($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5}, $${b + 6}, $${b + 7})`;
+      });
+      // Re-issuing refreshes the TTL; a second original for the same pseudonym makes it ambiguous for good.
+      await this.#pool.query(
+        `INSERT INTO masking_pseudonyms ("scopeHash", pseudonym, type, sealed, "valueHash", "keyId", "expiresAt")
+         VALUES ${tuples.join(", ")}
+         ON CONFLICT ("scopeHash", pseudonym) DO UPDATE SET
+           "expiresAt" = EXCLUDED."expiresAt",
+           ambiguous = masking_pseudonyms.ambiguous OR masking_pseudonyms."valueHash" <> EXCLUDED."valueHash",
+           sealed = CASE WHEN masking_pseudonyms."keyId" = EXCLUDED."keyId" THEN masking_pseudonyms.sealed ELSE EXCLUDED.sealed END,
+           "keyId" = EXCLUDED."keyId"`,
+        values,
+      );
+    }
     // The bound: expired rows of this scope, then everything beyond maxPerScope, oldest first.
     await this.#pool.query(
       `DELETE FROM masking_pseudonyms WHERE "scopeHash" = $1 AND ("expiresAt" < now() OR pseudonym IN (

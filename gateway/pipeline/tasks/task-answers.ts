@@ -16,7 +16,7 @@ import { deliver } from "../deliver.js";
 import type { ForwardClaims, PendingRequest } from "../exchange.js";
 import { startForwarding } from "../forward.js";
 import { claimForward, verdictOf } from "../hold.js";
-import { maskForCaller, maskForRecord } from "../mask.js";
+import { maskForCaller, maskForRecord, rememberIssuedFor } from "../mask.js";
 import { observe } from "../observe.js";
 import { recordMessage } from "../record.js";
 import {
@@ -127,6 +127,7 @@ export class TaskAnswers implements TaskAnswering {
     const view = task.fromUpstream ? maskForCaller(this.#ctx, response, task.justification) : { record: response, deliver: response, hits: null, exempted: undefined };
     const pending = this.#ctx.requests.untrack(id);
     const writes = [recordMessage(this.#ctx, "out", "gateway", view.record, { kind: "error" in outcome ? "error" : "response", id }, method, view.hits, pending?.requestId ?? null)];
+    writes.push(rememberIssuedFor(this.#ctx, view)); // mask stage: remember issued pseudonyms
     if (view.exempted) {
       writes.push(
         this.#ctx.deps.recorder.event({

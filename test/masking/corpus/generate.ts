@@ -167,6 +167,75 @@ for (const [type, g] of Object.entries(generators)) {
 }
 for (let i = 0; i < 12; i++) for (const gen of negativeGenerators) add({ source: "synthetic", text: gen() }, true);
 
+// Provider credentials beyond the first 22 types, generated from the formats the providers document
+// and gitleaks' default rules encode (test/masking/rulesets/gitleaks.json; the rule id is noted).
+// Appended after the records above, so those stay as they were.
+const LOWER_NUM = "abcdefghijklmnopqrstuvwxyz0123456789";
+const mixedHex = (n: number): string => {
+  for (;;) {
+    const v = chars(HEX, n);
+    if (/[0-9]/.test(v) && /[a-f]/.test(v)) return v;
+  }
+};
+const providers: Record<string, { rule: string; env: string; value: Gen }> = {
+  sendgrid_key: { rule: "sendgrid-api-token", env: "SENDGRID_API_KEY", value: () => `SG.${chars(B64URL, 22)}.${chars(B64URL, 43)}` },
+  huggingface_token: { rule: "huggingface-access-token", env: "HF_TOKEN", value: () => `hf_${chars("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", 34)}` },
+  shopify_token: { rule: "shopify-access-token", env: "SHOPIFY_ACCESS_TOKEN", value: () => `${pick(["shpat_", "shpss_", "shpca_", "shppa_"])}${chars(HEX, 32)}` },
+  pypi_token: { rule: "pypi-upload-token", env: "TWINE_PASSWORD", value: () => `pypi-AgEIcHlwaS5vcmc${chars(B64URL, int(60, 160))}` },
+  digitalocean_token: { rule: "digitalocean-pat", env: "DIGITALOCEAN_TOKEN", value: () => `${pick(["dop_v1_", "doo_v1_", "dor_v1_"])}${chars(HEX, 64)}` },
+  vault_token: { rule: "vault-service-token", env: "VAULT_TOKEN", value: () => `hvs.${chars(ALNUM + "_-", int(90, 120))}` },
+  age_secret_key: { rule: "age-secret-key", env: "SOPS_AGE_KEY", value: () => `AGE-SECRET-KEY-1${chars("QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L", 58)}` },
+  doppler_token: { rule: "doppler-api-token", env: "DOPPLER_TOKEN", value: () => `dp.${pick(["pt", "st", "sa"])}.${chars(ALNUM, 43)}` },
+  linear_key: { rule: "linear-api-key", env: "LINEAR_API_KEY", value: () => `lin_api_${chars(ALNUM, 40)}` },
+  postman_key: { rule: "postman-api-token", env: "POSTMAN_API_KEY", value: () => `PMAK-${chars(HEX, 24)}-${chars(HEX, 34)}` },
+  databricks_token: { rule: "databricks-api-token", env: "DATABRICKS_TOKEN", value: () => `dapi${mixedHex(32)}${pick(["", "-2"])}` },
+  grafana_token: { rule: "grafana-service-account-token", env: "GRAFANA_TOKEN", value: () => pick([() => `glsa_${chars(ALNUM, 32)}_${chars(HEX, 8)}`, () => `glc_${chars(ALNUM + "+/", int(40, 120))}${pick(["", "=", "=="])}`])() },
+  twilio_key: { rule: "twilio-api-key", env: "TWILIO_API_KEY", value: () => `SK${mixedHex(32)}` },
+  square_token: { rule: "square-access-token", env: "SQUARE_ACCESS_TOKEN", value: () => `${pick(["EAAA", "sq0atp-"])}${chars(ALNUM + "-_", int(22, 60))}` },
+  pulumi_token: { rule: "pulumi-api-token", env: "PULUMI_ACCESS_TOKEN", value: () => `pul-${chars(HEX, 40)}` },
+  rubygems_key: { rule: "rubygems-api-token", env: "GEM_HOST_API_KEY", value: () => `rubygems_${chars(HEX, 48)}` },
+  planetscale_token: { rule: "planetscale-api-token", env: "PLANETSCALE_SERVICE_TOKEN", value: () => `pscale_tkn_${chars(ALNUM + "_-", int(32, 64))}` },
+  notion_token: { rule: "notion-api-token", env: "NOTION_TOKEN", value: () => `ntn_${chars("0123456789", 11)}${chars(ALNUM, 35)}` },
+  heroku_key: { rule: "heroku-api-key-v2", env: "HEROKU_API_KEY", value: () => `HRKU-AA${chars(ALNUM + "_-", 58)}` },
+  alibaba_key: { rule: "alibaba-access-key-id", env: "ALIBABA_CLOUD_ACCESS_KEY_ID", value: () => `LTAI${chars("abcdefghijklmnopqrstuvwxyz", 10)}${chars("0123456789", 4)}${chars(ALNUM, 6)}` },
+  dynatrace_token: { rule: "dynatrace-api-token", env: "DT_API_TOKEN", value: () => `dt0c01.${chars(UPNUM, 24)}.${chars(UPNUM, 64)}` },
+  perplexity_key: { rule: "perplexity-api-key", env: "PERPLEXITY_API_KEY", value: () => `pplx-${chars(ALNUM, 48)}` },
+  terraform_token: { rule: "hashicorp-tf-api-token", env: "TFE_TOKEN", value: () => `${chars(LOWER_NUM, 14)}.atlasv1.${chars(LOWER_NUM + "-_", int(60, 70))}` },
+  artifactory_key: { rule: "artifactory-api-key", env: "ARTIFACTORY_API_KEY", value: () => `AKCp${chars(ALNUM, 69)}` },
+  onepassword_token: { rule: "1password-service-account-token", env: "OP_SERVICE_ACCOUNT_TOKEN", value: () => `ops_eyJ${chars(ALNUM + "+/", int(260, 600))}` },
+  atlassian_token: { rule: "atlassian-api-token", env: "JIRA_API_TOKEN", value: () => `ATATT3${chars(ALNUM + "_-", 186)}` },
+  newrelic_key: { rule: "new-relic-user-api-key", env: "NEW_RELIC_API_KEY", value: () => `NRAK-${chars(UPNUM, 27)}` },
+  sentry_token: { rule: "sentry-user-token", env: "SENTRY_AUTH_TOKEN", value: () => `sntryu_${chars(HEX, 64)}` },
+  telegram_bot_token: { rule: "telegram-bot-api-token", env: "TELEGRAM_BOT_TOKEN", value: () => `${int(100000000, 999999999)}:AA${chars(ALNUM + "_-", 33)}` },
+  azure_client_secret: { rule: "azure-ad-client-secret", env: "AZURE_CLIENT_SECRET", value: () => `${chars(ALNUM, 3)}${int(0, 9)}Q~${chars(ALNUM + "_~.-", 34)}` },
+  flyio_token: { rule: "flyio-access-token", env: "FLY_API_TOKEN", value: () => `fo1_${chars(ALNUM + "_-", 43)}` },
+  openshift_token: { rule: "openshift-user-token", env: "OPENSHIFT_TOKEN", value: () => `sha256~${chars(ALNUM + "_-", 43)}` },
+  prefect_key: { rule: "prefect-api-token", env: "PREFECT_API_KEY", value: () => `pnu_${chars(ALNUM, 36)}` },
+  readme_key: { rule: "readme-api-token", env: "README_API_KEY", value: () => `rdme_${chars(LOWER_NUM, 70)}` },
+  infracost_key: { rule: "infracost-api-token", env: "INFRACOST_API_KEY", value: () => `ico-${chars(ALNUM, 31)}${int(0, 9)}` },
+};
+const providerTemplates = ["export {env}={v}", '{"provider": "{name}", "credential": "{v}"}', "WARN credential {v} rejected by {name} check (expired)", "- name: {env}\n  value: {v}\n"];
+for (const [type, g] of Object.entries(providers)) {
+  for (let i = 0; i < 20; i++) {
+    const text = pick(providerTemplates).replace("{env}", g.env).replace("{name}", g.rule).replace("{v}", `⟦${type}:${g.value()}⟧`);
+    add({ source: "provider", text, note: `format of gitleaks rule ${g.rule}` }, true);
+  }
+}
+// Look-alikes of those formats that are not credentials.
+const providerNegatives: Gen[] = [
+  () => `SKU-${int(10000, 99999)} restocked, SK${int(1000, 9999)} sold out`,
+  () => `image digest sha256:${chars(HEX, 64)}`,
+  () => `model hf_${pick(["hub", "transfer", "xet"])} cache at ~/.cache/huggingface`,
+  () => `dapi ${pick(["v2", "client", "docs"])} updated; see dapi-${int(1, 9)}.example.com`,
+  () => `column sq0_${pick(["total", "avg"])} = ${int(1, 999)}`,
+  () => `plugin pul-${pick(["aws", "gcp", "kubernetes"])}@${int(1, 9)}.${int(0, 40)}.${int(0, 9)}`,
+  () => `ticket NRAK-${int(1, 999)} closed`,
+  () => `sha256~${pick(["pending", "unknown"])} placeholder in template`,
+  () => `LTAI ${pick(["team", "standup"])} notes: ${int(1, 9)} items`,
+  () => `SG.${int(1, 99)}.${int(1, 99)} is the sensor grid id`,
+];
+for (let i = 0; i < 6; i++) for (const gen of providerNegatives) add({ source: "provider-negative", text: gen() }, true);
+
 const out = new URL("./corpus.jsonl", import.meta.url);
 writeFileSync(out, records.map((r) => JSON.stringify(r)).join("\n") + "\n");
 console.log(`wrote ${records.length} records to corpus.jsonl`);
