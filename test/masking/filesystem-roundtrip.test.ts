@@ -3,13 +3,16 @@
 // writes it back (write_file, edit_file); the file on disk is exactly the original with the edit,
 // because the restore stage puts the caller's pseudonyms back before the forward. The records keep
 // the masked view (pg_dump holds no original) plus the count of restorations, and a pseudonym
-// shown to one caller is not restored for another.
+// shown to one caller is not restored for another. A held write waits under the hash of the
+// original arguments, approvers see the masked view, and the approved call writes the original.
 import { execFileSync } from "node:child_process";
+import { createHmac } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { canonicalize } from "json-canonicalize";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestGateway, type TestGateway } from "../helpers/gateway.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
@@ -40,15 +43,17 @@ function dumpDatabase(url: string): string {
   return execFileSync("pg_dump", ["--data-only", "--no-owner", url], { encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });
 }
 
-async function tokenFor(subject: string): Promise<string> {
+async function tokenFor(subject: string, connection: string): Promise<string> {
   const { signDevToken } = await import("../../gateway/auth/dev-issuer.js");
   const d = gw.identity.devIssuer!;
-  return signDevToken(d.key, d.url, { subject, groups: ["dev"], audience: [`${gw.config.publicUrl}/mcp/files`], ttlSeconds: 600 });
+  return signDevToken(d.key, d.url, { subject, groups: ["dev"], audience: [`${gw.config.publicUrl}/mcp/${connection}`], ttlSeconds: 600 });
 }
 
-async function connect(subject: string): Promise<Client> {
+const ARGUMENTS_KEY = "the approvals arguments key of the round trip test";
+
+async function connect(subject: string, connection = "files"): Promise<Client> {
   const client = new Client({ name: "fs-roundtrip", version: "1" });
-  await client.connect(new StreamableHTTPClientTransport(gw.mcpUrl("files"), { requestInit: { headers: { authorization: `Bearer ${await tokenFor(subject)}` } } }));
+  await client.connect(new StreamableHTTPClientTransport(gw.mcpUrl(connection), { requestInit: { headers: { authorization: `Bearer ${await tokenFor(subject, connection)}` } } }));
   return client;
 }
 
@@ -72,9 +77,16 @@ beforeAll(async () => {
           access: { groups: ["dev"] },
           policy: { rules: [{ id: "legal-hold", description: "files under legal hold are not rewritten", tools: ["write_file"], when: { path: "$.arguments.content", contains: LEGAL_HOLD }, action: "block", message: "under legal hold" }] },
         },
+        {
+          name: "held-files",
+          upstream: { type: "stdio", command: process.execPath, args: [FILESYSTEM, root] },
+          access: { groups: ["dev"] },
+          policy: { rules: [{ id: "writes-wait", description: "writes wait for on-call", tools: ["write_file"], action: "require_approval", approval: { group: "oncall", timeout: "10m" } }] },
+        },
       ],
+      approvals: { groups: { oncall: { emails: ["bob@example.com"] } }, holdFor: "0s", argumentsKey: { env: "ARGS_KEY" }, sweepIntervalMs: 200, pollIntervalMs: 200 },
     },
-    { TEST_MASKING_KEY: "a masking key for the filesystem round trip test" },
+    { TEST_MASKING_KEY: "a masking key for the filesystem round trip test", ARGS_KEY: ARGUMENTS_KEY },
   );
 });
 afterAll(async () => {
@@ -137,6 +149,30 @@ describe("read, edit, write back through the gateway with masking on (server-fil
     expect(readFileSync(held, "utf8")).toBe(`escalation: ${LEGAL_HOLD}\n`);
   });
 
+  it("holds a write for approval under the original's hash, shows approvers the masked view, and forwards the original", async () => {
+    const held = join(root, "held-config.yaml");
+    writeFileSync(held, ORIGINAL);
+    const carol = await connect("carol", "held-files");
+    const shown = textOf(await carol.callTool({ name: "read_text_file", arguments: { path: held } }));
+    const args = { path: held, content: shown.replace("replicas: 2", "replicas: 4") };
+    const pending = await carol.callTool({ name: "write_file", arguments: args });
+    expect(JSON.stringify(pending.content)).toContain("approval pending");
+
+    const [request] = await gw.db.approvalRequest.findMany({ where: { connection: "held-files" } });
+    const original = { path: held, content: ORIGINAL.replace("replicas: 2", "replicas: 4") };
+    expect(request!.argumentsHash).toBe(createHmac("sha256", ARGUMENTS_KEY).update(canonicalize(original)).digest("hex"));
+    expect(JSON.stringify(request!.maskedArguments)).not.toContain(OWNER);
+    expect(JSON.stringify(request!.maskedArguments)).not.toContain(HOST_IP);
+    expect(readFileSync(held, "utf8")).toBe(ORIGINAL);
+
+    expect((await gw.approvals!.service.vote({ requestId: request!.id, approver: { email: "bob@example.com" }, decision: "approve", via: "break_glass" })).kind).toBe("decided");
+    // The identical retry (the same pseudonyms, restored to the same original) is the approved call.
+    const released = await carol.callTool({ name: "write_file", arguments: args });
+    await carol.close();
+    expect(released.isError).toBeFalsy();
+    expect(readFileSync(held, "utf8")).toBe(original.content);
+  });
+
   it("does not restore a pseudonym shown to another caller", async () => {
     writeFileSync(file, ORIGINAL);
     const alice = await connect("alice");
@@ -156,7 +192,7 @@ describe("read, edit, write back through the gateway with masking on (server-fil
     expect(dump).not.toContain(OWNER);
     expect(dump).not.toContain(HOST_IP);
     expect(gw.logText()).not.toContain(OWNER);
-    const events = await gw.db.event.findMany({ where: { type: "pseudonyms_restored" }, orderBy: { id: "asc" } });
+    const events = await gw.db.event.findMany({ where: { type: "pseudonyms_restored", subject: "alice" }, orderBy: { id: "asc" } });
     // write_file (e-mail + IP), edit_file (the e-mail twice in newText, once in oldText, the IP twice), the refused write.
     expect(events.map((e) => [e.subject, e.detail])).toEqual([
       ["alice", { count: 2, method: "tools/call" }],
