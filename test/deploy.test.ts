@@ -474,6 +474,13 @@ describe("Helm chart rendered by Helm", () => {
     }
   });
 
+  it("lists the Service's names and the Ingress hosts in server.allowedHosts, so in-cluster and Ingress clients pass the Host check", () => {
+    const ms = render("--set", "ingress.enabled=true", "--set", "config.server.allowedHosts[0]=mcp.internal.example");
+    const svc = one(ms, "Service").metadata.name;
+    const cfg = parse(one(ms, "ConfigMap").data!["countersign.yaml"] as string) as { server: { allowedHosts: string[] } };
+    expect(cfg.server.allowedHosts).toEqual(["mcp.internal.example", svc, `${svc}.mcp`, `${svc}.mcp.svc`, `${svc}.mcp.svc.cluster.local`, "countersign.example.com"]);
+  });
+
   it("renders a hardened two-replica gateway, its migration hook and its budget by default", () => {
     const ms = render();
     expect(ms.map((m) => m.kind).sort()).toEqual(["ConfigMap", "Deployment", "Job", "PodDisruptionBudget", "Service", "ServiceAccount"]);
@@ -511,7 +518,8 @@ describe("Helm chart rendered by Helm", () => {
       HOST: "0.0.0.0", PORT: "8080", DATABASE_URL: "postgresql://u:p@db/countersign",
       POD_IP: "10.0.0.7", COUNTERSIGN_INTERNAL_PORT: "8081", COUNTERSIGN_INTERNAL_HOST: "0.0.0.0", COUNTERSIGN_CLUSTER_SECRET: "x".repeat(44),
     });
-    expect(cfg.server).toEqual({ host: "0.0.0.0", port: 8080, trustProxy: false });
+    expect(cfg.server).toMatchObject({ host: "0.0.0.0", port: 8080, trustProxy: false });
+    expect(cfg.server.allowedHosts).toContain("cs-countersign.mcp.svc.cluster.local");
     expect(cfg.cluster).toMatchObject({ internalPort: 8081, advertiseUrl: "http://10.0.0.7:8081" });
     expect(cfg.connections.map((c) => c.name)).toEqual(["everything"]);
     // Only restart-only keys roll the pods; the rest is reloaded live from the mounted file.
