@@ -214,6 +214,47 @@ connections:
     ]);
   });
 
+  it("a policy's approval group that approvals.groups does not declare (a rule's and the default), each with its key path", () => {
+    const rule = (group: string) => `{ id: hold-${group}, description: deploys wait, tools: [deploy], action: require_approval, approval: { group: ${group} } }`;
+    const file = (approvals: string) => `
+version: 1
+${approvals}
+connections:
+  - name: ops
+    upstream: { type: stdio, command: node }
+    access: { anonymous: true }
+    policy:
+      defaultAction: require_approval
+      defaultApproval: { group: nobody }
+      rules: [${rule("on-call")}, ${rule("oncall")}]
+`;
+    expect(problemsOf(file(`approvals: { groups: { oncall: { emails: [a@example.com] } } }`))).toEqual([
+      "connections[0].policy.rules[0].approval.group: no approver group 'on-call' in approvals.groups (groups: oncall)",
+      "connections[0].policy.defaultApproval.group: no approver group 'nobody' in approvals.groups (groups: oncall)",
+    ]);
+    expect(problemsOf(file(""))).toEqual([
+      "connections[0].policy.rules[0].approval.group: no approver group 'on-call' in approvals.groups (the file has no approvals block)",
+      "connections[0].policy.rules[1].approval.group: no approver group 'oncall' in approvals.groups (the file has no approvals block)",
+      "connections[0].policy.defaultApproval.group: no approver group 'nobody' in approvals.groups (the file has no approvals block)",
+    ]);
+  });
+
+  it("a duration the schema does not read (`15 minutes`) is a problem at its key path, not a crash", () => {
+    expect(problemsOf(`
+version: 1
+approvals: { groups: { oncall: { emails: [a@example.com] } }, holdFor: 2 minutes }
+connections:
+  - name: ops
+    upstream: { type: stdio, command: node }
+    access: { anonymous: true }
+    policy:
+      rules: [{ id: hold, description: d, tools: [x], action: require_approval, approval: { group: oncall, timeout: 15 minutes } }]
+`)).toEqual([
+      "approvals.holdFor: a duration such as 0s, 45s, 15m or 2h",
+      "connections[0].policy.rules[0].approval.timeout: a duration such as 90s, 15m, 2h or 1d",
+    ]);
+  });
+
   it("a file that cannot be read", () => {
     const missing = join(scratch, "absent.yaml");
     expect(() => loadConfigFile(missing, {})).toThrow(ConfigError);

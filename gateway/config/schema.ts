@@ -475,6 +475,15 @@ export const configSchema = z
           message: "no token issuer is configured (auth.issuers or auth.devIssuer) and anonymous access is off, so nobody could call this connection: add an issuer, or set access.anonymous: true for local use",
         });
       }
+      // A hold nobody can decide expires unseen: every group a policy names must exist.
+      const missingGroup = (group: string) =>
+        cfg.approvals?.groups[group] ? undefined : `no approver group '${group}' in approvals.groups${cfg.approvals ? ` (groups: ${Object.keys(cfg.approvals.groups).join(", ") || "none"})` : " (the file has no approvals block)"}`;
+      c.policy.rules.forEach((r, j) => {
+        const problem = r.approval && missingGroup(r.approval.group);
+        if (problem) ctx.addIssue({ code: "custom", path: ["connections", i, "policy", "rules", j, "approval", "group"], message: problem });
+      });
+      const defaultProblem = c.policy.defaultApproval && missingGroup(c.policy.defaultApproval.group);
+      if (defaultProblem) ctx.addIssue({ code: "custom", path: ["connections", i, "policy", "defaultApproval", "group"], message: defaultProblem });
       if (c.pinning.approvalGroup && !cfg.approvals?.groups[c.pinning.approvalGroup]) {
         ctx.addIssue({ code: "custom", path: ["connections", i, "pinning", "approvalGroup"], message: `no approver group '${c.pinning.approvalGroup}' in approvals.groups` });
       }
