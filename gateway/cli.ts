@@ -283,10 +283,10 @@ program
     } catch (err) {
       fail(`cannot reach the gateway at ${base} (${target.from}): ${(err as Error).message}; is it running? (--url sets where)`);
     }
-    const body = (await res.json().catch(() => ({}))) as { applied?: boolean; changes?: Array<{ path: string }>; problems?: string[]; error?: { message?: string } };
+    const body = (await res.json().catch(() => ({}))) as { applied?: boolean; changes?: Array<{ path: string }>; problems?: string[]; restartRequired?: string[]; error?: { message?: string } };
     if (opts.json) process.stdout.write(JSON.stringify(body, null, 2) + "\n");
     else if (body.applied) process.stdout.write(`reloaded: ${body.changes?.length ?? 0} change(s)${body.changes?.length ? `\n${body.changes.map((c) => `  ${c.path}`).join("\n")}` : ""}\n`);
-    else if (body.problems) process.stdout.write(`refused (recorded as config_changed/rejected); the running configuration stays:\n${body.problems.map((p) => `  - ${p}`).join("\n")}\n`);
+    else if (body.problems) process.stdout.write(`refused (recorded as config_changed/${body.restartRequired?.length ? "refused" : "rejected"}); the running configuration stays:\n${body.problems.map((p) => `  - ${p}`).join("\n")}\n`);
     else process.stdout.write(`HTTP ${res.status}: ${body.error?.message ?? "no details"}\n`);
     process.exit(res.ok ? 0 : 1);
   });

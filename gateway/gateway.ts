@@ -11,7 +11,7 @@ import type { GatewayConfig } from "./config/load.js";
 import { createDb, redactUrl, type Db } from "./db/client.js";
 import { startEmbeddedDatabase, type EmbeddedDatabase } from "./db/embedded.js";
 import { migrateDatabase } from "./db/migrate.js";
-import type { Logger } from "./log.js";
+import { setLogLevel, type Logger } from "./log.js";
 import { SessionRegistry } from "./mcp/sessions.js";
 import { Metrics } from "./metrics.js";
 import { loadSqlParser, policyUsesSql } from "./policy/index.js";
@@ -122,9 +122,11 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     });
     const rejections = new RejectionLog(recorder);
     const identity = await createIdentityLayer(config, recorder, log);
+    // The configuration in force: what every reader below consults, replaced by each applied reload.
+    let live = config;
+    const connectionNow = (name: string) => live.connections.find((c) => c.name === name);
     // approvals: held calls wait here for a decision taken in Slack or with the CLI.
-    // The connection's masker as configured now (a reload may replace it).
-    let maskerOf = (connection: string): Masker | undefined => config.connections.find((c) => c.name === connection)?.masker;
+    const maskerOf = (connection: string): Masker | undefined => connectionNow(connection)?.masker;
     const approvals = config.approvals ? await startApprovals(config.approvals, {
           databaseUrl: url,
           recorder,
@@ -132,7 +134,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
           argumentsKey: loadArgumentsKey(config),
           // A held resources/read URI and a justification are masked like any content before they are stored or shown.
           maskText: (connection: string, text: string): string => maskerOf(connection)?.maskText(text).masked ?? text,
-          confirmRule: (c, r) => ruleAsksConfirm(config, c, r),
+          confirmRule: (c, r) => ruleAsksConfirm(live, c, r),
           // The approval message links the caller's session to its replay in the console.
           sessionPage: config.console.enabled ? (id: string) => consoleSessionUrl(id, config.publicUrl) : undefined,
         }) : undefined;
@@ -142,14 +144,32 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
       log,
       onEvents: (events) => metrics.committed([], events as unknown as EventRecord[]),
       // A rug pull is told to people at once (the approvals notifier: Slack), not only recorded.
-      onDefinitionChanged: (c) => void approvals?.service.securityAlert(definitionChangeAlert({ ...c, onChange: config.connections.find((x) => x.name === c.connection)?.pinning.onChange ?? "hold" })),
+      onDefinitionChanged: (c) => void approvals?.service.securityAlert(definitionChangeAlert({ ...c, onChange: connectionNow(c.connection)?.pinning.onChange ?? "hold" })),
     });
     await pins.start();
-    const sessions = new SessionRegistry(config, db, recorder, instanceId, log, identity.signer, metrics, approvals && { service: approvals.service, holdForMs: approvals.holdForMs }, pins);
+    // holdForMs as a getter: each session opened after a reload takes the hold in force then.
+    const sessions = new SessionRegistry(config, db, recorder, instanceId, log, identity.signer, metrics, approvals && { service: approvals.service, get holdForMs() { return approvals.holdForMs; } }, pins);
     // Heartbeat, and the closing of sessions whose replica died (gateway/cluster/liveness.ts).
     const liveness = startLiveness({ relays: config.cluster.internalPort > 0, db, sessions, instanceId, deadAfterSeconds: config.cluster.deadAfterSeconds, log });
-    const reloader = new ConfigReloader(config, { sessions, recorder, db, log, instanceId });
-    maskerOf = (connection) => reloader.current.connections.find((c) => c.name === connection)?.masker;
+    // Reload: each live key (gateway/config/reload-keys.ts) is put in force here, before the reload answers.
+    const reloader = new ConfigReloader(config, {
+      recorder, db, log, instanceId,
+      hooks: {
+        prepare: async (next) => {
+          // A new sql condition needs the SQL parser before its rule is applied (policy/sql.ts).
+          if (next.connections.some((c) => policyUsesSql(c.policy))) await loadSqlParser();
+          return [];
+        },
+        apply: async (next) => {
+          setLogLevel(log, next.log.level);
+          const removedConnections = await sessions.applyConfig(next);
+          // Adding or removing the approvals block is refused (restart-only), so both sides have it.
+          if (approvals && next.approvals) approvals.apply(next.approvals);
+          live = next;
+          return { removedConnections };
+        },
+      },
+    });
     const clusterSecret = config.cluster.secret?.reveal();
     const cluster = config.cluster.internalPort > 0 && clusterSecret ? new ClusterRelay(new OwnerLookup(db, config.cluster.deadAfterSeconds), clusterSecret, instanceId) : undefined;
     const app = buildServer({ config, log, sessions, recorder, rejections, identity, metrics, reloader, approvals, cluster, pins, auditPool });

@@ -128,7 +128,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
       },
       sessions: sessions.size,
       sessionLimits: sessions.limits(),
-      upstreams: checkUpstreams(config.connections),
+      upstreams: checkUpstreams(deps.reloader.current.connections),
       ...(deps.approvals ? { approvals: approvalsReadiness(deps.approvals.service.status(), Boolean(deps.reloader.current.approvals?.slack)) } : {}),
       ...(deps.pins ? { toolPins: { listening: deps.pins.listening } } : {}),
     };
@@ -144,7 +144,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
       }
       const m = deps.metrics;
       m.sessions.reset();
-      for (const c of config.connections) m.sessions.set({ connection: c.name }, sessions.countFor(c.name));
+      for (const c of deps.reloader.current.connections) m.sessions.set({ connection: c.name }, sessions.countFor(c.name));
       m.approvalsHeld.set(deps.approvals ? deps.approvals.service.status().waiters : 0);
       const pool = deps.auditPool;
       if (pool) for (const [state, n] of [["total", pool.totalCount], ["idle", pool.idleCount], ["waiting", pool.waitingCount]] as const) m.databasePool.set({ state }, n);
@@ -175,7 +175,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
   deps.approvals?.registerRoutes(app);
   // /approvals: list and decide held calls with a token (audience <publicUrl>/approvals).
   if (deps.approvals) registerApprovalsApi(app, { config, authenticator: deps.identity.authenticator, service: deps.approvals.service });
-  deps.identity.registerRoutes(app);
+  deps.identity.registerRoutes(app, () => deps.reloader.current.connections);
   const fronts = { sessions, rejections, authenticator: deps.identity.authenticator, cluster: deps.cluster };
   // authenticate before the body: unauthenticated callers cannot make the gateway read bodies.
   registerEarlyAuthentication(app, { sessions, rejections, authenticator: deps.identity.authenticator, maxInFlight: config.limits.unauthenticatedRequests });
