@@ -7,7 +7,7 @@ import pg from "pg";
 import { Recorder, auditPoolTimeouts } from "./audit/recorder.js";
 import { RejectionLog } from "./audit/rejections.js";
 import { startAuditChain, type AuditChain } from "./audit/chain/service.js";
-import type { GatewayConfig } from "./config/load.js";
+import { ConfigError, type GatewayConfig } from "./config/load.js";
 import { createDb, redactUrl, type Db } from "./db/client.js";
 import { startEmbeddedDatabase, type EmbeddedDatabase } from "./db/embedded.js";
 import { migrateDatabase } from "./db/migrate.js";
@@ -17,7 +17,8 @@ import { Metrics } from "./metrics.js";
 import { loadSqlParser, policyUsesSql } from "./policy/index.js";
 import { ConfigReloader, type ReloadActor, type ReloadResult } from "./config/reload.js";
 import { ruleAsksConfirm, startApprovals, type Approvals } from "./approvals/setup.js";
-import type { Masker } from "./masking/index.js";
+import { createMasker, type Masker } from "./masking/index.js";
+import { CheckpointKeyError, loadCheckpointKeys } from "./audit/chain/keys.js";
 import { definitionChangeAlert } from "./pinning/alert.js";
 import { consoleSessionUrl } from "./console/links.js";
 import { startDigestSchedule } from "./evidence/setup.js";
@@ -66,6 +67,42 @@ export interface StartOptions {
   progress?: (line: string) => void;
 }
 
+/**
+ * What the gateway builds from a configuration before running it, checked before anything
+ * starts (and before a reload applies): each connection's masker (attached to the connection,
+ * which the data path reads) and the checkpoint keys. Each problem starts with its key path.
+ * `secrets: false` (`countersign config --no-secrets`): keys were not read, so they are not checked.
+ */
+export function prepareRuntime(config: GatewayConfig, opts: { secrets?: boolean } = {}): string[] {
+  const problems: string[] = [];
+  const tokenKey = config.keys.maskingHmac?.reveal();
+  config.connections.forEach((c, i) => {
+    c.masker = undefined;
+    if (!c.masking.enabled) return;
+    try {
+      c.masker = createMasker({
+        disable: c.masking.disable,
+        personalData: c.masking.personalData,
+        ip: c.masking.ip,
+        fields: c.masking.fields.map((f) => (f.type ? { path: f.path, type: f.type } : { path: f.path })),
+        customPatterns: c.masking.patterns.map((x) => ({ id: x.id, pattern: x.pattern, ...(x.flags ? { flags: x.flags } : {}), ...(x.group !== undefined ? { group: x.group } : {}) })),
+        ...(tokenKey ? { tokenKey } : {}),
+      });
+    } catch (err) {
+      problems.push(`connections[${i}].masking: ${(err as Error).message}`);
+    }
+  });
+  if (opts.secrets !== false && config.audit.checkpoint) {
+    try {
+      loadCheckpointKeys(config, false);
+    } catch (err) {
+      if (!(err instanceof CheckpointKeyError)) throw err;
+      problems.push(...err.problems);
+    }
+  }
+  return problems;
+}
+
 export async function resolveDatabase(config: GatewayConfig, progress: (line: string) => void): Promise<{ url: string; embedded?: EmbeddedDatabase }> {
   if (config.database.url) return { url: config.database.url.reveal() };
   progress(`no DATABASE_URL: starting the embedded PostgreSQL in ${config.database.embeddedDataDir}`);
@@ -76,6 +113,8 @@ export async function resolveDatabase(config: GatewayConfig, progress: (line: st
 export async function startGateway(config: GatewayConfig, opts: StartOptions): Promise<Gateway> {
   const { log } = opts;
   const progress = opts.progress ?? ((line: string) => log.info(line));
+  const runtimeProblems = prepareRuntime(config);
+  if (runtimeProblems.length > 0) throw new ConfigError(config.source, runtimeProblems);
   const { url, embedded } = await resolveDatabase(config, progress);
   try {
     if (config.database.migrateOnStart || embedded) {
@@ -158,7 +197,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
         prepare: async (next) => {
           // A new sql condition needs the SQL parser before its rule is applied (policy/sql.ts).
           if (next.connections.some((c) => policyUsesSql(c.policy))) await loadSqlParser();
-          return [];
+          return prepareRuntime(next);
         },
         apply: async (next) => {
           setLogLevel(log, next.log.level);
