@@ -466,6 +466,36 @@ connections:
     expect(checkedGood.code).toBe(0);
     expect(checkedGood.stdout).toContain(`${good}: valid`);
   }, 60_000);
+
+  it("`config --no-secrets` checks the structure where the secrets are absent (CI); without it, each absent secret is named", async () => {
+    const file = join(scratch, "ci.yaml");
+    const withSecrets = (extra: string) => `version: 1
+${ISSUER}
+database: { url: { env: CI_ABSENT_DATABASE_URL } }
+keys: { maskingHmac: { file: /nonexistent/masking-hmac } }
+audit: { checkpoint: { keys: [{ id: k1, privateKey: { env: CI_ABSENT_CHECKPOINT_KEY } }] } }
+connections:
+  - name: local
+    upstream: { type: stdio, command: node, env: { TOKEN: { env: CI_ABSENT_TOKEN } } }
+    masking: { patterns: [{ id: order, pattern: "ORDER-[0-9]+" }] }
+${extra}`;
+    writeFileSync(file, withSecrets(""));
+    const [structure, full] = await Promise.all([runCli(["config", "--no-secrets", "--config", file]), runCli(["config", "--config", file])]);
+    expect(structure.code).toBe(0);
+    expect(structure.stdout).toContain(`${file}: valid in structure (secrets not read)`);
+    expect(full.code).toBe(2);
+    for (const path of ["database.url", "keys.maskingHmac", "audit.checkpoint.keys[0].privateKey", "connections[0].upstream.env.TOKEN"]) expect(full.stderr).toContain(`${path}: `);
+
+    // Structure is still checked in full: a cross-reference and a masking pattern, each by key path.
+    writeFileSync(file, withSecrets(`    policy: { rules: [{ id: r, description: d, tools: [x], action: require_approval, approval: { group: on-call } }] }`));
+    const badRef = await runCli(["config", "--no-secrets", "--config", file]);
+    expect(badRef.code).toBe(2);
+    expect(badRef.stderr).toContain("connections[0].policy.rules[0].approval.group: no approver group 'on-call' in approvals.groups");
+    writeFileSync(file, withSecrets("").replace('"ORDER-[0-9]+"', '"ORDER-[0-9"'));
+    const badPattern = await runCli(["config", "--no-secrets", "--config", file]);
+    expect(badPattern.code).toBe(2);
+    expect(badPattern.stderr).toContain("connections[0].masking");
+  }, 60_000);
 });
 
 // ── secrets ─────────────────────────────────────────────────────────────────────────────────
