@@ -212,7 +212,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     const clusterSecret = config.cluster.secret?.reveal();
     const cluster = config.cluster.internalPort > 0 && clusterSecret ? new ClusterRelay(new OwnerLookup(db, config.cluster.deadAfterSeconds), clusterSecret, instanceId) : undefined;
     const app = buildServer({ config, log, sessions, recorder, rejections, identity, metrics, reloader, approvals, cluster, pins, auditPool });
-    registerConsole(app, { config, db, databaseUrl: url, recorder, log, approvals, pins, devIssuer: identity.devIssuer }); // the web console at /console
+    registerConsole(app, { config, currentConfig: () => live, db, databaseUrl: url, recorder, log, approvals, pins, devIssuer: identity.devIssuer }); // the web console at /console
     await app.listen({ host: config.server.host, port: config.server.port });
     const relayServer = cluster
       ? await startRelayServer(app, { host: config.cluster.internalHost, port: config.cluster.internalPort, secret: clusterSecret!, log, rejections })

@@ -58,7 +58,7 @@ export function registerConsole(app: FastifyInstance, deps: ConsoleDeps): void {
         const path = req.url;
         const isPublic = PUBLIC.some((p) => p.test(path));
         const { login, expired } = sessions.read(req);
-        const roles = login ? rolesOf(login, deps.config) : undefined;
+        const roles = login ? rolesOf(login, deps.currentConfig?.() ?? deps.config) : undefined;
         setState(req, { login, roles, csrf: "" });
         if (!login && !isPublic) {
           if (req.method !== "GET") return reply.code(401).type("text/plain").send("log in first");
