@@ -115,22 +115,30 @@ export function parseConfigText(text: string, source: string, env: Env = process
 
   const problems: string[] = [];
   const readSecrets = opts.secrets !== false;
+  // Placeholders for secrets not read (--no-secrets) or unreadable (already a problem): no further check looks at them.
+  const unread = new WeakSet<Secret>();
+  const placeholder = (origin: string) => {
+    const s = new Secret("", origin);
+    unread.add(s);
+    return s;
+  };
   const secret = (ref: SecretReference, path: string): Secret => {
-    if (!readSecrets) return new Secret("", `${ref.origin} (not read)`);
+    if (!readSecrets) return placeholder(`${ref.origin} (not read)`);
     try {
       return resolveSecret(ref, env);
     } catch (err) {
       problems.push(`${path}: ${(err as Error).message}`);
-      return new Secret("", `${ref.origin} (unreadable)`);
+      return placeholder(`${ref.origin} (unreadable)`);
     }
   };
+  const readable = (s: Secret | undefined): s is Secret => s !== undefined && !unread.has(s);
   const settings = resolveSecrets(parsed.data, "", secret);
   const database = {
     ...settings.database,
     ...(env.DATABASE_URL ? { url: new Secret(env.DATABASE_URL, "env DATABASE_URL") } : {}),
   };
-  const clusterSecret = clusterSecretOf(settings.cluster, env, secret, problems, readSecrets);
-  if (readSecrets && settings.console.sessionKey && settings.console.sessionKey.reveal().length < 32) {
+  const clusterSecret = clusterSecretOf(settings.cluster, env, secret, problems, readSecrets, readable);
+  if (readable(settings.console.sessionKey) && settings.console.sessionKey.reveal().length < 32) {
     problems.push("console.sessionKey: too short: use at least 32 random characters (e.g. openssl rand -base64 32)");
   }
   // Retention cuts at a signed checkpoint; with an external database those need configured keys.
@@ -161,9 +169,16 @@ function resolveSecrets<T>(value: T, path: string, secret: (ref: SecretReference
 }
 
 /** The relay's shared secret: cluster.secret, or COUNTERSIGN_CLUSTER_SECRET when the relay listener is on. */
-function clusterSecretOf(c: Settings["cluster"], env: Env, secret: (ref: SecretReference, path: string) => Secret, problems: string[], readSecrets: boolean): Secret | undefined {
+function clusterSecretOf(
+  c: Settings["cluster"],
+  env: Env,
+  secret: (ref: SecretReference, path: string) => Secret,
+  problems: string[],
+  readSecrets: boolean,
+  readable: (s: Secret | undefined) => s is Secret,
+): Secret | undefined {
   if (c.secret) {
-    if (readSecrets && c.secret.reveal().length < 32) problems.push("cluster.secret: too short: use at least 32 random characters (e.g. openssl rand -base64 32)");
+    if (readable(c.secret) && c.secret.reveal().length < 32) problems.push("cluster.secret: too short: use at least 32 random characters (e.g. openssl rand -base64 32)");
     return c.secret;
   }
   if (c.internalPort === 0) return undefined;
@@ -172,7 +187,7 @@ function clusterSecretOf(c: Settings["cluster"], env: Env, secret: (ref: SecretR
     return undefined;
   }
   const value = secret(new SecretReference({ env: "COUNTERSIGN_CLUSTER_SECRET" }), "cluster.secret");
-  if (readSecrets && value.reveal().length < 32) problems.push("cluster.secret: too short: use at least 32 random characters (e.g. openssl rand -base64 32)");
+  if (readable(value) && value.reveal().length < 32) problems.push("cluster.secret: too short: use at least 32 random characters (e.g. openssl rand -base64 32)");
   return value;
 }
 
