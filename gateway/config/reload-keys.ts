@@ -58,3 +58,27 @@ export function reloadClassOf(path: string): ReloadClass {
   }
   return best ?? { key: p.split(/[.[]/)[0] || p, mode: "restart", why: "not known to be live" };
 }
+
+/** Blocks whose mere presence is read at start (adding or removing one needs a restart, whatever is in it). */
+const PRESENCE_AT_START = new Set(["approvals"]);
+
+const isBlock = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
+
+/** Leaf paths of an object (arrays are leaves, as in the schema's keys). */
+function leafPaths(value: Record<string, unknown>, path: string): string[] {
+  return Object.entries(value).flatMap(([k, v]) => (isBlock(v) ? leafPaths(v, `${path}.${k}`) : [`${path}.${k}`]));
+}
+
+/**
+ * The classes a change falls in. A block added or removed whole (`log: { level: debug }` where the
+ * file had no `log`) is judged by the keys in it, since an absent block means its defaults; except a
+ * block whose presence itself is read at start.
+ */
+export function reloadClassesOfChange(change: { path: string; before: unknown; after: unknown }): ReloadClass[] {
+  const added = change.before === null || change.before === undefined ? change.after : change.after === null || change.after === undefined ? change.before : undefined;
+  if (isBlock(added) && !PRESENCE_AT_START.has(schemaPath(change.path)) && Object.keys(added).length > 0) {
+    return leafPaths(added, change.path).map(reloadClassOf);
+  }
+  return [reloadClassOf(change.path)];
+}
+

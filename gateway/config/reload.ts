@@ -11,7 +11,7 @@ import type { Db } from "../db/client.js";
 import type { Logger } from "../log.js";
 import { ConfigError, loadConfigFile, type GatewayConfig } from "./load.js";
 import { redactConfigValue } from "./redact.js";
-import { reloadClassOf } from "./reload-keys.js";
+import { reloadClassesOfChange } from "./reload-keys.js";
 
 export interface ReloadActor {
   kind: "startup" | "signal" | "admin";
@@ -94,7 +94,7 @@ export class ConfigReloader {
     // Inline credentials never leave in a change list (the event, the admin API's answer, the log).
     const changes = diff(before.raw, next.raw).map((c) => ({ path: c.path, before: redactConfigValue(c.path, c.before), after: redactConfigValue(c.path, c.after) }));
     // One change read only at start refuses the whole file: half a configuration is never in force.
-    const restartRequired = [...new Set(changes.map((c) => reloadClassOf(c.path)).filter((c) => c.mode === "restart").map((c) => c.key))];
+    const restartRequired = [...new Set(changes.flatMap(reloadClassesOfChange).filter((c) => c.mode === "restart").map((c) => c.key))];
     if (restartRequired.length > 0) {
       const problems = restartRequired.map((k) => `${k}: read only at start; restart to apply (nothing was applied)`);
       return notApplied("refused", answer({ applied: false, hash: next.hash, changes, restartRequired, problems }));
