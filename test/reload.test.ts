@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signDevToken } from "../gateway/auth/dev-issuer.js";
 import { loadConfigFile } from "../gateway/config/load.js";
 import { startGateway, type Gateway } from "../gateway/gateway.js";
-import { createLogger } from "../gateway/log.js";
+import { createLogger, type Logger } from "../gateway/log.js";
 import { sqlParserLoaded } from "../gateway/policy/index.js";
 import { createTestDatabase, type TestDatabase } from "./helpers/postgres.js";
 import { loggingServerStdio } from "./helpers/process.js";
@@ -170,7 +170,7 @@ describe("configuration reload", () => {
     writeConfig({ ...base, top: { log: { level: "debug" } } });
     const level = await gw.reload({ kind: "signal" });
     expect(level).toMatchObject({ applied: true, restartRequired: [] });
-    expect(gw.app.log.isLevelEnabled("debug")).toBe(true);
+    expect((gw.app.log as unknown as Logger).isLevelEnabled("debug")).toBe(true);
     writeConfig({ ...base, top: { log: { level: "debug", format: "pretty" } } });
     expect(await gw.reload({ kind: "signal" })).toMatchObject({ applied: false, restartRequired: ["log.format"] });
     // The approvals block starts a service: adding it, even with only live keys in it, needs a restart.
@@ -178,7 +178,7 @@ describe("configuration reload", () => {
     expect(await gw.reload({ kind: "signal" })).toMatchObject({ applied: false, restartRequired: ["approvals"] });
     writeConfig(base);
     expect(await gw.reload({ kind: "signal" })).toMatchObject({ applied: true });
-    expect(gw.app.log.isLevelEnabled("debug")).toBe(false);
+    expect((gw.app.log as unknown as Logger).isLevelEnabled("debug")).toBe(false);
   });
 
   it("closes the sessions of a connection the new file removes", async () => {
