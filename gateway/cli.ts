@@ -332,10 +332,10 @@ program
     } catch (err) {
       fail(`cannot reach the gateway at ${base} (${target.from}): ${(err as Error).message}; is it running? (--url sets where)`);
     }
-    const body = (await res.json().catch(() => ({}))) as { applied?: boolean; changes?: Array<{ path: string }>; problems?: string[]; error?: { message?: string } };
+    const body = (await res.json().catch(() => ({}))) as { applied?: boolean; changes?: Array<{ path: string }>; problems?: string[]; restartRequired?: string[]; error?: { message?: string } };
     if (opts.json) process.stdout.write(JSON.stringify(body, null, 2) + "\n");
     else if (body.applied) process.stdout.write(`reloaded: ${body.changes?.length ?? 0} change(s)${body.changes?.length ? `\n${body.changes.map((c) => `  ${c.path}`).join("\n")}` : ""}\n`);
-    else if (body.problems) process.stdout.write(`refused (recorded as config_changed/rejected); the running configuration stays:\n${body.problems.map((p) => `  - ${p}`).join("\n")}\n`);
+    else if (body.problems) process.stdout.write(`refused (recorded as config_changed/${body.restartRequired?.length ? "refused" : "rejected"}); the running configuration stays:\n${body.problems.map((p) => `  - ${p}`).join("\n")}\n`);
     else process.stdout.write(`HTTP ${res.status}: ${body.error?.message ?? "no details"}\n`);
     process.exit(res.ok ? 0 : 1);
   });
@@ -345,14 +345,17 @@ program
   .description("validate a configuration file and print a summary")
   .addOption(configOption)
   .option("--json", "the resolved configuration as JSON (secrets hidden)")
-  .action((opts: { config?: string; json?: boolean }) => {
-    const cfg = config(opts);
-    const problems = configProblems(cfg);
+  .option("--no-secrets", "check the structure without reading any secret (CI, where the secrets are absent): references are checked for form, values and keys are not")
+  .action(async (opts: { config?: string; json?: boolean; secrets: boolean }) => {
+    const cfg = loadConfigFile(findConfigFile(opts.config), process.env, { secrets: opts.secrets });
+    // What the gateway builds from the file at start (maskers, checkpoint keys) is checked too.
+    const { prepareRuntime } = await import("./gateway.js");
+    const problems = [...prepareRuntime(cfg, { secrets: opts.secrets }), ...configProblems(cfg)];
     const warnings = configWarnings(cfg);
     if (problems.length) fail(`${cfg.source}: invalid configuration:\n  - ${problems.join("\n  - ")}\nFix the configuration and try again.`, 2);
     if (opts.json) return void process.stdout.write(JSON.stringify({ ...(redactConfig(JSON.parse(JSON.stringify(cfg))) as object), warnings }, null, 2) + "\n");
     for (const w of warnings) process.stderr.write(`countersign: warning: ${w}\n`);
-    process.stdout.write(`${cfg.source}: valid${warnings.length ? `, with ${warnings.length} warning(s)` : ""} (version ${cfg.version}, ${cfg.connections.length} connection(s): ${cfg.connections.map((c) => `${c.name} [${c.upstream.type}]`).join(", ")})\n`);
+    process.stdout.write(`${cfg.source}: valid${opts.secrets ? "" : " in structure (secrets not read)"}${warnings.length ? `, with ${warnings.length} warning(s)` : ""} (version ${cfg.version}, ${cfg.connections.length} connection(s): ${cfg.connections.map((c) => `${c.name} [${c.upstream.type}]`).join(", ")})\n`);
   });
 
 // Audit chain: `verify` recomputes it and checks the signed checkpoints (exit 1 on any failure);

@@ -7,18 +7,19 @@ import pg from "pg";
 import { Recorder, auditPoolTimeouts } from "./audit/recorder.js";
 import { RejectionLog } from "./audit/rejections.js";
 import { startAuditChain, type AuditChain } from "./audit/chain/service.js";
-import type { GatewayConfig } from "./config/load.js";
+import { ConfigError, type GatewayConfig } from "./config/load.js";
 import { createDb, redactUrl, type Db } from "./db/client.js";
 import type { EmbeddedDatabase } from "./db/embedded.js";
 import { prepareDatabase, type PreparedDatabase } from "./db/prepare.js";
-import type { Logger } from "./log.js";
+import { setLogLevel, type Logger } from "./log.js";
 import { SessionRegistry } from "./mcp/sessions.js";
 import { Metrics } from "./metrics.js";
 import { loadSqlParser, policyUsesSql } from "./policy/index.js";
 import { ConfigReloader, type ReloadActor, type ReloadResult } from "./config/reload.js";
 import { ruleAsksConfirm, startApprovals, type Approvals } from "./approvals/setup.js";
-import type { Masker } from "./masking/index.js";
+import { createMasker, type Masker } from "./masking/index.js";
 import { PgRestorer } from "./masking/restore/index.js";
+import { CheckpointKeyError, loadCheckpointKeys } from "./audit/chain/keys.js";
 import { definitionChangeAlert } from "./pinning/alert.js";
 import { consoleSessionUrl } from "./console/links.js";
 import { startDigestSchedule } from "./evidence/setup.js";
@@ -71,9 +72,47 @@ export interface StartOptions {
   database?: PreparedDatabase;
 }
 
+/**
+ * What the gateway builds from a configuration before running it, checked before anything
+ * starts (and before a reload applies): each connection's masker (attached to the connection,
+ * which the data path reads) and the checkpoint keys. Each problem starts with its key path.
+ * `secrets: false` (`countersign config --no-secrets`): keys were not read, so they are not checked.
+ */
+export function prepareRuntime(config: GatewayConfig, opts: { secrets?: boolean } = {}): string[] {
+  const problems: string[] = [];
+  const tokenKey = config.keys.maskingHmac?.reveal();
+  config.connections.forEach((c, i) => {
+    c.masker = undefined;
+    if (!c.masking.enabled) return;
+    try {
+      c.masker = createMasker({
+        disable: c.masking.disable,
+        personalData: c.masking.personalData,
+        ip: c.masking.ip,
+        fields: c.masking.fields.map((f) => (f.type ? { path: f.path, type: f.type } : { path: f.path })),
+        customPatterns: c.masking.patterns.map((x) => ({ id: x.id, pattern: x.pattern, ...(x.flags ? { flags: x.flags } : {}), ...(x.group !== undefined ? { group: x.group } : {}) })),
+        ...(tokenKey ? { tokenKey } : {}),
+      });
+    } catch (err) {
+      problems.push(`connections[${i}].masking: ${(err as Error).message}`);
+    }
+  });
+  if (opts.secrets !== false && config.audit.checkpoint) {
+    try {
+      loadCheckpointKeys(config, false);
+    } catch (err) {
+      if (!(err instanceof CheckpointKeyError)) throw err;
+      problems.push(...err.problems);
+    }
+  }
+  return problems;
+}
+
 export async function startGateway(config: GatewayConfig, opts: StartOptions): Promise<Gateway> {
   const { log } = opts;
   const progress = opts.progress ?? ((line: string) => log.info(line));
+  const runtimeProblems = prepareRuntime(config);
+  if (runtimeProblems.length > 0) throw new ConfigError(config.source, runtimeProblems);
   const { url, embedded } = opts.database ?? (await prepareDatabase(config, progress));
   try {
     const db = createDb(url);
@@ -116,9 +155,11 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     });
     const rejections = new RejectionLog(recorder);
     const identity = await createIdentityLayer(config, recorder, log);
+    // The configuration in force: what every reader below consults, replaced by each applied reload.
+    let live = config;
+    const connectionNow = (name: string) => live.connections.find((c) => c.name === name);
     // approvals: held calls wait here for a decision taken in Slack or with the CLI.
-    // The connection's masker as configured now (a reload may replace it).
-    let maskerOf = (connection: string): Masker | undefined => config.connections.find((c) => c.name === connection)?.masker;
+    const maskerOf = (connection: string): Masker | undefined => connectionNow(connection)?.masker;
     const approvals = config.approvals ? await startApprovals(config.approvals, {
           databaseUrl: url,
           recorder,
@@ -126,7 +167,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
           argumentsKey: loadArgumentsKey(config),
           // A held resources/read URI and a justification are masked like any content before they are stored or shown.
           maskText: (connection: string, text: string): string => maskerOf(connection)?.maskText(text).masked ?? text,
-          confirmRule: (c, r) => ruleAsksConfirm(config, c, r),
+          confirmRule: (c, r) => ruleAsksConfirm(live, c, r),
           // The approval message links the caller's session to its replay in the console.
           sessionPage: config.console.enabled ? (id: string) => consoleSessionUrl(id, config.publicUrl) : undefined,
         }) : undefined;
@@ -136,7 +177,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
       log,
       onEvents: (events) => metrics.committed([], events as unknown as EventRecord[]),
       // A rug pull is told to people at once (the approvals notifier: Slack), not only recorded.
-      onDefinitionChanged: (c) => void approvals?.service.securityAlert(definitionChangeAlert({ ...c, onChange: config.connections.find((x) => x.name === c.connection)?.pinning.onChange ?? "hold" })),
+      onDefinitionChanged: (c) => void approvals?.service.securityAlert(definitionChangeAlert({ ...c, onChange: connectionNow(c.connection)?.pinning.onChange ?? "hold" })),
     });
     await pins.start();
     // The pseudonym map: what the mask stage showed a caller, the restore stage puts back (gateway/masking/restore).
@@ -145,17 +186,35 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     const restorer = new PgRestorer({ pool: maskingPool, keyMaterial: config.keys.maskingHmac?.reveal() });
     const restorerSweep = setInterval(() => void restorer.sweep().catch((err: Error) => log.warn({ err: err.message }, "pseudonym map: expired rows not swept")), 10 * 60_000);
     restorerSweep.unref();
-    const sessions = new SessionRegistry(config, db, recorder, instanceId, log, identity.signer, metrics, approvals && { service: approvals.service, holdForMs: approvals.holdForMs }, pins, restorer);
+    // holdForMs as a getter: each session opened after a reload takes the hold in force then.
+    const sessions = new SessionRegistry(config, db, recorder, instanceId, log, identity.signer, metrics, approvals && { service: approvals.service, get holdForMs() { return approvals.holdForMs; } }, pins, restorer);
     // Heartbeat, and the closing of sessions whose replica died (gateway/cluster/liveness.ts).
     const liveness = startLiveness({ relays: config.cluster.internalPort > 0, db, sessions, instanceId, deadAfterSeconds: config.cluster.deadAfterSeconds, log });
-    const reloader = new ConfigReloader(config, { sessions, recorder, db, log, instanceId });
-    maskerOf = (connection) => reloader.current.connections.find((c) => c.name === connection)?.masker;
+    // Reload: each live key (gateway/config/reload-keys.ts) is put in force here, before the reload answers.
+    const reloader = new ConfigReloader(config, {
+      recorder, db, log, instanceId,
+      hooks: {
+        prepare: async (next) => {
+          // A new sql condition needs the SQL parser before its rule is applied (policy/sql.ts).
+          if (next.connections.some((c) => policyUsesSql(c.policy))) await loadSqlParser();
+          return prepareRuntime(next);
+        },
+        apply: async (next) => {
+          setLogLevel(log, next.log.level);
+          const removedConnections = await sessions.applyConfig(next);
+          // Adding or removing the approvals block is refused (restart-only), so both sides have it.
+          if (approvals && next.approvals) approvals.apply(next.approvals);
+          live = next;
+          return { removedConnections };
+        },
+      },
+    });
     const clusterSecret = config.cluster.secret?.reveal();
     const cluster = config.cluster.internalPort > 0 && clusterSecret ? new ClusterRelay(new OwnerLookup(db, config.cluster.deadAfterSeconds), clusterSecret, instanceId) : undefined;
     const app = buildServer({ config, log, sessions, recorder, rejections, identity, metrics, reloader, approvals, cluster, pins, auditPool });
     // MCP clients log in through the browser: the gateway as its connections' authorization server.
     const authorizationServer = identity.oauthKey ? registerAuthorizationServer(app, { config, db, recorder, log, key: identity.oauthKey, current: () => reloader.current }) : undefined;
-    registerConsole(app, { config, db, databaseUrl: url, recorder, log, approvals, pins, devIssuer: identity.devIssuer, pages: authorizationServer ? [authorizationServer.registerConsentPages] : [] }); // the web console at /console
+    registerConsole(app, { config, currentConfig: () => live, db, databaseUrl: url, recorder, log, approvals, pins, devIssuer: identity.devIssuer, pages: authorizationServer ? [authorizationServer.registerConsentPages] : [] }); // the web console at /console
     await app.listen({ host: config.server.host, port: config.server.port });
     const relayServer = cluster
       ? await startRelayServer(app, { host: config.cluster.internalHost, port: config.cluster.internalPort, secret: clusterSecret!, log, rejections })

@@ -26,12 +26,35 @@ export function resolveLogFormat(format: LogFormat | "auto" | undefined, stream:
   return (stream as { isTTY?: boolean }).isTTY ? "pretty" : "json";
 }
 
+// A pino child takes its parent's level when it is made and keeps it: a reload that changes
+// log.level reaches the children still alive (a session's upstream log, the bot's) through this
+// list. Bounded by the children alive: each leaves it when it is collected.
+const childrenOf = new WeakMap<Logger, Set<WeakRef<Logger>>>();
+const collected = new FinalizationRegistry<{ set: Set<WeakRef<Logger>>; ref: WeakRef<Logger> }>(({ set, ref }) => set.delete(ref));
+
+/** Sets the level of `root` and of every child logger made from it that is still alive. */
+export function setLogLevel(root: Logger, level: string): void {
+  root.level = level;
+  for (const ref of childrenOf.get(root) ?? []) {
+    const child = ref.deref();
+    if (child) child.level = level;
+  }
+}
+
 export function createLogger(level: string, destination?: NodeJS.WritableStream, format: LogFormat = "json"): Logger {
   const out = destination ?? process.stdout;
-  return pino(
-    { level, redact: { paths: REDACT_PATHS, censor: "[redacted]" }, base: { service: "countersign" } },
+  const children = new Set<WeakRef<Logger>>();
+  const onChild = (child: Logger) => {
+    const ref = new WeakRef(child);
+    children.add(ref);
+    collected.register(child, { set: children, ref });
+  };
+  const root = pino(
+    { level, onChild, redact: { paths: REDACT_PATHS, censor: "[redacted]" }, base: { service: "countersign" } },
     format === "pretty" ? prettyStream(out, { colour: (out as { isTTY?: boolean }).isTTY === true && !process.env.NO_COLOR }) : out,
   );
+  childrenOf.set(root, children);
+  return root;
 }
 
 const LEVELS: Record<number, { name: string; colour: string }> = {

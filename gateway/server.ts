@@ -129,7 +129,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
       },
       sessions: sessions.size,
       sessionLimits: sessions.limits(),
-      upstreams: checkUpstreams(config.connections),
+      upstreams: checkUpstreams(deps.reloader.current.connections),
       ...(deps.approvals ? { approvals: approvalsReadiness(deps.approvals.service.status(), Boolean(deps.reloader.current.approvals?.slack)) } : {}),
       ...(deps.pins ? { toolPins: { listening: deps.pins.listening } } : {}),
     };
@@ -147,7 +147,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
       }
       const m = deps.metrics;
       m.sessions.reset();
-      for (const c of config.connections) m.sessions.set({ connection: c.name }, sessions.countFor(c.name));
+      for (const c of deps.reloader.current.connections) m.sessions.set({ connection: c.name }, sessions.countFor(c.name));
       m.approvalsHeld.set(deps.approvals ? deps.approvals.service.status().waiters : 0);
       const pool = deps.auditPool;
       if (pool) for (const [state, n] of [["total", pool.totalCount], ["idle", pool.idleCount], ["waiting", pool.waitingCount]] as const) m.databasePool.set({ state }, n);
@@ -198,7 +198,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
   deps.approvals?.registerRoutes(app);
   // /approvals: list and decide held calls with a token (audience <publicUrl>/approvals).
   if (deps.approvals) registerApprovalsApi(app, { config, authenticator: deps.identity.authenticator, service: deps.approvals.service });
-  deps.identity.registerRoutes(app);
+  deps.identity.registerRoutes(app, () => deps.reloader.current.connections);
   const fronts = { sessions, rejections, authenticator: deps.identity.authenticator, cluster: deps.cluster };
   // Host and Origin first: a rebinding page or a foreign origin is refused before any other work.
   registerHostOriginCheck(app, { bindHost: config.server.host, publicUrl: config.publicUrl, allowedHosts: config.server.allowedHosts, allowedOrigins: config.server.allowedOrigins }, rejections);

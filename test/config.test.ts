@@ -214,6 +214,47 @@ connections:
     ]);
   });
 
+  it("a policy's approval group that approvals.groups does not declare (a rule's and the default), each with its key path", () => {
+    const rule = (group: string) => `{ id: hold-${group}, description: deploys wait, tools: [deploy], action: require_approval, approval: { group: ${group} } }`;
+    const file = (approvals: string) => `
+version: 1
+${approvals}
+connections:
+  - name: ops
+    upstream: { type: stdio, command: node }
+    access: { anonymous: true }
+    policy:
+      defaultAction: require_approval
+      defaultApproval: { group: nobody }
+      rules: [${rule("on-call")}, ${rule("oncall")}]
+`;
+    expect(problemsOf(file(`approvals: { groups: { oncall: { emails: [a@example.com] } } }`))).toEqual([
+      "connections[0].policy.rules[0].approval.group: no approver group 'on-call' in approvals.groups (groups: oncall)",
+      "connections[0].policy.defaultApproval.group: no approver group 'nobody' in approvals.groups (groups: oncall)",
+    ]);
+    expect(problemsOf(file(""))).toEqual([
+      "connections[0].policy.rules[0].approval.group: no approver group 'on-call' in approvals.groups (the file has no approvals block)",
+      "connections[0].policy.rules[1].approval.group: no approver group 'oncall' in approvals.groups (the file has no approvals block)",
+      "connections[0].policy.defaultApproval.group: no approver group 'nobody' in approvals.groups (the file has no approvals block)",
+    ]);
+  });
+
+  it("a duration the schema does not read (`15 minutes`) is a problem at its key path, not a crash", () => {
+    expect(problemsOf(`
+version: 1
+approvals: { groups: { oncall: { emails: [a@example.com] } }, holdFor: 2 minutes }
+connections:
+  - name: ops
+    upstream: { type: stdio, command: node }
+    access: { anonymous: true }
+    policy:
+      rules: [{ id: hold, description: d, tools: [x], action: require_approval, approval: { group: oncall, timeout: 15 minutes } }]
+`)).toEqual([
+      "approvals.holdFor: a duration such as 0s, 45s, 15m or 2h",
+      "connections[0].policy.rules[0].approval.timeout: a duration such as 90s, 15m, 2h or 1d",
+    ]);
+  });
+
   it("a file that cannot be read", () => {
     const missing = join(scratch, "absent.yaml");
     expect(() => loadConfigFile(missing, {})).toThrow(ConfigError);
@@ -424,6 +465,36 @@ connections:
     expect(checkedBad.stderr).toContain("connections[1].upstream.url: not a URL");
     expect(checkedGood.code).toBe(0);
     expect(checkedGood.stdout).toContain(`${good}: valid`);
+  }, 60_000);
+
+  it("`config --no-secrets` checks the structure where the secrets are absent (CI); without it, each absent secret is named", async () => {
+    const file = join(scratch, "ci.yaml");
+    const withSecrets = (extra: string) => `version: 1
+${ISSUER}
+database: { url: { env: CI_ABSENT_DATABASE_URL } }
+keys: { maskingHmac: { file: /nonexistent/masking-hmac } }
+audit: { checkpoint: { keys: [{ id: k1, privateKey: { env: CI_ABSENT_CHECKPOINT_KEY } }] } }
+connections:
+  - name: local
+    upstream: { type: stdio, command: node, env: { TOKEN: { env: CI_ABSENT_TOKEN } } }
+    masking: { patterns: [{ id: order, pattern: "ORDER-[0-9]+" }] }
+${extra}`;
+    writeFileSync(file, withSecrets(""));
+    const [structure, full] = await Promise.all([runCli(["config", "--no-secrets", "--config", file]), runCli(["config", "--config", file])]);
+    expect(structure.code).toBe(0);
+    expect(structure.stdout).toContain(`${file}: valid in structure (secrets not read)`);
+    expect(full.code).toBe(2);
+    for (const path of ["database.url", "keys.maskingHmac", "audit.checkpoint.keys[0].privateKey", "connections[0].upstream.env.TOKEN"]) expect(full.stderr).toContain(`${path}: `);
+
+    // Structure is still checked in full: a cross-reference and a masking pattern, each by key path.
+    writeFileSync(file, withSecrets(`    policy: { rules: [{ id: r, description: d, tools: [x], action: require_approval, approval: { group: on-call } }] }`));
+    const badRef = await runCli(["config", "--no-secrets", "--config", file]);
+    expect(badRef.code).toBe(2);
+    expect(badRef.stderr).toContain("connections[0].policy.rules[0].approval.group: no approver group 'on-call' in approvals.groups");
+    writeFileSync(file, withSecrets("").replace('"ORDER-[0-9]+"', '"ORDER-[0-9"'));
+    const badPattern = await runCli(["config", "--no-secrets", "--config", file]);
+    expect(badPattern.code).toBe(2);
+    expect(badPattern.stderr).toContain("connections[0].masking");
   }, 60_000);
 });
 

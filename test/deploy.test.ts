@@ -463,6 +463,21 @@ describe("Helm chart rendered by Helm", () => {
   };
   const production = ["-f", join(CHART, "examples", "production-values.yaml")];
 
+  it("rolls the pods for a change to a key read only at start, not for a live one (the reload's classification)", () => {
+    const checksum = (...sets: string[]) =>
+      one(render(...production, ...sets.flatMap((x) => ["--set-json", x])), "Deployment").spec.template.metadata.annotations["checksum/config-restart-only"] as string;
+    const base = checksum();
+    // Live: applied by the pods' reload, no rollout.
+    expect(checksum('config.admin={"groups":["ops","sre"]}')).toBe(base);
+    expect(checksum('config.log.level="debug"')).toBe(base);
+    expect(checksum('config.limits.upstreamTimeoutMs=120000')).toBe(base);
+    // Read only at start: the reload would refuse it, so the pods roll.
+    expect(checksum('config.log.format="pretty"')).not.toBe(base);
+    expect(checksum('config.limits.requestBodyBytes=1048576')).not.toBe(base);
+    expect(checksum('config.digest={"enabled":false}')).not.toBe(base);
+    expect(checksum('config.approvals.sweepIntervalMs=500')).not.toBe(base);
+  });
+
   it("is Helm 3", () => {
     expect(run(["version", "--short"]).stdout).toMatch(/^v3\./);
   });

@@ -726,10 +726,11 @@ describe("the built-in dev issuer with the quick-start configuration", () => {
   let configFile: string;
   beforeAll(async () => {
     // The bundled quick start, with its key file in a scratch directory and a fixed public URL.
-    const quickstart = parseYaml(readFileSync(QUICKSTART_CONFIG, "utf8")) as { auth: { devIssuer: Record<string, unknown> }; connections: Array<{ upstream: Record<string, unknown> }> };
+    const quickstart = parseYaml(readFileSync(QUICKSTART_CONFIG, "utf8")) as { auth: { devIssuer: Record<string, unknown> }; approvals?: unknown; connections: Array<{ upstream: Record<string, unknown> }> };
     quickstart.auth.devIssuer.keyFile = join(scratch, "dev-issuer.jwk");
     for (const c of quickstart.connections) c.upstream.cwd = ROOT;
-    dev = await startOnKnownPort(db.url, { auth: quickstart.auth, connections: quickstart.connections });
+    // Its approvals too: its rules name their approver group.
+    dev = await startOnKnownPort(db.url, { auth: quickstart.auth, approvals: quickstart.approvals, connections: quickstart.connections });
     configFile = join(scratch, "quickstart.yaml");
     writeFileSync(configFile, stringifyYaml({ ...quickstart, version: 1, publicUrl: dev.config.publicUrl, database: { url: { env: "TEST_DATABASE_URL" } } }));
   });

@@ -30,6 +30,8 @@ beforeAll(async () => {
   scratch = mkdtempSync(join(tmpdir(), "countersign-policy-"));
   tapLog = join(scratch, "received.log");
   gw = await startTestGateway(db.url, {
+    // holdFor 0s: a held call is answered "approval pending" at once.
+    approvals: { groups: { dba: { emails: ["dba@example.com"] } }, holdFor: "0s" },
     connections: [
       {
         name: "prod-db",
@@ -113,12 +115,11 @@ describe("policy in the data path", () => {
     expect(JSON.stringify(out?.payload)).toContain("no-destructive-sql");
   });
 
-  it("fails closed on a call that needs approval while no approval channel is configured", async () => {
+  it("holds a call that needs approval: not forwarded, the rule named, the hold recorded", async () => {
     const c = await client();
     const result = await c.callTool({ name: "query", arguments: { sql: "UPDATE accounts SET balance = 0 WHERE id = 7" } });
     await c.close();
-    expect(result.isError).toBe(true);
-    expect((result.content as Array<{ text: string }>)[0]!.text).toContain("writes-need-approval");
+    expect(JSON.stringify(result)).toContain("writes-need-approval");
     expect(received()).not.toContain("UPDATE accounts");
     expect((await decisions()).at(-1)!.reason).toBe("require_approval");
   });

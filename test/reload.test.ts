@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signDevToken } from "../gateway/auth/dev-issuer.js";
 import { loadConfigFile } from "../gateway/config/load.js";
 import { startGateway, type Gateway } from "../gateway/gateway.js";
-import { createLogger } from "../gateway/log.js";
+import { createLogger, type Logger } from "../gateway/log.js";
 import { sqlParserLoaded } from "../gateway/policy/index.js";
 import { createTestDatabase, type TestDatabase } from "./helpers/postgres.js";
 import { loggingServerStdio } from "./helpers/process.js";
@@ -25,7 +25,7 @@ const quiet = () => createLogger("silent", new Writable({ write: (_c, _e, cb) =>
 
 const BLOCK_SLOW = { id: "no-slow", description: "slow is off limits", tools: ["slow"], action: "block", message: "use echo instead" };
 
-function writeConfig(opts: { rules?: unknown[]; port?: number; extraConnection?: boolean; extraEnv?: Record<string, string>; raw?: string } = {}): void {
+function writeConfig(opts: { rules?: unknown[]; port?: number; extraConnection?: boolean; extraEnv?: Record<string, string>; raw?: string; top?: Record<string, unknown> } = {}): void {
   if (opts.raw !== undefined) return writeFileSync(file, opts.raw);
   const connections: unknown[] = [
     { name: "tools", access: { anonymous: true }, upstream: loggingServerStdio(join(scratch, "received.log")), policy: { rules: opts.rules ?? [] } },
@@ -43,6 +43,7 @@ function writeConfig(opts: { rules?: unknown[]; port?: number; extraConnection?:
       auth: { devIssuer: { enabled: true, keyFile: join(scratch, "dev.jwk") } },
       admin: { groups: ["ops"] },
       connections,
+      ...opts.top,
     }),
   );
 }
@@ -160,6 +161,24 @@ describe("configuration reload", () => {
     const client = await connect(gw);
     expect((await client.callTool({ name: "slow", arguments: { ms: 1 } })).isError).toBe(true);
     await client.close();
+  });
+
+  it("judges a block added whole by the keys in it, except one whose presence is read at start", async () => {
+    const gw = gateways[0]!;
+    const base = { rules: [BLOCK_SLOW], extraConnection: true };
+    // No `log` block so far: one with only the (live) level is applied, and in force.
+    writeConfig({ ...base, top: { log: { level: "debug" } } });
+    const level = await gw.reload({ kind: "signal" });
+    expect(level).toMatchObject({ applied: true, restartRequired: [] });
+    expect((gw.app.log as unknown as Logger).isLevelEnabled("debug")).toBe(true);
+    writeConfig({ ...base, top: { log: { level: "debug", format: "pretty" } } });
+    expect(await gw.reload({ kind: "signal" })).toMatchObject({ applied: false, restartRequired: ["log.format"] });
+    // The approvals block starts a service: adding it, even with only live keys in it, needs a restart.
+    writeConfig({ ...base, top: { log: { level: "debug" }, approvals: { groups: { oncall: { emails: ["bob@example.com"] } } } } });
+    expect(await gw.reload({ kind: "signal" })).toMatchObject({ applied: false, restartRequired: ["approvals"] });
+    writeConfig(base);
+    expect(await gw.reload({ kind: "signal" })).toMatchObject({ applied: true });
+    expect((gw.app.log as unknown as Logger).isLevelEnabled("debug")).toBe(false);
   });
 
   it("closes the sessions of a connection the new file removes", async () => {

@@ -72,7 +72,7 @@ const tokenOf = (a: VoteInput["approver"]) => (a.subject ? { approverSubject: a.
 export class ApprovalService {
   readonly store: ApprovalStore;
   readonly #pool: pg.Pool;
-  readonly #opts: ApprovalServiceOptions;
+  #opts: ApprovalServiceOptions;
   #notifier: ApprovalNotifier | undefined;
   #directory: ApproverDirectory;
   readonly #waiters = new Map<string, Set<(req: ApprovalRequest) => void>>();
@@ -92,6 +92,11 @@ export class ApprovalService {
     this.#pool.on("error", (err) => opts.log.warn({ err: err.message }, "approvals: idle database connection failed"));
     this.store = new ApprovalStore(this.#pool);
     this.#alerts = new SecurityAlerts(opts.log);
+  }
+
+  /** A reload's reminder interval and escalation: the next sweep uses them. */
+  applySchedule(schedule: Pick<ApprovalServiceOptions, "reminderEveryMs" | "escalation">): void {
+    this.#opts = { ...this.#opts, reminderEveryMs: schedule.reminderEveryMs, escalation: schedule.escalation };
   }
 
   /** The bot's directory knows Slack user groups: it replaces the e-mail-only one when the bot starts. */

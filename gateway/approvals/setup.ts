@@ -11,7 +11,13 @@ import type { ArgumentsKey } from "./arguments-key.js";
 
 export interface Approvals {
   service: ApprovalService;
-  holdForMs: number;
+  /** The hold in force now (a reload may change it; sessions opened after it use the new one). */
+  readonly holdForMs: number;
+  /**
+   * A reload's approver groups, holdFor, reminders and escalation, in force when it returns. The
+   * rest of approvals (Slack, intervals, listen, argumentsKey) is read only at start.
+   */
+  apply(next: ApprovalsConfig): void;
   /** Mounts /slack/events when the bot runs in HTTP mode. */
   registerRoutes(app: FastifyInstance): void;
   stop(): Promise<void>;
@@ -26,10 +32,15 @@ export function ruleAsksConfirm(config: { connections: Array<{ name: string; pol
 
 export async function startApprovals(cfg: ApprovalsConfig, deps: { databaseUrl: string; recorder: Recorder; log: Logger; argumentsKey?: ArgumentsKey | undefined; maskText?: ((connection: string, text: string) => string) | undefined; confirmRule?: ((connection: string, ruleId: string | null) => boolean) | undefined; sessionPage?: ((sessionId: string) => string) | undefined }): Promise<Approvals> {
   if (deps.argumentsKey?.warning) deps.log.warn({ source: deps.argumentsKey.source }, deps.argumentsKey.warning);
+  // One record of groups, shared by the e-mail directory, the bot's directory and its notifier:
+  // a reload replaces its entries in place, so every reader sees the new approvers at once.
+  const groups: ApprovalsConfig["groups"] = { ...cfg.groups };
+  let holdForMs = cfg.holdForMs;
+  cfg = { ...cfg, groups };
   const service = new ApprovalService({
     databaseUrl: deps.databaseUrl,
     recorder: deps.recorder,
-    directory: new EmailDirectory(cfg.groups),
+    directory: new EmailDirectory(groups),
     log: deps.log,
     sweepIntervalMs: cfg.sweepIntervalMs,
     pollIntervalMs: cfg.pollIntervalMs,
@@ -52,7 +63,15 @@ export async function startApprovals(cfg: ApprovalsConfig, deps: { databaseUrl: 
   }
   return {
     service,
-    holdForMs: cfg.holdForMs,
+    get holdForMs() {
+      return holdForMs;
+    },
+    apply: (next) => {
+      for (const name of Object.keys(groups)) delete groups[name];
+      Object.assign(groups, next.groups);
+      holdForMs = next.holdForMs;
+      service.applySchedule({ reminderEveryMs: next.reminderEveryMs, escalation: next.escalation });
+    },
     registerRoutes: (app) => mount?.(app),
     stop: async () => {
       await bot?.stop();

@@ -47,7 +47,8 @@ export const EVENT_TYPES = {
   policy_decision: ["allow", "block", "require_approval", "shadow_block", "shadow_require_approval"],
   access_denied: ["connection_not_granted", "tool_denied", "session_identity_mismatch"],
   gateway: ["started", "stopped"],
-  config_changed: ["applied", "rejected"],
+  /** rejected: the file is invalid; refused: valid, but it changes keys read only at start (detail.restartRequired). */
+  config_changed: ["applied", "rejected", "refused"],
   /** An administrator acted on the running gateway through the admin API; detail: by, target, and the outcome. */
   admin_action: ["sessions_closed"],
   /** A weekly evidence digest was generated, signed and stored (gateway/evidence); detail: week, timeZone, digestId, sha256, keyId. */

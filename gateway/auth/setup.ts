@@ -21,7 +21,7 @@ export interface IdentityLayer {
   devIssuer?: { url: string; key: DevIssuerKey; keyFile: string } | undefined;
   /** The key of the gateway's own authorization server (oauth.enabled). */
   oauthKey?: OAuthSigningKey | undefined;
-  registerRoutes(app: FastifyInstance): void;
+  registerRoutes(app: FastifyInstance, connections?: () => GatewayConfig["connections"]): void;
   stop(): void;
 }
 
@@ -82,12 +82,13 @@ export async function createIdentityLayer(config: GatewayConfig, recorder: Recor
   );
   const signer = config.keys.upstreamJwt ? new GatewaySigner(config.keys.upstreamJwt.reveal(), config.publicUrl) : undefined;
 
-  const registerRoutes = (app: FastifyInstance) => {
+  // `connections`: the ones in force now (a reload may add some).
+  const registerRoutes = (app: FastifyInstance, connections: () => GatewayConfig["connections"] = () => config.connections) => {
     // RFC 9728 protected resource metadata, one resource per connection; its Streamable HTTP and
     // SSE endpoints share the resource id.
     for (const front of ["mcp", "sse"]) {
       app.get<{ Params: { connection: string } }>(`/.well-known/oauth-protected-resource/${front}/:connection`, async (req, reply) => {
-        const c = config.connections.find((x) => x.name === req.params.connection);
+        const c = connections().find((x) => x.name === req.params.connection);
         if (!c) return reply.code(404).send({ error: "unknown connection" });
         return {
           resource: resourceUrl(config.publicUrl, c.name),

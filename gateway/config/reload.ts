@@ -1,17 +1,17 @@
 // Reloading the configuration while running (SIGHUP, or POST /admin/reload by an administrator).
-// The new file is validated first: an invalid file keeps the old configuration and says why.
-// Connections, access, policy and masking change live (open sessions follow them); what the
-// process was started with (listen address, database, identity issuers, keys, metrics) needs a
-// restart, and a file that changes it is refused whole. Each applied configuration is recorded
-// once as a config_changed event (who, when, hash, diff), however many replicas apply it.
+// The new file is validated first: an invalid file keeps the old configuration and says why
+// (config_changed/rejected). Each changed key is either live, and in force when the reload
+// answers (the composition root's apply puts it there), or read only at start: a file that
+// changes any of those is refused whole, naming the keys ("restart to apply"), and recorded as
+// config_changed/refused. Which is which: reload-keys.ts. Each applied configuration is recorded
+// once as config_changed/applied (who, when, hash, diff), however many replicas apply it.
 import { hostname } from "node:os";
 import type { Recorder } from "../audit/recorder.js";
 import type { Db } from "../db/client.js";
 import type { Logger } from "../log.js";
-import type { SessionRegistry } from "../mcp/sessions.js";
 import { ConfigError, loadConfigFile, type GatewayConfig } from "./load.js";
 import { redactConfigValue } from "./redact.js";
-import { loadSqlParser, policyUsesSql } from "../policy/index.js";
+import { reloadClassesOfChange } from "./reload-keys.js";
 
 export interface ReloadActor {
   kind: "startup" | "signal" | "admin";
@@ -25,11 +25,18 @@ export interface ReloadResult {
   previousHash: string;
   changes: Array<{ path: string; before: unknown; after: unknown }>;
   removedConnections: string[];
+  /** Keys the file changes that are read only at start (the reload was refused because of them). */
+  restartRequired: string[];
   problems: string[];
 }
 
-/** Keys that only take effect at start. */
-const RESTART_ONLY = ["server", "database", "auth", "keys", "metrics", "publicUrl", "cluster", "oauth"] as const;
+/** What the composition root does with a valid new configuration. */
+export interface ReloadHooks {
+  /** Work that may still refuse the file (e.g. building its maskers): problems, each with its key path. */
+  prepare(next: GatewayConfig): Promise<string[]>;
+  /** Puts every live key of `next` in force; returns the connections it removed. */
+  apply(next: GatewayConfig, before: GatewayConfig): Promise<{ removedConnections: string[] }>;
+}
 
 export class ConfigReloader {
   #current: GatewayConfig;
@@ -37,7 +44,7 @@ export class ConfigReloader {
 
   constructor(
     initial: GatewayConfig,
-    private readonly deps: { sessions: SessionRegistry; recorder: Recorder; db: Db; log: Logger; instanceId: string },
+    private readonly deps: { hooks: ReloadHooks; recorder: Recorder; db: Db; log: Logger; instanceId: string },
   ) {
     this.#current = initial;
   }
@@ -60,42 +67,48 @@ export class ConfigReloader {
 
   async #reload(actor: ReloadActor, env: Record<string, string | undefined>): Promise<ReloadResult> {
     const before = this.#current;
-    const refused = (problems: string[], hash = before.hash): ReloadResult => {
-      this.deps.log.warn({ problems, by: actor }, "configuration reload refused; the running configuration stays");
+    const answer = (fields: Partial<ReloadResult> & Pick<ReloadResult, "applied" | "hash">): ReloadResult => ({
+      previousHash: before.hash, changes: [], removedConnections: [], restartRequired: [], problems: [], ...fields,
+    });
+    const notApplied = (reason: "rejected" | "refused", result: ReloadResult): ReloadResult => {
+      this.deps.log.warn({ problems: result.problems, by: actor }, `configuration reload ${reason}; the running configuration stays`);
       this.deps.recorder.eventBestEffort({
         type: "config_changed",
-        reason: "rejected",
+        reason,
         subject: actor.subject ?? null,
-        detail: { source: before.source, problems, by: actor, instance: this.deps.instanceId },
+        detail: {
+          source: before.source, hash: result.hash, previousHash: before.hash, problems: result.problems, by: actor, instance: this.deps.instanceId,
+          ...(result.restartRequired.length > 0 ? { restartRequired: result.restartRequired, changes: result.changes.slice(0, 200) } : {}),
+        },
       });
-      return { applied: false, hash, previousHash: before.hash, changes: [], removedConnections: [], problems };
+      return result;
     };
 
     let next: GatewayConfig;
     try {
       next = loadConfigFile(before.source, env);
     } catch (err) {
-      return refused(err instanceof ConfigError ? err.problems : [String(err)]);
+      return notApplied("rejected", answer({ applied: false, hash: before.hash, problems: err instanceof ConfigError ? err.problems : [String(err)] }));
     }
-    if (next.hash === before.hash) {
-      return { applied: true, hash: next.hash, previousHash: before.hash, changes: [], removedConnections: [], problems: [] };
-    }
-    // A new sql condition needs the SQL parser before its rule is applied (sql.ts).
-    if (next.connections.some((c) => policyUsesSql(c.policy))) await loadSqlParser();
+    if (next.hash === before.hash) return answer({ applied: true, hash: next.hash });
     // Inline credentials never leave in a change list (the event, the admin API's answer, the log).
     const changes = diff(before.raw, next.raw).map((c) => ({ path: c.path, before: redactConfigValue(c.path, c.before), after: redactConfigValue(c.path, c.after) }));
-    const restartNeeded = RESTART_ONLY.filter((key) => changes.some((c) => c.path === key || c.path.startsWith(`${key}.`) || c.path.startsWith(`${key}[`)));
-    if (restartNeeded.length > 0) {
-      return refused(restartNeeded.map((k) => `${k}: changes here take effect only at start; restart the gateway (nothing was applied)`), next.hash);
+    // One change read only at start refuses the whole file: half a configuration is never in force.
+    const restartRequired = [...new Set(changes.flatMap(reloadClassesOfChange).filter((c) => c.mode === "restart").map((c) => c.key))];
+    if (restartRequired.length > 0) {
+      const problems = restartRequired.map((k) => `${k}: read only at start; restart to apply (nothing was applied)`);
+      return notApplied("refused", answer({ applied: false, hash: next.hash, changes, restartRequired, problems }));
     }
+    const prepared = await this.deps.hooks.prepare(next);
+    if (prepared.length > 0) return notApplied("rejected", answer({ applied: false, hash: next.hash, problems: prepared }));
 
-    const removedConnections = await this.deps.sessions.applyConfig(next);
+    const { removedConnections } = await this.deps.hooks.apply(next, before);
     this.#current = next;
     this.deps.log.info({ hash: next.hash, changes: changes.length, removedConnections, by: actor }, "configuration reloaded");
     await this.#recordApplied(next, before.hash, changes, actor).catch((err) =>
       this.deps.log.error({ err: String(err) }, "the configuration was applied but its change record could not be written"),
     );
-    return { applied: true, hash: next.hash, previousHash: before.hash, changes, removedConnections, problems: [] };
+    return answer({ applied: true, hash: next.hash, changes, removedConnections });
   }
 
   /**

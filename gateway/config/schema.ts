@@ -1,18 +1,34 @@
 // The configuration file's schema. It is the single source of truth: the loader validates with
 // it and `npm run schema` publishes it as JSON Schema (gateway/config/countersign.schema.json)
 // for editors and for the Helm chart.
+//
+// Each slice resolves to the plain options its module reads (durations in milliseconds, defaults
+// that depend on other keys filled in), so the types the gateway uses are this schema's output
+// (z.output), never a second, hand-written declaration. Secret references come out as
+// SecretReference: the loader resolves them (load.ts), and nothing here builds runtime objects.
+import { resolve } from "node:path";
 import { z } from "zod";
 import { Cron } from "croner";
-import { policySchema } from "../policy/schema.js";
+import { parseDuration, policySchema } from "../policy/schema.js";
 
 export const CONFIG_VERSION = 1;
+
+/** A secret reference as written ({ env: NAME } or { file: /path }), marked so the loader finds every one. */
+export class SecretReference {
+  constructor(readonly ref: { env: string } | { file: string }) {}
+  /** Where the value comes from, for messages: `env NAME` or `file /path`. */
+  get origin(): string {
+    return "env" in this.ref ? `env ${this.ref.env}` : `file ${this.ref.file}`;
+  }
+}
 
 const secretRef = z
   .union([
     z.strictObject({ env: z.string().min(1).describe("Name of an environment variable holding the value") }),
     z.strictObject({ file: z.string().min(1).describe("Path of a file holding the value (trailing newline removed)") }),
   ])
-  .describe("A reference to a secret: { env: NAME } or { file: /path }. Secrets are never written literally in the file.");
+  .describe("A reference to a secret: { env: NAME } or { file: /path }. Secrets are never written literally in the file.")
+  .transform((ref) => new SecretReference(ref));
 
 const valueOrSecret = z.union([z.string(), secretRef]);
 
@@ -232,12 +248,30 @@ const approvals = z
     if (a.escalation && !a.groups[a.escalation.group]) {
       ctx.addIssue({ code: "custom", path: ["escalation", "group"], message: `no approver group '${a.escalation.group}' in approvals.groups` });
     }
-  });
+  })
+  // The approvals service's options: e-mails compared in lower case, durations in milliseconds.
+  .transform(({ holdFor, reminderEvery, escalation, slack, ...a }) => ({
+    ...a,
+    groups: Object.fromEntries(Object.entries(a.groups).map(([name, g]) => [name, { ...g, emails: g.emails.map((e) => e.toLowerCase()) }])),
+    holdForMs: parseDuration(holdFor),
+    ...(reminderEvery !== undefined ? { reminderEveryMs: parseDuration(reminderEvery) } : {}),
+    ...(escalation ? { escalation: { afterMs: parseDuration(escalation.after), group: escalation.group } } : {}),
+    ...(slack
+      ? {
+          slack: {
+            ...slack,
+            apiUrl: slack.apiUrl.endsWith("/") ? slack.apiUrl : `${slack.apiUrl}/`,
+            users: Object.fromEntries(Object.entries(slack.users).map(([id, email]) => [id, email.toLowerCase()])),
+          },
+        }
+      : {}),
+  }));
 
 // The tamper-evident audit chain and its signed checkpoints (gateway/audit/chain).
+const instant = z.iso.datetime({ offset: true }).transform((s) => new Date(s));
 const keyValidity = {
-  notBefore: z.iso.datetime({ offset: true }).optional().describe("The key signs from this time on (ISO 8601)"),
-  notAfter: z.iso.datetime({ offset: true }).optional().describe("The key signs until this time; keep retired keys listed so older checkpoints still verify"),
+  notBefore: instant.optional().describe("The key signs from this time on (ISO 8601)"),
+  notAfter: instant.optional().describe("The key signs until this time; keep retired keys listed so older checkpoints still verify"),
 };
 const checkpointKeyId = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "letters, digits, '.', '_' or '-' (it names the key in every checkpoint)");
 
@@ -247,7 +281,7 @@ const audit = z
     checkpoint: z
       .strictObject({
         intervalMinutes: z.int().min(1).max(1440).default(60).describe("Sign the chain's head this often, also when nothing was recorded"),
-        directory: z.string().min(1).optional().describe("Also write each checkpoint as a JSON file here (keep copies outside PostgreSQL)"),
+        directory: z.string().min(1).transform((d) => resolve(d)).optional().describe("Also write each checkpoint as a JSON file here (keep copies outside PostgreSQL)"),
         keys: z
           .array(z.strictObject({ id: checkpointKeyId, privateKey: secretRef.describe("PKCS#8 PEM Ed25519 private key"), ...keyValidity }))
           .default([])
@@ -316,6 +350,7 @@ const pinning = z
   .superRefine((p, ctx) => {
     if (p.onChange === "hold" && !p.approvalGroup) ctx.addIssue({ code: "custom", path: ["approvalGroup"], message: "onChange: hold needs approvalGroup: the approver group (in approvals.groups) that decides calls to a changed tool" });
   })
+  .transform(({ approvalTimeout, ...p }) => ({ ...p, approvalTimeoutMs: parseDuration(approvalTimeout) }))
   .prefault({});
 
 const connection = z.strictObject({
@@ -429,7 +464,7 @@ export const configSchema = z
       .strictObject({
         url: secretRef.optional().describe("PostgreSQL URL; without it (and without DATABASE_URL) an embedded PostgreSQL is started"),
         migrateOnStart: z.boolean().default(true),
-        embeddedDataDir: z.string().default(".countersign/postgres"),
+        embeddedDataDir: z.string().default(".countersign/postgres").transform((d) => resolve(d)),
         commitTimeoutMs: z.int().min(100).default(5000).describe("How long a record may take to commit before the gateway fails closed"),
       })
       .prefault({}),
@@ -508,6 +543,25 @@ export const configSchema = z
     oauth: oauthSlice.describe("MCP clients log in through the browser: the gateway as OAuth authorization server (see README, MCP clients log in through the browser)"),
   })
   .superRefine((cfg, ctx) => {
+    // /metrics names connections, rules and traffic: off the loopback interface it needs its token.
+    if (cfg.metrics.enabled && !cfg.metrics.token && !isLoopbackHost(cfg.server.host)) {
+      ctx.addIssue({ code: "custom", path: ["metrics", "token"], message: `/metrics is served on ${cfg.server.host}, which is not a loopback address: set metrics.token ({ env | file }) so scrapes need \`Authorization: Bearer <token>\`, or metrics.enabled: false` });
+    }
+    // A login through an issuer whose tokens the gateway does not trust would be a door nobody audits.
+    cfg.console.login.forEach((l, i) => {
+      if (!trustedIssuer(cfg.auth.issuers, l.issuer)) {
+        ctx.addIssue({ code: "custom", path: ["console", "login", i, "issuer"], message: `'${l.issuer}' is not one of auth.issuers: add it there first (its claims settings apply to console logins too)` });
+      }
+    });
+    // The authorization server: people log in through the console; several replicas share its key.
+    if (oauthEnabled(cfg)) {
+      const quickstart = cfg.auth.devIssuer.enabled && isLoopbackHost(cfg.server.host);
+      if (!cfg.console.enabled) ctx.addIssue({ code: "custom", path: ["oauth", "enabled"], message: "MCP clients log in through the console's login: set console.enabled: true (or oauth.enabled: false)" });
+      else if (!quickstart && cfg.console.login.length === 0) ctx.addIssue({ code: "custom", path: ["oauth", "enabled"], message: "nobody could log in: configure console.login (an issuer people log in with), or oauth.enabled: false" });
+      if (cfg.cluster.internalPort > 0 && !cfg.oauth.signingKey) {
+        ctx.addIssue({ code: "custom", path: ["oauth", "signingKey"], message: "several replicas (cluster.internalPort) need one signing key for the gateway's tokens: set oauth.signingKey ({ env | file }, a PKCS#8 PEM EC P-256 key)" });
+      }
+    }
     if (cfg.digest.slackChannel && !cfg.approvals?.slack) {
       ctx.addIssue({ code: "custom", path: ["digest", "slackChannel"], message: "posting the digest uses the Slack bot of approvals.slack: configure approvals.slack (botToken, apiUrl) as well" });
     }
@@ -537,6 +591,15 @@ export const configSchema = z
           message: "no token issuer is configured (auth.issuers or auth.devIssuer) and anonymous access is off, so nobody could call this connection: add an issuer, or set access.anonymous: true for local use",
         });
       }
+      // A hold nobody can decide expires unseen: every group a policy names must exist.
+      const missingGroup = (group: string) =>
+        cfg.approvals?.groups[group] ? undefined : `no approver group '${group}' in approvals.groups${cfg.approvals ? ` (groups: ${Object.keys(cfg.approvals.groups).join(", ") || "none"})` : " (the file has no approvals block)"}`;
+      c.policy.rules.forEach((r, j) => {
+        const problem = r.approval && missingGroup(r.approval.group);
+        if (problem) ctx.addIssue({ code: "custom", path: ["connections", i, "policy", "rules", j, "approval", "group"], message: problem });
+      });
+      const defaultProblem = c.policy.defaultApproval && missingGroup(c.policy.defaultApproval.group);
+      if (defaultProblem) ctx.addIssue({ code: "custom", path: ["connections", i, "policy", "defaultApproval", "group"], message: defaultProblem });
       if (c.pinning.approvalGroup && !cfg.approvals?.groups[c.pinning.approvalGroup]) {
         ctx.addIssue({ code: "custom", path: ["connections", i, "pinning", "approvalGroup"], message: `no approver group '${c.pinning.approvalGroup}' in approvals.groups` });
       }
@@ -555,7 +618,78 @@ export const configSchema = z
         });
       }
     });
-  });
+  })
+  // Defaults that depend on other keys, and the console's logins with their issuer's claims.
+  .transform((cfg) => ({
+    ...cfg,
+    publicUrl: (cfg.publicUrl ?? `http://${bracketed(cfg.server.host)}:${cfg.server.port}`).replace(/\/+$/, ""),
+    cluster: { ...cfg.cluster, internalHost: cfg.cluster.internalHost ?? cfg.server.host },
+    console: consoleOptions(cfg.console, cfg.auth.issuers),
+    oauth: oauthOptions(cfg.oauth, oauthEnabled(cfg)),
+    connections: cfg.connections.map((c) => ({
+      ...c,
+      idleTimeoutSeconds: c.idleTimeoutSeconds ?? cfg.sessions.idleTimeoutSeconds,
+      // One identity never takes every slot: half of maxSessions unless set.
+      maxSessionsPerIdentity: Math.min(c.maxSessions, c.maxSessionsPerIdentity ?? Math.max(1, Math.ceil(c.maxSessions / 2))),
+    })),
+  }));
+
+/** The authorization server's default: on only in the quick start (the dev issuer on a loopback bind, the console's one-click login), and with several replicas only given a shared signing key. */
+function oauthEnabled(cfg: { oauth: z.output<typeof oauthSlice>; auth: { devIssuer: { enabled: boolean } }; server: { host: string }; console: { enabled: boolean }; cluster: { internalPort: number } }): boolean {
+  const quickstart = cfg.auth.devIssuer.enabled && isLoopbackHost(cfg.server.host);
+  return cfg.oauth.enabled ?? (quickstart && cfg.console.enabled && (cfg.cluster.internalPort === 0 || Boolean(cfg.oauth.signingKey)));
+}
+
+/** The authorization server's options: durations in milliseconds, host names in lower case. */
+function oauthOptions(o: z.output<typeof oauthSlice>, enabled: boolean) {
+  return {
+    enabled,
+    accessTokenTtlSeconds: Math.max(1, Math.round(parseDuration(o.accessTokenTtl) / 1000)),
+    refreshTokenTtlMs: parseDuration(o.refreshTokenTtl),
+    refreshReuseGraceMs: o.refreshReuseGraceSeconds * 1000,
+    codeTtlMs: o.codeTtlSeconds * 1000,
+    signingKey: o.signingKey,
+    maxCodes: o.maxCodes,
+    maxRefreshTokens: o.maxRefreshTokens,
+    registration: {
+      enabled: o.registration.enabled,
+      perMinutePerAddress: o.registration.perMinutePerAddress,
+      maxClients: o.registration.maxClients,
+      unusedClientMs: o.registration.unusedClientDays * 86_400_000,
+    },
+    clientMetadataDocuments: {
+      allowedHosts: o.clientMetadataDocuments.allowedHosts.map((h) => h.toLowerCase()),
+      maxBytes: o.clientMetadataDocuments.maxBytes,
+      timeoutMs: o.clientMetadataDocuments.timeoutMs,
+      allowPrivateAddresses: o.clientMetadataDocuments.allowPrivateAddresses,
+      ca: o.clientMetadataDocuments.ca,
+    },
+  };
+}
+
+/** The console's options: timeouts in milliseconds, each login with its (trusted) issuer's claim names. */
+function consoleOptions(c: z.output<typeof consoleSlice>, issuers: Array<z.output<typeof issuer>>) {
+  const { idleTimeoutMinutes, absoluteTimeoutHours, login, ...rest } = c;
+  return {
+    ...rest,
+    idleTimeoutMs: idleTimeoutMinutes * 60_000,
+    absoluteTimeoutMs: absoluteTimeoutHours * 3_600_000,
+    login: login.flatMap((l) => {
+      const trusted = trustedIssuer(issuers, l.issuer);
+      if (!trusted) return []; // refused above
+      return [{
+        issuer: trusted.issuer,
+        label: l.label ?? trusted.label ?? new URL(trusted.issuer).host,
+        clientId: l.clientId,
+        clientSecret: l.clientSecret,
+        scopes: l.scopes.includes("openid") ? l.scopes : ["openid", ...l.scopes],
+        groupsClaim: trusted.groupsClaim,
+        emailClaim: trusted.emailClaim,
+        nameClaim: trusted.nameClaim,
+      }];
+    }),
+  };
+}
 
 export type RawConfig = z.input<typeof configSchema>;
 export type ParsedConfig = z.output<typeof configSchema>;
@@ -563,3 +697,15 @@ export type SecretRef = z.output<typeof secretRef>;
 export type ParsedApprovals = z.output<typeof approvals>;
 export type ParsedConsole = z.output<typeof consoleSlice>;
 export type ParsedOAuth = z.output<typeof oauthSlice>;
+
+function trustedIssuer<I extends { issuer: string }>(issuers: I[], issuer: string): I | undefined {
+  return issuers.find((x) => x.issuer.replace(/\/+$/, "") === issuer.replace(/\/+$/, ""));
+}
+
+/** True for addresses only this host can reach (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[|\]$/g, "");
+  return h === "localhost" || h === "::1" || /^127(\.\d{1,3}){3}$/.test(h) || /^::ffff:127(\.\d{1,3}){3}$/.test(h);
+}
+
+const bracketed = (host: string) => (host.includes(":") ? `[${host}]` : host);

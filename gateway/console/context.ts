@@ -15,6 +15,8 @@ import type { ConsoleLogin, ConsoleSessions } from "./session.js";
 
 export interface ConsoleDeps {
   config: GatewayConfig;
+  /** The configuration in force now (a reload may change admin.groups and approvals.groups, which decide roles). */
+  currentConfig?: (() => GatewayConfig) | undefined;
   db: Db;
   databaseUrl: string;
   recorder: Recorder;

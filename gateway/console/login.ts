@@ -90,7 +90,7 @@ export function registerLogin(app: FastifyInstance, ctx: ConsoleContext): void {
       await ctx.record(req, "login_refused", { subjectTried: user.subject, issuer: user.issuer, why: (err as Error).message }).catch(() => {});
       return loginPage(req, reply, { text: `Login refused: ${(err as Error).message}.`, error: true }, 400);
     }
-    const roles = rolesOf(user, config);
+    const roles = rolesOf(user, ctx.deps.currentConfig?.() ?? config);
     (ctx.state(req) as { login?: typeof login }).login = login;
     // Fail closed: a login the audit store cannot record does not happen.
     try {

@@ -58,7 +58,7 @@ export function registerConsole(app: FastifyInstance, deps: ConsoleDeps): void {
         const path = req.url;
         const isPublic = PUBLIC.some((p) => p.test(path));
         const { login, expired, rejected } = sessions.read(req);
-        const roles = login ? rolesOf(login, deps.config) : undefined;
+        const roles = login ? rolesOf(login, deps.currentConfig?.() ?? deps.config) : undefined;
         setState(req, { login, roles, csrf: "" });
         if (rejected || expired) {
           // A cookie that is no login (altered, forged, logged out, timed out) is recorded once and

@@ -342,14 +342,14 @@ async function privacy(run: Run): Promise<DigestSection> {
 async function changeManagement(run: Run): Promise<DigestSection> {
   const rows = await run(QUERIES.configChanges);
   const applied = rows.filter((r) => r.reason === "applied");
-  const rejected = rows.filter((r) => r.reason === "rejected");
+  const rejected = rows.filter((r) => r.reason === "rejected" || r.reason === "refused");
   const who = (r: Row) => {
     const by = (r.by ?? {}) as { kind?: string; subject?: string; email?: string; instance?: string };
     return [by.email ?? by.subject ?? r.subject ?? null, by.kind ? `(${by.kind})` : null].filter(Boolean).join(" ") || "(unknown)";
   };
   const changeText = (r: Row) => {
     const changes = Array.isArray(r.changes) ? (r.changes as Array<{ path: string; before: unknown; after: unknown }>) : [];
-    if (r.reason === "rejected") return `refused: ${(Array.isArray(r.problems) ? (r.problems as string[]) : []).join("; ")}`;
+    if (r.reason === "rejected" || r.reason === "refused") return `refused: ${(Array.isArray(r.problems) ? (r.problems as string[]) : []).join("; ")}`;
     if (!r.previous_hash) return "configuration in force at start";
     return changes.map((c) => `${c.path}: ${shownValue(c.path, c.before)} → ${shownValue(c.path, c.after)}`).join("; ") || "(no differences)";
   };

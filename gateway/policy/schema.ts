@@ -29,10 +29,12 @@ export function parseDuration(text: string): number {
   return Number(m[1]) * DURATION_UNIT_MS[m[2] as keyof typeof DURATION_UNIT_MS];
 }
 
+// The range check runs only on well-formed text: zod runs every check, and a throwing one would
+// escape validation (a crash at start with no key path instead of an answer naming the key).
 const duration = z
   .string()
   .regex(DURATION, "a duration such as 90s, 15m, 2h or 1d")
-  .refine((d) => parseDuration(d) >= 10_000 && parseDuration(d) <= 7 * 86_400_000, "between 10s and 7d");
+  .refine((d) => !DURATION.test(d) || (parseDuration(d) >= 10_000 && parseDuration(d) <= 7 * 86_400_000), "between 10s and 7d");
 
 const nameGlob = z.string().min(1).max(512).describe("A name or a glob: * any run of characters, ? one character");
 

@@ -21,6 +21,7 @@ import { sealAll } from "../../gateway/audit/chain/sealer.js";
 import { AUDITED_SOURCES } from "../../gateway/audit/chain/sources.js";
 import { verifyChain } from "../../gateway/audit/chain/verify.js";
 import { ConfigError, parseConfigText } from "../../gateway/config/load.js";
+import { prepareRuntime } from "../../gateway/gateway.js";
 import { createTestDatabase, ROOT, type TestDatabase } from "../helpers/postgres.js";
 import { everythingStdio, startTestGateway } from "../helpers/gateway.js";
 import * as t from "./lib.js";
@@ -217,8 +218,8 @@ describe("configuration", () => {
   const base = { version: 1, connections: [{ name: "x", access: { anonymous: true }, upstream: { type: "streamable_http", url: "http://127.0.0.1:1/mcp" } }] };
   const problems = (cfg: Record<string, unknown>, env: Record<string, string> = {}) => {
     try {
-      parseConfigText(stringify(cfg), "c.yaml", { DATABASE_URL: "postgresql://x@127.0.0.1/x", ...env });
-      return [];
+      // The keys themselves are read by the composition root's checks, as at start.
+      return prepareRuntime(parseConfigText(stringify(cfg), "c.yaml", { DATABASE_URL: "postgresql://x@127.0.0.1/x", ...env }));
     } catch (err) {
       if (err instanceof ConfigError) return err.problems;
       throw err;

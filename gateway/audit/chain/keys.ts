@@ -16,6 +16,7 @@ import { createHash, createPublicKey, generateKeyPairSync, type KeyObject } from
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import type { GatewayConfig } from "../../config/load.js";
+import { revealValue } from "../../config/secret.js";
 
 export interface VerifierKey {
   id: string;
@@ -62,13 +63,40 @@ export function loadQuickstartKey(file: string, create: boolean): SignerKey | un
   return { id: keyIdOf(createPublicKey(key)), key };
 }
 
+type CheckpointSettings = NonNullable<GatewayConfig["audit"]["checkpoint"]>;
+
+/** The configured PEM keys as key objects; a key that is not Ed25519 is named by its key path. */
+function parsedKeys(cp: CheckpointSettings) {
+  const problems: string[] = [];
+  const parse = <T>(path: string, read: () => T): T[] => {
+    try {
+      return [read()];
+    } catch (err) {
+      problems.push(`${path}: ${(err as Error).message}`);
+      return [];
+    }
+  };
+  const keys = cp.keys.flatMap((k, i) => parse(`audit.checkpoint.keys[${i}].privateKey`, () => ({ ...k, privateKey: parseEd25519PrivateKey(k.privateKey.reveal()) })));
+  const publicKeys = cp.publicKeys.flatMap((k, i) => parse(`audit.checkpoint.publicKeys[${i}].publicKey`, () => ({ ...k, publicKey: parseEd25519PublicKey(revealValue(k.publicKey)) })));
+  if (problems.length > 0) throw new CheckpointKeyError(problems);
+  return { keys, publicKeys };
+}
+
+/** Configured checkpoint keys that cannot be used, each problem starting with its key path. */
+export class CheckpointKeyError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join("; "));
+    this.name = "CheckpointKeyError";
+  }
+}
+
 /**
  * The keys for this configuration. `forSigning`: the gateway and `countersign checkpoint`
  * (may create the quick-start key); otherwise `verify` (reads only).
  */
 export function loadCheckpointKeys(config: GatewayConfig, forSigning: boolean, now = new Date()): CheckpointKeys {
   const verifiers = new Map<string, VerifierKey>();
-  const cp = config.audit.checkpoint;
+  const cp = config.audit.checkpoint && parsedKeys(config.audit.checkpoint);
   if (cp) {
     for (const k of cp.publicKeys) verifiers.set(k.id, { id: k.id, key: k.publicKey, notBefore: k.notBefore, notAfter: k.notAfter });
     for (const k of cp.keys) verifiers.set(k.id, { id: k.id, key: createPublicKey(k.privateKey), notBefore: k.notBefore, notAfter: k.notAfter });
