@@ -61,13 +61,13 @@ function baseConfig(): Record<string, unknown> {
   return {
     version: 1,
     publicUrl: "http://127.0.0.1:9",
-    server: { host: "127.0.0.1", port: 0, trustProxy: false },
+    server: { host: "127.0.0.1", port: 0, trustProxy: false, allowedHosts: ["mcp.internal.example"], allowedOrigins: ["https://tools.example.com"] },
     database: { url: { env: "EK_DATABASE_URL" }, migrateOnStart: false, embeddedDataDir: join(scratch, "pg"), commitTimeoutMs: 5000 },
-    limits: { requestBodyBytes: 4194304, upstreamMessageBytes: 16777216, upstreamTimeoutMs: 600000, notificationsPerSecond: 1000, requestHeadersTimeoutMs: 10000, requestTimeoutMs: 30000, unauthenticatedRequests: 256 },
-    sessions: { idleTimeoutSeconds: 1800 },
+    limits: { requestBodyBytes: 4194304, upstreamMessageBytes: 16777216, upstreamTimeoutMs: 600000, notificationsPerSecond: 1000, requestHeadersTimeoutMs: 10000, requestTimeoutMs: 30000, unauthenticatedRequests: 256, clientBufferBytes: 33554432 },
+    sessions: { idleTimeoutSeconds: 1800, evictIdleAfterSeconds: 60 },
     admin: { groups: ["ops"] },
-    metrics: { enabled: true, token: { env: "EK_METRICS_TOKEN" } },
-    log: { level: "info", format: "json" },
+    metrics: { enabled: true, token: { env: "EK_METRICS_TOKEN" }, port: 0 },
+    log: { level: "info", format: "json", requests: true },
     auth: {
       issuers: [{ issuer: ISSUER, jwksUri: `${ISSUER}/jwks` }],
       clockSkewSeconds: 30,
@@ -97,7 +97,8 @@ function baseConfig(): Record<string, unknown> {
         name: "tools",
         description: "the logging server",
         upstream: { ...loggingServerStdio(join(scratch, "received.log")), cwd: scratch, shared: false },
-        maxSessions: 8,
+        maxSessions: 16,
+        maxSessionsPerIdentity: 12,
         idleTimeoutSeconds: 600,
         access: { anonymous: false, groups: ["dev"], tools: [{ groups: ["dev"], deny: ["forbidden*"] }] },
         masking: {
@@ -143,6 +144,12 @@ function baseConfig(): Record<string, unknown> {
       enabled: true, auditorGroups: ["auditors"], idleTimeoutMinutes: 30, absoluteTimeoutHours: 12, sessionKey: { env: "EK_SECRET" },
       login: [{ issuer: ISSUER, label: "Corp", clientId: "countersign", clientSecret: { env: "EK_SECRET" }, scopes: ["openid", "email"] }],
       devUsers: [{ subject: "alice", email: "alice@example.com", groups: ["dev"] }],
+    },
+    oauth: {
+      enabled: false, accessTokenTtl: "10m", refreshTokenTtl: "12h", refreshReuseGraceSeconds: 10, codeTtlSeconds: 60, signingKey: { env: "EK_SECRET" },
+      maxCodes: 10000, maxRefreshTokens: 100000,
+      registration: { enabled: true, perMinutePerAddress: 10, maxClients: 1000, unusedClientDays: 30 },
+      clientMetadataDocuments: { allowedHosts: ["vscode.dev"], maxBytes: 5120, timeoutMs: 3000, allowPrivateAddresses: false, ca: { env: "EK_PEM" } },
     },
   };
 }
@@ -200,6 +207,13 @@ const SAMPLES: Record<string, { value: unknown; connection?: number }> = {
   "console.sessionKey": { value: { env: "EK_SECRET_2" } },
   "console.login": { value: [] },
   "console.devUsers": { value: [] },
+  "server.allowedHosts": { value: ["mcp.internal.example", "gateway.internal.example"] },
+  "server.allowedOrigins": { value: ["https://tools.example.com", "https://ide.example.com"] },
+  "oauth.accessTokenTtl": { value: "5m" },
+  "oauth.refreshTokenTtl": { value: "6h" },
+  "oauth.signingKey": { value: { env: "EK_SECRET_2" } },
+  "oauth.clientMetadataDocuments.allowedHosts": { value: ["vscode.dev", "*.example.com"] },
+  "oauth.clientMetadataDocuments.ca": { value: { env: "EK_SECRET" } },
 };
 
 /** Which connection of the base file a `connections[].x` key is changed in: the first that sets it. */
@@ -340,6 +354,16 @@ const IN_FORCE: Record<string, () => Promise<void>> = {
   "limits.notificationsPerSecond": async () => {
     expect(registryConfig().limits.notificationsPerSecond).toBe(1001);
   },
+  "limits.clientBufferBytes": async () => {
+    expect(registryConfig().limits.clientBufferBytes).toBe(33554433);
+    expect(gw.sessions.clientBufferBytes).toBe(33554433);
+  },
+  "sessions.evictIdleAfterSeconds": async () => {
+    expect(registryConfig().sessions.evictIdleAfterSeconds).toBe(61);
+  },
+  "log.requests": async () => {
+    expect(registryConfig().log.requests).toBe(false);
+  },
   "sessions.idleTimeoutSeconds": async () => {
     // "remote" has no idle timeout of its own: it takes the sessions default.
     expect(gw.sessions.connection("remote")!.idleTimeoutSeconds).toBe(1801);
@@ -353,7 +377,7 @@ const IN_FORCE: Record<string, () => Promise<void>> = {
     await c.close();
   },
   "connections[].maxSessions": async () => {
-    expect((await readyz()).sessionLimits.tools!.limit).toBe(9);
+    expect((await readyz()).sessionLimits.tools!.limit).toBe(17);
   },
   "connections[].access.anonymous": async () => {
     const c = await connect("tools", null);
