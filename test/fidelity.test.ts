@@ -16,7 +16,7 @@ import {
 } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { StdioUpstream } from "../gateway/mcp/upstream/stdio.js";
-import { createMasker } from "../gateway/masking/index.js";
+import { createMasker, maskingScope } from "../gateway/masking/index.js";
 import { everythingStdio, startTestGateway, type TestGateway } from "./helpers/gateway.js";
 import { createTestDatabase, type TestDatabase } from "./helpers/postgres.js";
 import { rawDelete, rawInitialize, rawPost, startEverything, tapTransport, waitFor, type RunningUpstream } from "./helpers/upstreams.js";
@@ -390,7 +390,8 @@ describe.each(COMBOS)("$front front → $connection upstream", ({ connection, fr
   it.each(FEATURES)("$name", async (feature) => {
     // "No difference" except where masking applies: the direct result, masked as the gateway's
     // default masking does (connections mask unless configured otherwise).
-    const expected = normalise(DEFAULT_MASKER.maskMessage(await directResult(feature)).masked);
+    // Pseudonyms are keyed per caller and connection: the anonymous caller's scope on this one.
+    const expected = normalise(DEFAULT_MASKER.maskMessage(await directResult(feature), { scope: maskingScope({ issuer: "anonymous", subject: "anonymous" }, connection) }).masked);
     const actual = normalise(await feature.run(peer));
     expect(actual).toEqual(expected);
   });
