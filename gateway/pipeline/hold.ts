@@ -18,6 +18,7 @@ import { notify, refuse } from "./answer.js";
 import type { ExchangeContext } from "./context.js";
 import type { ForwardClaims } from "./exchange.js";
 import { forwardRequest } from "./forward.js";
+import { maskingScopeOf } from "./mask.js";
 import { idKey } from "../mcp/jsonrpc.js";
 
 export type HoldRefusal = { code: "CS_ERR_APPROVAL_DENIED" | "CS_ERR_APPROVAL_PENDING" | "CS_ERR_JUSTIFICATION_REQUIRED"; detail: string };
@@ -98,7 +99,8 @@ async function askApprovers(ctx: ExchangeContext, msg: JsonRpcMessage, method: s
     method,
     tool: typeof params.name === "string" ? params.name : typeof params.uri === "string" ? params.uri : method,
     arguments: args,
-    maskedArguments: ctx.connection.masker?.maskMessage(args).masked ?? args,
+    // Masked in the caller's scope: approvers see the same pseudonyms the caller sees.
+    maskedArguments: ctx.connection.masker?.maskMessage(args, { scope: maskingScopeOf(ctx) }).masked ?? args,
     requester: { subject: id.subject, issuer: id.issuer, kind: id.kind, email: id.email, name: id.name, groups: id.groups },
     rule: { id: decision.ruleId, description: need.why },
     approverGroup: need.group,

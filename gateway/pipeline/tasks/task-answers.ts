@@ -16,7 +16,7 @@ import { deliver } from "../deliver.js";
 import type { ForwardClaims, PendingRequest } from "../exchange.js";
 import { startForwarding } from "../forward.js";
 import { claimForward, verdictOf } from "../hold.js";
-import { maskForCaller, maskForRecord, rememberIssuedFor } from "../mask.js";
+import { maskForCaller, maskForRecord, maskingScopeOf, rememberIssuedFor } from "../mask.js";
 import { observe } from "../observe.js";
 import { recordMessage } from "../record.js";
 import {
@@ -280,7 +280,7 @@ export class TaskAnswers implements TaskAnswering {
   /** The upstream answered a task's call (or it failed): the task ends with that outcome. */
   finish(task: GatewayTask, outcome: TaskOutcome): void {
     // The status message is read by tasks/get and tasks/list: taken from the fully masked outcome.
-    const masked = this.#ctx.connection.masker?.maskMessage(outcome).masked ?? outcome;
+    const masked = this.#ctx.connection.masker?.maskMessage(outcome, { scope: maskingScopeOf(this.#ctx) }).masked ?? outcome;
     if (!isTerminal(task.status)) task.fromUpstream = true;
     this.#end(task, statusOfOutcome(outcome), messageOfOutcome(masked), outcome);
   }
