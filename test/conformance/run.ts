@@ -138,10 +138,28 @@ const checksOf = (r: Results) => {
 };
 
 /** Scenarios whose outcome differs (a scenario missing from one run counts as failed there). */
+/**
+ * Scenarios of protections the gateway adds in front of any server: passing them through the
+ * gateway while the server fails them direct is the product working, not a difference. Any other
+ * difference, either way, fails the check.
+ */
+const GATEWAY_ADDS: ReadonlySet<string> = new Set([
+  // The MCP fronts refuse a Host that does not name the gateway (gateway/mcp/front/host-origin.ts).
+  "dns-rebinding-protection",
+]);
+
 function differences(a: Results, b: Results): Array<{ scenario: string; direct: string; gateway: string }> {
   const all = [...new Set([...a.keys(), ...b.keys()])].sort();
   const show = (o: Outcome | undefined) => (o === undefined ? "missing" : o.passed ? "pass" : `fail (${o.failedChecks.join(", ")})`);
-  return all.filter((s) => (a.get(s)?.passed ?? false) !== (b.get(s)?.passed ?? false)).map((s) => ({ scenario: s, direct: show(a.get(s)), gateway: show(b.get(s)) }));
+  const addedByGateway = (s: string) => GATEWAY_ADDS.has(s) && !(a.get(s)?.passed ?? false) && (b.get(s)?.passed ?? false);
+  return all
+    .filter((s) => (a.get(s)?.passed ?? false) !== (b.get(s)?.passed ?? false) && !addedByGateway(s))
+    .map((s) => ({ scenario: s, direct: show(a.get(s)), gateway: show(b.get(s)) }));
+}
+
+/** Scenarios the gateway passes that the server fails direct, by a protection the gateway adds. */
+function addedProtections(a: Results, b: Results): string[] {
+  return [...GATEWAY_ADDS].filter((s) => !(a.get(s)?.passed ?? false) && (b.get(s)?.passed ?? false));
 }
 
 /** Checks (within scenarios) whose status differs: not gated, but worth seeing. */
@@ -213,8 +231,10 @@ async function main(): Promise<number> {
         `  through Countersign → stdio upstream         ${passedOf(viaStdio).length} scenarios passed (${checksOf(viaStdio)})${STDIO_GATED ? "" : " (informational)"}`,
         `  passing direct: ${passedOf(direct).join(", ")}`,
       ];
-      for (const [label, diff] of [["http", httpDiff], ["stdio", stdioDiff]] as const) {
-        if (diff.length === 0) lines.push(`  gateway → ${label}: same pass set as direct`);
+      for (const [label, diff, via] of [["http", httpDiff, viaHttp], ["stdio", stdioDiff, viaStdio]] as const) {
+        const added = addedProtections(direct, via);
+        if (added.length > 0) lines.push(`  gateway → ${label}: passes besides, by a protection the gateway adds: ${added.join(", ")}`);
+        if (diff.length === 0) lines.push(`  gateway → ${label}: same pass set as direct${added.length > 0 ? " otherwise" : ""}`);
         else {
           lines.push(`  gateway → ${label}: ${diff.length} scenario(s) differ from direct:`);
           for (const d of diff) lines.push(`    ${d.scenario}: direct ${d.direct}; gateway ${d.gateway}`);
@@ -223,7 +243,7 @@ async function main(): Promise<number> {
       const notes = [...checkDifferences(direct, viaHttp).map((n) => `http: ${n}`), ...checkDifferences(direct, viaStdio).map((n) => `stdio: ${n}`)];
       if (notes.length > 0) lines.push("  check-level differences (not gated):", ...notes.map((n) => `    ${n}`));
       if (args["keep-results"]) lines.push(`  results kept in ${outRoot}`);
-      lines.push(ok ? "OK: the gateway passes exactly the scenarios the server passes direct" : "FAILED: the gateway's pass set differs from direct");
+      lines.push(ok ? "OK: the gateway passes exactly the scenarios the server passes direct (and the protections it adds)" : "FAILED: the gateway's pass set differs from direct");
       process.stdout.write(lines.join("\n") + "\n");
     }
     return ok ? 0 : 1;
