@@ -193,6 +193,24 @@ program
     }
   });
 
+/**
+ * A POST to the running gateway's admin API, as a member of admin.groups: the address is the
+ * running gateway's (not the file's), the token from --token or $COUNTERSIGN_TOKEN.
+ */
+async function postAdmin(path: string, opts: { config?: string; url?: string; token?: string }, body?: unknown): Promise<Response> {
+  const token = opts.token ?? process.env.COUNTERSIGN_TOKEN;
+  if (!token) fail("no token: pass --token or set COUNTERSIGN_TOKEN (with the dev issuer: `countersign token --admin --sub <you> --groups <admin group>`)", 2);
+  const { reloadTarget } = await import("./config/running.js");
+  const target = reloadTarget(findConfigFile(opts.config), opts.url);
+  const base = target.url.replace(/\/+$/, "");
+  const headers: Record<string, string> = { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) };
+  try {
+    return await fetch(`${base}${path}`, { method: "POST", headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  } catch (err) {
+    return fail(`cannot reach the gateway at ${base} (${target.from}): ${(err as Error).message}; is it running? (--url sets where)`);
+  }
+}
+
 const sessionsCommand = program
   .command("sessions")
   .description("list recent sessions (and `sessions close` to close open ones)")
@@ -229,21 +247,7 @@ sessionsCommand
   .option("--json", "the result as JSON")
   .action(async (sessionId: string | undefined, opts: { idle?: boolean; config?: string; url?: string; token?: string; json?: boolean }) => {
     if (!sessionId === !opts.idle) fail("name one session id, or pass --idle", 2);
-    const token = opts.token ?? process.env.COUNTERSIGN_TOKEN;
-    if (!token) fail("no token: pass --token or set COUNTERSIGN_TOKEN (with the dev issuer: `countersign token --admin --sub <you> --groups <admin group>`)", 2);
-    const { reloadTarget } = await import("./config/running.js");
-    const target = reloadTarget(findConfigFile(opts.config), opts.url);
-    const base = target.url.replace(/\/+$/, "");
-    let res: Response;
-    try {
-      res = await fetch(`${base}/admin/sessions/close`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-        body: JSON.stringify(sessionId ? { id: sessionId } : { idle: true }),
-      });
-    } catch (err) {
-      fail(`cannot reach the gateway at ${base} (${target.from}): ${(err as Error).message}; is it running? (--url sets where)`);
-    }
+    const res = await postAdmin("/admin/sessions/close", opts, sessionId ? { id: sessionId } : { idle: true });
     const body = (await res.json().catch(() => ({}))) as { closed?: string[]; error?: { message?: string; data?: { code?: string; detail?: string } } };
     if (opts.json) process.stdout.write(JSON.stringify(body, null, 2) + "\n");
     else if (res.ok) process.stdout.write(body.closed?.length ? `closed ${body.closed.length} session(s):\n${body.closed.map((id) => `  ${id}`).join("\n")}\n` : "no idle session to close\n");
@@ -319,19 +323,9 @@ program
   .option("--token <token>", "bearer token with audience <publicUrl>/admin (default: $COUNTERSIGN_TOKEN)")
   .option("--json", "the result as JSON")
   .action(async (opts: { config?: string; url?: string; token?: string; json?: boolean }) => {
-    const token = opts.token ?? process.env.COUNTERSIGN_TOKEN;
-    if (!token) fail("no token: pass --token or set COUNTERSIGN_TOKEN (with the dev issuer: `countersign token --admin --sub <you> --groups <admin group>`)", 2);
     // The gateway validates the file (and records a refusal); here it is not loaded, so neither its
     // secrets nor a just-edited server.port matter: the address is the running gateway's.
-    const { reloadTarget } = await import("./config/running.js");
-    const target = reloadTarget(findConfigFile(opts.config), opts.url);
-    const base = target.url.replace(/\/+$/, "");
-    let res: Response;
-    try {
-      res = await fetch(`${base}/admin/reload`, { method: "POST", headers: { authorization: `Bearer ${token}` } });
-    } catch (err) {
-      fail(`cannot reach the gateway at ${base} (${target.from}): ${(err as Error).message}; is it running? (--url sets where)`);
-    }
+    const res = await postAdmin("/admin/reload", opts);
     const body = (await res.json().catch(() => ({}))) as { applied?: boolean; changes?: Array<{ path: string }>; problems?: string[]; restartRequired?: string[]; error?: { message?: string } };
     if (opts.json) process.stdout.write(JSON.stringify(body, null, 2) + "\n");
     else if (body.applied) process.stdout.write(`reloaded: ${body.changes?.length ?? 0} change(s)${body.changes?.length ? `\n${body.changes.map((c) => `  ${c.path}`).join("\n")}` : ""}\n`);

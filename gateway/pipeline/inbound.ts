@@ -16,7 +16,8 @@ import type { Exchange, RequestHints } from "./exchange.js";
 import { forwardMessage, forwardRequest } from "./forward.js";
 import { hold } from "./hold.js";
 import { maskForRecord } from "./mask.js";
-import { accessDeniedEvent, governedNotificationDroppedEvent, pinDecisionEvent, policyDecisionEvent, recordEvent, recordMessage } from "./record.js";
+import { restoredEvent } from "../masking/restore/index.js";
+import { accessDeniedEvent, governedNotificationDroppedEvent, pinDecisionEvent, policyDecisionEvent, recordMessage } from "./record.js";
 import { restore } from "./restore.js";
 
 export async function fromClient(ctx: ExchangeContext, upstreamSide: UpstreamAdmission, msg: JsonRpcMessage, c: Classified, hints?: RequestHints): Promise<void> {
@@ -49,7 +50,10 @@ function recordIn(ctx: ExchangeContext, ex: Exchange, d: Decision | undefined, a
   const rpcId = ex.c.id ?? null;
   const writes = [recordMessage(ctx, "in", "client", masked, ex.c, ex.method, hits, ex.httpRequestId)];
   // The restore stage's fact, never its values: the record keeps the masked view.
-  if (restored > 0) writes.push(recordEvent(ctx, { type: "pseudonyms_restored", reason: "request", detail: { count: restored, method: ex.method }, requestId: ex.httpRequestId }));
+  if (restored > 0) {
+    const where = { sessionId: ctx.sessionId, connection: ctx.connection.name, subject: ctx.identity.subject, requestId: ex.httpRequestId };
+    writes.push(ctx.deps.recorder.event(restoredEvent(where, restored, ex.method)));
+  }
   if (d?.access) writes.push(accessDeniedEvent(ctx, ex.message, rpcId, ex.httpRequestId));
   if (d?.pinned) writes.push(pinDecisionEvent(ctx, d.pinned, rpcId, ex.httpRequestId));
   if (d?.policy) writes.push(policyDecisionEvent(ctx, d.policy, ex.message, rpcId, ex.httpRequestId));

@@ -51,7 +51,7 @@ export async function restoreRequest<M extends object>(restorer: Restorer | unde
 }
 
 /** The recorded fact of a restoration: how many, never which values (the records keep the masked view). */
-export function restoredEvent(where: { sessionId: string; connection: string; subject: string; requestId: string | null }, restored: number, method: string | null): EventRecord<"pseudonyms_restored"> {
+export function restoredEvent(where: { sessionId: string | null; connection: string; subject: string; requestId: string | null }, restored: number, method: string | null): EventRecord<"pseudonyms_restored"> {
   return { type: "pseudonyms_restored", reason: "request", ...where, detail: { count: restored, method } };
 }
 
