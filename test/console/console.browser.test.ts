@@ -194,7 +194,8 @@ describe("the web console", () => {
     const result = (await call) as { content: Array<{ text: string }>; isError?: boolean };
     expect(result.isError).toBeFalsy();
     expect(result.content[0]!.text).toContain("deploy v1 to production");
-    expect(await forwards(id)).toBe(1);
+    // The forward is recorded once its send resolved, which may be just after the answer arrived.
+    await expect.poll(() => forwards(id)).toBe(1);
     // Decided requests say how: the console.
     await page.goto("/console/approvals?view=decided");
     expect(await page.locator("[data-testid=requests] li", { hasText: "deploy" }).first().textContent()).toMatch(/approved by bob@example\.com .* via console/s);
@@ -238,7 +239,9 @@ describe("the web console", () => {
     expect(results.filter((r) => r === "closed")).toHaveLength(1);
     const decided = (await gw.approvals!.service.store.get(id))!;
     await call;
-    expect(await forwards(id)).toBe(decided.status === "approved" ? 1 : 0);
+    // An approval's forward is recorded once its send resolved (possibly just after the answer);
+    // a denial can never be forwarded, so its count is final at once.
+    await expect.poll(() => forwards(id)).toBe(decided.status === "approved" ? 1 : 0);
     for (const c of clicks) await c.context.close();
   });
 
