@@ -9,7 +9,7 @@ import { stringify } from "yaml";
 import { createDb, type Db } from "../gateway/db/client.js";
 import { startTestGateway } from "./helpers/gateway.js";
 import { createTestDatabase, ROOT, type TestDatabase } from "./helpers/postgres.js";
-import { runBuiltCli } from "./helpers/cli.js";
+import { runCli } from "./helpers/cli.js";
 import { loggingConnection } from "./helpers/process.js";
 
 let db: TestDatabase;
@@ -37,12 +37,12 @@ const oneConnection = { connections: [{ name: "local", access: { anonymous: true
 
 it("config: a stdio command not on PATH is an error with its key path; no 'did not start' from a command that starts nothing", async () => {
   const file = configFile("nodee.yaml", { connections: [{ name: "typo", access: { anonymous: true }, upstream: { type: "stdio", command: "nodee" } }] });
-  const r = await runBuiltCli(["config", "--config", file], env());
+  const r = await runCli(["config", "--config", file], env());
   expect(r.code).toBe(2);
   expect(r.stderr).toContain("connections[0].upstream.command: 'nodee' (connection typo): not found on PATH");
   expect(r.stderr).not.toContain("did not start");
   const bad = configFile("bad.yaml", { connections: [{ name: "x", upstream: { type: "streamable_http", url: "not a url" } }] });
-  const r2 = await runBuiltCli(["config", "--config", bad], env());
+  const r2 = await runCli(["config", "--config", bad], env());
   expect(r2.code).toBe(2);
   expect(r2.stderr).toContain("Fix the configuration and try again.");
   expect(r2.stderr).not.toContain("did not start");
@@ -50,18 +50,18 @@ it("config: a stdio command not on PATH is an error with its key path; no 'did n
 
 it("config: warns when a production-like configuration has no checkpoint keys and no masking key", async () => {
   const prod = { server: { host: "0.0.0.0", port: 8080 }, publicUrl: "https://mcp.example.com", metrics: { token: { env: "METRICS_TOKEN" } }, auth: { issuers: [{ issuer: "https://idp.example.com", audience: "https://mcp.example.com" }] }, ...oneConnection };
-  const r = await runBuiltCli(["config", "--config", configFile("prod.yaml", prod)], { ...env(), METRICS_TOKEN: "metrics-token-for-the-test" });
+  const r = await runCli(["config", "--config", configFile("prod.yaml", prod)], { ...env(), METRICS_TOKEN: "metrics-token-for-the-test" });
   expect(r.code).toBe(0);
   expect(r.stdout).toContain("valid, with 2 warning(s)");
   expect(r.stderr).toContain("warning: audit.checkpoint.keys: none");
   expect(r.stderr).toContain("warning: keys.maskingHmac: none");
-  const local = await runBuiltCli(["config", "--config", configFile("local.yaml", oneConnection)], env());
+  const local = await runCli(["config", "--config", configFile("local.yaml", oneConnection)], env());
   expect(local.code).toBe(0);
   expect(local.stderr).not.toContain("warning");
 });
 
 it("sessions --limit abc is a usage error, not silently 50", async () => {
-  const r = await runBuiltCli(["sessions", "--limit", "abc", "--config", configFile("s.yaml", oneConnection)], env());
+  const r = await runCli(["sessions", "--limit", "abc", "--config", configFile("s.yaml", oneConnection)], env());
   expect(r.code).toBe(2);
   expect(r.stderr).toContain("--limit: 'abc' is not a whole number");
 });
@@ -79,7 +79,7 @@ it("replay shows who the caller was, interleaves events with messages by time, a
   await prisma.message.create({ data: { sessionId: id, connection: "local", direction: "out", origin: "gateway", kind: "error", jsonrpcId: "1", method: "tools/call", size: 10, payload: { jsonrpc: "2.0", id: 1, error: { code: -32001, message: "denied" } }, at: t(3) } });
   const file = configFile("r.yaml", oneConnection);
 
-  const text = await runBuiltCli(["replay", id, "--config", file], env());
+  const text = await runCli(["replay", id, "--config", file], env());
   expect(text.code).toBe(0);
   expect(text.stdout).toContain("caller dana@example.com (Dana)  subject u-42  issuer https://idp.example.com  groups dev");
   expect(text.stdout).toContain("-END-OF-LONG-ARGUMENT"); // not cut at ~60 characters
@@ -87,7 +87,7 @@ it("replay shows who the caller was, interleaves events with messages by time, a
   expect(order.every((i) => i > 0)).toBe(true);
   expect([...order].sort((a, b) => a - b)).toEqual(order);
 
-  const json = JSON.parse((await runBuiltCli(["replay", id, "--json", "--config", file], env())).stdout);
+  const json = JSON.parse((await runCli(["replay", id, "--json", "--config", file], env())).stdout);
   expect(json.session.caller).toMatchObject({ subject: "u-42", email: "dana@example.com", groups: ["dev"] });
   expect(json.timeline.map((e: { entry: string }) => e.entry)).toEqual(["message", "event", "message"]);
 });
@@ -132,10 +132,10 @@ it("reload calls the running gateway (not the port just written in the file), ne
   try {
     await expect.poll(() => out, { timeout: 40_000 }).toContain("Countersign ready at ");
     expect(readFileSync(file, "utf8")).toContain("port: 0");
-    const token = (await runBuiltCli(["token", "--admin", "--sub", "op", "--groups", "ops", "--config", file], { DATABASE_URL: db.url, GATEWAY_ONLY_SECRET: "k".repeat(40) })).stdout.trim();
+    const token = (await runCli(["token", "--admin", "--sub", "op", "--groups", "ops", "--config", file], { DATABASE_URL: db.url, GATEWAY_ONLY_SECRET: "k".repeat(40) })).stdout.trim();
     expect(token.split(".")).toHaveLength(3);
     writeFileSync(file, stringify({ ...base, server: { host: "127.0.0.1", port: 1 } })); // a restart-only change
-    const r = await runBuiltCli(["reload", "--config", file, "--token", token], { DATABASE_URL: db.url }); // no GATEWAY_ONLY_SECRET here
+    const r = await runCli(["reload", "--config", file, "--token", token], { DATABASE_URL: db.url }); // no GATEWAY_ONLY_SECRET here
     expect(r.stderr).not.toContain("cannot reach");
     expect(r.stdout).toContain("refused (recorded as config_changed/refused)");
     expect(r.stdout).toContain("server: read only at start; restart to apply");
@@ -156,14 +156,14 @@ it("approvals --database --as: YOU MAY DECIDE says yes to an approver of the gro
       requesterEmail: "alice@example.com", approverGroup: "oncall", createdAt: new Date(Date.now() - 60_000), expiresAt: new Date(Date.now() + 600_000),
     },
   });
-  const list = await runBuiltCli(["approvals", "list", "--database", "--as", "bob@example.com", "--config", file], env());
+  const list = await runCli(["approvals", "list", "--database", "--as", "bob@example.com", "--config", file], env());
   expect(list.code).toBe(0);
   const row = list.stdout.split("\n").find((l) => l.startsWith(id))!;
   expect(row.trim().endsWith("yes")).toBe(true);
-  const asRequester = await runBuiltCli(["approvals", "list", "--database", "--as", "alice@example.com", "--config", file], env());
+  const asRequester = await runCli(["approvals", "list", "--database", "--as", "alice@example.com", "--config", file], env());
   expect(asRequester.stdout.split("\n").find((l) => l.startsWith(id))!.trim().endsWith("no")).toBe(true);
 
-  const approved = await runBuiltCli(["approvals", "approve", id, "--database", "--as", "bob@example.com", "--config", file], env());
+  const approved = await runCli(["approvals", "approve", id, "--database", "--as", "bob@example.com", "--config", file], env());
   expect(approved.code).toBe(0);
   expect(approved.stdout).toContain(`${id}: approved by bob@example.com`);
   expect(approved.stdout).toContain('already answered "approval pending": the same call, made again, goes through once');

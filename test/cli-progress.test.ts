@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { createDb, type Db } from "../gateway/db/client.js";
-import { runBuiltCli } from "./helpers/cli.js";
+import { runCli } from "./helpers/cli.js";
 import { adminQuery, adminUrl, createTestDatabase, ROOT, withDatabase, type TestDatabase } from "./helpers/postgres.js";
 
 let db: TestDatabase;
@@ -90,9 +90,9 @@ it("checkpoint (sealing) and verify draw a bar on a terminal, and clear it befor
 it("verify, checkpoint and digest draw nothing when their output is piped, and nothing with --json", async () => {
   await prisma.event.createMany({ data: Array.from({ length: 1200 }, (_, i) => ({ type: "gateway", reason: "seeded-again", detail: { i } })) });
   const piped = [
-    await runBuiltCli(["checkpoint", "--config", file], { DATABASE_URL: db.url }),
-    await runBuiltCli(["verify", "--config", file], { DATABASE_URL: db.url }),
-    await runBuiltCli(["digest", "--week", currentIsoWeek(), "--config", file], { DATABASE_URL: db.url }),
+    await runCli(["checkpoint", "--config", file], { DATABASE_URL: db.url }),
+    await runCli(["verify", "--config", file], { DATABASE_URL: db.url }),
+    await runCli(["digest", "--week", currentIsoWeek(), "--config", file], { DATABASE_URL: db.url }),
   ];
   for (const r of piped) {
     expect(r.code, r.stderr).toBe(0);

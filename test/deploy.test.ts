@@ -35,7 +35,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { parse, parseAllDocuments, parseDocument } from "yaml";
 import { configWarnings, looksLikeProduction } from "../gateway/config/checks.js";
 import { parseConfigText } from "../gateway/config/load.js";
-import { runBuiltCli } from "./helpers/cli.js";
+import { runCli } from "./helpers/cli.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const CHART = join(ROOT, "helm");
@@ -225,7 +225,7 @@ describe("docker-compose.yml", () => {
   it("mounts a configuration that `countersign config` accepts, in the container's environment", async () => {
     const file = join(secretsDir, "countersign.yaml");
     writeFileSync(file, gatewayConfigOnThisMachine());
-    const r = await runBuiltCli(["config", "--config", file], { ...imageEnv, ...services.gateway!.environment, COUNTERSIGN_CONFIG: file });
+    const r = await runCli(["config", "--config", file], { ...imageEnv, ...services.gateway!.environment, COUNTERSIGN_CONFIG: file });
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("valid (version 1, 2 connection(s): everything [streamable_http], everything-stdio [stdio])");

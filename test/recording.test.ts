@@ -8,6 +8,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { CreateMessageRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { everythingStdio, startTestGateway, type TestGateway } from "./helpers/gateway.js";
+import { BUILT_CLI } from "./helpers/built.js";
 import { ROOT, createTestDatabase, type TestDatabase } from "./helpers/postgres.js";
 import { tapTransport, waitFor, type Tapped } from "./helpers/upstreams.js";
 
@@ -139,7 +140,7 @@ describe("messages rows", () => {
 
 describe("countersign CLI", () => {
   const cli = async (...args: string[]) => {
-    const { stdout } = await run(process.execPath, ["--import", "tsx", "gateway/cli.ts", ...args], {
+    const { stdout } = await run(process.execPath, [BUILT_CLI, ...args], {
       cwd: ROOT,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: db.url, COLUMNS: "200" },
       timeout: 60_000,

@@ -14,7 +14,7 @@ import { signDevToken } from "../gateway/auth/dev-issuer.js";
 import { startTestGateway, type TestGateway } from "./helpers/gateway.js";
 import { createTestDatabase, type TestDatabase } from "./helpers/postgres.js";
 import { loggingServerStdio } from "./helpers/process.js";
-import { runBuiltCli } from "./helpers/cli.js";
+import { runCli } from "./helpers/cli.js";
 
 const FIXTURE = new URL("./fixtures/misbehaving-server.mjs", import.meta.url).pathname;
 
@@ -128,7 +128,7 @@ describe("closing sessions as an administrator", () => {
     // The CLI: `countersign sessions close --idle` closes idle sessions and leaves streaming ones.
     const b = await bareSession("frank");
     const streaming = await sdkClient("frank");
-    const out = await runBuiltCli(["sessions", "close", "--idle", "--url", gw.address, "--token", admin]);
+    const out = await runCli(["sessions", "close", "--idle", "--url", gw.address, "--token", admin]);
     expect(out.code).toBe(0);
     expect(out.stdout).toContain(b.id!);
     await expect.poll(() => closeReason(b.id!), { timeout: 10_000 }).toBe("admin_close");

@@ -22,6 +22,7 @@ import { AUDITED_SOURCES } from "../../gateway/audit/chain/sources.js";
 import { verifyChain } from "../../gateway/audit/chain/verify.js";
 import { ConfigError, parseConfigText } from "../../gateway/config/load.js";
 import { prepareRuntime } from "../../gateway/gateway.js";
+import { BUILT_CLI } from "../helpers/built.js";
 import { createTestDatabase, ROOT, type TestDatabase } from "../helpers/postgres.js";
 import { everythingStdio, startTestGateway } from "../helpers/gateway.js";
 import * as t from "./lib.js";
@@ -177,7 +178,7 @@ it("retention deletes records up to a signed checkpoint, records the deletion in
 
 describe("countersign verify (the command)", () => {
   const cli = (args: string[], env: Record<string, string> = {}) =>
-    run(process.execPath, ["--import", "tsx", "gateway/cli.ts", ...args], { cwd: ROOT, env: { ...process.env, DATABASE_URL: db.url, ...env } }).then(
+    run(process.execPath, [BUILT_CLI, ...args], { cwd: ROOT, env: { ...process.env, DATABASE_URL: db.url, ...env } }).then(
       (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
       (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
     );

@@ -1,8 +1,8 @@
-// Runs the countersign CLI from the sources (as a user would run the installed binary) and
-// collects its exit code and output.
+// Runs the built countersign CLI (dist/, kept current by the test run's global setup) as a user
+// runs the installed binary, and collects its exit code and output.
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { BUILT_CLI } from "./built.js";
 import { ROOT } from "./postgres.js";
 
 export interface CliResult {
@@ -12,14 +12,8 @@ export interface CliResult {
 }
 
 export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 50_000): Promise<CliResult> {
-  return runNode(["--import", "tsx", "gateway/cli.ts", ...args], env, timeoutMs);
-}
-
-/** The built CLI (dist/, as installed: `npm run build` first), without recompiling through tsx. */
-export function runBuiltCli(args: string[], env: Record<string, string> = {}, timeoutMs = 50_000): Promise<CliResult> {
-  const cli = join(ROOT, "dist", "gateway", "cli.js");
-  if (!existsSync(cli)) throw new Error(`${cli} is missing: run npm run build first`);
-  return runNode([cli, ...args], env, timeoutMs);
+  if (!existsSync(BUILT_CLI)) throw new Error(`${BUILT_CLI} is missing: run npm run build first`);
+  return runNode([BUILT_CLI, ...args], env, timeoutMs);
 }
 
 /** Runs node with `args` from the project root, with a minimal environment, collecting its output. */

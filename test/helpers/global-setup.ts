@@ -1,8 +1,11 @@
-// Before any test file: make sure a PostgreSQL is reachable and the migrated template exists.
+// Before any test file: the built CLI is current, a PostgreSQL is reachable and the migrated
+// template exists.
 import { migrateDatabase } from "../../gateway/db/migrate.js";
+import { ensureBuilt } from "./built.js";
 import { adminQuery, adminUrl, templateName, withDatabase } from "./postgres.js";
 
 export default async function setup(): Promise<() => Promise<void>> {
+  ensureBuilt((line) => process.stderr.write(`${line}\n`));
   let stop = async () => {};
   try {
     await adminQuery("SELECT 1");

@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { stringify } from "yaml";
+import { BUILT_CLI } from "./built.js";
 import { ROOT } from "./postgres.js";
 
 export const LOGGING_SERVER = new URL("../fixtures/logging-server.mjs", import.meta.url).pathname;
@@ -57,7 +58,7 @@ process.once("exit", () => {
 });
 
 export async function startGatewayProcess(configFile: string, databaseUrl: string, opts: { timeoutMs?: number } = {}): Promise<GatewayProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", "gateway/cli.ts", "start", "--config", configFile], {
+  const child = spawn(process.execPath, [BUILT_CLI, "start", "--config", configFile], {
     cwd: ROOT,
     env: { ...process.env, DATABASE_URL: databaseUrl, NODE_ENV: "test" },
     stdio: ["ignore", "pipe", "pipe"],
