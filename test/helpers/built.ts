@@ -2,13 +2,11 @@
 // global setup rebuilds it first when a source is newer than the last build, so a test never
 // runs yesterday's code and no test pays for compiling the sources through tsx.
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT } from "./postgres.js";
 
 export const BUILT_CLI = join(ROOT, "dist", "gateway", "cli.js");
-/** Written after each build by the test run; its mtime is the build's time. */
-const STAMP = join(ROOT, "dist", ".built-for-tests");
 
 function newestSource(dir: string): number {
   let newest = 0;
@@ -24,8 +22,8 @@ function newestSource(dir: string): number {
 /** Compiles gateway/ and bot/ into dist/ when a source changed since the last build. */
 export function ensureBuilt(log: (line: string) => void = () => {}): void {
   const sources = Math.max(newestSource(join(ROOT, "gateway")), newestSource(join(ROOT, "bot")), statSync(join(ROOT, "tsconfig.json")).mtimeMs);
-  if (existsSync(BUILT_CLI) && existsSync(STAMP) && statSync(STAMP).mtimeMs >= sources) return;
+  // tsc rewrites every output, so the CLI's mtime is the last build's time (npm ci's `prepare` too).
+  if (existsSync(BUILT_CLI) && statSync(BUILT_CLI).mtimeMs >= sources) return;
   log("compiling gateway/ and bot/ into dist/ for the tests that run the built CLI …");
   execFileSync(process.execPath, [join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", join(ROOT, "tsconfig.json")], { cwd: ROOT, stdio: "inherit" });
-  writeFileSync(STAMP, `${new Date().toISOString()}\n`);
 }
