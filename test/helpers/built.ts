@@ -11,7 +11,7 @@ export const BUILT_CLI = join(ROOT, "dist", "gateway", "cli.js");
 function newestSource(dir: string): number {
   let newest = 0;
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    if (entry.name === "generated" || entry.name === "node_modules") continue;
+    if (entry.name === "node_modules") continue;
     const path = join(dir, entry.name);
     if (entry.isDirectory()) newest = Math.max(newest, newestSource(path));
     else if (entry.name.endsWith(".ts")) newest = Math.max(newest, statSync(path).mtimeMs);
