@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { LoggingMessageNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { signDevToken } from "../gateway/auth/dev-issuer.js";
 import { startTestGateway, type TestGateway } from "./helpers/gateway.js";
 import { createTestDatabase, type TestDatabase } from "./helpers/postgres.js";
@@ -64,15 +64,14 @@ async function aliceClient(onLog?: (text: string) => void) {
 
 /** Resolves with the pending request for `marker` once the gateway has opened it. */
 async function pendingRequest(marker: string): Promise<string> {
-  for (let i = 0; i < 100; i++) {
+  return vi.waitFor(async () => {
     const rows = await gw.db.$queryRawUnsafe<Array<{ id: string; status: string }>>(
       `SELECT id, status FROM approval_requests WHERE "maskedArguments"::text LIKE $1 ORDER BY "createdAt" DESC LIMIT 1`,
       `%${marker}%`,
     );
-    if (rows[0]) return rows[0].id;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`no approval request for ${marker}`);
+    if (!rows[0]) throw new Error(`no approval request for ${marker} yet`);
+    return rows[0].id;
+  }, { timeout: 10_000, interval: 50 });
 }
 
 const vote = (requestId: string, email: string, decision: "approve" | "deny", reason?: string) =>
@@ -152,16 +151,17 @@ describe("holding across cancels and restarts", () => {
     const id = await pendingRequest("deploy v4");
     abort.abort();
     await expect(call).rejects.toThrow();
-    // The cancel reached the gateway and ended the hold; the session has nothing pending.
-    await new Promise((r) => setTimeout(r, 300));
-    expect(gw.sessions.all().every((s) => s.pendingCount === 0)).toBe(true);
+    // The cancel reaches the gateway and ends the hold; the session has nothing pending.
+    await expect.poll(() => gw.sessions.all().every((s) => s.pendingCount === 0)).toBe(true);
     await vote(id, "bob@example.com", "approve");
-    await new Promise((r) => setTimeout(r, 500));
     expect(forwarded("deploy v4")).toBe(0);
-    // The approval is not lost: the identical retry picks it up and is forwarded once.
+    // The approval is not lost: the identical retry picks it up and is forwarded once. An approval
+    // is claimed exactly once, so the retry's forward also proves the cancelled call never claimed it.
     const retry = await client.callTool({ name: "echo", arguments: { message: "deploy v4" } }, undefined, { timeout: 30_000 });
     expect(retry.content).toEqual([{ type: "text", text: "Echo: deploy v4" }]);
     expect(forwarded("deploy v4")).toBe(1);
+    const [claimed] = await gw.db.$queryRawUnsafe<Array<{ forwardedAt: Date | null }>>(`SELECT "forwardedAt" FROM approval_requests WHERE id = $1`, id);
+    expect(claimed!.forwardedAt).not.toBeNull();
     await client.close();
   });
 
