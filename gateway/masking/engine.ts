@@ -415,7 +415,7 @@ export function createMasker(options: MaskerOptions = {}): Masker {
 
   const maskString = (text: string, key: string | undefined, path: PathSegment[], roots: number[], run: Run): string => {
     if (text.length < MIN_SCAN_LENGTH) return text;
-    if (looksLikeBase64Blob(text)) return maskBase64Text(text, path, roots, run);
+    if (looksLikeBase64Blob(text)) return maskBase64Text(text, key, path, roots, run);
     const first = text.charCodeAt(0);
     const trimmed = first === 123 || first === 91 || first <= 32 ? text.trim() : "";
     if ((trimmed.startsWith("{") && trimmed.endsWith("}")) || (trimmed.startsWith("[") && trimmed.endsWith("]"))) {
@@ -451,23 +451,34 @@ export function createMasker(options: MaskerOptions = {}): Masker {
    * A data: URI or a long base64 body in a text field: passed when it decodes as the media it
    * declares; otherwise its decoded text is masked and re-encoded.
    */
-  const maskBase64Text = (text: string, path: PathSegment[], roots: number[], run: Run): string => {
+  const maskBase64Text = (text: string, key: string | undefined, path: PathSegment[], roots: number[], run: Run): string => {
     const comma = text.startsWith("data:") ? text.indexOf(",") : -1;
     const mime = comma > 0 ? text.slice(5, text.indexOf(";")) : undefined;
     const body = comma > 0 ? text.slice(comma + 1) : text;
-    const masked = maskMedia(body, mime, path, roots, run);
+    const bytes = decodeBase64Field(body);
+    // Only shaped like base64 (of a length base64 never has, say): text, scanned as text.
+    if (bytes === undefined && comma < 0) return scanText(text, key, run);
+    const masked = bytes === undefined ? maskNotBase64(body, path, roots, run) : maskDecodedMedia(body, bytes, mime, run);
     return masked === body ? text : text.slice(0, comma + 1) + masked;
   };
 
   /** `data`/`blob` fields: real media of the declared type passes; anything else is content. */
   const maskMedia = (value: string, mimeType: unknown, path: PathSegment[], roots: number[], run: Run): string => {
     const bytes = decodeBase64Field(value);
-    if (bytes === undefined) {
-      // Not base64 at all: plain text posing as media. Masked as text, and sent on as base64 so
-      // clients that validate the field still accept it.
-      const masked = maskString(value, undefined, path, roots, run);
-      return masked === value ? value : Buffer.from(masked, "utf8").toString("base64");
-    }
+    return bytes === undefined ? maskNotBase64(value, path, roots, run) : maskDecodedMedia(value, bytes, mimeType, run);
+  };
+
+  /**
+   * Not base64 at all: plain text posing as media. Masked as text, and sent on as base64 so
+   * clients that validate the field still accept it. Text merely shaped like base64 is scanned
+   * as plain text (maskString would hand it back here).
+   */
+  const maskNotBase64 = (value: string, path: PathSegment[], roots: number[], run: Run): string => {
+    const masked = looksLikeBase64Blob(value) ? scanText(value, undefined, run) : maskString(value, undefined, path, roots, run);
+    return masked === value ? value : Buffer.from(masked, "utf8").toString("base64");
+  };
+
+  const maskDecodedMedia = (value: string, bytes: Buffer, mimeType: unknown, run: Run): string => {
     if (isDeclaredMedia(bytes, mimeType)) return value;
     // latin1 maps byte for byte, so the masked text re-encodes to exactly the original bytes
     // around what was masked, whether the payload is UTF-8 text or binary.

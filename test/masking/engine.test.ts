@@ -74,6 +74,27 @@ describe("masking JSON-RPC messages", () => {
     expect(masked).toEqual(msg);
   });
 
+  it("scans text shaped like base64 that does not decode (a length base64 never has) as text", () => {
+    const text = "AKIAIOSFODNN7EXAMPLE\n" + "x".repeat(250);
+    const msg = {
+      result: {
+        content: [
+          { type: "text", text },
+          { type: "text", text: "A".repeat(257) },
+          { type: "image", mimeType: "image/png", data: text },
+          { type: "text", text: `data:image/png;base64,${text}` },
+        ],
+      },
+    };
+    const { masked, hits } = masker.maskMessage(msg);
+    const out = masked.result.content;
+    expect(out[0]!.text).toBe("[MASKED:aws_access_key]\n" + "x".repeat(250));
+    expect(out[1]!.text).toBe("A".repeat(257));
+    expect(Buffer.from(out[2]!.data!, "base64").toString()).toBe("[MASKED:aws_access_key]\n" + "x".repeat(250));
+    expect(Buffer.from(out[3]!.text!.slice("data:image/png;base64,".length), "base64").toString()).toBe("[MASKED:aws_access_key]\n" + "x".repeat(250));
+    expect(hits).toEqual({ aws_access_key: 3 });
+  });
+
   it("keeps every masked message valid JSON that round-trips", () => {
     const nasty = {
       jsonrpc: "2.0",
