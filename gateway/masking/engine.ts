@@ -460,6 +460,9 @@ export function createMasker(options: MaskerOptions = {}): Masker {
 
   const scanText = (text: string, name: FieldName | undefined, run: Run): string => {
     const out = applySpans(text, textSpans(text, name), run);
+    // Markers and pseudonyms hold no backslash: without one in the text there is nothing to decode
+    // (and `out`, built piece by piece, is not flattened just to look).
+    if (!text.includes("\\")) return out;
     // JSON string escapes (`\u0067hp_…`, `https:\/\/`): whoever JSON-decodes the text gets the
     // secret, so the decoded text is scanned too; if it holds more, the decoded text is masked.
     const decoded = decodeJsonEscapes(out);
