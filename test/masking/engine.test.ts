@@ -188,6 +188,23 @@ describe("remembered verdicts for repeated short values", () => {
     }
   });
 
+  it("stays correct past the number of field names it remembers, and for names too long to remember", () => {
+    const masker = createMasker({ personalData: "placeholder" });
+    const long = "x".repeat(300);
+    for (let round = 0; round < 2; round++) {
+      const row: Record<string, string> = {};
+      for (let i = 0; i < 12_000; i++) row[`field${round}_${i}`] = "plain value";
+      row[`${long}_password`] = "hunter22!!";
+      row[`${long} jane@example.com`] = "plain value";
+      row.api_key = "hunter22!!";
+      const { masked, hits } = masker.maskMessage({ rows: [row, { api_key: "hunter22!!" }] });
+      expect(hits).toEqual({ secret_assignment: 3, email: 1 });
+      expect(masked.rows[0]![`${long}_password`]).toBe("[MASKED:secret_assignment]");
+      expect(masked.rows[0]![`${long} [MASKED:email]`]).toBe("plain value");
+      expect(masked.rows[1]).toEqual({ api_key: "[MASKED:secret_assignment]" });
+    }
+  });
+
   it("passes whole UUIDs and timestamps, but still masks one under a secret-named field", () => {
     const masker = createMasker({ personalData: "placeholder" });
     const uuid = "f47ac10b-58cc-4372-a567-0e02b2c3d479";
