@@ -31,27 +31,35 @@ export function findEncodedSpans(text: string, scan: (decoded: string) => readon
   };
   // One pass over maximal runs of [A-Za-z0-9+/_-] (plus `=` padding): hex runs of 12+ bytes are
   // decoded as hex, runs of 16+ mixing cases as base64 (words and paths mix nothing and are skipped).
+  // A run that counts has MIN_RUN characters before its padding, so the scan looks MIN_RUN - 1
+  // ahead: when that character ends no run, no run of the characters before it can count.
   const n = text.length;
-  for (let i = 0; i < n; ) {
-    if (!isEncodedChar(text.charCodeAt(i))) {
-      i++;
+  for (let i = 0; i + MIN_RUN <= n; ) {
+    const probe = i + MIN_RUN - 1;
+    if (!(charClass(text.charCodeAt(probe)) & ENCODED)) {
+      i = probe + 1;
       continue;
     }
-    const start = i;
-    let upper = false;
-    let lowerOrDigit = false;
-    let allHex = true;
-    while (i < n) {
-      const c = text.charCodeAt(i);
-      if (!isEncodedChar(c)) break;
-      if (c >= 65 && c <= 90) upper = true;
-      else if ((c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 43 || c === 47) lowerOrDigit = true;
-      if (allHex && !isHex(c)) allHex = false;
-      i++;
+    // Every run starting before i has been looked at, and none crosses i: the run holding the
+    // probe starts at i or after.
+    let start = probe;
+    while (start > i && charClass(text.charCodeAt(start - 1)) & ENCODED) start--;
+    let any = 0;
+    let all = ENCODED | UPPER | LOWER_OR_DIGIT | HEX;
+    let j = start;
+    for (; j < n; j++) {
+      const k = charClass(text.charCodeAt(j));
+      if (!(k & ENCODED)) break;
+      any |= k;
+      all &= k;
     }
-    let end = i;
-    while (end < n && end - i < 2 && text.charCodeAt(end) === 61) end++;
+    i = j;
+    let end = j;
+    while (end < n && end - j < 2 && text.charCodeAt(end) === 61) end++;
     const length = end - start;
+    const upper = (any & UPPER) !== 0;
+    const lowerOrDigit = (any & LOWER_OR_DIGIT) !== 0;
+    const allHex = (all & HEX) !== 0;
     if (length < 16 || length > MAX_RUN || !(allHex || (upper && lowerOrDigit))) continue;
     const run = text.slice(start, end);
     if (HEX_ONLY.test(run)) tryRun(start, end, asText(Buffer.from(run, "hex")));
@@ -77,8 +85,21 @@ export function findEncodedSpans(text: string, scan: (decoded: string) => readon
   }
 }
 
-function isEncodedChar(c: number): boolean {
-  return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 43 || c === 47 || c === 95 || c === 45;
+/** Characters of a run that counts before its `=` padding (16 with two `=`). */
+const MIN_RUN = 14;
+const ENCODED = 1;
+const UPPER = 2;
+const LOWER_OR_DIGIT = 4;
+const HEX = 8;
+/** What each ASCII character is to an encoded run: [A-Za-z0-9+/_-] are ENCODED, and so on. */
+const CHAR_CLASS = new Uint8Array(128);
+for (let c = 0; c < 128; c++) {
+  const upper = c >= 65 && c <= 90;
+  const lowerOrDigit = (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 43 || c === 47;
+  if (upper || lowerOrDigit || c === 95 || c === 45) CHAR_CLASS[c] = ENCODED | (upper ? UPPER : 0) | (lowerOrDigit ? LOWER_OR_DIGIT : 0) | (isHex(c) ? HEX : 0);
+}
+function charClass(c: number): number {
+  return c < 128 ? CHAR_CLASS[c]! : 0;
 }
 function isHex(c: number): boolean {
   return (c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102);

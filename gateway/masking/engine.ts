@@ -35,7 +35,6 @@
  * Exempt types (per call) are left in place and counted in `exempted`, so the caller can
  * record who received which kind of data unmasked.
  */
-import { LRUCache } from "lru-cache";
 import { createHmac } from "node:crypto";
 import type { Detector, ScanContext, Span } from "./types.js";
 import { textFeatures } from "./features.js";
@@ -172,6 +171,34 @@ const VERDICT_CACHE_MAX_LENGTH = 96;
 const VERDICT_CACHE_ENTRIES = 4096;
 const NO_SPANS: readonly Span[] = Object.freeze([]);
 
+/** Field names remembered (what the walk needs to know about each), and the longest remembered. */
+const FIELD_NAMES_REMEMBERED = 10_000;
+const FIELD_NAME_MAX_LENGTH = 256;
+
+/**
+ * What the walk needs to know about a field name, decided once per name: JSON field names
+ * repeat in every row.
+ */
+interface FieldName {
+  /** Lower-cased: the detectors' context, and what field rules and secret names compare. */
+  readonly lower: string;
+  /** The name says its value is a secret (`password`, `api_key`, …). */
+  readonly secret: boolean;
+  /** A field rule's last step names it: only then can a rule select the value. */
+  readonly ruleNamed: boolean;
+  /** The detectors' spans in the name itself (an object key is content), once asked. */
+  ownSpans: readonly Span[] | undefined;
+  /** Verdicts on short values under this name (see `verdictMaps`), or undefined when not remembered. */
+  verdicts: VerdictMaps | undefined;
+}
+
+/** One name's remembered verdicts: those of the current generation and of the one before (maps made on first use). */
+interface VerdictMaps {
+  generation: number;
+  current: Map<string, readonly Span[]> | undefined;
+  previous: Map<string, readonly Span[]> | undefined;
+}
+
 /**
  * The walk recurses once per nesting level; 256 levels stay far inside Node's stack and far
  * beyond any real MCP payload. Deeper messages are refused, never walked.
@@ -186,6 +213,13 @@ const DEFAULT_MAX_VALUES = 1_000_000;
  */
 const BENIGN_WHOLE_VALUE =
   /^(?:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?)$/;
+
+/** BENIGN_WHOLE_VALUE, after a look at the characters every such value has (most values have not). */
+function benignWholeValue(text: string): boolean {
+  // A UUID is 36 characters with a dash at 8; a date has dashes at 4 and 7 (and is never 36 long).
+  const shaped = text.length === 36 ? text.charCodeAt(8) === 45 : text.length >= 10 && text.charCodeAt(4) === 45 && text.charCodeAt(7) === 45;
+  return shaped && BENIGN_WHOLE_VALUE.test(text);
+}
 
 function customDetector(spec: CustomPattern, engine: RegexEngine | undefined): Detector {
   let re: LinearRegex;
@@ -291,23 +325,27 @@ export function createMasker(options: MaskerOptions = {}): Masker {
   const fieldLastNames = new Set(fields.map((f) => f.path.lastName));
   const anyWildcardField = fieldLastNames.has(null);
   const secretFieldsOn = !disabled.has("secret_assignment");
-  // JSON field names repeat in every row: decide once per name.
-  // Bound: 10,000 field names, least recently used evicted first.
-  const secretFieldCache = new LRUCache<string, boolean>({ max: 10_000 });
-  const isSecretField = (key: string): boolean => {
-    let v = secretFieldCache.get(key);
-    if (v === undefined) {
-      v = isSecretFieldName(key);
-      secretFieldCache.set(key, v);
-    }
-    return v;
+  // Bound: FIELD_NAMES_REMEMBERED names of at most FIELD_NAME_MAX_LENGTH characters; when full
+  // it starts again empty (longer names are decided each time).
+  const fieldNames = new Map<string, FieldName>();
+  const describeName = (name: string): FieldName => {
+    const lower = name.toLowerCase();
+    return {
+      lower,
+      secret: secretFieldsOn && isSecretFieldName(lower),
+      ruleNamed: fieldLastNames.has(lower),
+      ownSpans: undefined,
+      verdicts: name.length <= FIELD_NAME_MAX_LENGTH ? newVerdictMaps() : undefined,
+    };
   };
-  const lowerCache = new Map<string, string>();
-  const lower = (key: string): string => {
-    let v = lowerCache.get(key);
+  const nameOf = (name: string): FieldName => {
+    let v = fieldNames.get(name);
     if (v === undefined) {
-      v = key.toLowerCase();
-      if (lowerCache.size < 10_000) lowerCache.set(key, v);
+      v = describeName(name);
+      if (name.length <= FIELD_NAME_MAX_LENGTH) {
+        if (fieldNames.size >= FIELD_NAMES_REMEMBERED) fieldNames.clear();
+        fieldNames.set(name, v);
+      }
     }
     return v;
   };
@@ -339,18 +377,54 @@ export function createMasker(options: MaskerOptions = {}): Masker {
   };
 
   // Short values repeat across rows (statuses, names, dates, tags): the detectors' verdict on a
-  // (field name, value) pair is remembered. Bound: VERDICT_CACHE_ENTRIES pairs, least recently
-  // used evicted first. The key is length-prefixed so no (name, value) pair can pose as another.
-  const verdicts = new LRUCache<string, readonly Span[]>({ max: VERDICT_CACHE_ENTRIES });
-  const findSpans = (text: string, key: string | undefined): readonly Span[] => {
+  // (field name, value) pair is remembered, in maps per field name. Bound: VERDICT_CACHE_ENTRIES
+  // pairs. Two generations of half that each: when the current one is full, the previous one is
+  // emptied and the current one becomes the previous; a verdict found in the previous generation
+  // moves to the current one, so values in use stay.
+  const generationSize = VERDICT_CACHE_ENTRIES / 2;
+  let generation = 0;
+  let inGeneration = 0;
+  let currentMaps: Map<string, readonly Span[]>[] = [];
+  let previousMaps: Map<string, readonly Span[]>[] = [];
+  function newVerdictMaps(): VerdictMaps {
+    return { generation, current: undefined, previous: undefined };
+  }
+  const remember = (maps: VerdictMaps, text: string, spans: readonly Span[]): void => {
+    if (maps.current === undefined) {
+      // At most one map per remembered verdict: the lists stay within the bound too.
+      maps.current = new Map();
+      currentMaps.push(maps.current);
+    }
+    maps.current.set(text, spans);
+    if (++inGeneration < generationSize) return;
+    for (const m of previousMaps) m.clear();
+    previousMaps = currentMaps;
+    currentMaps = [];
+    generation++;
+    inGeneration = 0;
+  };
+  const unnamed = describeName("");
+  const findSpans = (text: string, name: FieldName | undefined): readonly Span[] => {
     if (text.length < MIN_SCAN_LENGTH) return NO_SPANS;
+    const key = name?.lower;
     if (text.length > VERDICT_CACHE_MAX_LENGTH) return detect(text, key);
-    if (BENIGN_WHOLE_VALUE.test(text)) return NO_SPANS;
-    const cacheKey = key === undefined ? `-:${text}` : `${key.length}:${key}${text}`;
-    const known = verdicts.get(cacheKey);
+    if (benignWholeValue(text)) return NO_SPANS;
+    const maps = (name ?? unnamed).verdicts;
+    if (maps === undefined) return detect(text, key);
+    if (maps.generation !== generation) {
+      maps.previous = maps.generation === generation - 1 ? maps.current : undefined;
+      maps.current = undefined;
+      maps.generation = generation;
+    }
+    let known = maps.current?.get(text);
     if (known !== undefined) return known;
+    known = maps.previous?.get(text);
+    if (known !== undefined) {
+      remember(maps, text, known);
+      return known;
+    }
     const spans = detect(text, key);
-    verdicts.set(cacheKey, spans.length === 0 ? NO_SPANS : Object.freeze(spans));
+    remember(maps, text, spans.length === 0 ? NO_SPANS : Object.freeze(spans));
     return spans;
   };
 
@@ -384,13 +458,16 @@ export function createMasker(options: MaskerOptions = {}): Masker {
    */
   const textSpans = findSpans;
 
-  const scanText = (text: string, key: string | undefined, run: Run): string => {
-    const out = applySpans(text, textSpans(text, key), run);
+  const scanText = (text: string, name: FieldName | undefined, run: Run): string => {
+    const out = applySpans(text, textSpans(text, name), run);
+    // Markers and pseudonyms hold no backslash: without one in the text there is nothing to decode
+    // (and `out`, built piece by piece, is not flattened just to look).
+    if (!text.includes("\\")) return out;
     // JSON string escapes (`\u0067hp_…`, `https:\/\/`): whoever JSON-decodes the text gets the
     // secret, so the decoded text is scanned too; if it holds more, the decoded text is masked.
     const decoded = decodeJsonEscapes(out);
     if (decoded === undefined) return out;
-    const spans = textSpans(decoded, key);
+    const spans = textSpans(decoded, name);
     return spans.length === 0 ? out : applySpans(decoded, spans, run);
   };
 
@@ -406,16 +483,19 @@ export function createMasker(options: MaskerOptions = {}): Masker {
     return pos === 0 ? text : out + text.slice(pos);
   };
 
-  const fieldRuleFor = (path: PathSegment[], roots: number[]): CompiledField | undefined => {
-    const last = path[path.length - 1];
-    if (!anyWildcardField && !(typeof last === "string" && fieldLastNames.has(lower(last)))) return undefined;
+  /** The field rule selecting the value at `path`; `name` is the value's field name when the path ends in it. */
+  const fieldRuleFor = (path: PathSegment[], roots: number[], name: FieldName | undefined): CompiledField | undefined => {
+    if (!anyWildcardField) {
+      const last = path[path.length - 1];
+      if (typeof last !== "string" || !(name !== undefined ? name.ruleNamed : fieldLastNames.has(last.toLowerCase()))) return undefined;
+    }
     for (const f of fields) for (const root of roots) if (pathMatches(path, f.path, root)) return f;
     return undefined;
   };
 
-  const maskString = (text: string, key: string | undefined, path: PathSegment[], roots: number[], run: Run): string => {
+  const maskString = (text: string, name: FieldName | undefined, path: PathSegment[], roots: number[], run: Run): string => {
     if (text.length < MIN_SCAN_LENGTH) return text;
-    if (looksLikeBase64Blob(text)) return maskBase64Text(text, path, roots, run);
+    if (looksLikeBase64Blob(text)) return maskBase64Text(text, name, path, roots, run);
     const first = text.charCodeAt(0);
     const trimmed = first === 123 || first === 91 || first <= 32 ? text.trim() : "";
     if ((trimmed.startsWith("{") && trimmed.endsWith("}")) || (trimmed.startsWith("[") && trimmed.endsWith("]"))) {
@@ -424,7 +504,7 @@ export function createMasker(options: MaskerOptions = {}): Masker {
         // context there too) and keep it byte-for-byte apart from the masked values, provided every
         // match sits inside a string literal. Otherwise parse, mask structurally and re-serialise.
         // Text with escapes is always parsed: `\u0067hp_…` is a secret once decoded.
-        const spans = textSpans(text, key);
+        const spans = textSpans(text, name);
         if (spans.length === 0) return text;
         if (spansInsideJsonStrings(text, spans)) return applySpans(text, spans, run);
       }
@@ -444,30 +524,41 @@ export function createMasker(options: MaskerOptions = {}): Masker {
         return lead + JSON.stringify(maskedValue, null, jsonIndent(trimmed)) + tail;
       }
     }
-    return scanText(text, key, run);
+    return scanText(text, name, run);
   };
 
   /**
    * A data: URI or a long base64 body in a text field: passed when it decodes as the media it
    * declares; otherwise its decoded text is masked and re-encoded.
    */
-  const maskBase64Text = (text: string, path: PathSegment[], roots: number[], run: Run): string => {
+  const maskBase64Text = (text: string, name: FieldName | undefined, path: PathSegment[], roots: number[], run: Run): string => {
     const comma = text.startsWith("data:") ? text.indexOf(",") : -1;
     const mime = comma > 0 ? text.slice(5, text.indexOf(";")) : undefined;
     const body = comma > 0 ? text.slice(comma + 1) : text;
-    const masked = maskMedia(body, mime, path, roots, run);
+    const bytes = decodeBase64Field(body);
+    // Only shaped like base64 (of a length base64 never has, say): text, scanned as text.
+    if (bytes === undefined && comma < 0) return scanText(text, name, run);
+    const masked = bytes === undefined ? maskNotBase64(body, path, roots, run) : maskDecodedMedia(body, bytes, mime, run);
     return masked === body ? text : text.slice(0, comma + 1) + masked;
   };
 
   /** `data`/`blob` fields: real media of the declared type passes; anything else is content. */
   const maskMedia = (value: string, mimeType: unknown, path: PathSegment[], roots: number[], run: Run): string => {
     const bytes = decodeBase64Field(value);
-    if (bytes === undefined) {
-      // Not base64 at all: plain text posing as media. Masked as text, and sent on as base64 so
-      // clients that validate the field still accept it.
-      const masked = maskString(value, undefined, path, roots, run);
-      return masked === value ? value : Buffer.from(masked, "utf8").toString("base64");
-    }
+    return bytes === undefined ? maskNotBase64(value, path, roots, run) : maskDecodedMedia(value, bytes, mimeType, run);
+  };
+
+  /**
+   * Not base64 at all: plain text posing as media. Masked as text, and sent on as base64 so
+   * clients that validate the field still accept it. Text merely shaped like base64 is scanned
+   * as plain text (maskString would hand it back here).
+   */
+  const maskNotBase64 = (value: string, path: PathSegment[], roots: number[], run: Run): string => {
+    const masked = looksLikeBase64Blob(value) ? scanText(value, undefined, run) : maskString(value, undefined, path, roots, run);
+    return masked === value ? value : Buffer.from(masked, "utf8").toString("base64");
+  };
+
+  const maskDecodedMedia = (value: string, bytes: Buffer, mimeType: unknown, run: Run): string => {
     if (isDeclaredMedia(bytes, mimeType)) return value;
     // latin1 maps byte for byte, so the masked text re-encodes to exactly the original bytes
     // around what was masked, whether the payload is UTF-8 text or binary.
@@ -479,9 +570,14 @@ export function createMasker(options: MaskerOptions = {}): Masker {
   };
 
   /** An object key is content too: a secret or an address used as a key is masked like a value. */
-  const maskKey = (key: string, run: Run): string => {
+  const maskKey = (key: string, name: FieldName, run: Run): string => {
     if (key.length < MIN_SCAN_LENGTH) return key;
-    const spans = textSpans(key, undefined);
+    let spans = name.ownSpans;
+    if (spans === undefined) {
+      spans = textSpans(key, undefined);
+      // Remembered with the name (names are bounded in number and length).
+      if (name.verdicts !== undefined) name.ownSpans = spans.length === 0 ? NO_SPANS : Object.freeze([...spans]);
+    }
     return spans.length === 0 ? key : applySpans(key, spans, run);
   };
 
@@ -525,45 +621,45 @@ export function createMasker(options: MaskerOptions = {}): Masker {
     }
   };
 
-  const walk = (value: unknown, key: string | undefined, path: PathSegment[], roots: number[], run: Run): unknown => {
+  const walk = (value: unknown, name: FieldName | undefined, path: PathSegment[], roots: number[], run: Run): unknown => {
     if (fields.length > 0 && path.length > 0) {
-      const rule = fieldRuleFor(path, roots);
+      const rule = fieldRuleFor(path, roots, name);
       if (rule && value !== null && value !== undefined) {
         if (record(run, rule.type)) return marker(rule.type, typeof value === "string" ? value : JSON.stringify(value));
         // Exempt for this caller: still look inside for other types.
         const outer = run.exemptedField;
         run.exemptedField = rule.type;
-        const inner = walkValue(value, key, path, roots, run);
+        const inner = walkValue(value, name, path, roots, run);
         run.exemptedField = outer;
         return inner;
       }
     }
-    return walkValue(value, key, path, roots, run);
+    return walkValue(value, name, path, roots, run);
   };
 
-  const walkValue = (value: unknown, key: string | undefined, path: PathSegment[], roots: number[], run: Run): unknown => {
+  const walkValue = (value: unknown, name: FieldName | undefined, path: PathSegment[], roots: number[], run: Run): unknown => {
     if (++run.values > maxValues) refuse("too_many_values", path);
     if (typeof value === "string") {
-      if (secretFieldsOn && key !== undefined && isSecretField(key) && secretValueWorthMasking(value) && !value.startsWith("[MASKED")) {
+      if (name !== undefined && name.secret && secretValueWorthMasking(value) && !value.startsWith("[MASKED")) {
         const structured = value.trimStart().startsWith("{") || value.trimStart().startsWith("[");
         if (!structured) {
-          const inner = findSpans(value, key);
+          const inner = findSpans(value, name);
           const type = inner.length === 1 && inner[0]!.start === 0 && inner[0]!.end === value.length ? inner[0]!.type : "secret_assignment";
           return record(run, type) ? marker(type, value) : value;
         }
       }
-      return maskString(value, key, path, roots, run);
+      return maskString(value, name, path, roots, run);
     }
     if (value === null || typeof value !== "object") return value;
     if (path.length >= maxDepth) refuse("too_deep", path);
     if (Array.isArray(value)) {
       // A credential split across consecutive text items is cut out of each (split.ts) first.
-      const items = (key === "content" || key === "contents") && value.length > 1 ? maskSplitSecrets(value, run) : value;
+      const items = (name?.lower === "content" || name?.lower === "contents") && value.length > 1 ? maskSplitSecrets(value, run) : value;
       let copy: unknown[] | undefined = items === value ? undefined : items;
       for (let i = 0; i < items.length; i++) {
         path.push(i);
         const item: unknown = items[i];
-        const next = walk(item, key, path, roots, run);
+        const next = walk(item, name, path, roots, run);
         path.pop();
         if (next !== item) {
           copy ??= value.slice();
@@ -580,6 +676,7 @@ export function createMasker(options: MaskerOptions = {}): Masker {
     for (const k of Object.keys(obj)) {
       const item = obj[k];
       const kind = protocolFieldKind(path, k, atMessageRoot);
+      const field = nameOf(k);
       let next: unknown;
       path.push(k);
       if (kind === "protocol") {
@@ -588,7 +685,7 @@ export function createMasker(options: MaskerOptions = {}): Masker {
       } else if (isMediaField(obj, k)) {
         next = maskMedia(item as string, obj.mimeType, path, roots, run);
       } else {
-        next = walk(item, lower(k), path, roots, run);
+        next = walk(item, field, path, roots, run);
       }
       path.pop();
       if (next !== item) {
@@ -596,7 +693,7 @@ export function createMasker(options: MaskerOptions = {}): Masker {
         copy[k] = next;
       }
       if (kind === undefined && !idKeyed) {
-        const mk = maskKey(k, run);
+        const mk = maskKey(k, field, run);
         if (mk !== k) (renamed ??= new Map()).set(k, mk);
       }
     }
@@ -606,9 +703,9 @@ export function createMasker(options: MaskerOptions = {}): Masker {
     const source = copy ?? obj;
     const out: Record<string, unknown> = {};
     for (const k of Object.keys(source)) {
-      let name = renamed.get(k) ?? k;
-      for (let n = 2; Object.prototype.hasOwnProperty.call(out, name); n++) name = `${renamed.get(k) ?? k}#${n}`;
-      out[name] = source[k];
+      let newKey = renamed.get(k) ?? k;
+      for (let n = 2; Object.prototype.hasOwnProperty.call(out, newKey); n++) newKey = `${renamed.get(k) ?? k}#${n}`;
+      out[newKey] = source[k];
     }
     return out;
   };
@@ -652,7 +749,7 @@ export function createMasker(options: MaskerOptions = {}): Masker {
   };
 
   return {
-    findSpans: (text: string, key?: string) => [...findSpans(text, key?.toLowerCase())],
+    findSpans: (text: string, key?: string) => [...findSpans(text, key === undefined ? undefined : nameOf(key))],
     types: [...detectors.map((d) => d.id), ...fields.map((f) => f.type)],
     maskMessage<T>(message: T, callOptions?: MaskCallOptions): MaskResult<T> {
       const run = newRun(callOptions);

@@ -74,6 +74,27 @@ describe("masking JSON-RPC messages", () => {
     expect(masked).toEqual(msg);
   });
 
+  it("scans text shaped like base64 that does not decode (a length base64 never has) as text", () => {
+    const text = "AKIAIOSFODNN7EXAMPLE\n" + "x".repeat(250);
+    const msg = {
+      result: {
+        content: [
+          { type: "text", text },
+          { type: "text", text: "A".repeat(257) },
+          { type: "image", mimeType: "image/png", data: text },
+          { type: "text", text: `data:image/png;base64,${text}` },
+        ],
+      },
+    };
+    const { masked, hits } = masker.maskMessage(msg);
+    const out = masked.result.content;
+    expect(out[0]!.text).toBe("[MASKED:aws_access_key]\n" + "x".repeat(250));
+    expect(out[1]!.text).toBe("A".repeat(257));
+    expect(Buffer.from(out[2]!.data!, "base64").toString()).toBe("[MASKED:aws_access_key]\n" + "x".repeat(250));
+    expect(Buffer.from(out[3]!.text!.slice("data:image/png;base64,".length), "base64").toString()).toBe("[MASKED:aws_access_key]\n" + "x".repeat(250));
+    expect(hits).toEqual({ aws_access_key: 3 });
+  });
+
   it("keeps every masked message valid JSON that round-trips", () => {
     const nasty = {
       jsonrpc: "2.0",
@@ -164,6 +185,23 @@ describe("remembered verdicts for repeated short values", () => {
       expect(hits).toEqual({ email: 2500 });
       expect(masked.values[1]).toBe("order 1 shipped");
       expect(masked.values[4998]).toBe("[MASKED:email]");
+    }
+  });
+
+  it("stays correct past the number of field names it remembers, and for names too long to remember", () => {
+    const masker = createMasker({ personalData: "placeholder" });
+    const long = "x".repeat(300);
+    for (let round = 0; round < 2; round++) {
+      const row: Record<string, string> = {};
+      for (let i = 0; i < 12_000; i++) row[`field${round}_${i}`] = "plain value";
+      row[`${long}_password`] = "hunter22!!";
+      row[`${long} jane@example.com`] = "plain value";
+      row.api_key = "hunter22!!";
+      const { masked, hits } = masker.maskMessage({ rows: [row, { api_key: "hunter22!!" }] });
+      expect(hits).toEqual({ secret_assignment: 3, email: 1 });
+      expect(masked.rows[0]![`${long}_password`]).toBe("[MASKED:secret_assignment]");
+      expect(masked.rows[0]![`${long} [MASKED:email]`]).toBe("plain value");
+      expect(masked.rows[1]).toEqual({ api_key: "[MASKED:secret_assignment]" });
     }
   });
 

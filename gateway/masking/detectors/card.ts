@@ -1,8 +1,13 @@
 import type { Detector, ScanContext, Span } from "../types.js";
 import { luhnValid } from "../luhn.js";
 
-/** Compact 13–19 digits, 4-4-4-4(-3) groups with one separator, or the 4-6-5 / 4-6-4 Amex and Diners layout. */
-const CANDIDATE = /(?<![\d./-])(?:\d{13,19}|\d{4}([ -])\d{4}\1\d{4}\1\d{1,4}(?:\1\d{1,3})?|\d{4}([ -])\d{6}\2\d{4,5})(?![\d]|[.,/-]\d)/g;
+/**
+ * Compact 13–19 digits, 4-4-4-4(-3) groups with one separator, or the 4-6-5 / 4-6-4 Amex and
+ * Diners layout, not glued to a digit, `.`, `/` or `-` before it. The first digit comes first and
+ * the look behind after it (`\d(?<![\d./-]\d)` rather than `(?<![\d./-])\d`): V8 then skips
+ * ahead to the next digit instead of trying the look behind at every position, several times faster.
+ */
+const CANDIDATE = /\d(?<![\d./-]\d)(?:\d{12,18}|\d{3}([ -])\d{4}\1\d{4}\1\d{1,4}(?:\1\d{1,3})?|\d{3}([ -])\d{6}\2\d{4,5})(?![\d]|[.,/-]\d)/g;
 /** A number labelled as an order, invoice or tracking number is one, whatever its checksum. */
 const NOT_A_CARD_LABEL = /(?:order|invoice|tracking|shipment|transaction|txn|ref|reference|sku|account)[\w ]{0,12}["'\s:=#]{0,4}$/;
 /** Issuer prefixes (IIN ranges) of the networks that matter: Visa, Mastercard, Amex, Discover, JCB, Diners, UnionPay. */
