@@ -12,6 +12,7 @@ import { readEmbeddedConnection, startEmbeddedDatabase } from "./db/embedded.js"
 import { prepareDatabase } from "./db/prepare.js";
 import { migrateDatabase } from "./db/migrate.js";
 import { createLogger, resolveLogFormat } from "./log.js";
+import { installProcessHandlers } from "./process-handlers.js";
 import { assertPortFree } from "./port-check.js";
 import { progressFor } from "./progress.js";
 import { registerApprovalsCommand } from "./approvals/command.js";
@@ -89,6 +90,15 @@ program
     // Signal handlers first: a Ctrl-C during start-up stops the gateway as soon as it is up (the
     // embedded PostgreSQL runs in its own process group, so the signal reaches only this process).
     let gw: import("./gateway.js").Gateway | undefined;
+    // An error nothing caught (gateway/process-handlers.ts): a rejection is logged and counted, an
+    // exception stops the gateway gracefully and exits 1.
+    let rejectionsBeforeStart = 0;
+    installProcessHandlers({
+      log,
+      countRejection: () => (gw ? gw.metrics.unhandledRejections.inc() : rejectionsBeforeStart++),
+      stop: () => gw?.stop(),
+      exit: (code) => process.exit(code),
+    });
     let pending: string | undefined;
     let signals = 0;
     const shutdown = (signal: string) => {
@@ -108,8 +118,9 @@ program
           say(`stopped in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
           process.exit(0);
         },
-        (err) => {
-          say(`shutdown failed: ${String(err)}`);
+        (err: unknown) => {
+          log.error({ err }, "shutdown failed");
+          say(`shutdown failed: ${(err as Error).message ?? String(err)}`);
           process.exit(1);
         },
       );
@@ -126,11 +137,15 @@ program
       throw err;
     }
     gw = await startGateway(cfg, { log, progress: say, database });
+    if (rejectionsBeforeStart > 0) gw.metrics.unhandledRejections.inc(rejectionsBeforeStart);
     const names = cfg.connections.map((c) => c.name);
     process.on("SIGHUP", () => {
       gw!.reload({ kind: "signal", subject: `local operator (SIGHUP to pid ${process.pid})` }).then(
         (r) => say(r.applied ? `configuration reloaded (${r.changes.length} change(s))` : `reload refused, the running configuration stays:\n  - ${r.problems.join("\n  - ")}`),
-        (err) => say(`reload failed: ${String(err)}`),
+        (err: unknown) => {
+          log.error({ err }, "reload failed");
+          say(`reload failed: ${(err as Error).message ?? String(err)}`);
+        },
       );
     });
     if (pending) return shutdown(pending);

@@ -66,10 +66,6 @@ export const ERRORS = {
     http: 409, jsonrpc: -32600,
     message: "This session already has an open GET stream: close it before opening another.",
   },
-  CS_ERR_METHOD_NOT_ALLOWED: {
-    http: 405, jsonrpc: -32600,
-    message: "This HTTP method is not supported on this endpoint.",
-  },
   CS_ERR_UNAUTHENTICATED: {
     http: 401, jsonrpc: -32020,
     message: "A valid bearer token is required: send `Authorization: Bearer <token>` from an accepted issuer, for this connection (the WWW-Authenticate header names the resource metadata).",
@@ -241,33 +237,167 @@ export const ERRORS = {
 
 export type ErrorCode = keyof typeof ERRORS;
 
+/**
+ * What an error is about, as fields rather than prose: clients, the audit record and tests read
+ * them without parsing the message.
+ */
+export interface ErrorFields {
+  /** The policy or pinning rule that decided (its id; "(default)" for the connection's default). */
+  rule?: string | undefined;
+  /** The connection the error is about, when it is a configured one. */
+  connection?: string | undefined;
+  /** The configuration key that sets the bound or the behaviour, e.g. `limits.upstreamTimeoutMs`. */
+  keyPath?: string | undefined;
+}
+
+export interface ErrorOptions extends ErrorFields {
+  /** HTTP headers the reply carries when this error ends an HTTP exchange (WWW-Authenticate, Retry-After). */
+  headers?: Record<string, string> | undefined;
+  /** The error this one stands for (kept for the log, with its stack; never sent to the caller). */
+  cause?: unknown;
+}
+
+/** The `data` member of a Countersign JSON-RPC error. */
+export interface ErrorData extends ErrorFields {
+  code: ErrorCode;
+  detail?: string;
+}
+
 /** An error with a catalogue code; `detail` adds the specific thing that was wrong. */
 export class CountersignError extends Error {
   readonly code: ErrorCode;
   readonly http: number;
   readonly jsonrpc: number;
   readonly detail?: string;
+  readonly rule?: string;
+  readonly connection?: string;
+  readonly keyPath?: string;
+  readonly headers: Readonly<Record<string, string>>;
 
-  constructor(code: ErrorCode, detail?: string) {
+  constructor(code: ErrorCode, detail?: string, opts: ErrorOptions = {}) {
     const spec = ERRORS[code];
-    super(detail ? `${spec.message} (${detail})` : spec.message);
+    super(detail ? `${spec.message} (${detail})` : spec.message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = "CountersignError";
     this.code = code;
     this.http = spec.http;
     this.jsonrpc = spec.jsonrpc;
     if (detail !== undefined) this.detail = detail;
+    if (opts.rule !== undefined) this.rule = opts.rule;
+    if (opts.connection !== undefined) this.connection = opts.connection;
+    if (opts.keyPath !== undefined) this.keyPath = opts.keyPath;
+    this.headers = opts.headers ?? {};
+  }
+
+  /** The structured fields that are set. */
+  get fields(): ErrorFields {
+    const f: ErrorFields = {};
+    if (this.rule !== undefined) f.rule = this.rule;
+    if (this.connection !== undefined) f.connection = this.connection;
+    if (this.keyPath !== undefined) f.keyPath = this.keyPath;
+    return f;
   }
 
   /** The `error` member of a JSON-RPC error response. */
-  toJsonRpcError(): { code: number; message: string; data: { code: ErrorCode; detail?: string } } {
-    return {
-      code: this.jsonrpc,
-      message: this.message,
-      data: this.detail === undefined ? { code: this.code } : { code: this.code, detail: this.detail },
-    };
+  toJsonRpcError(): { code: number; message: string; data: ErrorData } {
+    const data: ErrorData = { code: this.code };
+    if (this.detail !== undefined) data.detail = this.detail;
+    return { code: this.jsonrpc, message: this.message, data: { ...data, ...this.fields } };
   }
+}
+
+/** Fastify's own errors, each as the catalogue code a client receives instead. */
+const FRAMEWORK_ERRORS: Readonly<Record<string, ErrorCode>> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: "CS_ERR_BODY_TOO_LARGE",
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: "CS_ERR_UNSUPPORTED_MEDIA_TYPE",
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: "CS_ERR_INVALID_REQUEST",
+  FST_ERR_CTP_EMPTY_JSON_BODY: "CS_ERR_PARSE",
+  FST_ERR_CTP_INVALID_JSON_BODY: "CS_ERR_PARSE",
+};
+
+/** What a framework error carries that the mapping reads. */
+interface FrameworkError {
+  code?: unknown;
+  statusCode?: unknown;
+}
+
+/**
+ * Anything thrown, as a catalogue error: a CountersignError as it is; a Fastify error as its
+ * catalogue code; anything else as `fallback`. An unexpected error's text is never sent to the
+ * caller (it may name SQL, paths or hosts): with CS_ERR_INTERNAL it is only the `cause`, for the
+ * log; with another fallback (the audit store, the upstream) its first line is the detail.
+ */
+export function asCountersignError(err: unknown, fallback: ErrorCode = "CS_ERR_INTERNAL"): CountersignError {
+  if (err instanceof CountersignError) return err;
+  const fw = (err ?? {}) as FrameworkError;
+  const mapped = typeof fw.code === "string" ? FRAMEWORK_ERRORS[fw.code] : undefined;
+  if (mapped) return new CountersignError(mapped, undefined, { cause: err, ...(mapped === "CS_ERR_BODY_TOO_LARGE" ? { keyPath: "limits.requestBodyBytes" } : {}) });
+  if (fw.statusCode === 415) return new CountersignError("CS_ERR_UNSUPPORTED_MEDIA_TYPE", undefined, { cause: err });
+  if (fallback === "CS_ERR_INTERNAL") return new CountersignError(fallback, undefined, { cause: err });
+  const text = err instanceof Error ? err.message : String(err);
+  return new CountersignError(fallback, text.split("\n").filter(Boolean).pop()?.slice(0, 500), { cause: err });
 }
 
 export function jsonRpcErrorResponse(id: string | number | null, err: CountersignError) {
   return { jsonrpc: "2.0" as const, id, error: err.toJsonRpcError() };
+}
+
+export interface ErrorReplyOptions {
+  /** The JSON-RPC id the error answers (null when the request could not be read). */
+  id?: string | number | null | undefined;
+  /** Headers added to the error's own (e.g. `connection: close` before a body is read). */
+  headers?: Record<string, string> | undefined;
+  /** The HTTP request id: an internal error names it, so the caller can quote it. */
+  httpRequestId?: string | undefined;
+}
+
+export interface ErrorReply {
+  error: CountersignError;
+  status: number;
+  headers: Record<string, string>;
+  body: ReturnType<typeof jsonRpcErrorResponse>;
+}
+
+/**
+ * The one mapping from an error to what the caller receives: the HTTP status, the headers and
+ * a JSON-RPC error body with the catalogue code. Every place that answers with an error goes
+ * through here (Fastify routes and hooks, the raw listeners, the data path's JSON-RPC answers).
+ */
+export function errorReply(err: unknown, opts: ErrorReplyOptions = {}): ErrorReply {
+  let e = asCountersignError(err);
+  if (e.code === "CS_ERR_INTERNAL" && e.detail === undefined && opts.httpRequestId) {
+    e = new CountersignError("CS_ERR_INTERNAL", `request ${opts.httpRequestId}`, { cause: e.cause ?? e });
+  }
+  const headers: Record<string, string> = { "content-type": "application/json; charset=utf-8", ...e.headers, ...opts.headers };
+  if (e.code === "CS_ERR_RATE_LIMITED" && !Object.keys(headers).some((h) => h.toLowerCase() === "retry-after")) headers["retry-after"] = "1";
+  return { error: e, status: e.http, headers, body: jsonRpcErrorResponse(opts.id ?? null, e) };
+}
+
+/** The part of a Fastify reply the mapping uses (kept structural: this module does not import Fastify). */
+interface ReplyLike {
+  request: { id: string; log: { error(obj: object, msg: string): void } };
+  code(status: number): ReplyLike;
+  headers(h: Record<string, string>): ReplyLike;
+  send(body: unknown): ReplyLike;
+}
+
+/**
+ * Answers a Fastify request with an error. An unexpected error (CS_ERR_INTERNAL) is logged here
+ * with its stack and the request id it names.
+ */
+export function sendError<R extends ReplyLike>(reply: R, err: unknown, opts: Omit<ErrorReplyOptions, "httpRequestId"> = {}): R {
+  const r = errorReply(err, { ...opts, httpRequestId: reply.request.id });
+  if (r.error.code === "CS_ERR_INTERNAL") logUnexpected(reply.request.log, r.error);
+  return reply.code(r.status).headers(r.headers).send(r.body) as R;
+}
+
+/** The same answer on a plain Node response (the listeners that are not Fastify routes). */
+export function writeError(res: { writeHead(status: number, headers: Record<string, string>): unknown; end(body: string): unknown }, err: unknown, opts: ErrorReplyOptions = {}): void {
+  const r = errorReply(err, opts);
+  res.writeHead(r.status, r.headers);
+  res.end(JSON.stringify(r.body));
+}
+
+/** Logs an unexpected error with the error object it stands for (stack kept). */
+export function logUnexpected(log: { error(obj: object, msg: string): void }, e: CountersignError): void {
+  log.error({ err: e.cause instanceof Error ? e.cause : e, code: e.code }, "unexpected error");
 }

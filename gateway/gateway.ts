@@ -38,6 +38,7 @@ import { startRelayServer } from "./cluster/relay-server.js";
 import { startMetricsListener } from "./metrics-listener.js";
 import { startLiveness } from "./cluster/liveness.js";
 import { VERSION } from "./version.js";
+import { CloseSteps, ShutdownError } from "./lifecycle.js";
 
 export interface Gateway {
   config: GatewayConfig;
@@ -114,22 +115,34 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
   const runtimeProblems = prepareRuntime(config);
   if (runtimeProblems.length > 0) throw new ConfigError(config.source, runtimeProblems);
   const { url, embedded } = opts.database ?? (await prepareDatabase(config, progress));
+  // Each part registers what stops it as it starts; a stop (or a failed start) runs them in the
+  // reverse order, each isolated (gateway/lifecycle.ts).
+  const steps = new CloseSteps();
+  if (embedded?.owned) {
+    steps.onClose("embedded PostgreSQL", async () => {
+      await embedded.stop();
+      progress("embedded PostgreSQL stopped");
+    }, 30_000);
+  }
   try {
     const db = createDb(url);
+    steps.onClose("database client", () => db.$disconnect());
     const instanceId = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
     try {
       const relayUrl = config.cluster.internalPort > 0 ? config.cluster.advertiseUrl : null;
       await db.instance.create({ data: { id: instanceId, host: hostname(), pid: process.pid, version: VERSION, relayUrl } });
     } catch (err) {
-      throw new Error(`cannot write to the database at ${redactUrl(url)}: ${(err as Error).message.split("\n").pop()}. Is it running, and are the migrations applied (countersign migrate)?`);
+      throw new Error(`cannot write to the database at ${redactUrl(url)}: ${(err as Error).message.split("\n").pop()}. Is it running, and are the migrations applied (countersign migrate)?`, { cause: err });
     }
+    steps.onClose("instance row (stoppedAt)", () => db.instance.update({ where: { id: instanceId }, data: { stoppedAt: new Date() } }));
 
     // PostgreSQL's SQL parser (WebAssembly, ~20 MB) only where a policy classifies SQL.
     if (config.connections.some((c) => policyUsesSql(c.policy))) await loadSqlParser();
     const metrics = new Metrics();
     // The recorder's INSERTs go to a small pool of their own, not through Prisma (see Recorder).
     const auditPool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 3000, idleTimeoutMillis: 10_000, keepAlive: true, ...auditPoolTimeouts(config.database.commitTimeoutMs) });
-    auditPool.on("error", (err) => log.warn({ err: err.message }, "audit store: idle database connection failed"));
+    auditPool.on("error", (err) => log.warn({ err }, "audit store: idle database connection failed"));
+    steps.onClose("audit store pool", () => auditPool.end());
     let lastRefusalLog = 0;
     const recorder = new Recorder(auditPool, {
       commitTimeoutMs: config.database.commitTimeoutMs,
@@ -153,8 +166,22 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
       },
       onRowRejected: (error) => log.error({ error }, "audit store refused one record; its caller failed closed, the rest of its batch was committed"),
     });
+    steps.onClose("recorder", () => recorder.close());
+    // Audit chain: seal committed records, sign checkpoints (only on the replica holding the lock).
+    // It stops after the recorder's drain (below), so it seals the last records.
+    const auditChain = startAuditChain(config, url, log);
+    steps.onClose("audit chain", () => auditChain.stop(), 30_000);
+    // Every part started after this point may record while it stops: the recorder drains after them.
+    steps.onClose("recorder drain", async () => {
+      const stopped = await recorder.event({ type: "gateway", reason: "stopped", detail: { instanceId } }).then(() => undefined, (err: unknown) => err);
+      await recorder.drain();
+      if (stopped !== undefined) throw new Error("the stop could not be recorded (gateway/stopped)", { cause: stopped });
+      progress("sessions closed and the stop recorded (gateway/stopped)");
+    }, 30_000);
     const rejections = new RejectionLog(recorder);
+    steps.onClose("rejection log", () => rejections.stop());
     const identity = await createIdentityLayer(config, recorder, log);
+    steps.onClose("identity", () => identity.stop());
     // The configuration in force: what every reader below consults, replaced by each applied reload.
     let live = config;
     const connectionNow = (name: string) => live.connections.find((c) => c.name === name);
@@ -171,6 +198,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
           // The approval message links the caller's session to its replay in the console.
           sessionPage: config.console.enabled ? (id: string) => consoleSessionUrl(id, config.publicUrl) : undefined,
         }) : undefined;
+    if (approvals) steps.onClose("approvals", () => approvals.stop());
     // tool pinning: every replica keeps the pins in memory (decisions read no database per call).
     const pins = new ToolPins({
       databaseUrl: url,
@@ -180,16 +208,21 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
       onDefinitionChanged: (c) => void approvals?.service.securityAlert(definitionChangeAlert({ ...c, onChange: connectionNow(c.connection)?.pinning.onChange ?? "hold" })),
     });
     await pins.start();
+    steps.onClose("tool pins", () => pins.stop());
     // The pseudonym map: what the mask stage showed a caller, the restore stage puts back (gateway/masking/restore).
     const maskingPool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 3000, idleTimeoutMillis: 10_000, keepAlive: true, ...auditPoolTimeouts(config.database.commitTimeoutMs) });
-    maskingPool.on("error", (err) => log.warn({ err: err.message }, "pseudonym map: idle database connection failed"));
+    maskingPool.on("error", (err) => log.warn({ err }, "pseudonym map: idle database connection failed"));
+    steps.onClose("pseudonym map pool", () => maskingPool.end());
     const restorer = new PgRestorer({ pool: maskingPool, keyMaterial: config.keys.maskingHmac?.reveal() });
-    const restorerSweep = setInterval(() => void restorer.sweep().catch((err: Error) => log.warn({ err: err.message }, "pseudonym map: expired rows not swept")), 10 * 60_000);
+    steps.onClose("pseudonym map", () => restorer.close());
+    const restorerSweep = setInterval(() => void restorer.sweep().catch((err: unknown) => log.warn({ err }, "pseudonym map: expired rows not swept")), 10 * 60_000);
     restorerSweep.unref();
+    steps.onClose("pseudonym map sweep", () => clearInterval(restorerSweep));
     // holdForMs as a getter: each session opened after a reload takes the hold in force then.
     const sessions = new SessionRegistry(config, db, recorder, instanceId, log, identity.signer, metrics, approvals && { service: approvals.service, get holdForMs() { return approvals.holdForMs; } }, pins, restorer);
     // Heartbeat, and the closing of sessions whose replica died (gateway/cluster/liveness.ts).
     const liveness = startLiveness({ relays: config.cluster.internalPort > 0, db, sessions, instanceId, deadAfterSeconds: config.cluster.deadAfterSeconds, log });
+    steps.onClose("liveness", () => liveness.stop());
     // Reload: each live key (gateway/config/reload-keys.ts) is put in force here, before the reload answers.
     const reloader = new ConfigReloader(config, {
       recorder, db, log, instanceId,
@@ -215,53 +248,41 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     // MCP clients log in through the browser: the gateway as its connections' authorization server.
     const authorizationServer = identity.oauthKey ? registerAuthorizationServer(app, { config, db, recorder, log, key: identity.oauthKey, current: () => reloader.current }) : undefined;
     registerConsole(app, { config, currentConfig: () => live, db, databaseUrl: url, recorder, log, approvals, pins, devIssuer: identity.devIssuer, pages: authorizationServer ? [authorizationServer.registerConsentPages] : [] }); // the web console at /console
+    steps.onClose("http service", () => app.close());
     await app.listen({ host: config.server.host, port: config.server.port });
     const relayServer = cluster
       ? await startRelayServer(app, { host: config.cluster.internalHost, port: config.cluster.internalPort, secret: clusterSecret!, log, rejections })
       : undefined;
-    if (relayServer) progress(`relay listener for the other replicas at ${relayServer.address} (advertised as ${config.cluster.advertiseUrl})`);
+    if (relayServer) {
+      steps.onClose("relay listener", () => relayServer.close());
+      progress(`relay listener for the other replicas at ${relayServer.address} (advertised as ${config.cluster.advertiseUrl})`);
+    }
     const metricsListener = config.metrics.enabled && config.metrics.port > 0 ? await startMetricsListener(app, { host: config.server.host, port: config.metrics.port }) : undefined;
-    if (metricsListener) progress(`metrics at ${metricsListener.address}/metrics`);
+    if (metricsListener) {
+      steps.onClose("metrics listener", () => metricsListener.close());
+      progress(`metrics at ${metricsListener.address}/metrics`);
+    }
+    // The first step of a stop: refuse new work and let in-flight calls finish while the
+    // listeners still answer (local sessions, and the requests this replica relays to others).
+    let graceMs = 10_000;
+    steps.onClose("sessions drain", () => Promise.all([sessions.shutdown(graceMs), cluster?.drain(graceMs)]), () => graceMs + 15_000);
     const addr = app.server.address();
     const port = typeof addr === "object" && addr ? addr.port : config.server.port;
     const host = config.server.host.includes(":") ? `[${config.server.host}]` : config.server.host;
     const address = `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
-    // Audit chain: seal committed records, sign checkpoints (only on the replica holding the lock).
-    const auditChain = startAuditChain(config, url, log);
     recorder.eventBestEffort({ type: "gateway", reason: "started", detail: { instanceId, version: VERSION, configHash: config.hash } });
-    await reloader.recordStartup().catch((err) => log.warn({ err: String(err) }, "could not record the configuration in force"));
+    await reloader.recordStartup().catch((err: unknown) => log.warn({ err }, "could not record the configuration in force"));
     // Weekly evidence digest: every replica checks the schedule, one generates and posts each week.
     const digest = config.digest.enabled ? await startDigestSchedule(config, url, auditChain.keys, log, instanceId, (a) => void approvals?.service.securityAlert(a)) : undefined;
 
+    if (digest) steps.onClose("evidence digest schedule", () => digest.stop());
+
     let stopping: Promise<void> | undefined;
-    const stop = (graceMs = 10_000) =>
+    const stop = (grace = 10_000) =>
       (stopping ??= (async () => {
-        // Local sessions drain, and so do the requests this replica relays to other replicas.
-        await Promise.all([sessions.shutdown(graceMs), cluster?.drain(graceMs)]);
-        await relayServer?.close();
-        await metricsListener?.close();
-        await app.close();
-        await approvals?.stop();
-        await digest?.stop();
-        await pins.stop();
-        rejections.stop();
-        identity.stop();
-        await recorder.event({ type: "gateway", reason: "stopped", detail: { instanceId } }).catch(() => {});
-        await recorder.drain();
-        recorder.close();
-        await auditChain.stop(); // audit chain: seals the last records, releases the sealer lock
-        await liveness.stop();
-        clearInterval(restorerSweep);
-        await restorer.close();
-        await maskingPool.end().catch(() => {});
-        await db.instance.update({ where: { id: instanceId }, data: { stoppedAt: new Date() } }).catch(() => {});
-        await auditPool.end().catch(() => {});
-        await db.$disconnect();
-        progress("sessions closed and the stop recorded (gateway/stopped)");
-        if (embedded?.owned) {
-          await embedded.stop();
-          progress("embedded PostgreSQL stopped");
-        }
+        graceMs = grace;
+        const { failed } = await steps.close(log);
+        if (failed.length > 0) throw new ShutdownError(failed);
       })());
     const devToken = identity.devIssuer
       ? await signDevToken(identity.devIssuer.key, identity.devIssuer.url, {
@@ -278,7 +299,8 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
       currentConfig: () => reloader.current,
     };
   } catch (err) {
-    if (embedded?.owned) await embedded.stop().catch(() => {});
+    // A failed start undoes what had started, in the same order as a stop.
+    await steps.close(log);
     throw err;
   }
 }

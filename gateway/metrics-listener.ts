@@ -4,7 +4,7 @@
 // check included) as it would on the public port.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { FastifyInstance } from "fastify";
-import { CountersignError, jsonRpcErrorResponse } from "./errors.js";
+import { CountersignError, writeError } from "./errors.js";
 
 export interface MetricsListener {
   server: Server;
@@ -17,10 +17,7 @@ export async function startMetricsListener(app: FastifyInstance, opts: { host: s
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? "/").split("?")[0];
     if (path !== "/metrics" || (req.method !== "GET" && req.method !== "HEAD")) {
-      const err = new CountersignError("CS_ERR_NOT_FOUND", "the metrics port serves GET /metrics only");
-      res.writeHead(err.http, { "content-type": "application/json" });
-      res.end(JSON.stringify(jsonRpcErrorResponse(null, err)));
-      return;
+      return writeError(res, new CountersignError("CS_ERR_NOT_FOUND", "the metrics port serves GET /metrics only", { keyPath: "metrics.port" }));
     }
     app.routing(req, res);
   });

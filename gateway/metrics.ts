@@ -114,6 +114,11 @@ export class Metrics {
     help: "Batches the audit store could not commit (the gateway failed closed for them)",
     registers: [this.registry],
   });
+  readonly unhandledRejections = new Counter({
+    name: "countersign_unhandled_rejections_total",
+    help: "Promise rejections nothing handled (each is logged at error level with its stack): a bug to report; the gateway keeps running",
+    registers: [this.registry],
+  });
   readonly auditHealthy = new Gauge({
     name: "countersign_audit_store_up",
     help: "1 while the audit store commits, 0 while it does not (traffic is refused)",

@@ -5,7 +5,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type
 import type { Recorder } from "./audit/recorder.js";
 import type { RejectionLog } from "./audit/rejections.js";
 import type { GatewayConfig } from "./config/load.js";
-import { CountersignError, jsonRpcErrorResponse, type ErrorCode } from "./errors.js";
+import { asCountersignError, CountersignError, sendError } from "./errors.js";
 import type { Logger } from "./log.js";
 import { registerLegacySseFront } from "./mcp/front/legacy-sse.js";
 import { registerEarlyAuthentication } from "./mcp/front/early-auth.js";
@@ -17,7 +17,6 @@ import type { IdentityLayer } from "./auth/setup.js";
 import type { Metrics } from "./metrics.js";
 import type { ConfigReloader } from "./config/reload.js";
 import type { Approvals } from "./approvals/setup.js";
-import { AuthError } from "./auth/authenticator.js";
 import type { ClusterRelay } from "./cluster/relay.js";
 import { isRelayed } from "./cluster/relayed.js";
 import { registerApprovalsApi } from "./approvals/routes.js";
@@ -39,14 +38,6 @@ export interface ServerDeps {
   /** Several replicas: relays requests for sessions held by another replica. */
   cluster?: ClusterRelay | undefined;
 }
-
-const FASTIFY_ERRORS: Record<string, ErrorCode> = {
-  FST_ERR_CTP_BODY_TOO_LARGE: "CS_ERR_BODY_TOO_LARGE",
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: "CS_ERR_UNSUPPORTED_MEDIA_TYPE",
-  FST_ERR_CTP_INVALID_CONTENT_LENGTH: "CS_ERR_INVALID_REQUEST",
-  FST_ERR_CTP_EMPTY_JSON_BODY: "CS_ERR_PARSE",
-  FST_ERR_CTP_INVALID_JSON_BODY: "CS_ERR_PARSE",
-};
 
 const REQUEST_ID = /^[A-Za-z0-9._:@\/+=-]{1,128}$/;
 
@@ -87,9 +78,12 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(["application/json"], { parseAs: "string" }, (_req, body, done) => done(null, body));
 
+  // The one error handler: whatever a route or hook throws (a CountersignError, a framework
+  // error, anything unexpected) is answered through the catalogue's mapping (errors.ts); the
+  // framework's refusals of a body are recorded as rejections first.
   app.setErrorHandler((error: FastifyError, req, reply) => {
-    const code = FASTIFY_ERRORS[error.code] ?? (error.statusCode === 415 ? "CS_ERR_UNSUPPORTED_MEDIA_TYPE" : "CS_ERR_INTERNAL");
-    const err = new CountersignError(code, code === "CS_ERR_INTERNAL" ? `request ${req.id}` : undefined);
+    const err = asCountersignError(error);
+    const code = err.code;
     if (code === "CS_ERR_BODY_TOO_LARGE") {
       rejections.record("body_too_large", { connection: (req.params as { connection?: string })?.connection ?? null, requestId: req.id }, {
         remoteAddress: req.ip,
@@ -104,14 +98,10 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
         contentType: req.headers["content-type"] ?? null,
       });
     }
-    if (code === "CS_ERR_INTERNAL") req.log.error({ err: error }, "unhandled error");
-    return reply.code(err.http).type("application/json").send(jsonRpcErrorResponse(null, err));
+    return sendError(reply, err);
   });
 
-  app.setNotFoundHandler((_req, reply) => {
-    const err = new CountersignError("CS_ERR_NOT_FOUND");
-    return reply.code(err.http).type("application/json").send(jsonRpcErrorResponse(null, err));
-  });
+  app.setNotFoundHandler((_req, reply) => sendError(reply, new CountersignError("CS_ERR_NOT_FOUND")));
 
   app.get("/healthz", async () => ({ status: "ok" }));
 
@@ -164,34 +154,27 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     const pseudo = { ...config.connections[0]!, name: "admin", access: { anonymous: false, groups: adminGroups, tools: [] } };
     return deps.identity.authenticator.authenticate(pseudo, req.headers.authorization, req.ip, `${config.publicUrl}/admin`, req.id);
   };
-  const adminError = (reply: FastifyReply, err: unknown) => {
-    const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_INTERNAL", String(err));
-    return reply.code(e.http).headers(e instanceof AuthError ? e.headers : {}).send(jsonRpcErrorResponse(null, e));
-  };
+  // Their errors are thrown: the error handler above answers them.
   app.post("/admin/reload", async (req, reply) => {
-    try {
-      const who = await adminCaller(req);
-      const result = await deps.reloader.reload({ kind: "admin", subject: who.subject, email: who.email });
-      return reply.code(result.applied ? 200 : 422).send(result);
-    } catch (err) {
-      return adminError(reply, err);
-    }
+    const who = await adminCaller(req);
+    const result = await deps.reloader.reload({ kind: "admin", subject: who.subject, email: who.email });
+    return reply.code(result.applied ? 200 : 422).send(result);
   });
   // Closes sessions held by this replica: one by id, or every idle one. Each is recorded as
   // session_closed/admin_close, and the action itself with who asked.
   app.post<{ Body: unknown }>("/admin/sessions/close", async (req, reply) => {
+    const who = await adminCaller(req);
+    let body: { id?: unknown; idle?: unknown };
     try {
-      const who = await adminCaller(req);
-      const body = (typeof req.body === "string" ? JSON.parse(req.body || "{}") : req.body ?? {}) as { id?: unknown; idle?: unknown };
-      if (typeof body.id !== "string" && body.idle !== true) throw new CountersignError("CS_ERR_INVALID_REQUEST", 'send {"id": "<session id>"} or {"idle": true}');
-      const closed = sessions.closeByAdmin(typeof body.id === "string" ? { id: body.id } : { idle: true });
-      deps.recorder.eventBestEffort({ type: "admin_action", reason: "sessions_closed", subject: who.subject, detail: { by: who.email ?? who.subject, target: typeof body.id === "string" ? body.id : "idle", closed } });
-      if (typeof body.id === "string" && closed.length === 0) throw new CountersignError("CS_ERR_UNKNOWN_SESSION", `no open session ${body.id.slice(0, 64)} on this replica`);
-      return reply.code(200).send({ closed });
+      body = ((typeof req.body === "string" ? JSON.parse(req.body || "{}") : req.body) ?? {}) as typeof body;
     } catch (err) {
-      if (err instanceof SyntaxError) return adminError(reply, new CountersignError("CS_ERR_PARSE", err.message));
-      return adminError(reply, err);
+      throw new CountersignError("CS_ERR_PARSE", (err as Error).message, { cause: err });
     }
+    if (typeof body.id !== "string" && body.idle !== true) throw new CountersignError("CS_ERR_INVALID_REQUEST", 'send {"id": "<session id>"} or {"idle": true}');
+    const closed = sessions.closeByAdmin(typeof body.id === "string" ? { id: body.id } : { idle: true });
+    deps.recorder.eventBestEffort({ type: "admin_action", reason: "sessions_closed", subject: who.subject, detail: { by: who.email ?? who.subject, target: typeof body.id === "string" ? body.id : "idle", closed } });
+    if (typeof body.id === "string" && closed.length === 0) throw new CountersignError("CS_ERR_UNKNOWN_SESSION", `no open session ${body.id.slice(0, 64)} on this replica`);
+    return reply.code(200).send({ closed });
   });
 
   // /slack/events: the bot's interactivity endpoint in HTTP mode.

@@ -10,9 +10,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { ConnectionConfig, GatewayConfig } from "../config/load.js";
 import type { Authenticator } from "../auth/authenticator.js";
-import { AuthError } from "../auth/authenticator.js";
 import type { Identity } from "../auth/identity.js";
-import { CountersignError, jsonRpcErrorResponse } from "../errors.js";
+import { CountersignError, sendError } from "../errors.js";
 import { isSelfApproval, type ApprovalService } from "./service.js";
 import type { ApprovalRequest, ApprovalStatus, ApprovalVote, Approver, VoteOutcome } from "./types.js";
 import { consoleUrlFor } from "../console/links.js";
@@ -73,10 +72,7 @@ export function registerApprovalsApi(app: FastifyInstance, deps: ApprovalsApiDep
   /** Members of the request's groups and its requester see it; nobody else learns it exists. */
   const visible = async (r: ApprovalRequest, a: Approver) => isSelfApproval(r, a.email, a) || (await service.mayDecide(r, a));
 
-  const fail = (reply: FastifyReply, err: unknown) => {
-    const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_INTERNAL", String(err));
-    return reply.code(e.http).headers(e instanceof AuthError ? e.headers : {}).send(jsonRpcErrorResponse(null, e));
-  };
+  const fail = (reply: FastifyReply, err: unknown) => sendError(reply, err);
 
   app.get<{ Querystring: { status?: string; limit?: string } }>("/approvals", async (req, reply) => {
     try {

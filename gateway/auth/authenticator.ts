@@ -11,13 +11,10 @@ import { groupsNeeded, mayUseConnection } from "./access.js";
 import { anonymousIdentity, identityFromClaims, sameCaller, type Identity } from "./identity.js";
 import { TokenRejected, type TokenVerifier } from "./verifier.js";
 
+/** An authentication refusal; its headers (WWW-Authenticate, Retry-After) go with the reply. */
 export class AuthError extends CountersignError {
-  constructor(
-    code: "CS_ERR_UNAUTHENTICATED" | "CS_ERR_RATE_LIMITED" | "CS_ERR_CONNECTION_FORBIDDEN",
-    detail: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(code, detail);
+  constructor(code: "CS_ERR_UNAUTHENTICATED" | "CS_ERR_RATE_LIMITED" | "CS_ERR_CONNECTION_FORBIDDEN", detail: string, headers: Record<string, string> = {}, connection?: string) {
+    super(code, detail, { headers, connection });
   }
 }
 
@@ -132,6 +129,8 @@ export class Authenticator {
         identity.kind === "anonymous"
           ? `connection '${connection.name}' does not accept anonymous callers`
           : `connection '${connection.name}' needs one of the groups: ${needed.join(", ")}; you have: ${identity.groups.join(", ") || "none"}`,
+        {},
+        connection.name,
       );
     }
     return identity;

@@ -4,7 +4,7 @@
 // routes, hooks and authentication as a request on the public port.
 import { createServer, IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { FastifyInstance } from "fastify";
-import { CountersignError, jsonRpcErrorResponse } from "../errors.js";
+import { CountersignError, writeError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { RejectionLog } from "../audit/rejections.js";
 import { RELAY_HEADER, relayBodyProblem, verifyRelay } from "./peer-auth.js";
@@ -20,9 +20,8 @@ export interface RelayServer {
 
 const FRONT_PATH = /^\/(mcp|sse)\//;
 
-function refuse(res: ServerResponse, err: CountersignError, requestId: string): void {
-  res.writeHead(err.http, { "content-type": "application/json", "x-request-id": requestId });
-  res.end(JSON.stringify(jsonRpcErrorResponse(null, err)));
+function refuse(res: ServerResponse, err: CountersignError, httpRequestId: string): void {
+  writeError(res, err, { headers: { "x-request-id": httpRequestId }, httpRequestId });
 }
 
 /** Reads a request body whole, at most `limit` bytes; undefined when it is larger. */

@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import type { Recorder } from "../audit/recorder.js";
 import type { ConnectionConfig, GatewayConfig } from "../config/load.js";
 import type { Db } from "../db/client.js";
-import { CountersignError } from "../errors.js";
+import { asCountersignError, CountersignError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { McpSession } from "./mcp-session.js";
 import { TaskRegistry } from "./tasks.js";
@@ -147,11 +147,11 @@ export class SessionRegistry {
     const mine = () => this.#sessionsOf(name, key).length + (this.#openingByIdentity.get(slotKey) ?? 0);
     const quota = connection.maxSessionsPerIdentity < connection.maxSessions; // else the cap is the only bound
     if (quota && mine() >= connection.maxSessionsPerIdentity && !this.#evictIdle(name, key, `quota of ${connection.maxSessionsPerIdentity} per identity`)) {
-      throw new CountersignError("CS_ERR_SESSION_QUOTA", `${name} allows ${connection.maxSessionsPerIdentity} per identity`);
+      throw new CountersignError("CS_ERR_SESSION_QUOTA", `${name} allows ${connection.maxSessionsPerIdentity} per identity`, { connection: name, keyPath: connectionKey(this.config.connections, name, "maxSessionsPerIdentity") });
     }
     const all = () => this.countFor(name) + (this.#opening.get(name) ?? 0);
     if (all() >= connection.maxSessions && !this.#evictIdle(name, key, `connection cap of ${connection.maxSessions}`)) {
-      throw new CountersignError("CS_ERR_SESSION_LIMIT", `${name} allows ${connection.maxSessions}`);
+      throw new CountersignError("CS_ERR_SESSION_LIMIT", `${name} allows ${connection.maxSessions}`, { connection: name, keyPath: connectionKey(this.config.connections, name, "maxSessions") });
     }
     bump(this.#opening, name, 1);
     bump(this.#openingByIdentity, slotKey, 1);
@@ -228,7 +228,7 @@ export class SessionRegistry {
     try {
       await session.upstream.start();
     } catch (err) {
-      const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_UPSTREAM_UNAVAILABLE", String(err));
+      const e = asCountersignError(err, "CS_ERR_UPSTREAM_UNAVAILABLE");
       this.#countFailure(connection.name);
       this.recorder.eventBestEffort({
         type: "upstream_failed",
@@ -386,4 +386,10 @@ function bump(counts: Map<string, number>, key: string, by: number): void {
   const n = (counts.get(key) ?? 0) + by;
   if (n > 0) counts.set(key, n);
   else counts.delete(key);
+}
+
+/** `connections[2].maxSessions`: the key path of a connection's setting, as the configuration file names it. */
+function connectionKey(connections: readonly ConnectionConfig[], name: string, key: string): string {
+  const i = connections.findIndex((c) => c.name === name);
+  return i < 0 ? `connections[].${key}` : `connections[${i}].${key}`;
 }

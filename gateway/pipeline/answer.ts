@@ -2,7 +2,7 @@
 // read), a result, a notice about a held call. Each is recorded before delivery; an error carries
 // no upstream data, so it is delivered even when the store cannot take it (never leave a caller
 // hanging). A request is answered once: whatever answers first untracks it.
-import { CountersignError, jsonRpcErrorResponse } from "../errors.js";
+import { asCountersignError as mapError, CountersignError, jsonRpcErrorResponse, logUnexpected, type ErrorCode } from "../errors.js";
 import type { JsonRpcId, JsonRpcMessage } from "../mcp/jsonrpc.js";
 import { refusalResult } from "../mcp/refusal.js";
 import type { PolicyDecision } from "../policy/engine.js";
@@ -12,8 +12,9 @@ import type { PendingRequest } from "./exchange.js";
 import { observe } from "./observe.js";
 import { recordMessage } from "./record.js";
 
-export function asCountersignError(err: unknown, code: "CS_ERR_INTERNAL" | "CS_ERR_AUDIT_UNAVAILABLE" | "CS_ERR_UPSTREAM_UNAVAILABLE" = "CS_ERR_INTERNAL"): CountersignError {
-  return err instanceof CountersignError ? err : new CountersignError(code, String(err));
+/** The catalogue's mapping (errors.ts), with the fallbacks the data path uses. */
+export function asCountersignError(err: unknown, code: Extract<ErrorCode, "CS_ERR_INTERNAL" | "CS_ERR_AUDIT_UNAVAILABLE" | "CS_ERR_UPSTREAM_UNAVAILABLE"> = "CS_ERR_INTERNAL"): CountersignError {
+  return mapError(err, code);
 }
 
 /** Answers a client request with a gateway error (recorded first when the store allows). */
@@ -22,7 +23,12 @@ export async function fail(ctx: ExchangeContext, id: JsonRpcId, err: unknown): P
   if (!p) return; // already answered (or timed out): no second answer
   p.lifecycle.move("failed");
   observe(ctx, p, p.forwardedAt === undefined ? "refused" : "error");
-  const e = asCountersignError(err);
+  let e = asCountersignError(err);
+  if (e.code === "CS_ERR_INTERNAL" && e.detail === undefined) {
+    // What failed stays in the log (with its stack); the caller gets the request id to quote.
+    logUnexpected(ctx.deps.log.child({ session: ctx.sessionId, rpcId: id, httpRequestId: p.requestId }), e);
+    if (p.requestId) e = new CountersignError("CS_ERR_INTERNAL", `request ${p.requestId}`, { cause: e.cause });
+  }
   // The gateway's forward of a task's call: the error is the task's outcome.
   if (p.task) return ctx.tasks?.finish(p.task, { error: e.toJsonRpcError() });
   await deliverError(ctx, id, e, true, p.requestId);

@@ -77,21 +77,21 @@ export function actionOf(ctx: ExchangeContext, ex: Exchange, d: Decision | undef
   const policyHold = policy?.effectiveAction === "require_approval" ? policy : undefined;
   if (pinned && pinned.action !== "allow" && policy?.effectiveAction !== "block") {
     const pinDecision = asPolicyDecision(pinned);
-    if (pinned.action === "block") return { do: "refuse", err: new CountersignError("CS_ERR_TOOL_DEFINITION_CHANGED", pinned.reason), decision: pinDecision };
-    if (!ctx.deps.approvals) return unavailable(`${pinned.ruleId} asks for approval by ${pinned.approval?.group ?? "an approver"}`, pinDecision);
+    if (pinned.action === "block") return { do: "refuse", err: new CountersignError("CS_ERR_TOOL_DEFINITION_CHANGED", pinned.reason, { rule: pinned.ruleId, connection: ctx.connection.name, keyPath: "pinning.onChange" }), decision: pinDecision };
+    if (!ctx.deps.approvals) return unavailable(ctx, `${pinned.ruleId} asks for approval by ${pinned.approval?.group ?? "an approver"}`, pinDecision);
     return { do: "hold", chain: policyHold ? [pinDecision, policyHold] : [pinDecision] };
   }
-  if (policy?.effectiveAction === "block") return { do: "refuse", err: new CountersignError("CS_ERR_POLICY_BLOCKED", policy.message ?? policy.reason), decision: policy };
+  if (policy?.effectiveAction === "block") return { do: "refuse", err: new CountersignError("CS_ERR_POLICY_BLOCKED", policy.message ?? policy.reason, { rule: policy.ruleId ?? "(default)", connection: ctx.connection.name }), decision: policy };
   if (policyHold) {
-    if (!ctx.deps.approvals) return unavailable(`rule ${policyHold.ruleId ?? "(default)"} asks for approval by ${policyHold.approval?.group ?? "an approver"}`, policyHold);
+    if (!ctx.deps.approvals) return unavailable(ctx, `rule ${policyHold.ruleId ?? "(default)"} asks for approval by ${policyHold.approval?.group ?? "an approver"}`, policyHold);
     return { do: "hold", chain: [policyHold] };
   }
   return { do: "pass" };
 }
 
 /** No approval channel is configured: fail closed, clearly. */
-function unavailable(detail: string, decision: PolicyDecision): Action {
-  return { do: "refuse", err: new CountersignError("CS_ERR_APPROVAL_UNAVAILABLE", detail), decision };
+function unavailable(ctx: ExchangeContext, detail: string, decision: PolicyDecision): Action {
+  return { do: "refuse", err: new CountersignError("CS_ERR_APPROVAL_UNAVAILABLE", detail, { rule: decision.ruleId ?? "(default)", connection: ctx.connection.name, keyPath: "approvals" }), decision };
 }
 
 /** How the request log line names a decision. */

@@ -1,6 +1,6 @@
 // forward: the message goes to the upstream. The upstream timeout is armed here, on entering
 // `forwarding`, and only here: a held call is judged by the approver's clock, not the upstream's.
-import { CountersignError } from "../errors.js";
+import { asCountersignError, CountersignError } from "../errors.js";
 import type { JsonRpcMessage } from "../mcp/jsonrpc.js";
 import { fail } from "./answer.js";
 import type { ExchangeContext } from "./context.js";
@@ -14,7 +14,7 @@ export function startForwarding(ctx: ExchangeContext, p: PendingRequest): void {
   const timeoutMs = ctx.deps.upstreamTimeoutMs;
   p.timer = setTimeout(() => {
     // The upstream has taken too long: answer the client, and tell the upstream to stop.
-    void fail(ctx, p.id, new CountersignError("CS_ERR_UPSTREAM_TIMEOUT", `${p.method} took longer than ${timeoutMs} ms`));
+    void fail(ctx, p.id, new CountersignError("CS_ERR_UPSTREAM_TIMEOUT", `${p.method} took longer than ${timeoutMs} ms`, { connection: ctx.connection.name, keyPath: "limits.upstreamTimeoutMs" }));
     void ctx.sendUpstream({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: p.id, reason: "timed out at the gateway" } }).catch(() => {});
   }, timeoutMs);
   p.timer.unref();
@@ -41,6 +41,6 @@ export async function forwardMessage(ctx: ExchangeContext, msg: JsonRpcMessage):
   try {
     await ctx.sendUpstream(msg);
   } catch (err) {
-    throw err instanceof CountersignError ? err : new CountersignError("CS_ERR_UPSTREAM_UNAVAILABLE", String(err));
+    throw asCountersignError(err, "CS_ERR_UPSTREAM_UNAVAILABLE");
   }
 }

@@ -60,7 +60,7 @@ async function holdFor(ctx: ExchangeContext, msg: JsonRpcMessage, id: JsonRpcId,
   const decision = chain[step]!;
   const last = step === chain.length - 1;
   const need = decision.approval!;
-  const refuseWith = (r: HoldRefusal) => refuse(ctx, id, method, new CountersignError(r.code, r.detail), decision);
+  const refuseWith = (r: HoldRefusal) => refuse(ctx, id, method, new CountersignError(r.code, r.detail, { rule: need.ruleId ?? "(default)", connection: ctx.connection.name }), decision);
   if (need.justificationMissing) {
     return refuseWith({ code: "CS_ERR_JUSTIFICATION_REQUIRED", detail: `rule ${need.ruleId ?? "(default)"} needs a justification for approval: send it in _meta["countersign/justification"] or the X-Countersign-Justification header` });
   }

@@ -57,8 +57,8 @@ process.once("exit", () => {
   for (const child of running) child.kill("SIGKILL");
 });
 
-export async function startGatewayProcess(configFile: string, databaseUrl: string, opts: { timeoutMs?: number } = {}): Promise<GatewayProcess> {
-  const child = spawn(process.execPath, [BUILT_CLI, "start", "--config", configFile], {
+export async function startGatewayProcess(configFile: string, databaseUrl: string, opts: { timeoutMs?: number; nodeArgs?: string[] } = {}): Promise<GatewayProcess> {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), BUILT_CLI, "start", "--config", configFile], {
     cwd: ROOT,
     env: { ...process.env, DATABASE_URL: databaseUrl, NODE_ENV: "test" },
     stdio: ["ignore", "pipe", "pipe"],

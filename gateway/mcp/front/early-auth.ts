@@ -3,11 +3,11 @@
 // bodies. A refused request gets its error with `Connection: close` (the unread body goes with the
 // connection). The identity found is handed to the route, which does not authenticate again.
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { AuthError, type Authenticator } from "../../auth/authenticator.js";
+import type { Authenticator } from "../../auth/authenticator.js";
 import type { Identity } from "../../auth/identity.js";
 import type { RejectionLog } from "../../audit/rejections.js";
 import { callerAddress } from "../../cluster/relayed.js";
-import { CountersignError, jsonRpcErrorResponse } from "../../errors.js";
+import { asCountersignError, CountersignError, sendError } from "../../errors.js";
 import type { SessionRegistry } from "../sessions.js";
 
 /** Routes whose bodies are read only after authentication. */
@@ -46,7 +46,7 @@ export function registerEarlyAuthentication(app: FastifyInstance, deps: EarlyAut
         const authorization = [req.headers.authorization].flat()[0];
         identities.set(req, await deps.authenticator.authenticate(connection, authorization, callerAddress(req), undefined, req.id));
       } catch (err) {
-        error = err instanceof CountersignError ? err : new CountersignError("CS_ERR_INTERNAL", String(err));
+        error = asCountersignError(err);
       } finally {
         inFlight--;
       }
@@ -57,8 +57,6 @@ export function registerEarlyAuthentication(app: FastifyInstance, deps: EarlyAut
       httpMethod: req.method,
       ...(error.detail ? { detail: error.detail } : {}),
     });
-    const headers: Record<string, string> = { ...(error instanceof AuthError ? error.headers : {}), connection: "close" };
-    if (error.code === "CS_ERR_RATE_LIMITED" && !headers["retry-after"]) headers["retry-after"] = "1";
-    return reply.code(error.http).headers(headers).type("application/json").send(jsonRpcErrorResponse(null, error));
+    return sendError(reply, error, { headers: { connection: "close" } });
   });
 }

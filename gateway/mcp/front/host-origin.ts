@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { RejectionLog } from "../../audit/rejections.js";
 import { callerAddress, isRelayed } from "../../cluster/relayed.js";
 import { isLoopbackHost } from "../../config/load.js";
-import { CountersignError, jsonRpcErrorResponse } from "../../errors.js";
+import { CountersignError, sendError } from "../../errors.js";
 
 export interface HostOriginSettings {
   /** The address the gateway binds (server.host): on loopback, the loopback names are allowed. */
@@ -130,6 +130,6 @@ export function registerHostOriginCheck(app: FastifyInstance, settings: HostOrig
       origin: (first(origin) ?? null)?.slice(0, 200) ?? null,
     });
     // Connection: close: the body, if any, is never read.
-    return reply.code(error.http).headers({ connection: "close" }).type("application/json").send(jsonRpcErrorResponse(null, error));
+    return sendError(reply, error, { headers: { connection: "close" } });
   });
 }

@@ -1,8 +1,7 @@
 // The legacy HTTP+SSE front (protocol 2024-11-05) at /sse/<connection>: GET opens the session's
 // one stream and names, in an `endpoint` event, where the client POSTs its messages.
 import type { FastifyInstance } from "fastify";
-import { CountersignError, jsonRpcErrorResponse } from "../../errors.js";
-import { AuthError } from "../../auth/authenticator.js";
+import { asCountersignError, CountersignError, sendError } from "../../errors.js";
 import { callerAddress } from "../../cluster/relayed.js";
 import type { JsonRpcMessage } from "../jsonrpc.js";
 import type { ClientSink } from "../../pipeline/exchange.js";
@@ -23,7 +22,6 @@ class LegacySseSink implements ClientSink {
 
 export function registerLegacySseFront(app: FastifyInstance, deps: FrontDeps): void {
   const { sessions, rejections, authenticator, cluster } = deps;
-  const headersOf = (e: CountersignError) => (e instanceof AuthError ? e.headers : {});
 
   /** Records a refused request (see RejectionLog.recordError for which codes count as bad input). */
   const refused = (connection: string, sessionId: string | null | undefined, e: CountersignError, remoteAddress: string, requestId: string) => {
@@ -49,9 +47,9 @@ export function registerLegacySseFront(app: FastifyInstance, deps: FrontDeps): v
       writer.send(`/sse/${encodeURIComponent(connection.name)}/message?sessionId=${encodeURIComponent(session.id)}`, "endpoint");
       return reply;
     } catch (err) {
-      const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_INTERNAL", String(err));
+      const e = asCountersignError(err);
       refused(req.params.connection, null, e, req.ip, req.id);
-      return reply.code(e.http).headers(headersOf(e)).type("application/json").send(jsonRpcErrorResponse(null, e));
+      return sendError(reply, e);
     }
   });
 
@@ -79,10 +77,10 @@ export function registerLegacySseFront(app: FastifyInstance, deps: FrontDeps): v
       for (const m of parsed.messages) await session.fromClient(m.msg, m.c, hints);
       return reply.code(202).type("text/plain").send("Accepted");
     } catch (err) {
-      const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_INTERNAL", String(err));
+      const e = asCountersignError(err);
       if (reply.sent || reply.raw.headersSent) return reply;
       refused(req.params.connection, req.query.sessionId, e, callerAddress(req), req.id);
-      return reply.code(e.http).headers(headersOf(e)).type("application/json").send(jsonRpcErrorResponse(null, e));
+      return sendError(reply, e);
     }
   });
 }

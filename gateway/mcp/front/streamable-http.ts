@@ -6,9 +6,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { RejectionLog } from "../../audit/rejections.js";
 import type { ClusterRelay } from "../../cluster/relay.js";
 import { callerAddress } from "../../cluster/relayed.js";
-import { AuthError, type Authenticator } from "../../auth/authenticator.js";
+import type { Authenticator } from "../../auth/authenticator.js";
 import type { Identity } from "../../auth/identity.js";
-import { CountersignError, jsonRpcErrorResponse } from "../../errors.js";
+import { asCountersignError, CountersignError, sendError } from "../../errors.js";
 import { batchesAllowed, idKey, SUPPORTED_PROTOCOL_VERSIONS, type JsonRpcId, type JsonRpcMessage } from "../jsonrpc.js";
 import type { ClientSink } from "../../pipeline/exchange.js";
 import type { McpSession } from "../mcp-session.js";
@@ -151,10 +151,6 @@ export interface FrontDeps {
   cluster?: ClusterRelay | undefined;
 }
 
-function sendError(reply: FastifyReply, err: CountersignError, id: JsonRpcId | null = null, headers: Record<string, string> = {}) {
-  return reply.code(err.http).headers(headers).type("application/json").send(jsonRpcErrorResponse(id, err));
-}
-
 function header(req: FastifyRequest, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
@@ -202,7 +198,7 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
       ...(known ? {} : { requestedConnection: req.params.connection.slice(0, 200) }),
       ...(e.detail ? { detail: e.detail } : {}),
     });
-    return sendError(reply, e, id, e instanceof AuthError ? e.headers : {});
+    return sendError(reply, e, { id });
   };
 
   const connectionOf = (req: FastifyRequest<{ Params: Params }>) => {
@@ -261,8 +257,7 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
       return reply;
     } catch (err) {
       if (reply.sent || reply.raw.headersSent) return reply;
-      const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_INTERNAL", String(err));
-      if (e.code === "CS_ERR_INTERNAL") req.log.error({ err }, "unexpected error on POST");
+      const e = asCountersignError(err);
       return refuse(req, reply, e, requestId);
     }
   });
@@ -286,7 +281,7 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
       sink.openGet(writer);
       return reply;
     } catch (err) {
-      const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_INTERNAL", String(err));
+      const e = asCountersignError(err);
       return refuse(req, reply, e);
     }
   });
@@ -299,7 +294,7 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
       await session.close("client_delete");
       return reply.code(200).send();
     } catch (err) {
-      const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_INTERNAL", String(err));
+      const e = asCountersignError(err);
       return refuse(req, reply, e);
     }
   });

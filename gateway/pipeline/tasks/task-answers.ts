@@ -6,7 +6,7 @@
 // is committed. The hold's decision, claim and words are the hold coordinator's (pipeline/hold.ts).
 import type { ApprovalRequest } from "../../approvals/types.js";
 import type { ConnectionConfig } from "../../config/load.js";
-import { CountersignError } from "../../errors.js";
+import { asCountersignError, CountersignError, logUnexpected } from "../../errors.js";
 import type { JsonRpcId, JsonRpcMessage } from "../../mcp/jsonrpc.js";
 import { refusalResult } from "../../mcp/refusal.js";
 import type { PolicyDecision } from "../../policy/engine.js";
@@ -144,7 +144,7 @@ export class TaskAnswers implements TaskAnswering {
     try {
       await Promise.all(writes);
     } catch (err) {
-      return deliverError(this.#ctx, id, err instanceof CountersignError ? err : new CountersignError("CS_ERR_AUDIT_UNAVAILABLE", String(err)), false);
+      return deliverError(this.#ctx, id, asCountersignError(err, "CS_ERR_AUDIT_UNAVAILABLE"), false);
     }
     if (pending) observe(this.#ctx, pending, "ok");
     deliver(this.#ctx, view.deliver, { responseTo: id });
@@ -179,9 +179,11 @@ export class TaskAnswers implements TaskAnswering {
         void Promise.all(claimed.map((a) => service.releaseForward(a))).catch(() => {});
         throw err;
       })
-      .catch((err) =>
-      this.#end(task, "failed", "the gateway failed while waiting for the decision", { error: new CountersignError("CS_ERR_INTERNAL", String(err)).toJsonRpcError() }),
-    );
+      .catch((err: unknown) => {
+        const e = asCountersignError(err);
+        if (e.code === "CS_ERR_INTERNAL") logUnexpected(this.#ctx.deps.log.child({ session: this.#ctx.sessionId, taskId: task.taskId }), e);
+        this.#end(task, "failed", "the gateway failed while waiting for the decision", { error: e.toJsonRpcError() });
+      });
   }
 
   /** Resolves true when the call was sent upstream (its claims, pushed onto `claimed`, are then due for confirmation). */
