@@ -66,6 +66,10 @@ export const ERRORS = {
     http: 409, jsonrpc: -32600,
     message: "This session already has an open GET stream: close it before opening another.",
   },
+  CS_ERR_RESUME_UNAVAILABLE: {
+    http: 410, jsonrpc: -32600,
+    message: "The Last-Event-ID names no event this session's streams kept (unknown, or dropped at the session's event store bound): reissue the request instead of resuming.",
+  },
   CS_ERR_METHOD_NOT_ALLOWED: {
     http: 405, jsonrpc: -32600,
     message: "This HTTP method is not supported on this endpoint.",
