@@ -13,7 +13,7 @@ import { batchesAllowed, idKey, SUPPORTED_PROTOCOL_VERSIONS, type JsonRpcId, typ
 import type { ClientSink } from "../../pipeline/exchange.js";
 import type { McpSession } from "../mcp-session.js";
 import type { SessionRegistry } from "../sessions.js";
-import { parseJsonRpcBody } from "./body.js";
+import { oversizedDetail, parseJsonRpcBody } from "./body.js";
 import { EventStream, SessionEventStore } from "./event-store.js";
 import { SseWriter } from "./sse.js";
 
@@ -263,6 +263,7 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
       httpMethod: req.method,
       ...(known ? {} : { requestedConnection: req.params.connection.slice(0, 200) }),
       ...(e.detail ? { detail: e.detail } : {}),
+      ...(e.code === "CS_ERR_BODY_TOO_LARGE" ? oversizedDetail(req.body) : {}),
     });
     return sendError(reply, e, id, e instanceof AuthError ? e.headers : {});
   };
