@@ -66,6 +66,18 @@ export const ERRORS = {
     http: 409, jsonrpc: -32600,
     message: "This session already has an open GET stream: close it before opening another.",
   },
+  CS_ERR_RESUME_UNAVAILABLE: {
+    http: 410, jsonrpc: -32600,
+    message: "The Last-Event-ID names no event this session's streams kept (unknown, or dropped at the session's event store bound): reissue the request instead of resuming.",
+  },
+  CS_ERR_REQUEST_CANCELLED: {
+    http: 409, jsonrpc: -32800,
+    message: "The client cancelled this request (notifications/cancelled): the gateway ends its stream with this answer; the upstream was told.",
+  },
+  CS_ERR_METHOD_NOT_ALLOWED: {
+    http: 405, jsonrpc: -32600,
+    message: "This HTTP method is not supported on this endpoint.",
+  },
   CS_ERR_UNAUTHENTICATED: {
     http: 401, jsonrpc: -32020,
     message: "A valid bearer token is required: send `Authorization: Bearer <token>` from an accepted issuer, for this connection (the WWW-Authenticate header names the resource metadata).",

@@ -7,6 +7,7 @@ import type { RejectionLog } from "./audit/rejections.js";
 import type { GatewayConfig } from "./config/load.js";
 import { asCountersignError, CountersignError, sendError } from "./errors.js";
 import type { Logger } from "./log.js";
+import { readJsonBody } from "./mcp/front/body.js";
 import { registerLegacySseFront } from "./mcp/front/legacy-sse.js";
 import { registerEarlyAuthentication } from "./mcp/front/early-auth.js";
 import { registerHostOriginCheck } from "./mcp/front/host-origin.js";
@@ -76,7 +77,8 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
   // Bodies are kept as text: the fronts parse them, so a malformed body gets a JSON-RPC parse
   // error with the catalogue code rather than the framework's own.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(["application/json"], { parseAs: "string" }, (_req, body, done) => done(null, body));
+  // An authenticated caller's oversized body is drained and refused on a live connection (body.ts).
+  app.addContentTypeParser(["application/json"], (req, payload, done) => readJsonBody(req, payload, config.limits.requestBodyBytes, done));
 
   // The one error handler: whatever a route or hook throws (a CountersignError, a framework
   // error, anything unexpected) is answered through the catalogue's mapping (errors.ts); the

@@ -130,7 +130,8 @@ async function messagesOf(res: Response): Promise<Json[]> {
   const text = await res.text();
   if ((res.headers.get("content-type") ?? "").startsWith("text/event-stream")) {
     const out: Json[] = [];
-    const parser = createParser({ onEvent: (e) => void (e.event === undefined || e.event === "message" ? out.push(JSON.parse(e.data)) : undefined) });
+    // An event with no data (a 2025-11-25 priming event: an id to resume from) carries no message.
+    const parser = createParser({ onEvent: (e) => void ((e.event === undefined || e.event === "message") && e.data !== "" ? out.push(JSON.parse(e.data)) : undefined) });
     parser.feed(text);
     return out;
   }

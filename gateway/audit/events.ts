@@ -23,6 +23,8 @@ export const EVENT_TYPES = {
     "upstream_message_too_large", "upstream_invalid_json", "unknown_response_id", "upstream_flood",
     "unsupported_media_type", "unknown_connection", "session_required", "unsupported_protocol_version",
     "not_acceptable", "stream_conflict", "session_limit",
+    /** A GET with a Last-Event-ID that names no kept event of the session (unknown, or dropped at the event store's bound). */
+    "resume_unavailable",
     /** The upstream sent the client more requests than the gateway relays (rate or unanswered cap). */
     "upstream_request_limit",
     /** A tools/call, resources/read or prompts/get sent as a notification that policy did not allow. */

@@ -68,6 +68,7 @@ const REASON_OF_ERROR: Partial<Record<ErrorCode, EventReason<"message_rejected">
   CS_ERR_UNSUPPORTED_PROTOCOL_VERSION: "unsupported_protocol_version",
   CS_ERR_NOT_ACCEPTABLE: "not_acceptable",
   CS_ERR_STREAM_CONFLICT: "stream_conflict",
+  CS_ERR_RESUME_UNAVAILABLE: "resume_unavailable",
   CS_ERR_SESSION_LIMIT: "session_limit",
   CS_ERR_RELAY_UNAUTHORIZED: "relay_unauthorized",
   CS_ERR_RELAY_NOT_OWNER: "relay_not_owner",

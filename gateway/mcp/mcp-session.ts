@@ -6,7 +6,7 @@ import type { Identity } from "../auth/identity.js";
 import type { ConnectionConfig } from "../config/load.js";
 import { CountersignError } from "../errors.js";
 import { UpstreamAdmission } from "../pipeline/admit.js";
-import { fail } from "../pipeline/answer.js";
+import { deliverError, fail } from "../pipeline/answer.js";
 import type { ExchangeContext, PipelineDeps, Route } from "../pipeline/context.js";
 import type { ClientSink, RequestHints } from "../pipeline/exchange.js";
 import { fromClient } from "../pipeline/inbound.js";
@@ -84,9 +84,22 @@ export class McpSession implements ExchangeContext, UpstreamEvents {
 
   // ── client → server ─────────────────────────────────────────────────────────────────────────
 
-  fromClient(msg: JsonRpcMessage, c: Classified, hints?: RequestHints): Promise<void> {
+  async fromClient(msg: JsonRpcMessage, c: Classified, hints?: RequestHints): Promise<void> {
     if (!this.ended) this.lastActivity = Date.now();
-    return fromClient(this, this.#admission, msg, c, hints);
+    await fromClient(this, this.#admission, msg, c, hints);
+    if (c.kind === "notification" && c.method === "notifications/cancelled") await this.#endCancelled(msg);
+  }
+
+  /**
+   * A cancelled request whose POST stream still waits: the gateway answers it (recorded, -32800
+   * CS_ERR_REQUEST_CANCELLED) so the stream ends; the upstream's own late answer, if any, is not
+   * delivered a second time (the request is no longer pending).
+   */
+  async #endCancelled(msg: JsonRpcMessage): Promise<void> {
+    const id = (msg.params as { requestId?: unknown } | undefined)?.requestId;
+    if (typeof id !== "string" && !(typeof id === "number" && Number.isSafeInteger(id))) return;
+    if (this.requests.has(id) || !this.sink?.waitsFor?.(id)) return;
+    await deliverError(this, id, new CountersignError("CS_ERR_REQUEST_CANCELLED"), true);
   }
 
   // ── server → client (UpstreamEvents) ────────────────────────────────────────────────────────

@@ -10,6 +10,8 @@ export interface ClientSink {
   deliver(msg: JsonRpcMessage, route: { responseTo?: JsonRpcId | undefined; relatedTo?: JsonRpcId | undefined }): boolean;
   /** The session is over: end the client's streams. */
   end(): void;
+  /** Whether a client stream still waits for the answer to this request (a POST's stream; absent: none does). */
+  waitsFor?(id: JsonRpcId): boolean;
 }
 
 /** What the front knows of a request besides its body. */

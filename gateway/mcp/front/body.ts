@@ -1,13 +1,74 @@
-// Turns an HTTP body into JSON-RPC messages, or a catalogue error naming what is wrong.
+// Reading a request body, and turning it into JSON-RPC messages or a catalogue error naming what
+// is wrong.
+//
+// Reading: a body within the route's limit is kept as text. An oversized body from a caller the
+// gateway has authenticated before the body (early-auth.ts) is read and discarded up to
+// DRAIN_FACTOR times the limit, then refused with 413 CS_ERR_BODY_TOO_LARGE on a connection that
+// stays open: the client has finished sending, reads the error for that call, and its session goes
+// on. Past that cap (or for a caller not authenticated first), nothing more is read: 413 with
+// `Connection: close`, the unread rest going with the connection. Discarding holds no memory.
+import type { Readable } from "node:stream";
+import { errorCodes, type FastifyRequest } from "fastify";
 import { CountersignError } from "../../errors.js";
 import { classify, type Classified, type JsonRpcMessage } from "../jsonrpc.js";
+import { earlyIdentity } from "./early-auth.js";
+
+/** An authenticated caller's oversized body is read (and discarded) up to this many times the body limit. */
+export const DRAIN_FACTOR = 16;
+
+/** The body of a request past the limit, read and discarded whole: answered 413 by the route. */
+export class OversizedBody {
+  constructor(
+    readonly received: number,
+    readonly limit: number,
+  ) {}
+}
+
+/** The application/json content-type parser: the body as text, or an OversizedBody (see above). */
+export function readJsonBody(req: FastifyRequest, payload: Readable, defaultLimit: number, done: (err: Error | null, body?: unknown) => void): void {
+  const limit = req.routeOptions.bodyLimit ?? defaultLimit;
+  const cap = earlyIdentity(req) !== undefined ? limit * DRAIN_FACTOR : limit;
+  const header = req.headers["content-length"];
+  const declared = header === undefined ? undefined : Number(header);
+  if (declared !== undefined && declared > cap) return done(new errorCodes.FST_ERR_CTP_BODY_TOO_LARGE());
+  const chunks: Buffer[] = [];
+  let received = 0;
+  let finished = false;
+  const finish = (err: Error | null, body?: unknown) => {
+    if (finished) return;
+    finished = true;
+    payload.removeListener("data", onData);
+    payload.removeListener("end", onEnd);
+    done(err, body);
+  };
+  const onData = (chunk: Buffer) => {
+    received += chunk.length;
+    if (received > cap) return finish(new errorCodes.FST_ERR_CTP_BODY_TOO_LARGE());
+    if (received <= limit) chunks.push(chunk);
+    else chunks.length = 0; // past the limit: discarded as it arrives
+  };
+  const onEnd = () => {
+    if (declared !== undefined && received !== declared) return finish(new errorCodes.FST_ERR_CTP_INVALID_CONTENT_LENGTH());
+    if (received > limit) return finish(null, new OversizedBody(received, limit));
+    finish(null, Buffer.concat(chunks).toString("utf8"));
+  };
+  payload.on("data", onData);
+  payload.on("end", onEnd);
+  payload.on("error", (err) => finish(err));
+}
 
 export interface ParsedBody {
   messages: Array<{ msg: JsonRpcMessage; c: Classified }>;
   batch: boolean;
 }
 
+/** What the record of a refused oversized body says: the limit and the bytes read (nothing for other bodies). */
+export function oversizedDetail(body: unknown): Record<string, number> {
+  return body instanceof OversizedBody ? { limit: body.limit, received: body.received } : {};
+}
+
 export function parseJsonRpcBody(body: unknown): ParsedBody {
+  if (body instanceof OversizedBody) throw new CountersignError("CS_ERR_BODY_TOO_LARGE", `${body.received} bytes, limit ${body.limit}`);
   if (typeof body !== "string") throw new CountersignError("CS_ERR_UNSUPPORTED_MEDIA_TYPE");
   let parsed: unknown;
   try {

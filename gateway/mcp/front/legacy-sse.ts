@@ -5,7 +5,7 @@ import { asCountersignError, CountersignError, sendError } from "../../errors.js
 import { callerAddress } from "../../cluster/relayed.js";
 import type { JsonRpcMessage } from "../jsonrpc.js";
 import type { ClientSink } from "../../pipeline/exchange.js";
-import { parseJsonRpcBody } from "./body.js";
+import { OversizedBody, oversizedDetail, parseJsonRpcBody } from "./body.js";
 import { SseWriter } from "./sse.js";
 import { earlyIdentity } from "./early-auth.js";
 import type { FrontDeps } from "./streamable-http.js";
@@ -24,12 +24,13 @@ export function registerLegacySseFront(app: FastifyInstance, deps: FrontDeps): v
   const { sessions, rejections, authenticator, cluster } = deps;
 
   /** Records a refused request (see RejectionLog.recordError for which codes count as bad input). */
-  const refused = (connection: string, sessionId: string | null | undefined, e: CountersignError, remoteAddress: string, requestId: string) => {
+  const refused = (connection: string, sessionId: string | null | undefined, e: CountersignError, remoteAddress: string, requestId: string, body?: unknown) => {
     const known = sessions.connection(connection);
     rejections.recordError(e.code, { connection: known?.name ?? null, sessionId: (sessionId && known && sessions.get(sessionId)?.connection.name === known.name ? sessionId : null), requestId }, {
       remoteAddress,
       ...(known ? {} : { requestedConnection: connection.slice(0, 200) }),
       ...(e.detail ? { detail: e.detail } : {}),
+      ...(e.code === "CS_ERR_BODY_TOO_LARGE" ? oversizedDetail(body) : {}),
     });
   };
 
@@ -61,6 +62,8 @@ export function registerLegacySseFront(app: FastifyInstance, deps: FrontDeps): v
       const identity = earlyIdentity(req) ?? (await authenticator.authenticate(connection, req.headers.authorization, callerAddress(req), undefined, req.id));
       const sid = req.query.sessionId;
       if (!sid) throw new CountersignError("CS_ERR_SESSION_REQUIRED", "the sessionId query parameter from the endpoint event");
+      // A drained oversized body is refused here, before it could be relayed (body.ts).
+      if (req.body instanceof OversizedBody) parseJsonRpcBody(req.body);
       // Another replica holds the session and its stream: the message goes there, and the answer
       // reaches the client on that stream.
       if (cluster && !sessions.get(sid) && (await cluster.relay(req, reply, sid, { connection: connection.name, front: "sse" }))) return reply;
@@ -79,7 +82,7 @@ export function registerLegacySseFront(app: FastifyInstance, deps: FrontDeps): v
     } catch (err) {
       const e = asCountersignError(err);
       if (reply.sent || reply.raw.headersSent) return reply;
-      refused(req.params.connection, req.query.sessionId, e, callerAddress(req), req.id);
+      refused(req.params.connection, req.query.sessionId, e, callerAddress(req), req.id, req.body);
       return sendError(reply, e);
     }
   });

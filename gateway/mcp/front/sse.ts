@@ -41,8 +41,9 @@ export class SseWriter {
     this.#onClose.push(fn);
   }
 
-  send(data: string, event = "message"): boolean {
-    return this.#write(`event: ${event}\ndata: ${data}\n\n`);
+  /** One event; `id` (an event id for Last-Event-ID resumption) is written when given. */
+  send(data: string, event = "message", id?: string): boolean {
+    return this.#write(`${id === undefined ? "" : `id: ${id}\n`}event: ${event}\ndata: ${data}\n\n`);
   }
 
   end(): void {

@@ -13,16 +13,21 @@ import { batchesAllowed, idKey, SUPPORTED_PROTOCOL_VERSIONS, type JsonRpcId, typ
 import type { ClientSink } from "../../pipeline/exchange.js";
 import type { McpSession } from "../mcp-session.js";
 import type { SessionRegistry } from "../sessions.js";
-import { parseJsonRpcBody } from "./body.js";
+import { oversizedDetail, parseJsonRpcBody } from "./body.js";
+import { EventStream, SessionEventStore } from "./event-store.js";
 import { SseWriter } from "./sse.js";
 
 type Params = { connection: string };
 
-/** The answer to one POST that carried requests: an SSE stream, or a JSON body sent at the end. */
+/**
+ * The answer to one POST that carried requests: an SSE stream, or a JSON body sent at the end.
+ * The SSE stream is resumable: when the client's connection drops before every request is
+ * answered, the answers are kept (with their event ids) for a GET with Last-Event-ID.
+ */
 class PostResponse {
   readonly #waiting = new Set<string>();
   readonly #collected: JsonRpcMessage[] = [];
-  #sse?: SseWriter;
+  readonly #stream?: EventStream;
   #done = false;
 
   constructor(
@@ -33,42 +38,60 @@ class PostResponse {
     private readonly headers: Record<string, string>,
     private readonly onFinish: (ids: string[]) => void,
     maxUnreadBytes: number,
+    newStream: () => EventStream,
   ) {
     for (const id of requestIds) this.#waiting.add(idKey(id));
     if (mode === "sse") {
       reply.hijack();
-      this.#sse = new SseWriter(reply.raw, headers, maxUnreadBytes);
-      this.#sse.onClose(() => this.#finish());
+      const writer = new SseWriter(reply.raw, headers, maxUnreadBytes);
+      this.#stream = newStream();
+      this.#stream.attach(writer);
     } else {
       reply.raw.on("close", () => this.#finish());
     }
+  }
+
+  /** The stream a GET with Last-Event-ID resumes (SSE only). */
+  get stream(): EventStream | undefined {
+    return this.#stream;
   }
 
   get open(): boolean {
     return !this.#done;
   }
 
+  /** Related messages may go on this POST's stream (kept for resumption when its connection dropped). */
   get canStream(): boolean {
     return this.mode === "sse" && !this.#done;
   }
 
+  /** A client connection carries the stream now. */
+  get live(): boolean {
+    return this.canStream && this.#stream!.live;
+  }
+
+  /** Still waiting for the answer to this request. */
+  waitsFor(id: JsonRpcId): boolean {
+    return !this.#done && this.#waiting.has(idKey(id));
+  }
+
   /** A message related to this POST's requests (progress, a server request…). SSE only. */
   sendRelated(msg: JsonRpcMessage): boolean {
-    return this.canStream && this.#sse!.send(JSON.stringify(msg));
+    return this.canStream && this.#stream!.send(JSON.stringify(msg));
   }
 
   sendResponse(id: JsonRpcId, msg: JsonRpcMessage): boolean {
     if (this.#done) return false;
     this.#waiting.delete(idKey(id));
     let ok = true;
-    if (this.mode === "sse") ok = this.#sse!.send(JSON.stringify(msg));
+    if (this.mode === "sse") ok = this.#stream!.send(JSON.stringify(msg));
     else this.#collected.push(msg);
     if (this.#waiting.size === 0) this.#complete();
     return ok;
   }
 
   #complete(): void {
-    if (this.mode === "sse") this.#sse!.end();
+    if (this.mode === "sse") this.#stream!.end();
     else {
       void this.reply
         .code(200)
@@ -88,14 +111,26 @@ class PostResponse {
 /** Routes a session's server→client messages to the right HTTP stream. */
 export class StreamableHttpSink implements ClientSink {
   readonly #byRequest = new Map<string, PostResponse>();
-  #get?: SseWriter;
+  /** The session's events kept for Last-Event-ID resumption (bounded: event-store.ts). */
+  readonly events = new SessionEventStore();
+  #get?: { writer: SseWriter; stream: EventStream };
   /** Messages that had no stream to go to (serialised), delivered when the client opens its GET stream. Bounded in count and bytes. */
   readonly #backlog: string[] = [];
   #backlogBytes = 0;
   static readonly BACKLOG_MAX = 1000;
 
-  /** `maxBytes`: limits.clientBufferBytes, the bound of the backlog too. */
-  constructor(private readonly maxBytes: number) {}
+  /**
+   * `maxBytes`: limits.clientBufferBytes, the bound of the backlog too. `protocolVersion`: the
+   * session's negotiated revision (2025-11-25 streams start with a priming event).
+   */
+  constructor(
+    private readonly maxBytes: number,
+    private readonly protocolVersion: () => string | undefined = () => undefined,
+  ) {}
+
+  newStream(): EventStream {
+    return new EventStream(this.events, () => (this.protocolVersion() ?? "") >= "2025-11-25");
+  }
 
   attach(ids: JsonRpcId[], post: PostResponse): void {
     for (const id of ids) this.#byRequest.set(idKey(id), post);
@@ -105,17 +140,43 @@ export class StreamableHttpSink implements ClientSink {
     for (const k of keys) this.#byRequest.delete(k);
   }
 
-  openGet(writer: SseWriter): void {
-    this.#get = writer;
-    writer.onClose(() => {
-      if (this.#get === writer) this.#get = undefined;
-    });
-    for (const text of this.#backlog.splice(0)) writer.send(text);
+  /** Whether a POST stream is still waiting for the answer to this request. */
+  waitsFor(id: JsonRpcId): boolean {
+    return this.#byRequest.get(idKey(id))?.waitsFor(id) ?? false;
+  }
+
+  /** A new GET stream for server-initiated messages; `resumed`: the earlier GET stream it continues, with the events it missed. */
+  openGet(writer: SseWriter, resumed?: { stream: EventStream; replay: Array<{ id: string; data: string }> }): void {
+    const stream = resumed?.stream ?? this.newStream();
+    const previous = this.#get;
+    if (previous && previous.stream !== stream) previous.stream.end();
+    // When the writer closes, the stream stays resumable: only a new GET stream, or the session's end, ends it.
+    this.#get = { writer, stream };
+    stream.attach(writer, resumed?.replay ?? []);
+    for (const text of this.#backlog.splice(0)) stream.send(text);
     this.#backlogBytes = 0;
   }
 
   get hasGet(): boolean {
-    return this.#get !== undefined && !this.#get.closed;
+    return this.#get !== undefined && !this.#get.writer.closed;
+  }
+
+  /**
+   * What a GET with Last-Event-ID resumes: a POST's stream still waiting for answers (or ended:
+   * then only the replay), or the session's earlier GET stream. Unknown or partly dropped: refused.
+   */
+  resume(lastEventId: string): { kind: "post" | "get"; stream: EventStream; replay: Array<{ id: string; data: string }> } {
+    const r = this.events.after(lastEventId);
+    if (!r.ok) {
+      throw new CountersignError("CS_ERR_RESUME_UNAVAILABLE", r.reason === "dropped" ? "events after this id were dropped at the session's event store bound" : "no stream of this session has this event id");
+    }
+    if (this.#get?.stream.id === r.stream) return { kind: "get", stream: this.#get.stream, replay: r.events };
+    const post = [...this.#byRequest.values()].find((p) => p.stream?.id === r.stream);
+    if (post?.stream) return { kind: "post", stream: post.stream, replay: r.events };
+    // A stream that has ended: what it carried is replayed, then the response ends.
+    const ended = new EventStream(this.events, () => false);
+    ended.end();
+    return { kind: "post", stream: ended, replay: r.events };
   }
 
   deliver(msg: JsonRpcMessage, route: { responseTo?: JsonRpcId | undefined; relatedTo?: JsonRpcId | undefined }): boolean {
@@ -125,11 +186,11 @@ export class StreamableHttpSink implements ClientSink {
       return post ? post.sendResponse(route.responseTo, msg) : false;
     }
     // A message tied to a request goes on that request's stream; others on the GET stream; if
-    // there is none, on the newest open request stream, or kept until a GET stream opens.
+    // there is none, on the newest request stream a client is reading, or kept until a GET stream opens.
     const related = route.relatedTo === undefined ? undefined : this.#byRequest.get(idKey(route.relatedTo));
     if (related?.canStream) return related.sendRelated(msg);
-    if (this.hasGet) return this.#get!.send(JSON.stringify(msg));
-    const newest = [...this.#byRequest.values()].reverse().find((p) => p.canStream);
+    if (this.hasGet) return this.#get!.stream.send(JSON.stringify(msg));
+    const newest = [...this.#byRequest.values()].reverse().find((p) => p.live);
     if (newest) return newest.sendRelated(msg);
     const text = JSON.stringify(msg);
     if (this.#backlog.length >= StreamableHttpSink.BACKLOG_MAX || this.#backlogBytes + text.length > this.maxBytes) return false;
@@ -139,7 +200,8 @@ export class StreamableHttpSink implements ClientSink {
   }
 
   end(): void {
-    this.#get?.end();
+    this.#get?.stream.end();
+    for (const post of new Set(this.#byRequest.values())) post.stream?.end();
   }
 }
 
@@ -197,6 +259,7 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
       httpMethod: req.method,
       ...(known ? {} : { requestedConnection: req.params.connection.slice(0, 200) }),
       ...(e.detail ? { detail: e.detail } : {}),
+      ...(e.code === "CS_ERR_BODY_TOO_LARGE" ? oversizedDetail(req.body) : {}),
     });
     return sendError(reply, e, { id });
   };
@@ -223,7 +286,7 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
         if (messages.length > 1) throw new CountersignError("CS_ERR_INVALID_REQUEST", "initialize must be sent alone");
         if (header(req, "mcp-session-id")) throw new CountersignError("CS_ERR_INVALID_REQUEST", "initialize must not carry an Mcp-Session-Id");
         session = await sessions.open(connection, "streamable_http", { identity, remoteAddress: callerAddress(req), userAgent: header(req, "user-agent") });
-        session.sink = new StreamableHttpSink(sessions.clientBufferBytes);
+        session.sink = new StreamableHttpSink(sessions.clientBufferBytes, () => session.protocolVersion);
         sessions.noteClientInfo(session, init.msg.params as Record<string, unknown> | undefined);
       } else {
         if (await relayed(req, reply)) return reply;
@@ -244,7 +307,7 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
 
       const accept = header(req, "accept") ?? "";
       const mode = accept.includes("text/event-stream") ? "sse" : "json";
-      const post = new PostResponse(reply, requestIds, mode, batch, { "mcp-session-id": session.id }, (keys) => sink.detach(keys), sessions.clientBufferBytes);
+      const post = new PostResponse(reply, requestIds, mode, batch, { "mcp-session-id": session.id }, (keys) => sink.detach(keys), sessions.clientBufferBytes, () => sink.newStream());
       sink.attach(requestIds, post);
       for (const m of messages) {
         try {
@@ -269,7 +332,10 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
       const session = lookup(req, identity);
       if (!(header(req, "accept") ?? "").includes("text/event-stream")) throw new CountersignError("CS_ERR_NOT_ACCEPTABLE");
       const sink = session.sink as StreamableHttpSink;
-      if (sink.hasGet) throw new CountersignError("CS_ERR_STREAM_CONFLICT");
+      const lastEventId = header(req, "last-event-id");
+      // Resuming a POST's stream does not conflict with the GET stream; a second GET stream does.
+      const resumed = lastEventId === undefined ? undefined : sink.resume(lastEventId.slice(0, 200));
+      if (resumed?.kind !== "post" && sink.hasGet) throw new CountersignError("CS_ERR_STREAM_CONFLICT");
       reply.hijack();
       const writer = new SseWriter(reply.raw, { "mcp-session-id": session.id }, sessions.clientBufferBytes);
       // A session with an open stream is never idle (no eviction); a client that stops reading it is cut, on record.
@@ -278,7 +344,8 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
         session.openStreams--;
         if (reason === "too_slow") sessions.recordTooSlow(session);
       });
-      sink.openGet(writer);
+      if (resumed?.kind === "post") resumed.stream.attach(writer, resumed.replay);
+      else sink.openGet(writer, resumed);
       return reply;
     } catch (err) {
       const e = asCountersignError(err);
