@@ -237,6 +237,30 @@ export const ERRORS = {
     http: 503, jsonrpc: -32091,
     message: "You already hold the most sessions one identity may open on this connection (maxSessionsPerIdentity), and none of them is idle: close one (HTTP DELETE, or `countersign sessions close`) and retry.",
   },
+  // MCP 2026-07-28 (stateless requests on /mcp/<connection>): the spec's own codes, with the
+  // spec's HTTP statuses. Only these carry a code from the range the spec reserves (-32020 to
+  // -32099) to a 2026 caller: the gateway's other codes in that range are moved out of it for
+  // such callers (see gateway/mcp/front/stateless/codes.ts).
+  CS_ERR_INVALID_ENVELOPE: {
+    http: 400, jsonrpc: -32602,
+    message: "The request's params._meta is not a valid MCP 2026-07-28 envelope: send io.modelcontextprotocol/protocolVersion and io.modelcontextprotocol/clientCapabilities (and clientInfo) with every request.",
+  },
+  CS_ERR_PROTOCOL_VERSION_UNSUPPORTED: {
+    http: 400, jsonrpc: -32022,
+    message: "The gateway does not serve this protocol version statelessly: retry with a version from error.data.supported (2025-era versions start a session with initialize).",
+  },
+  CS_ERR_HEADER_MISMATCH: {
+    http: 400, jsonrpc: -32020,
+    message: "The MCP-Protocol-Version, Mcp-Method or Mcp-Name header is missing, malformed, or does not match the request body: send headers that mirror the body.",
+  },
+  CS_ERR_METHOD_NOT_FOUND: {
+    http: 404, jsonrpc: -32601,
+    message: "This method does not exist in MCP 2026-07-28 or is not served statelessly by the gateway (initialize, ping, logging/setLevel, resources/subscribe and tasks/* are 2025-era): call server/discover, or use a session.",
+  },
+  CS_ERR_MISSING_CLIENT_CAPABILITY: {
+    http: 400, jsonrpc: -32021,
+    message: "This request needs a client capability the request's envelope does not declare (named in error.data.requiredCapabilities): declare it in io.modelcontextprotocol/clientCapabilities.",
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;
@@ -247,8 +271,10 @@ export class CountersignError extends Error {
   readonly http: number;
   readonly jsonrpc: number;
   readonly detail?: string;
+  /** Fields the protocol defines for this error's `data` (e.g. `supported` for -32022), beside `code` and `detail`. */
+  readonly data?: Record<string, unknown>;
 
-  constructor(code: ErrorCode, detail?: string) {
+  constructor(code: ErrorCode, detail?: string, data?: Record<string, unknown>) {
     const spec = ERRORS[code];
     super(detail ? `${spec.message} (${detail})` : spec.message);
     this.name = "CountersignError";
@@ -256,14 +282,16 @@ export class CountersignError extends Error {
     this.http = spec.http;
     this.jsonrpc = spec.jsonrpc;
     if (detail !== undefined) this.detail = detail;
+    if (data !== undefined) this.data = data;
   }
 
   /** The `error` member of a JSON-RPC error response. */
-  toJsonRpcError(): { code: number; message: string; data: { code: ErrorCode; detail?: string } } {
+  toJsonRpcError(): { code: number; message: string; data: { code: ErrorCode; detail?: string } & Record<string, unknown> } {
+    const base = this.detail === undefined ? { code: this.code } : { code: this.code, detail: this.detail };
     return {
       code: this.jsonrpc,
       message: this.message,
-      data: this.detail === undefined ? { code: this.code } : { code: this.code, detail: this.detail },
+      data: this.data ? { ...this.data, ...base } : base,
     };
   }
 }
