@@ -261,6 +261,15 @@ export const ERRORS = {
     http: 400, jsonrpc: -32021,
     message: "This request needs a client capability the request's envelope does not declare (named in error.data.requiredCapabilities): declare it in io.modelcontextprotocol/clientCapabilities.",
   },
+  // A held call's requestState (MCP 2026-07-28 multi-round-trip requests).
+  CS_ERR_REQUEST_STATE_INVALID: {
+    http: 400, jsonrpc: -32602,
+    message: "The requestState is not one the gateway issued for this caller, connection, tool and arguments, or it has expired: send the call again without requestState.",
+  },
+  CS_ERR_REQUEST_STATE_REPLAYED: {
+    http: 409, jsonrpc: -32602,
+    message: "The approval this requestState names has already been used by its one call: an approval covers one call; send the call again without requestState to ask anew.",
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

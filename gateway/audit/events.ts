@@ -37,6 +37,8 @@ export const EVENT_TYPES = {
     "origin_not_allowed",
     /** MCP 2026-07-28 stateless requests refused by the validation ladder (gateway/mcp/front/stateless/ladder.ts). */
     "invalid_envelope", "header_mismatch", "method_not_found", "missing_client_capability",
+    /** A held call's requestState that fails its seal or binding, or names an approval already used. */
+    "request_state_invalid", "request_state_replayed",
   ],
   message_undeliverable: ["client_stream_closed", "no_stream", "client_too_slow", "backlog_full"],
   audit_store: ["unavailable", "recovered"],

@@ -78,6 +78,8 @@ const REASON_OF_ERROR: Partial<Record<ErrorCode, EventReason<"message_rejected">
   CS_ERR_HEADER_MISMATCH: "header_mismatch",
   CS_ERR_METHOD_NOT_FOUND: "method_not_found",
   CS_ERR_MISSING_CLIENT_CAPABILITY: "missing_client_capability",
+  CS_ERR_REQUEST_STATE_INVALID: "request_state_invalid",
+  CS_ERR_REQUEST_STATE_REPLAYED: "request_state_replayed",
 };
 
 /** Rejected messages (the fronts' bad input). */

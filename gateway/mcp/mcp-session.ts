@@ -50,6 +50,8 @@ export class McpSession implements ExchangeContext, UpstreamEvents {
   upstream!: UpstreamTransport;
   /** Open client streams (a GET stream or an SSE connection): a session with one is never idle. */
   openStreams = 0;
+  /** A stateless bridge answers held calls with input_required (see ExchangeContext). */
+  heldAsInputRequired: ExchangeContext["heldAsInputRequired"];
 
   readonly #init: SessionInit;
   readonly #admission: UpstreamAdmission;

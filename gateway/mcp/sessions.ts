@@ -11,6 +11,7 @@ import { McpSession } from "./mcp-session.js";
 import { TaskRegistry } from "./tasks.js";
 import type { Metrics } from "../metrics.js";
 import type { ApprovalService } from "../approvals/service.js";
+import { loadArgumentsKey } from "../approvals/arguments-key.js";
 import type { ToolPins } from "../pinning/service.js";
 import type { Restorer as PseudonymMap } from "../masking/restore/index.js";
 import type { Identity } from "../auth/identity.js";
@@ -130,6 +131,11 @@ export class SessionRegistry {
     const out: Record<string, { open: number; limit: number; perIdentity: number }> = {};
     for (const c of this.config.connections) out[c.name] = { open: this.countFor(c.name) + (this.#opening.get(c.name) ?? 0), limit: c.maxSessions, perIdentity: c.maxSessionsPerIdentity };
     return out;
+  }
+
+  /** What the stateless front needs for held calls: console links, the approval store, and key material for its requestState seal. */
+  get heldCallSupport(): { publicUrl: string; approvals: ApprovalService | undefined; keyMaterial: Buffer | undefined } {
+    return { publicUrl: this.config.publicUrl, approvals: this.approvals?.service, keyMaterial: loadArgumentsKey(this.config).key };
   }
 
   /** limits.clientBufferBytes: unread bytes a client's stream may hold before it is cut. */
