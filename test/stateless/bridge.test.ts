@@ -5,6 +5,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
+import { Client as LegacyClient } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport as LegacyTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { everythingStdio, startTestGateway, type TestGateway } from "../helpers/gateway.js";
@@ -29,6 +31,7 @@ beforeAll(async () => {
         upstream: everythingStdio(),
         policy: { rules: [{ id: "no-shouting", description: "No shouting", tools: ["echo"], when: { path: "$.arguments.message", matches: "SHOUT" }, action: "block", message: "No shouting here." }] },
       },
+      { name: "tight", upstream: everythingStdio(), maxSessions: 5, maxSessionsPerIdentity: 1 },
       {
         name: "team",
         upstream: everythingStdio(),
@@ -171,4 +174,35 @@ it("countersign sessions and replay show a stateless caller's bridge session and
   expect(replay.code, replay.stderr).toBe(0);
   expect(replay.stdout).toContain("tools/call");
   expect(replay.stdout).toContain("server/discover");
+});
+
+it("streams progress on SSE with the caller's own token, then the answer with its id", async () => {
+  const params = { name: "trigger-long-running-operation", arguments: { duration: 1, steps: 3 }, _meta: { ...envelope, progressToken: "my-token" } };
+  const reply = await rawPost(gw.mcpUrl("everything"), JSON.stringify({ jsonrpc: "2.0", id: "long-1", method: "tools/call", params }), {
+    "mcp-protocol-version": "2026-07-28",
+    "mcp-method": "tools/call",
+    "mcp-name": "trigger-long-running-operation",
+  });
+  expect(reply.status).toBe(200);
+  expect(reply.headers.get("content-type")).toContain("text/event-stream");
+  const progress = reply.messages.filter((m) => (m as { method?: string }).method === "notifications/progress") as Array<{ params: { progressToken: unknown } }>;
+  expect(progress.length).toBeGreaterThan(0);
+  expect(progress.every((p) => p.params.progressToken === "my-token")).toBe(true);
+  expect(reply.messages.at(-1)).toMatchObject({ id: "long-1", result: { resultType: "complete" } });
+});
+
+it("a bridge session counts toward the caller's session quota", async () => {
+  const legacy = new LegacyClient({ name: "legacy", version: "1" });
+  const transport = new LegacyTransport(gw.mcpUrl("tight"));
+  await legacy.connect(transport);
+  const ask = () =>
+    rawPost(gw.mcpUrl("tight"), JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list", params: { _meta: envelope } }), { "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/list" });
+  const refused = await ask();
+  expect(refused.status).toBe(503);
+  expect(refused.messages[0]).toMatchObject({ id: 1, error: { code: -33091, data: { code: "CS_ERR_SESSION_QUOTA" } } });
+  await transport.terminateSession();
+  await legacy.close();
+  const admitted = await ask();
+  expect(admitted.status).toBe(200);
+  expect(await gw.db.session.count({ where: { connection: "tight", frontTransport: "stateless" } })).toBe(1);
 });
