@@ -245,6 +245,39 @@ export const ERRORS = {
     http: 503, jsonrpc: -32091,
     message: "You already hold the most sessions one identity may open on this connection (maxSessionsPerIdentity), and none of them is idle: close one (HTTP DELETE, or `countersign sessions close`) and retry.",
   },
+  // MCP 2026-07-28 (stateless requests on /mcp/<connection>): the spec's own codes, with the
+  // spec's HTTP statuses. Only these carry a code from the range the spec reserves (-32020 to
+  // -32099) to a 2026 caller: the gateway's other codes in that range are moved out of it for
+  // such callers (see gateway/mcp/front/stateless/codes.ts).
+  CS_ERR_INVALID_ENVELOPE: {
+    http: 400, jsonrpc: -32602,
+    message: "The request's params._meta is not a valid MCP 2026-07-28 envelope: send io.modelcontextprotocol/protocolVersion and io.modelcontextprotocol/clientCapabilities (and clientInfo) with every request.",
+  },
+  CS_ERR_PROTOCOL_VERSION_UNSUPPORTED: {
+    http: 400, jsonrpc: -32022,
+    message: "The gateway does not serve this protocol version statelessly: retry with a version from error.data.supported (2025-era versions start a session with initialize).",
+  },
+  CS_ERR_HEADER_MISMATCH: {
+    http: 400, jsonrpc: -32020,
+    message: "The MCP-Protocol-Version, Mcp-Method or Mcp-Name header is missing, malformed, or does not match the request body: send headers that mirror the body.",
+  },
+  CS_ERR_METHOD_NOT_FOUND: {
+    http: 404, jsonrpc: -32601,
+    message: "This method does not exist in MCP 2026-07-28 or is not served statelessly by the gateway (initialize, ping, logging/setLevel, resources/subscribe and tasks/* are 2025-era): call server/discover, or use a session.",
+  },
+  CS_ERR_MISSING_CLIENT_CAPABILITY: {
+    http: 400, jsonrpc: -32021,
+    message: "This request needs a client capability the request's envelope does not declare (named in error.data.requiredCapabilities): declare it in io.modelcontextprotocol/clientCapabilities.",
+  },
+  // A held call's requestState (MCP 2026-07-28 multi-round-trip requests).
+  CS_ERR_REQUEST_STATE_INVALID: {
+    http: 400, jsonrpc: -32602,
+    message: "The requestState is not one the gateway issued for this caller, connection, tool and arguments, or it has expired: send the call again without requestState.",
+  },
+  CS_ERR_REQUEST_STATE_REPLAYED: {
+    http: 409, jsonrpc: -32602,
+    message: "The approval this requestState names has already been used by its one call: an approval covers one call; send the call again without requestState to ask anew.",
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;
@@ -267,6 +300,8 @@ export interface ErrorOptions extends ErrorFields {
   headers?: Record<string, string> | undefined;
   /** The error this one stands for (kept for the log, with its stack; never sent to the caller). */
   cause?: unknown;
+  /** Fields the protocol defines for this error's `data` (e.g. `supported` for -32022). */
+  data?: Record<string, unknown> | undefined;
 }
 
 /** The `data` member of a Countersign JSON-RPC error. */
@@ -285,6 +320,8 @@ export class CountersignError extends Error {
   readonly connection?: string;
   readonly keyPath?: string;
   readonly headers: Readonly<Record<string, string>>;
+  /** Fields the protocol defines for this error's `data` (e.g. `supported` for -32022), beside `code` and `detail`. */
+  readonly data?: Record<string, unknown>;
 
   constructor(code: ErrorCode, detail?: string, opts: ErrorOptions = {}) {
     const spec = ERRORS[code];
@@ -297,6 +334,7 @@ export class CountersignError extends Error {
     if (opts.rule !== undefined) this.rule = opts.rule;
     if (opts.connection !== undefined) this.connection = opts.connection;
     if (opts.keyPath !== undefined) this.keyPath = opts.keyPath;
+    if (opts.data !== undefined) this.data = opts.data;
     this.headers = opts.headers ?? {};
   }
 
@@ -309,11 +347,11 @@ export class CountersignError extends Error {
     return f;
   }
 
-  /** The `error` member of a JSON-RPC error response. */
-  toJsonRpcError(): { code: number; message: string; data: ErrorData } {
+  /** The `error` member of a JSON-RPC error response: the protocol's own fields first, ours win on a clash. */
+  toJsonRpcError(): { code: number; message: string; data: ErrorData & Record<string, unknown> } {
     const data: ErrorData = { code: this.code };
     if (this.detail !== undefined) data.detail = this.detail;
-    return { code: this.jsonrpc, message: this.message, data: { ...data, ...this.fields } };
+    return { code: this.jsonrpc, message: this.message, data: { ...this.data, ...data, ...this.fields } };
   }
 }
 

@@ -3,7 +3,8 @@
 // add to the catalogue, never rename. README.md ("Recorded events") lists them.
 
 export const EVENT_TYPES = {
-  session_opened: ["initialize", "sse_connect"],
+  /** stateless_bridge: the gateway opened an upstream session for a 2026-07-28 (stateless) caller. */
+  session_opened: ["initialize", "sse_connect", "stateless_bridge"],
   session_closed: [
     "client_delete", "client_disconnect", "idle_timeout", "upstream_exited", "upstream_closed",
     "gateway_shutdown", "initialize_failed", "connection_removed",
@@ -36,6 +37,10 @@ export const EVENT_TYPES = {
     /** A request to an MCP front whose Host does not name the gateway (DNS rebinding), or from a page of a foreign Origin. */
     "host_not_allowed",
     "origin_not_allowed",
+    /** MCP 2026-07-28 stateless requests refused by the validation ladder (gateway/mcp/front/stateless/ladder.ts). */
+    "invalid_envelope", "header_mismatch", "method_not_found", "missing_client_capability",
+    /** A held call's requestState that fails its seal or binding, or names an approval already used. */
+    "request_state_invalid", "request_state_replayed",
   ],
   message_undeliverable: ["client_stream_closed", "no_stream", "client_too_slow", "backlog_full"],
   audit_store: ["unavailable", "recovered"],

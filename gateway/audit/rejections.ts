@@ -74,6 +74,13 @@ const REASON_OF_ERROR: Partial<Record<ErrorCode, EventReason<"message_rejected">
   CS_ERR_RELAY_NOT_OWNER: "relay_not_owner",
   CS_ERR_HOST_NOT_ALLOWED: "host_not_allowed",
   CS_ERR_ORIGIN_NOT_ALLOWED: "origin_not_allowed",
+  CS_ERR_INVALID_ENVELOPE: "invalid_envelope",
+  CS_ERR_PROTOCOL_VERSION_UNSUPPORTED: "unsupported_protocol_version",
+  CS_ERR_HEADER_MISMATCH: "header_mismatch",
+  CS_ERR_METHOD_NOT_FOUND: "method_not_found",
+  CS_ERR_MISSING_CLIENT_CAPABILITY: "missing_client_capability",
+  CS_ERR_REQUEST_STATE_INVALID: "request_state_invalid",
+  CS_ERR_REQUEST_STATE_REPLAYED: "request_state_replayed",
 };
 
 /** Rejected messages (the fronts' bad input). */
@@ -83,7 +90,7 @@ export class RejectionLog extends ThrottledEvents<"message_rejected"> {
   }
 
   /** Records a refused request by its error code (codes that are not bad input are not recorded here). */
-  recordError(code: ErrorCode, where: { connection?: string | null; sessionId?: string | null; requestId?: string | null }, detail: Record<string, unknown>): void {
+  recordError(code: ErrorCode, where: { connection?: string | null; sessionId?: string | null; subject?: string | null; requestId?: string | null }, detail: Record<string, unknown>): void {
     const reason = REASON_OF_ERROR[code];
     if (reason) this.record(reason, where, detail);
   }

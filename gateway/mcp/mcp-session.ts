@@ -14,6 +14,7 @@ import { fromUpstream, reportFlood, upstreamFailure } from "../pipeline/outbound
 import { PendingRequests } from "../pipeline/pending.js";
 import { TaskAnswers } from "../pipeline/tasks/task-answers.js";
 import type { Classified, JsonRpcId, JsonRpcMessage } from "./jsonrpc.js";
+import type { FrontTransport } from "./sessions.js";
 import type { UpstreamEvents, UpstreamTransport } from "./upstream/types.js";
 
 export interface SessionInit {
@@ -21,7 +22,7 @@ export interface SessionInit {
   connection: ConnectionConfig;
   /** The connection's current configuration (a reload replaces it; policy and masking follow). */
   currentConnection?: () => ConnectionConfig | undefined;
-  frontTransport: "streamable_http" | "sse";
+  frontTransport: FrontTransport;
   /** The caller, authenticated at the front; the session is bound to it. */
   identity: Identity;
   deps: PipelineDeps;
@@ -33,7 +34,7 @@ export interface SessionInit {
 
 export class McpSession implements ExchangeContext, UpstreamEvents {
   readonly id: string;
-  readonly frontTransport: "streamable_http" | "sse";
+  readonly frontTransport: FrontTransport;
   readonly deps: PipelineDeps;
   readonly identity: Identity;
   readonly requests = new PendingRequests();
@@ -49,6 +50,8 @@ export class McpSession implements ExchangeContext, UpstreamEvents {
   upstream!: UpstreamTransport;
   /** Open client streams (a GET stream or an SSE connection): a session with one is never idle. */
   openStreams = 0;
+  /** A stateless bridge answers held calls with input_required (see ExchangeContext). */
+  heldAsInputRequired: ExchangeContext["heldAsInputRequired"];
 
   readonly #init: SessionInit;
   readonly #admission: UpstreamAdmission;

@@ -11,6 +11,7 @@ import { McpSession } from "./mcp-session.js";
 import { TaskRegistry } from "./tasks.js";
 import type { Metrics } from "../metrics.js";
 import type { ApprovalService } from "../approvals/service.js";
+import { loadArgumentsKey } from "../approvals/arguments-key.js";
 import type { ToolPins } from "../pinning/service.js";
 import type { Restorer as PseudonymMap } from "../masking/restore/index.js";
 import type { Identity } from "../auth/identity.js";
@@ -31,6 +32,17 @@ export interface OpenMeta {
 export function quotaKey(identity: Identity): string {
   return identity.kind === "anonymous" ? `anonymous\u0000${identity.address ?? ""}` : `${identity.issuer}\u0000${identity.subject}`;
 }
+
+/**
+ * Who a bridge session is for: every field policy, access and masking read, so two callers who
+ * could be treated differently never share one (a token with other groups gets its own).
+ */
+export function bridgeKey(connection: string, identity: Identity): string {
+  return JSON.stringify([connection, identity.kind, identity.issuer, identity.subject, [...identity.groups].sort(), identity.email ?? null, identity.clientId ?? null, identity.address ?? null]);
+}
+
+/** The front a session serves: a stateless bridge is the gateway's own upstream session for 2026-07-28 callers. */
+export type FrontTransport = "streamable_http" | "sse" | "stateless";
 
 /** A child that dies this soon after starting counts toward crash-loop back-off. */
 const QUICK_EXIT_MS = 5000;
@@ -56,6 +68,14 @@ export class SessionRegistry {
   readonly #openingByIdentity = new Map<string, number>();
   #sweeper: NodeJS.Timeout;
   #shuttingDown = false;
+  /**
+   * The gateway's own upstream session per (connection, caller) for stateless (2026-07-28)
+   * callers, being opened or open. Bounded: each one is an open session, counted under the
+   * connection's cap and the caller's quota, idle-closed and evicted like any session.
+   */
+  readonly #bridges = new Map<string, { opening: Promise<McpSession>; session?: McpSession }>();
+  /** Bridge session id → its key in #bridges (removed when the session closes). */
+  readonly #bridgeKeys = new Map<string, string>();
   /** MCP tasks of held (and wrapped) calls: shared by this instance's sessions, outliving each. */
   readonly tasks = new TaskRegistry();
 
@@ -113,6 +133,11 @@ export class SessionRegistry {
     return out;
   }
 
+  /** What the stateless front needs for held calls: console links, the approval store, and key material for its requestState seal. */
+  get heldCallSupport(): { publicUrl: string; approvals: ApprovalService | undefined; keyMaterial: Buffer | undefined } {
+    return { publicUrl: this.config.publicUrl, approvals: this.approvals?.service, keyMaterial: loadArgumentsKey(this.config).key };
+  }
+
   /** limits.clientBufferBytes: unread bytes a client's stream may hold before it is cut. */
   get clientBufferBytes(): number {
     return this.config.limits.clientBufferBytes;
@@ -136,7 +161,36 @@ export class SessionRegistry {
     return this.config.connections.find((c) => c.name === name);
   }
 
-  async open(connection: ConnectionConfig, front: "streamable_http" | "sse", meta: OpenMeta): Promise<McpSession> {
+  /**
+   * The caller's bridge session on this connection: the open one, or a new one opened within the
+   * caller's quota and set up by `setup` (the stateless front's initialize). Never shared between
+   * callers (see bridgeKey); concurrent first requests wait for the same opening.
+   */
+  bridge(connection: ConnectionConfig, meta: OpenMeta, setup: (session: McpSession) => Promise<void>): Promise<McpSession> {
+    const key = bridgeKey(connection.name, meta.identity);
+    const known = this.#bridges.get(key);
+    if (known && !known.session?.ended) return known.opening;
+    const entry: { opening: Promise<McpSession>; session?: McpSession } = { opening: Promise.resolve(undefined as unknown as McpSession) };
+    entry.opening = (async () => {
+      const session = await this.open(connection, "stateless", meta);
+      entry.session = session;
+      this.#bridgeKeys.set(session.id, key);
+      try {
+        await setup(session);
+      } catch (err) {
+        await session.close("initialize_failed", String(err).slice(0, 200));
+        throw err;
+      }
+      return session;
+    })();
+    this.#bridges.set(key, entry);
+    entry.opening.catch(() => {
+      if (this.#bridges.get(key) === entry) this.#bridges.delete(key);
+    });
+    return entry.opening;
+  }
+
+  async open(connection: ConnectionConfig, front: FrontTransport, meta: OpenMeta): Promise<McpSession> {
     if (this.#shuttingDown) throw new CountersignError("CS_ERR_SHUTTING_DOWN");
     // Check and reserve before the first await: concurrent opens cannot both take the last slot.
     // The identity's quota first (one caller never takes every slot), then the connection's cap;
@@ -170,7 +224,7 @@ export class SessionRegistry {
     return chosen.map((s) => s.id);
   }
 
-  async #open(connection: ConnectionConfig, front: "streamable_http" | "sse", meta: OpenMeta): Promise<McpSession> {
+  async #open(connection: ConnectionConfig, front: FrontTransport, meta: OpenMeta): Promise<McpSession> {
     const backoff = this.#backoff.get(connection.name);
     if (backoff && backoff.until > Date.now()) {
       throw new CountersignError(
@@ -243,7 +297,7 @@ export class SessionRegistry {
     this.#sessions.set(id, session);
     this.recorder.eventBestEffort({
       type: "session_opened",
-      reason: front === "sse" ? "sse_connect" : "initialize",
+      reason: front === "sse" ? "sse_connect" : front === "stateless" ? "stateless_bridge" : "initialize",
       sessionId: id,
       connection: connection.name,
       detail: { upstream: connection.upstream.type, remoteAddress: meta.remoteAddress ?? null },
@@ -330,6 +384,11 @@ export class SessionRegistry {
 
   #closed(session: McpSession, reason: string, detail?: string): void {
     this.#sessions.delete(session.id);
+    const key = this.#bridgeKeys.get(session.id);
+    if (key !== undefined) {
+      this.#bridgeKeys.delete(session.id);
+      if (this.#bridges.get(key)?.session === session) this.#bridges.delete(key);
+    }
     const startedAt = session.startedAt;
     if (reason === "upstream_exited") {
       if (Date.now() - startedAt < QUICK_EXIT_MS && !session.protocolVersion) this.#countFailure(session.connection.name);

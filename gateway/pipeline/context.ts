@@ -74,5 +74,11 @@ export interface ExchangeContext {
   readonly hasClientStream: boolean;
   /** The upstream answered initialize (sessions learn the protocol version here). */
   initialized(result: Record<string, unknown>): void;
+  /**
+   * For callers that take a held call's answer as an input_required result (MCP 2026-07-28
+   * multi-round-trip requests: the stateless front): the result that answers a call whose approval
+   * is pending, at once, instead of waiting. Absent: the call waits (or becomes a task).
+   */
+  readonly heldAsInputRequired?: ((msg: JsonRpcMessage, request: ApprovalRequest) => Record<string, unknown>) | undefined;
 }
 

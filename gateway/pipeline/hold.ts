@@ -14,7 +14,7 @@ import { pausedNotice } from "../approvals/notice.js";
 import { CountersignError } from "../errors.js";
 import type { JsonRpcId, JsonRpcMessage } from "../mcp/jsonrpc.js";
 import type { PolicyDecision } from "../policy/engine.js";
-import { notify, refuse } from "./answer.js";
+import { answer, notify, refuse } from "./answer.js";
 import type { ExchangeContext } from "./context.js";
 import type { ForwardClaims } from "./exchange.js";
 import { forwardRequest } from "./forward.js";
@@ -69,6 +69,8 @@ async function holdFor(ctx: ExchangeContext, msg: JsonRpcMessage, id: JsonRpcId,
   if (p) p.decision = "held";
   // The task flavour: answered now with a task; the last hold of a chain answers with it.
   if (p?.taskParams && last && ctx.tasks) return ctx.tasks.holdAsTask(msg, id, decision, request, p.taskParams, claims);
+  // The multi-round-trip flavour (2026-07-28): answered now with input_required; the retry with its requestState gets the decision.
+  if (ctx.heldAsInputRequired && last && request.status === "pending") return answer(ctx, id, method, ctx.heldAsInputRequired(msg, request));
 
   p?.lifecycle.move("held");
   const decided = request.status === "pending" ? await waitInSession(ctx, id, request) : request;

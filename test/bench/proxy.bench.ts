@@ -3,6 +3,8 @@
 //   gateway → http    through Countersign to that same HTTP server,
 //   gateway → stdio   through Countersign to server-everything over stdio (a child per session),
 //   gateway → stdio (shared)  the same, with the stdio server declared shareable: one child for all sessions,
+//   gateway → stdio (2026)    MCP 2026-07-28 stateless requests (the SDK v2 client pinned to the revision) to the
+//                     same stdio server: no client session; the caller's bridge session (one child) carries them,
 //   mcp-proxy → stdio a peer relay (the npm package mcp-proxy 6.x: Streamable HTTP in front of a
 //                     stdio server, nothing recorded, masked or checked), to the same stdio server,
 // at concurrency 1 and 32, with the whole pipeline on (callers authenticate with JWTs from the
@@ -12,6 +14,7 @@
 // is read from /proc: it explains the throughput ratio and is not disturbed by other work.
 //
 //   npm run bench -- [--rounds N] [--seconds S] [--json] [--only http|stdio] [--cpu-prof DIR] [--async-commit]
+import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport } from "@modelcontextprotocol/client";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { cpus, loadavg } from "node:os";
@@ -80,12 +83,13 @@ if (args.concurrency !== undefined && args.concurrency !== "1" && args.concurren
 const CONCURRENCIES: ReadonlyArray<1 | 32> = args.concurrency ? [Number(args.concurrency) as 1 | 32] : ALL_CONCURRENCIES;
 const say = (line: string) => process.stderr.write(`bench: ${line}\n`);
 
-type TargetKey = "direct" | "gateway_http" | "gateway_stdio" | "gateway_stdio_shared" | "mcp_proxy_stdio";
+type TargetKey = "direct" | "gateway_http" | "gateway_stdio" | "gateway_stdio_shared" | "gateway_stdio_stateless" | "mcp_proxy_stdio";
 const LABELS: Record<TargetKey, string> = {
   direct: "direct",
   gateway_http: "gateway → http",
   gateway_stdio: "gateway → stdio",
   gateway_stdio_shared: "gateway → stdio (shared)",
+  gateway_stdio_stateless: "gateway → stdio (2026)",
   mcp_proxy_stdio: "mcp-proxy → stdio",
 };
 
@@ -93,8 +97,8 @@ const LABELS: Record<TargetKey, string> = {
 interface Target {
   key: TargetKey;
   url: string;
-  /** One session per concurrent worker; worker 0 alone runs concurrency 1. */
-  clients: Client[];
+  /** One session (or, for 2026, one stateless client) per concurrent worker; worker 0 alone runs concurrency 1. */
+  clients: Caller[];
 }
 
 /** CPU time per successful call, in ms, by the process that spent it. */
@@ -116,27 +120,47 @@ interface RunResult {
   p99: number;
 }
 
-async function connect(url: string, name: string, token: string | undefined): Promise<Client> {
-  const client = new Client({ name, version: "1" });
-  const requestInit = token ? { headers: { authorization: `Bearer ${token}` } } : undefined;
-  await client.connect(new StreamableHTTPClientTransport(new URL(url), requestInit ? { requestInit } : undefined));
-  return client;
+/** What a worker calls: tools/call echo, answered right or not. */
+interface Caller {
+  echo(): Promise<boolean>;
+  close(): Promise<void>;
 }
 
-async function openClients(key: TargetKey, url: string, count: number, token: string | undefined): Promise<Client[]> {
-  const clients: Client[] = [];
+function echoed(content: unknown): boolean {
+  const first = (content as Array<{ type: string; text?: string }> | undefined)?.[0];
+  return first?.text === `Echo: ${MESSAGE}`;
+}
+
+async function connect(url: string, name: string, token: string | undefined, stateless = false): Promise<Caller> {
+  const requestInit = token ? { headers: { authorization: `Bearer ${token}` } } : undefined;
+  if (stateless) {
+    const client = new ModernClient({ name, version: "1" }, { versionNegotiation: { mode: { pin: "2026-07-28" } } });
+    await client.connect(new ModernTransport(new URL(url), requestInit ? { requestInit } : undefined));
+    return {
+      echo: async () => echoed((await client.callTool({ name: "echo", arguments: { message: MESSAGE } }, { timeout: CALL_TIMEOUT_MS })).content),
+      close: () => client.close(),
+    };
+  }
+  const client = new Client({ name, version: "1" });
+  await client.connect(new StreamableHTTPClientTransport(new URL(url), requestInit ? { requestInit } : undefined));
+  return {
+    echo: async () => echoed((await client.callTool({ name: "echo", arguments: { message: MESSAGE } }, undefined, { timeout: CALL_TIMEOUT_MS })).content),
+    close: () => client.close(),
+  };
+}
+
+async function openClients(key: TargetKey, url: string, count: number, token: string | undefined): Promise<Caller[]> {
+  const clients: Caller[] = [];
   // A few at a time: behind the gateway's stdio connection each session spawns a server.
   for (let i = 0; i < count; i += 4) {
-    const batch = await Promise.all(Array.from({ length: Math.min(4, count - i) }, (_, j) => connect(url, `bench-${key}-${i + j}`, token)));
+    const batch = await Promise.all(Array.from({ length: Math.min(4, count - i) }, (_, j) => connect(url, `bench-${key}-${i + j}`, token, key === "gateway_stdio_stateless")));
     clients.push(...batch);
   }
   return clients;
 }
 
-async function echo(client: Client): Promise<boolean> {
-  const r = await client.callTool({ name: "echo", arguments: { message: MESSAGE } }, undefined, { timeout: CALL_TIMEOUT_MS });
-  const first = (r.content as Array<{ type: string; text?: string }> | undefined)?.[0];
-  return first?.text === `Echo: ${MESSAGE}`;
+function echo(client: Caller): Promise<boolean> {
+  return client.echo();
 }
 
 /**
@@ -191,7 +215,7 @@ interface CpuSnapshot {
 }
 
 /** Each worker calls back to back until the deadline; every call is timed on its own. */
-async function runLoad(clients: Client[], seconds: number, samples: LatencySamples): Promise<RunResult> {
+async function runLoad(clients: Caller[], seconds: number, samples: LatencySamples): Promise<RunResult> {
   const local = new LatencySamples();
   let calls = 0;
   let errors = 0;
@@ -260,6 +284,7 @@ async function main(): Promise<void> {
       ["gateway_http", gateway.mcpUrl("everything-http")],
       ["gateway_stdio", gateway.mcpUrl("everything-stdio")],
       ["gateway_stdio_shared", gateway.mcpUrl("everything-stdio-shared")],
+      ["gateway_stdio_stateless", gateway.mcpUrl("everything-stdio")],
       ["mcp_proxy_stdio", relay.url],
     ];
     const keep = (key: TargetKey) => !args.only || key === "direct" || key.startsWith(`gateway_${args.only}`) || (args.only === "stdio" && key === "mcp_proxy_stdio");
@@ -307,6 +332,8 @@ async function main(): Promise<void> {
     const proxyCpu = (r: RunResult) => r.cpu!.gateway + r.cpu!.postgres;
     const cpuRatioPerRound = (t: TargetKey, c: number) => rounds(t, c).map((r, i) => proxyCpu(r) / proxyCpu(rounds("mcp_proxy_stdio", c)[i] ?? r));
     const hasRelay = targets.some((t) => t.key === "mcp_proxy_stdio");
+    // A 2026 stateless request against a session's request, to the same stdio connection, round by round.
+    const statelessVsSessionP50PerRound = rounds("gateway_stdio_stateless", 1).map((r, i) => r.p50 - (rounds("gateway_stdio", 1)[i]?.p50 ?? Number.NaN));
     const comparisons = targets.filter((t) => t.key.startsWith("gateway")).map(({ key: t }) => ({
       target: t,
       rpsRatioC32VsDirect: median(perRoundRatio(t, "direct", 32)),
@@ -356,6 +383,7 @@ async function main(): Promise<void> {
       tool: "echo",
       results: rows,
       comparisons,
+      statelessVsSessionAddedP50MsC1: median(statelessVsSessionP50PerRound),
       targets: {
         rpsRatioC32VsProxyAtLeast: TARGET_RPS_RATIO_VS_PROXY,
         cpuRatioC1VsProxyAtMost: TARGET_CPU_RATIO_VS_PROXY,
@@ -405,6 +433,9 @@ async function main(): Promise<void> {
           `  rps at c=32 vs direct: ${fmt2(c.rpsRatioC32VsDirect)}×`,
         ]),
         `  (each figure: the median over rounds of a comparison made within one round, [min–max] over rounds; stdio is compared with the HTTP direct run)`,
+        ...(statelessVsSessionP50PerRound.length > 0
+          ? [`2026 stateless request vs session request (stdio, c=1): p50 ${fmt2(median(statelessVsSessionP50PerRound))} ms added ${spreadOf(statelessVsSessionP50PerRound)}`]
+          : []),
         "",
         `CPU time per call in ms (median over rounds; from /proc, so other work on the machine is not counted):`,
         cpuTable,

@@ -16,6 +16,7 @@ import type { SessionRegistry } from "../sessions.js";
 import { oversizedDetail, parseJsonRpcBody } from "./body.js";
 import { EventStream, SessionEventStore } from "./event-store.js";
 import { SseWriter } from "./sse.js";
+import { StatelessFront } from "./stateless/front.js";
 
 type Params = { connection: string };
 
@@ -220,6 +221,7 @@ function header(req: FastifyRequest, name: string): string | undefined {
 
 export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDeps): void {
   const { sessions, rejections, authenticator, cluster } = deps;
+  const stateless = new StatelessFront({ sessions, rejections });
 
   /** authenticate: the first stage, before the body is even parsed. */
   const authenticate = (req: FastifyRequest<{ Params: Params }>) =>
@@ -278,6 +280,9 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
       const identity = earlyIdentity(req) ?? (await authenticate(req));
       // Refusals are recorded once, by `refuse` (parse errors, unknown sessions, batches…).
       const { messages, batch } = parseJsonRpcBody(req.body);
+      // MCP 2026-07-28: chosen per request, by the body's _meta (or a modern MCP-Protocol-Version header).
+      const modern = header(req, "mcp-session-id") || batch ? undefined : stateless.claims(req, messages[0]!);
+      if (modern) return await stateless.post(req, reply, connection, identity, messages[0]!, modern);
       const init = messages.find((m) => m.c.method === "initialize" && m.c.kind === "request");
       if (init) requestId = init.c.id ?? null;
 
