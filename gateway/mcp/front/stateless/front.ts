@@ -24,7 +24,7 @@ import { hasToolRules } from "../../../auth/access.js";
 import type { Identity } from "../../../auth/identity.js";
 import { callerAddress } from "../../../cluster/relayed.js";
 import type { ConnectionConfig } from "../../../config/load.js";
-import { CountersignError } from "../../../errors.js";
+import { asCountersignError, CountersignError } from "../../../errors.js";
 import { maskForRecord } from "../../../pipeline/mask.js";
 import { recordMessage } from "../../../pipeline/record.js";
 import { progressTokenOf, type Classified, type JsonRpcMessage } from "../../jsonrpc.js";
@@ -101,7 +101,7 @@ export class StatelessFront {
       return await this.#forward(req, reply, session, posted as Posted & { c: { kind: "request" } }, valid.method, scope, valid.clientCapabilities);
     } catch (err) {
       if (reply.sent || reply.raw.headersSent) return reply;
-      const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_INTERNAL", String(err));
+      const e = asCountersignError(err);
       if (e.code === "CS_ERR_INTERNAL") req.log.error({ err }, "unexpected error on a stateless request");
       this.deps.rejections.recordError(e.code, { connection: connection.name, sessionId: null, subject: identity.subject, requestId: req.id }, {
         remoteAddress: callerAddress(req),
