@@ -206,3 +206,14 @@ it("a bridge session counts toward the caller's session quota", async () => {
   expect(admitted.status).toBe(200);
   expect(await gw.db.session.count({ where: { connection: "tight", frontTransport: "stateless" } })).toBe(1);
 });
+
+it("a 2026 caller refused before its body is read (no token) gets a code outside the spec's range, never -32020", async () => {
+  const body = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list", params: { _meta: envelope } });
+  const modern = await rawPost(gw.mcpUrl("team"), body, { "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/list" });
+  expect(modern.status).toBe(401);
+  expect(modern.messages[0]).toMatchObject({ error: { code: -33020, data: { code: "CS_ERR_UNAUTHENTICATED" } } });
+  // A 2025 caller sees the code it always did.
+  const legacy = await rawPost(gw.mcpUrl("team"), JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "x", version: "1" } } }));
+  expect(legacy.status).toBe(401);
+  expect(legacy.messages[0]).toMatchObject({ error: { code: -32020, data: { code: "CS_ERR_UNAUTHENTICATED" } } });
+});

@@ -7,7 +7,8 @@ import { AuthError, type Authenticator } from "../../auth/authenticator.js";
 import type { Identity } from "../../auth/identity.js";
 import type { RejectionLog } from "../../audit/rejections.js";
 import { callerAddress } from "../../cluster/relayed.js";
-import { CountersignError, jsonRpcErrorResponse } from "../../errors.js";
+import { CountersignError } from "../../errors.js";
+import { errorBodyFor } from "./stateless/answer.js";
 import type { SessionRegistry } from "../sessions.js";
 
 /** Routes whose bodies are read only after authentication. */
@@ -59,6 +60,6 @@ export function registerEarlyAuthentication(app: FastifyInstance, deps: EarlyAut
     });
     const headers: Record<string, string> = { ...(error instanceof AuthError ? error.headers : {}), connection: "close" };
     if (error.code === "CS_ERR_RATE_LIMITED" && !headers["retry-after"]) headers["retry-after"] = "1";
-    return reply.code(error.http).headers(headers).type("application/json").send(jsonRpcErrorResponse(null, error));
+    return reply.code(error.http).headers(headers).type("application/json").send(errorBodyFor(req.headers, null, error));
   });
 }

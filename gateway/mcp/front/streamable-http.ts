@@ -8,7 +8,7 @@ import type { ClusterRelay } from "../../cluster/relay.js";
 import { callerAddress } from "../../cluster/relayed.js";
 import { AuthError, type Authenticator } from "../../auth/authenticator.js";
 import type { Identity } from "../../auth/identity.js";
-import { CountersignError, jsonRpcErrorResponse } from "../../errors.js";
+import { CountersignError } from "../../errors.js";
 import { batchesAllowed, idKey, SUPPORTED_PROTOCOL_VERSIONS, type JsonRpcId, type JsonRpcMessage } from "../jsonrpc.js";
 import type { ClientSink } from "../../pipeline/exchange.js";
 import type { McpSession } from "../mcp-session.js";
@@ -16,6 +16,7 @@ import type { SessionRegistry } from "../sessions.js";
 import { parseJsonRpcBody } from "./body.js";
 import { SseWriter } from "./sse.js";
 import { StatelessFront } from "./stateless/front.js";
+import { errorBodyFor } from "./stateless/answer.js";
 
 type Params = { connection: string };
 
@@ -153,7 +154,7 @@ export interface FrontDeps {
 }
 
 function sendError(reply: FastifyReply, err: CountersignError, id: JsonRpcId | null = null, headers: Record<string, string> = {}) {
-  return reply.code(err.http).headers(headers).type("application/json").send(jsonRpcErrorResponse(id, err));
+  return reply.code(err.http).headers(headers).type("application/json").send(errorBodyFor(reply.request.headers, id, err));
 }
 
 function header(req: FastifyRequest, name: string): string | undefined {

@@ -48,6 +48,17 @@ export function relatedToModern(msg: JsonRpcMessage, token: JsonRpcId | undefine
   return { ...msg, params: { ...(msg.params as Record<string, unknown>), progressToken: token } };
 }
 
+/**
+ * A refusal's body for whoever sent the request: a 2026 caller (an MCP-Protocol-Version header of
+ * 2026-07-28 or later, no session) gets the modern codes, even when it is refused before its body
+ * is read (authentication), so that, e.g., CS_ERR_UNAUTHENTICATED is never read as HeaderMismatch.
+ */
+export function errorBodyFor(headers: Record<string, string | string[] | undefined>, id: JsonRpcId | null, err: CountersignError) {
+  const version = [headers["mcp-protocol-version"]].flat()[0]?.trim();
+  const modern = version !== undefined && /^\d{4}-\d{2}-\d{2}$/.test(version) && version >= "2026-07-28" && headers["mcp-session-id"] === undefined;
+  return modern ? modernError(id, err) : jsonRpcErrorResponse(id, err);
+}
+
 /** A refusal by the gateway itself, for a 2026 caller. */
 export function modernError(id: JsonRpcId | null, err: CountersignError): { jsonrpc: "2.0"; id: JsonRpcId | null; error: { code: number; message: string; data: { code: ErrorCode } } } {
   const body = jsonRpcErrorResponse(id, err);
