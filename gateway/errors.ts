@@ -387,8 +387,27 @@ export function asCountersignError(err: unknown, fallback: ErrorCode = "CS_ERR_I
   return new CountersignError(fallback, text.split("\n").filter(Boolean).pop()?.slice(0, 500), { cause: err });
 }
 
-export function jsonRpcErrorResponse(id: string | number | null, err: CountersignError) {
-  return { jsonrpc: "2.0" as const, id, error: err.toJsonRpcError() };
+export function jsonRpcErrorResponse(id: string | number | null, err: CountersignError, era: ProtocolEra = "session") {
+  const error = err.toJsonRpcError();
+  return { jsonrpc: "2.0" as const, id, error: era === "stateless" ? { ...error, code: statelessCode(error.code, err.code) } : error };
+}
+
+/** Which protocol era the caller speaks: 2025-era sessions, or MCP 2026-07-28 stateless requests. */
+export type ProtocolEra = "session" | "stateless";
+
+/** The gateway's codes whose number carries the spec's 2026-07-28 meaning (the rest of -32020…-32099 is the spec's alone). */
+const SPEC_CODES: ReadonlySet<string> = new Set(["CS_ERR_HEADER_MISMATCH", "CS_ERR_MISSING_CLIENT_CAPABILITY", "CS_ERR_PROTOCOL_VERSION_UNSUPPORTED"]);
+
+/**
+ * A JSON-RPC error code as a 2026-07-28 caller gets it: a gateway code in -32020…-32099 that the
+ * spec does not define is moved 1000 down (-32030 → -33030), out of the range the spec reserves;
+ * `error.data.code` still names the CS_ERR_* code. (CS_ERR_UNAUTHENTICATED is -32020 for a session
+ * and must never be read as the spec's HeaderMismatch.)
+ */
+export function statelessCode(code: number, csCode: unknown): number {
+  const ours = typeof csCode === "string" && csCode.startsWith("CS_ERR_");
+  if (ours && !SPEC_CODES.has(csCode) && code <= -32020 && code >= -32099) return code - 1000;
+  return code;
 }
 
 export interface ErrorReplyOptions {
@@ -398,6 +417,8 @@ export interface ErrorReplyOptions {
   headers?: Record<string, string> | undefined;
   /** The HTTP request id: an internal error names it, so the caller can quote it. */
   httpRequestId?: string | undefined;
+  /** The caller's protocol era: a 2026-07-28 caller gets the codes that do not clash with the spec's. */
+  era?: ProtocolEra | undefined;
 }
 
 export interface ErrorReply {
@@ -419,7 +440,7 @@ export function errorReply(err: unknown, opts: ErrorReplyOptions = {}): ErrorRep
   }
   const headers: Record<string, string> = { "content-type": "application/json; charset=utf-8", ...e.headers, ...opts.headers };
   if (e.code === "CS_ERR_RATE_LIMITED" && !Object.keys(headers).some((h) => h.toLowerCase() === "retry-after")) headers["retry-after"] = "1";
-  return { error: e, status: e.http, headers, body: jsonRpcErrorResponse(opts.id ?? null, e) };
+  return { error: e, status: e.http, headers, body: jsonRpcErrorResponse(opts.id ?? null, e, opts.era) };
 }
 
 /** The part of a Fastify reply the mapping uses (kept structural: this module does not import Fastify). */

@@ -10,6 +10,7 @@ import type { Logger } from "./log.js";
 import { readJsonBody } from "./mcp/front/body.js";
 import { registerLegacySseFront } from "./mcp/front/legacy-sse.js";
 import { registerEarlyAuthentication } from "./mcp/front/early-auth.js";
+import { eraOfHeaders } from "./mcp/front/stateless/answer.js";
 import { registerHostOriginCheck } from "./mcp/front/host-origin.js";
 import { registerStreamableHttpFront } from "./mcp/front/streamable-http.js";
 import type { SessionRegistry } from "./mcp/sessions.js";
@@ -100,7 +101,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
         contentType: req.headers["content-type"] ?? null,
       });
     }
-    return sendError(reply, err);
+    return sendError(reply, err, { era: eraOfHeaders(req.headers) });
   });
 
   app.setNotFoundHandler((_req, reply) => sendError(reply, new CountersignError("CS_ERR_NOT_FOUND")));

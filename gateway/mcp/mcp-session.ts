@@ -14,8 +14,10 @@ import { fromUpstream, reportFlood, upstreamFailure } from "../pipeline/outbound
 import { PendingRequests } from "../pipeline/pending.js";
 import { TaskAnswers } from "../pipeline/tasks/task-answers.js";
 import type { Classified, JsonRpcId, JsonRpcMessage } from "./jsonrpc.js";
-import type { FrontTransport } from "./sessions.js";
 import type { UpstreamEvents, UpstreamTransport } from "./upstream/types.js";
+
+/** The front a session serves: a stateless bridge is the gateway's own upstream session for 2026-07-28 callers. */
+export type FrontTransport = "streamable_http" | "sse" | "stateless";
 
 export interface SessionInit {
   id: string;

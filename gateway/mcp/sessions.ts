@@ -7,7 +7,7 @@ import type { ConnectionConfig, GatewayConfig } from "../config/load.js";
 import type { Db } from "../db/client.js";
 import { asCountersignError, CountersignError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { McpSession } from "./mcp-session.js";
+import { McpSession, type FrontTransport } from "./mcp-session.js";
 import { TaskRegistry } from "./tasks.js";
 import type { Metrics } from "../metrics.js";
 import type { ApprovalService } from "../approvals/service.js";
@@ -40,9 +40,6 @@ export function quotaKey(identity: Identity): string {
 export function bridgeKey(connection: string, identity: Identity): string {
   return JSON.stringify([connection, identity.kind, identity.issuer, identity.subject, [...identity.groups].sort(), identity.email ?? null, identity.clientId ?? null, identity.address ?? null]);
 }
-
-/** The front a session serves: a stateless bridge is the gateway's own upstream session for 2026-07-28 callers. */
-export type FrontTransport = "streamable_http" | "sse" | "stateless";
 
 /** A child that dies this soon after starting counts toward crash-loop back-off. */
 const QUICK_EXIT_MS = 5000;

@@ -206,3 +206,33 @@ it("a bridge session counts toward the caller's session quota", async () => {
   expect(admitted.status).toBe(200);
   expect(await gw.db.session.count({ where: { connection: "tight", frontTransport: "stateless" } })).toBe(1);
 });
+
+it("a 2026 caller refused before its body is read (no token) gets a code outside the spec's range, never -32020", async () => {
+  const body = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list", params: { _meta: envelope } });
+  const modern = await rawPost(gw.mcpUrl("team"), body, { "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/list" });
+  expect(modern.status).toBe(401);
+  expect(modern.messages[0]).toMatchObject({ error: { code: -33020, data: { code: "CS_ERR_UNAUTHENTICATED" } } });
+  // A 2025 caller sees the code it always did.
+  const legacy = await rawPost(gw.mcpUrl("team"), JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "x", version: "1" } } }));
+  expect(legacy.status).toBe(401);
+  expect(legacy.messages[0]).toMatchObject({ error: { code: -32020, data: { code: "CS_ERR_UNAUTHENTICATED" } } });
+});
+
+it("closing the request cancels the call upstream, on record", async () => {
+  const abort = new AbortController();
+  const params = { name: "trigger-long-running-operation", arguments: { duration: 20, steps: 20 }, _meta: { ...envelope, progressToken: "cancel-me" } };
+  const res = await fetch(gw.mcpUrl("everything"), {
+    method: "POST",
+    signal: abort.signal,
+    headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": "trigger-long-running-operation" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: "c-1", method: "tools/call", params }),
+  });
+  const reader = res.body!.getReader();
+  const first = await reader.read(); // the first progress event: the call is upstream
+  expect(new TextDecoder().decode(first.value)).toContain("cancel-me");
+  abort.abort();
+  await expect.poll(() => gw.db.message.count({ where: { method: "notifications/cancelled", direction: "in", connection: "everything" } }), { timeout: 10_000 }).toBe(1);
+  const row = await gw.db.message.findFirstOrThrow({ where: { method: "notifications/cancelled", direction: "in", connection: "everything" }, orderBy: { id: "desc" } });
+  const call = await gw.db.message.findFirstOrThrow({ where: { method: "tools/call", direction: "in", connection: "everything", payload: { path: ["params", "_meta", "progressToken"], string_starts_with: "countersign-" } }, orderBy: { id: "desc" } });
+  expect((row.payload as { params: { requestId: unknown } }).params.requestId).toBe(call.jsonrpcId);
+});

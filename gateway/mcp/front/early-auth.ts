@@ -8,6 +8,7 @@ import type { Identity } from "../../auth/identity.js";
 import type { RejectionLog } from "../../audit/rejections.js";
 import { callerAddress } from "../../cluster/relayed.js";
 import { asCountersignError, CountersignError, sendError } from "../../errors.js";
+import { eraOfHeaders } from "./stateless/answer.js";
 import type { SessionRegistry } from "../sessions.js";
 
 /** Routes whose bodies are read only after authentication. */
@@ -57,6 +58,6 @@ export function registerEarlyAuthentication(app: FastifyInstance, deps: EarlyAut
       httpMethod: req.method,
       ...(error.detail ? { detail: error.detail } : {}),
     });
-    return sendError(reply, error, { headers: { connection: "close" } });
+    return sendError(reply, error, { headers: { connection: "close" }, era: eraOfHeaders(req.headers) });
   });
 }

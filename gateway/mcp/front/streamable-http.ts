@@ -17,6 +17,7 @@ import { oversizedDetail, parseJsonRpcBody } from "./body.js";
 import { EventStream, SessionEventStore } from "./event-store.js";
 import { SseWriter } from "./sse.js";
 import { StatelessFront } from "./stateless/front.js";
+import { eraOfHeaders } from "./stateless/answer.js";
 
 type Params = { connection: string };
 
@@ -263,7 +264,7 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
       ...(e.detail ? { detail: e.detail } : {}),
       ...(e.code === "CS_ERR_BODY_TOO_LARGE" ? oversizedDetail(req.body) : {}),
     });
-    return sendError(reply, e, { id });
+    return sendError(reply, e, { id, era: eraOfHeaders(req.headers) });
   };
 
   const connectionOf = (req: FastifyRequest<{ Params: Params }>) => {

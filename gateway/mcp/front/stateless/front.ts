@@ -24,14 +24,14 @@ import { hasToolRules } from "../../../auth/access.js";
 import type { Identity } from "../../../auth/identity.js";
 import { callerAddress } from "../../../cluster/relayed.js";
 import type { ConnectionConfig } from "../../../config/load.js";
-import { asCountersignError, CountersignError } from "../../../errors.js";
+import { asCountersignError, CountersignError, jsonRpcErrorResponse, sendError } from "../../../errors.js";
 import { maskForRecord } from "../../../pipeline/mask.js";
 import { recordMessage } from "../../../pipeline/record.js";
 import { progressTokenOf, type Classified, type JsonRpcMessage } from "../../jsonrpc.js";
 import type { McpSession } from "../../mcp-session.js";
 import type { SessionRegistry } from "../../sessions.js";
 import { SseWriter } from "../sse.js";
-import { modernError, relatedToModern, toModern, type CacheScope } from "./answer.js";
+import { relatedToModern, toModern, type CacheScope } from "./answer.js";
 import { discoverResult, initializeBridge } from "./bridge.js";
 import { chooseEra, CLIENT_CAPABILITIES_KEY, CLIENT_INFO_KEY, PROTOCOL_VERSION_KEY, validate, type EraChoice, type StatelessHeaders } from "./ladder.js";
 import { RequestStateSeal } from "./request-state.js";
@@ -110,7 +110,7 @@ export class StatelessFront {
         method: typeof posted.msg.method === "string" ? posted.msg.method.slice(0, 100) : null,
         ...(e.detail ? { detail: e.detail } : {}),
       });
-      return reply.code(e.http).type("application/json").send(JSON.stringify(modernError(id, e)));
+      return sendError(reply, e, { id, era: "stateless" });
     }
   }
 
@@ -225,7 +225,7 @@ export class StatelessFront {
     if (result?.resultType === "input_required" && elicitation?.url === undefined) {
       const refusal = new CountersignError("CS_ERR_MISSING_CLIENT_CAPABILITY", "elicitation.url: this call is held for an approval followed at a URL", { data: { requiredCapabilities: { elicitation: { url: {} } } } });
       if (!sse) throw refusal;
-      sse.send(JSON.stringify(modernError(posted.c.id, refusal)));
+      sse.send(JSON.stringify(jsonRpcErrorResponse(posted.c.id, refusal, "stateless")));
       sse.end();
       return reply;
     }
