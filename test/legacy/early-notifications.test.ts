@@ -4,7 +4,7 @@
 // (McpServer with StreamableHTTPServerTransport, no event store: a message with no open stream is
 // dropped) that logs a message the moment it learns the client is initialized.
 import { randomUUID } from "node:crypto";
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
@@ -22,7 +22,7 @@ const upstreamSent: string[] = [];
 
 beforeAll(async () => {
   const transports = new Map<string, StreamableHTTPServerTransport>();
-  upstream = createServer(async (req, res) => {
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const sid = req.headers["mcp-session-id"];
     let transport = typeof sid === "string" ? transports.get(sid) : undefined;
     if (!transport) {
@@ -40,7 +40,8 @@ beforeAll(async () => {
       await server.connect(t);
     }
     await transport.handleRequest(req, res);
-  });
+  };
+  upstream = createServer((req, res) => void handle(req, res));
   await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", () => r()));
   db = await createTestDatabase();
   gw = await startTestGateway(db.url, {
