@@ -28,7 +28,7 @@ export const ERRORS = {
   },
   CS_ERR_NOT_ACCEPTABLE: {
     http: 406, jsonrpc: -32600,
-    message: "The Accept header must allow text/event-stream for this stream.",
+    message: "The Accept header must allow text/event-stream for a GET stream, and both application/json and text/event-stream for a POST (rank application/json higher with q-values to get JSON answers).",
   },
   CS_ERR_BODY_TOO_LARGE: {
     http: 413, jsonrpc: -32600,

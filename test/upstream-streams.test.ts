@@ -73,7 +73,7 @@ const initialize = { jsonrpc: "2.0", id: 1, method: "initialize", params: { prot
 
 /** POSTs initialize; a hang fails the test (the client gives up after 8 s). */
 async function initializeOn(connection: string) {
-  const res = await fetch(gw.mcpUrl(connection), { method: "POST", headers: { ...headers, accept: "application/json" }, body: JSON.stringify(initialize), signal: AbortSignal.timeout(8000) });
+  const res = await fetch(gw.mcpUrl(connection), { method: "POST", headers: { ...headers, accept: "application/json, text/event-stream;q=0.1" }, body: JSON.stringify(initialize), signal: AbortSignal.timeout(8000) });
   return { status: res.status, body: (await res.json()) as { error?: { message: string; data?: { code?: string } } }, sid: res.headers.get("mcp-session-id") };
 }
 
@@ -97,7 +97,7 @@ it("a Streamable HTTP answer stream that closes before the answer fails the call
   await fetch(gw.mcpUrl("closes"), { method: "POST", headers: { ...headers, "mcp-session-id": sid }, body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }) });
   const res = await fetch(gw.mcpUrl("closes"), {
     method: "POST",
-    headers: { ...headers, accept: "application/json", "mcp-session-id": sid },
+    headers: { ...headers, accept: "application/json, text/event-stream;q=0.1", "mcp-session-id": sid },
     body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "x", arguments: {} } }),
     signal: AbortSignal.timeout(8000),
   });

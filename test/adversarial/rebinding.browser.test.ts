@@ -63,7 +63,7 @@ async function attackFrom(origin: string): Promise<{ init: number; code?: string
     await page.route(`${origin}/attack.html`, (route) => route.fulfill({ contentType: "text/html", body: "<!doctype html><title>cats</title>" }));
     await page.goto(`${origin}/attack.html`);
     return await page.evaluate(async () => {
-      const headers = { "content-type": "application/json", accept: "application/json" };
+      const headers = { "content-type": "application/json", accept: "application/json, text/event-stream;q=0.1" };
       const init = await fetch("/mcp/open", {
         method: "POST",
         headers,

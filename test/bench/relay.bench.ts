@@ -37,7 +37,7 @@ try {
   }
   const [owner, other] = gateways as [GatewayProcess, GatewayProcess];
 
-  const headers: Record<string, string> = { authorization: `Bearer ${token}`, "content-type": "application/json", accept: "application/json" };
+  const headers: Record<string, string> = { authorization: `Bearer ${token}`, "content-type": "application/json", accept: "application/json, text/event-stream;q=0.1" };
   const init = await fetch(owner.mcpUrl("everything"), {
     method: "POST",
     headers,

@@ -81,13 +81,13 @@ function authHeaders(extra: Record<string, string> = {}) {
 async function rawSession(p: GatewayProcess) {
   const res = await fetch(p.mcpUrl("everything"), {
     method: "POST",
-    headers: authHeaders({ "content-type": "application/json", accept: "application/json" }),
+    headers: authHeaders({ "content-type": "application/json", accept: "application/json, text/event-stream;q=0.1" }),
     body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } } }),
   });
   expect(res.status).toBe(200);
   await res.text();
   const sid = res.headers.get("mcp-session-id")!;
-  return { sid, headers: authHeaders({ "content-type": "application/json", accept: "application/json", "mcp-session-id": sid, "mcp-protocol-version": "2025-06-18" }) };
+  return { sid, headers: authHeaders({ "content-type": "application/json", accept: "application/json, text/event-stream;q=0.1", "mcp-session-id": sid, "mcp-protocol-version": "2025-06-18" }) };
 }
 
 async function toolsList(p: GatewayProcess, headers: Record<string, string>) {
@@ -272,14 +272,14 @@ describe("two replicas, one database", () => {
   it("the relay port refuses requests not signed with the shared secret, and never relays twice", async () => {
     const init = await fetch(gw.a!.mcpUrl("everything"), {
       method: "POST",
-      headers: authHeaders({ "content-type": "application/json", accept: "application/json" }),
+      headers: authHeaders({ "content-type": "application/json", accept: "application/json, text/event-stream;q=0.1" }),
       body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } } }),
     });
     const sid = init.headers.get("mcp-session-id")!;
     await readAll(init);
     const path = "/mcp/everything";
     const body = JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list" });
-    const base = authHeaders({ "content-type": "application/json", accept: "application/json", "mcp-session-id": sid, "x-request-id": "relay-check-1" });
+    const base = authHeaders({ "content-type": "application/json", accept: "application/json, text/event-stream;q=0.1", "mcp-session-id": sid, "x-request-id": "relay-check-1" });
     const toInternal = (port: number, extra: Record<string, string>) =>
       fetch(`http://127.0.0.1:${port}${path}`, { method: "POST", headers: { ...base, ...extra }, body });
 
@@ -387,7 +387,7 @@ describe("two replicas, one database", () => {
     await prisma.$executeRaw`UPDATE "instances" SET "lastSeenAt" = now() - interval '1 hour' WHERE "id" = ${owner.id}`;
     const again = await fetch(`${gw.b!.url}/mcp/everything`, {
       method: "POST",
-      headers: authHeaders({ "content-type": "application/json", accept: "application/json", "mcp-session-id": sessionId }),
+      headers: authHeaders({ "content-type": "application/json", accept: "application/json, text/event-stream;q=0.1", "mcp-session-id": sessionId }),
       body: JSON.stringify({ jsonrpc: "2.0", id: 99, method: "tools/list" }),
     });
     expect(again.status).toBe(404);

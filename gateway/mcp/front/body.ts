@@ -57,6 +57,44 @@ export function readJsonBody(req: FastifyRequest, payload: Readable, defaultLimi
   payload.on("error", (err) => finish(err));
 }
 
+/**
+ * How a POST carrying requests is answered, from its Accept header. Every Streamable HTTP revision
+ * (2025-03-26 and later) says the client MUST list both application/json and text/event-stream;
+ * a POST that does not (wildcards count; q=0 excludes) is refused, 406 CS_ERR_NOT_ACCEPTABLE. The
+ * answer is an SSE stream unless the client ranks application/json higher (its q-values).
+ */
+export function postAnswerMode(accept: string | undefined): "sse" | "json" {
+  const ranges = (accept ?? "").split(",").flatMap((part) => {
+    const [range, ...params] = part.trim().toLowerCase().split(";");
+    if (!range) return [];
+    const q = params.map((p) => p.trim()).find((p) => p.startsWith("q="));
+    const value = q === undefined ? 1 : Number(q.slice(2));
+    return [{ range: range.trim(), q: Number.isFinite(value) ? value : 0 }];
+  });
+  /** The q of the most specific range that matches the type. */
+  const quality = (type: string): number => {
+    const [major] = type.split("/");
+    const match = ranges.find((r) => r.range === type) ?? ranges.find((r) => r.range === `${major}/*`) ?? ranges.find((r) => r.range === "*/*");
+    return match?.q ?? 0;
+  };
+  const json = quality("application/json");
+  const sse = quality("text/event-stream");
+  if (json <= 0 || sse <= 0) {
+    throw new CountersignError("CS_ERR_NOT_ACCEPTABLE", `a POST must accept both application/json and text/event-stream; Accept: ${(accept ?? "(none)").slice(0, 200)}`);
+  }
+  return json > sse ? "json" : "sse";
+}
+
+/**
+ * A batch as the negotiated revision allows it: 2025-03-26 (and 2024-11-05) batch requests and
+ * notifications, or responses only, never the two mixed, and never initialize; later revisions
+ * have no batches (checked by the caller, CS_ERR_BATCH_NOT_ALLOWED).
+ */
+export function checkBatchShape(messages: ParsedBody["messages"]): void {
+  const kinds = new Set(messages.map((m) => (m.c.kind === "request" || m.c.kind === "notification" ? "call" : "answer")));
+  if (kinds.size > 1) throw new CountersignError("CS_ERR_INVALID_REQUEST", "a batch holds requests and notifications, or responses only, not both");
+}
+
 export interface ParsedBody {
   messages: Array<{ msg: JsonRpcMessage; c: Classified }>;
   batch: boolean;

@@ -13,7 +13,7 @@ import { batchesAllowed, idKey, SUPPORTED_PROTOCOL_VERSIONS, type JsonRpcId, typ
 import type { ClientSink } from "../../pipeline/exchange.js";
 import type { McpSession } from "../mcp-session.js";
 import type { SessionRegistry } from "../sessions.js";
-import { oversizedDetail, parseJsonRpcBody } from "./body.js";
+import { checkBatchShape, oversizedDetail, parseJsonRpcBody, postAnswerMode } from "./body.js";
 import { EventStream, SessionEventStore } from "./event-store.js";
 import { SseWriter } from "./sse.js";
 import { StatelessFront } from "./stateless/front.js";
@@ -287,9 +287,11 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
       const init = messages.find((m) => m.c.method === "initialize" && m.c.kind === "request");
       if (init) requestId = init.c.id ?? null;
 
+      // Every POST must accept both JSON and SSE (2025-03-26 and later); the client's ranking picks.
+      const mode = postAnswerMode(header(req, "accept"));
       let session: McpSession;
       if (init) {
-        if (messages.length > 1) throw new CountersignError("CS_ERR_INVALID_REQUEST", "initialize must be sent alone");
+        if (messages.length > 1 || batch) throw new CountersignError("CS_ERR_INVALID_REQUEST", "initialize must be sent alone, not in a batch");
         if (header(req, "mcp-session-id")) throw new CountersignError("CS_ERR_INVALID_REQUEST", "initialize must not carry an Mcp-Session-Id");
         session = await sessions.open(connection, "streamable_http", { identity, remoteAddress: callerAddress(req), userAgent: header(req, "user-agent") });
         session.sink = new StreamableHttpSink(sessions.clientBufferBytes, () => session.protocolVersion);
@@ -300,6 +302,7 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
         if (batch && !batchesAllowed(session.protocolVersion)) {
           throw new CountersignError("CS_ERR_BATCH_NOT_ALLOWED", `negotiated ${session.protocolVersion}`);
         }
+        if (batch) checkBatchShape(messages);
       }
       const sink = session.sink as StreamableHttpSink;
       const hints = { justification: header(req, "x-countersign-justification"), requestId: req.id };
@@ -311,8 +314,6 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
         return reply.code(202).send();
       }
 
-      const accept = header(req, "accept") ?? "";
-      const mode = accept.includes("text/event-stream") ? "sse" : "json";
       const post = new PostResponse(reply, requestIds, mode, batch, { "mcp-session-id": session.id }, (keys) => sink.detach(keys), sessions.clientBufferBytes, () => sink.newStream());
       sink.attach(requestIds, post);
       for (const m of messages) {

@@ -11,6 +11,9 @@ import { classify, type JsonRpcId, type JsonRpcMessage } from "../jsonrpc.js";
 import { createAgent, injectedHeaders, parseJsonOrUndefined, readBodyLimited, readSse } from "./http-common.js";
 import type { UpstreamEvents, UpstreamTransport } from "./types.js";
 
+/** How long forwarding `initialized` waits for the upstream to answer the GET that opens its stream. */
+const GET_STREAM_WAIT_MS = 5000;
+
 export interface HttpUpstreamOptions {
   url: string;
   headers: Record<string, ConfigValue>;
@@ -50,6 +53,11 @@ export class StreamableHttpUpstream implements UpstreamTransport {
   async send(msg: JsonRpcMessage, protocolVersion: string | undefined): Promise<void> {
     if (this.#closed) throw new CountersignError("CS_ERR_UPSTREAM_EXITED", "the upstream session is closed");
     const c = classify(msg);
+    // The GET stream is open (its answer received) before the upstream learns the client is
+    // initialized: what it sends right after `initialized` has a stream to go to. An upstream that
+    // refuses the GET before `initialized` gets it again after.
+    const initialized = c?.kind === "notification" && c.method === "notifications/initialized";
+    const getOpened = initialized && this.upstreamSessionId !== undefined && !this.#getStream ? await this.#openGetStream(protocolVersion) : undefined;
     const relatedTo: JsonRpcId | undefined = c?.kind === "request" ? c.id : undefined;
     const ids = relatedTo === undefined ? [] : [relatedTo];
     let res;
@@ -120,7 +128,7 @@ export class StreamableHttpUpstream implements UpstreamTransport {
         this.events.failure(new CountersignError("CS_ERR_UPSTREAM_HTTP", `HTTP ${res.statusCode} with a body that is not JSON-RPC`), ids);
       }
     }
-    if (c?.kind === "notification" && c.method === "notifications/initialized") this.#openGetStream(protocolVersion);
+    if (initialized && getOpened !== "open" && getOpened !== "none") void this.#openGetStream(protocolVersion);
   }
 
   /** Hands one SSE event's message on; returns it (undefined when there was none). */
@@ -135,10 +143,18 @@ export class StreamableHttpUpstream implements UpstreamTransport {
     return parsed;
   }
 
-  /** The optional stream for server-initiated messages; a 405 means the server has none. */
-  #openGetStream(protocolVersion: string | undefined): void {
+  /**
+   * The optional stream for server-initiated messages. Resolves once the upstream has answered the
+   * GET: "open" (200, read in the background), "none" (405: the server has no such stream), or
+   * "refused" (another status, or no answer within GET_STREAM_WAIT_MS).
+   */
+  #openGetStream(protocolVersion: string | undefined): Promise<"open" | "none" | "refused"> {
+    this.#getStream?.abort();
     const abort = new AbortController();
     this.#getStream = abort;
+    let answered!: (r: "open" | "none" | "refused") => void;
+    const outcome = new Promise<"open" | "none" | "refused">((r) => (answered = r));
+    const wait = setTimeout(() => answered("refused"), GET_STREAM_WAIT_MS);
     void (async () => {
       const res = await request(this.opts.url, {
         method: "GET",
@@ -147,18 +163,24 @@ export class StreamableHttpUpstream implements UpstreamTransport {
         signal: abort.signal,
       });
       if (res.statusCode !== 200) {
+        answered(res.statusCode === 405 ? "none" : "refused");
         await res.body.dump();
         return;
       }
+      answered("open");
       await readSse(
         res.body,
         this.opts.maxMessageBytes,
         (ev) => this.#deliver(ev.data, undefined),
         (bytes) => this.events.failure(new CountersignError("CS_ERR_UPSTREAM_RESPONSE_TOO_LARGE", `${bytes} bytes`), []),
       );
-    })().catch((err) => {
-      if (!abort.signal.aborted) this.opts.log.debug({ err: String(err) }, "upstream GET stream ended");
-    });
+    })()
+      .catch((err) => {
+        answered("refused");
+        if (!abort.signal.aborted) this.opts.log.debug({ err: String(err) }, "upstream GET stream ended");
+      })
+      .finally(() => clearTimeout(wait));
+    return outcome.finally(() => clearTimeout(wait));
   }
 
   async close(): Promise<void> {
