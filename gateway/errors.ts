@@ -74,10 +74,6 @@ export const ERRORS = {
     http: 409, jsonrpc: -32800,
     message: "The client cancelled this request (notifications/cancelled): the gateway ends its stream with this answer; the upstream was told.",
   },
-  CS_ERR_METHOD_NOT_ALLOWED: {
-    http: 405, jsonrpc: -32600,
-    message: "This HTTP method is not supported on this endpoint.",
-  },
   CS_ERR_UNAUTHENTICATED: {
     http: 401, jsonrpc: -32020,
     message: "A valid bearer token is required: send `Authorization: Bearer <token>` from an accepted issuer, for this connection (the WWW-Authenticate header names the resource metadata).",

@@ -55,3 +55,22 @@ export const SUPPORTED_PROTOCOL_VERSIONS = ["2024-11-05", "2025-03-26", "2025-06
 export function batchesAllowed(protocolVersion: string | undefined): boolean {
   return protocolVersion === undefined || protocolVersion === "2024-11-05" || protocolVersion === "2025-03-26";
 }
+
+/** The MCP 2026-07-28 envelope every stateless request carries in `params._meta`. */
+export const PROTOCOL_VERSION_KEY = "io.modelcontextprotocol/protocolVersion";
+export const CLIENT_CAPABILITIES_KEY = "io.modelcontextprotocol/clientCapabilities";
+export const CLIENT_INFO_KEY = "io.modelcontextprotocol/clientInfo";
+
+/**
+ * A request as a 2025-era upstream session gets it: without the 2026 envelope, which has no
+ * meaning there and makes a server serving both eras on one endpoint take the request for a
+ * stateless one. Other `_meta` keys (progressToken, …) stay; the message is otherwise untouched.
+ */
+export function withoutStatelessEnvelope(msg: JsonRpcMessage): JsonRpcMessage {
+  const params = msg.params as Record<string, unknown> | undefined;
+  const meta = params?._meta as Record<string, unknown> | undefined;
+  if (!meta || typeof meta !== "object" || !(PROTOCOL_VERSION_KEY in meta || CLIENT_CAPABILITIES_KEY in meta || CLIENT_INFO_KEY in meta)) return msg;
+  const { [PROTOCOL_VERSION_KEY]: _version, [CLIENT_CAPABILITIES_KEY]: _capabilities, [CLIENT_INFO_KEY]: _info, ...rest } = meta;
+  const { _meta: _old, ...otherParams } = params!;
+  return { ...msg, params: Object.keys(rest).length > 0 ? { ...otherParams, _meta: rest } : otherParams };
+}

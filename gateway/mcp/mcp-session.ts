@@ -13,7 +13,7 @@ import { fromClient } from "../pipeline/inbound.js";
 import { fromUpstream, reportFlood, upstreamFailure } from "../pipeline/outbound.js";
 import { PendingRequests } from "../pipeline/pending.js";
 import { TaskAnswers } from "../pipeline/tasks/task-answers.js";
-import type { Classified, JsonRpcId, JsonRpcMessage } from "./jsonrpc.js";
+import { withoutStatelessEnvelope, type Classified, type JsonRpcId, type JsonRpcMessage } from "./jsonrpc.js";
 import type { UpstreamEvents, UpstreamTransport } from "./upstream/types.js";
 
 /** The front a session serves: a stateless bridge is the gateway's own upstream session for 2026-07-28 callers. */
@@ -126,7 +126,8 @@ export class McpSession implements ExchangeContext, UpstreamEvents {
   // ── ExchangeContext ─────────────────────────────────────────────────────────────────────────
 
   sendUpstream(msg: JsonRpcMessage): Promise<void> {
-    return this.upstream.send(msg, this.protocolVersion);
+    // A bridge session forwards stateless requests, recorded as the caller sent them, to a 2025-era session.
+    return this.upstream.send(this.frontTransport === "stateless" ? withoutStatelessEnvelope(msg) : msg, this.protocolVersion);
   }
 
   toClient(msg: JsonRpcMessage, route: Route): boolean {

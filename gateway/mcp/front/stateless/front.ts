@@ -33,7 +33,7 @@ import type { SessionRegistry } from "../../sessions.js";
 import { SseWriter } from "../sse.js";
 import { relatedToModern, toModern, type CacheScope } from "./answer.js";
 import { discoverResult, initializeBridge } from "./bridge.js";
-import { chooseEra, CLIENT_CAPABILITIES_KEY, CLIENT_INFO_KEY, PROTOCOL_VERSION_KEY, validate, type EraChoice, type StatelessHeaders } from "./ladder.js";
+import { chooseEra, validate, type EraChoice, type StatelessHeaders } from "./ladder.js";
 import { RequestStateSeal } from "./request-state.js";
 import type { StatelessSink } from "./sink.js";
 
@@ -177,15 +177,12 @@ export class StatelessFront {
     const resumed = await this.#resume(session, posted.msg, method);
     const bridgeId = sink.nextId();
     const token = progressTokenOf(resumed);
-    // The upstream session is a 2025-era one: the 2026 envelope has no meaning there, and a server
-    // serving both eras on one endpoint would take a request carrying it for a stateless one.
-    const params = { ...(resumed.params as Record<string, unknown>) };
-    const meta = withoutEnvelope(params._meta as Record<string, unknown> | undefined);
-    // The caller's progress token, like its id, may collide with another client's: the bridge's is unique.
-    if (token !== undefined) meta.progressToken = bridgeId;
-    if (Object.keys(meta).length > 0) params._meta = meta;
-    else delete params._meta;
-    const fwd: JsonRpcMessage = { ...resumed, id: bridgeId, params };
+    let fwd: JsonRpcMessage = { ...resumed, id: bridgeId };
+    if (token !== undefined) {
+      // The caller's progress token, like its id, may collide with another client's: the bridge's is unique.
+      const params = resumed.params as Record<string, unknown>;
+      fwd = { ...fwd, params: { ...params, _meta: { ...(params._meta as Record<string, unknown>), progressToken: bridgeId } } };
+    }
     const wantsSse = (header(req, "accept") ?? "").includes("text/event-stream");
     let sse: SseWriter | undefined;
     let answered = false;
@@ -239,8 +236,3 @@ export class StatelessFront {
   }
 }
 
-/** A request's `_meta` without the 2026-07-28 envelope keys, for a 2025-era upstream session. */
-function withoutEnvelope(meta: Record<string, unknown> | undefined): Record<string, unknown> {
-  const { [PROTOCOL_VERSION_KEY]: _version, [CLIENT_CAPABILITIES_KEY]: _capabilities, [CLIENT_INFO_KEY]: _info, ...rest } = meta ?? {};
-  return rest;
-}

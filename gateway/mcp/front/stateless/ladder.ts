@@ -15,12 +15,10 @@
 // Every refusal carries the request's id.
 import { classifyInboundRequest } from "@modelcontextprotocol/server";
 import { CountersignError } from "../../../errors.js";
-import { SUPPORTED_PROTOCOL_VERSIONS, type JsonRpcMessage } from "../../jsonrpc.js";
+import { CLIENT_CAPABILITIES_KEY, CLIENT_INFO_KEY, PROTOCOL_VERSION_KEY, SUPPORTED_PROTOCOL_VERSIONS, type JsonRpcMessage } from "../../jsonrpc.js";
 
 export const STATELESS_VERSION = "2026-07-28";
-export const PROTOCOL_VERSION_KEY = "io.modelcontextprotocol/protocolVersion";
-export const CLIENT_CAPABILITIES_KEY = "io.modelcontextprotocol/clientCapabilities";
-export const CLIENT_INFO_KEY = "io.modelcontextprotocol/clientInfo";
+export { CLIENT_CAPABILITIES_KEY, CLIENT_INFO_KEY, PROTOCOL_VERSION_KEY };
 
 /** What this endpoint serves: the stateless revision, then the session revisions (reached with initialize), newest first. */
 export const ENDPOINT_VERSIONS: readonly string[] = [STATELESS_VERSION, ...[...SUPPORTED_PROTOCOL_VERSIONS].reverse()];
