@@ -95,7 +95,7 @@ export class StreamableHttpUpstream implements UpstreamTransport {
         },
       )
         .catch((err) => {
-          if (!this.#closed) this.opts.log.warn({ err: String(err) }, "upstream SSE stream failed");
+          if (!this.#closed) this.opts.log.warn({ err }, "upstream SSE stream failed");
         })
         .finally(() => {
           const left = ids.filter((id) => unanswered.has(String(id)));
@@ -157,7 +157,7 @@ export class StreamableHttpUpstream implements UpstreamTransport {
         (bytes) => this.events.failure(new CountersignError("CS_ERR_UPSTREAM_RESPONSE_TOO_LARGE", `${bytes} bytes`), []),
       );
     })().catch((err) => {
-      if (!abort.signal.aborted) this.opts.log.debug({ err: String(err) }, "upstream GET stream ended");
+      if (!abort.signal.aborted) this.opts.log.debug({ err }, "upstream GET stream ended");
     });
   }
 
