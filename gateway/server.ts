@@ -133,7 +133,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     app.get("/metrics", async (req, reply) => {
       if (config.metrics.port > 0 && req.socket.localPort !== config.metrics.port) return reply.callNotFound();
       if (token && req.headers.authorization !== `Bearer ${token}`) {
-        return reply.code(401).header("www-authenticate", 'Bearer realm="countersign-metrics"').send({ error: "metrics need the token configured in metrics.token" });
+        return sendError(reply, new CountersignError("CS_ERR_UNAUTHENTICATED", "metrics need the token configured in metrics.token", { keyPath: "metrics.token", headers: { "www-authenticate": 'Bearer realm="countersign-metrics"' } }));
       }
       const m = deps.metrics;
       m.sessions.reset();
