@@ -122,7 +122,7 @@ function pinToolsList(ctx: ExchangeContext, msg: JsonRpcMessage): { msg: JsonRpc
  * would let one upstream fill the audit queue that every caller's records share.
  */
 function refuseUpstreamRequest(ctx: ExchangeContext, admission: UpstreamAdmission, id: JsonRpcId, method: string, report: number): void {
-  const err = new CountersignError("CS_ERR_UPSTREAM_REQUEST_LIMIT", `${admission.unanswered} unanswered; at most ${MAX_UNANSWERED_SERVER_REQUESTS}, ${ctx.deps.notificationsPerSecond} per second`);
+  const err = new CountersignError("CS_ERR_UPSTREAM_REQUEST_LIMIT", `${admission.unanswered} unanswered; at most ${MAX_UNANSWERED_SERVER_REQUESTS}, ${ctx.deps.notificationsPerSecond} per second`, { keyPath: "limits.notificationsPerSecond" });
   if (report > 0) recordRejected(ctx, "upstream_request_limit", { id, method, refusedSinceLastEvent: report });
   ctx.sendUpstream(jsonRpcErrorResponse(id, err) as unknown as JsonRpcMessage).catch(() => {});
 }

@@ -91,7 +91,7 @@ export class StreamableHttpUpstream implements UpstreamTransport {
         },
         (bytes) => {
           unanswered.clear();
-          this.events.failure(new CountersignError("CS_ERR_UPSTREAM_RESPONSE_TOO_LARGE", `${bytes} bytes, limit ${this.opts.maxMessageBytes}`), ids);
+          this.events.failure(new CountersignError("CS_ERR_UPSTREAM_RESPONSE_TOO_LARGE", `${bytes} bytes, limit ${this.opts.maxMessageBytes}`, { keyPath: "limits.upstreamMessageBytes" }), ids);
         },
       )
         .catch((err) => {
@@ -154,7 +154,7 @@ export class StreamableHttpUpstream implements UpstreamTransport {
         res.body,
         this.opts.maxMessageBytes,
         (ev) => this.#deliver(ev.data, undefined),
-        (bytes) => this.events.failure(new CountersignError("CS_ERR_UPSTREAM_RESPONSE_TOO_LARGE", `${bytes} bytes`), []),
+        (bytes) => this.events.failure(new CountersignError("CS_ERR_UPSTREAM_RESPONSE_TOO_LARGE", `${bytes} bytes`, { keyPath: "limits.upstreamMessageBytes" }), []),
       );
     })().catch((err) => {
       if (!abort.signal.aborted) this.opts.log.debug({ err }, "upstream GET stream ended");
