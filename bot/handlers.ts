@@ -76,49 +76,49 @@ function explain(o: VoteOutcome, problem?: string): string | undefined {
 export function registerHandlers(app: App, deps: HandlerDeps): void {
   const { service, directory, notifier, log } = deps;
 
-  const tell = async (client: WebClient, channel: string | undefined, user: string, requestId: string, text: string) => {
+  const tell = async (client: WebClient, channel: string | undefined, user: string, approvalId: string, text: string) => {
     if (!channel) return;
-    const m = renderEphemeral(requestId, text);
-    await client.chat.postEphemeral({ channel, user, text: m.text, blocks: m.blocks }).catch((err) => log.warn({ err: String(err) }, "approvals: ephemeral message failed"));
+    const m = renderEphemeral(approvalId, text);
+    await client.chat.postEphemeral({ channel, user, text: m.text, blocks: m.blocks }).catch((err) => log.warn({ err }, "approvals: ephemeral message failed"));
   };
 
-  const after = async (client: WebClient, outcome: VoteOutcome, channel: string | undefined, user: string, requestId: string, problem?: string) => {
+  const after = async (client: WebClient, outcome: VoteOutcome, channel: string | undefined, user: string, approvalId: string, problem?: string) => {
     const text = explain(outcome, problem);
-    if (text) await tell(client, channel, user, requestId, text);
-    if (outcome.kind === "recorded") await notifier.progress(outcome.request).catch((err) => log.warn({ err: String(err) }, "approvals: could not show votes"));
+    if (text) await tell(client, channel, user, approvalId, text);
+    if (outcome.kind === "recorded") await notifier.progress(outcome.request).catch((err) => log.warn({ err }, "approvals: could not show votes"));
   };
 
   // A failure to check (Slack or the database unavailable) is explained to the clicker; nothing was decided.
-  const guarded = async (client: WebClient, channel: string | undefined, user: string, requestId: string, work: () => Promise<void>) => {
+  const guarded = async (client: WebClient, channel: string | undefined, user: string, approvalId: string, work: () => Promise<void>) => {
     try {
       await work();
     } catch (err) {
-      log.warn({ requestId, err: String(err) }, "approvals: click could not be processed");
-      await tell(client, channel, user, requestId, "Your click could not be processed (Countersign could not check it right now). Nothing was decided: try again in a moment.");
+      log.warn({ approvalId, err }, "approvals: click could not be processed");
+      await tell(client, channel, user, approvalId, "Your click could not be processed (Countersign could not check it right now). Nothing was decided: try again in a moment.");
     }
   };
 
   app.action<BlockButtonAction>(ACTION_APPROVE, async ({ ack, body, action, client }) => {
     await ack();
-    const requestId = action.value ?? "";
+    const approvalId = action.value ?? "";
     const channel = body.channel?.id ?? body.container?.channel_id;
-    await guarded(client, channel, body.user.id, requestId, async () => {
+    await guarded(client, channel, body.user.id, approvalId, async () => {
       const { approver, problem } = await approverOf(directory, body.user.id);
-      const outcome = await service.vote({ requestId, approver, decision: "approve", actionKey: `${body.user.id}:${action.action_ts}`, via: "slack" });
-      await after(client, outcome, channel, body.user.id, requestId, problem);
+      const outcome = await service.vote({ requestId: approvalId, approver, decision: "approve", actionKey: `${body.user.id}:${action.action_ts}`, via: "slack" });
+      await after(client, outcome, channel, body.user.id, approvalId, problem);
     });
   });
 
   app.action<BlockButtonAction>(ACTION_DENY, async ({ ack, body, action, client }) => {
     await ack();
-    const requestId = action.value ?? "";
+    const approvalId = action.value ?? "";
     const channel = body.channel?.id ?? body.container?.channel_id;
-    await guarded(client, channel, body.user.id, requestId, async () => {
+    await guarded(client, channel, body.user.id, approvalId, async () => {
       const { approver, problem } = await approverOf(directory, body.user.id);
       // Refuse before asking for a reason: a person who cannot decide gets the explanation instead.
-      const refused = await service.admit(requestId, approver, "deny", "slack");
-      if (refused) return after(client, refused, channel, body.user.id, requestId, problem);
-      const req = await service.store.get(requestId);
+      const refused = await service.admit(approvalId, approver, "deny", "slack");
+      if (refused) return after(client, refused, channel, body.user.id, approvalId, problem);
+      const req = await service.store.get(approvalId);
       if (req) await client.views.open({ trigger_id: body.trigger_id, view: renderDenyModal(req) });
     });
   });
@@ -133,13 +133,13 @@ export function registerHandlers(app: App, deps: HandlerDeps): void {
     const reason = view.state.values.reason?.reason?.value?.trim();
     if (!reason) return void (await ack({ response_action: "errors", errors: { reason: "Say why the call is denied: the requester sees it." } }));
     await ack();
-    const requestId = view.private_metadata;
-    const channel = (await service.store.get(requestId).catch(() => undefined))?.slack.channel ?? undefined;
-    await guarded(client, channel, body.user.id, requestId, async () => {
+    const approvalId = view.private_metadata;
+    const channel = (await service.store.get(approvalId).catch(() => undefined))?.slack.channel ?? undefined;
+    await guarded(client, channel, body.user.id, approvalId, async () => {
       const { approver, problem } = await approverOf(directory, body.user.id);
       // The view id names this submission: a retried or replayed submission finds it taken.
-      const outcome = await service.vote({ requestId, approver, decision: "deny", reason, actionKey: `view:${view.id}`, via: "slack" });
-      await after(client, outcome, channel, body.user.id, requestId, problem);
+      const outcome = await service.vote({ requestId: approvalId, approver, decision: "deny", reason, actionKey: `view:${view.id}`, via: "slack" });
+      await after(client, outcome, channel, body.user.id, approvalId, problem);
     });
   });
 }

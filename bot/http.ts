@@ -183,7 +183,7 @@ export function registerSlackRoutes(app: FastifyInstance, deps: SlackRoutesDeps)
             answer(response);
           },
         })
-        .catch((err: unknown) => deps.log.warn({ err: String(err) }, "slack: handler failed"))
+        .catch((err: unknown) => deps.log.warn({ err }, "slack: handler failed"))
         .finally(() => answer(undefined));
       const response = await answered;
       clearTimeout(deadline);

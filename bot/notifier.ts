@@ -37,7 +37,7 @@ export class SlackNotifier implements ApprovalNotifier {
   /** What the approval message shows beyond the request: session, confirm, votes. */
   async #view(req: ApprovalRequest, votes: ApprovalVote[] = []): Promise<RequestView> {
     const session = await sessionContext(this.store.pool, req.sessionId).catch((err) => {
-      this.log.warn({ requestId: req.id, err: String(err) }, "approvals: no session context for the approval message");
+      this.log.warn({ approvalId: req.id, err }, "approvals: no session context for the approval message");
       return undefined;
     });
     const replayUrl = req.sessionId && this.options.sessionPage ? this.options.sessionPage(req.sessionId) : undefined;
@@ -53,7 +53,7 @@ export class SlackNotifier implements ApprovalNotifier {
     try {
       refs.permalink = (await this.client.chat.getPermalink({ channel: refs.channel, message_ts: ts })).permalink;
     } catch (err) {
-      this.log.warn({ requestId: req.id, err: String(err) }, "approvals: no permalink for the approval message");
+      this.log.warn({ approvalId: req.id, err }, "approvals: no permalink for the approval message");
     }
     if (req.requester.email && req.requester.kind !== "service") {
       try {
@@ -69,7 +69,7 @@ export class SlackNotifier implements ApprovalNotifier {
           }
         }
       } catch (err) {
-        this.log.warn({ requestId: req.id, err: String(err) }, "approvals: could not DM the requester");
+        this.log.warn({ approvalId: req.id, err }, "approvals: could not DM the requester");
       }
     }
     return refs;
@@ -85,7 +85,7 @@ export class SlackNotifier implements ApprovalNotifier {
       const f = renderRequesterFollowUp(req, votes);
       await this.client.chat
         .postMessage({ channel: req.slack.requesterDmChannel, text: f.text, blocks: f.blocks, unfurl_links: false })
-        .catch((err) => this.log.warn({ requestId: req.id, err: String(err) }, "approvals: could not follow up with the requester"));
+        .catch((err) => this.log.warn({ approvalId: req.id, err }, "approvals: could not follow up with the requester"));
     }
   }
 

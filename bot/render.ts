@@ -313,10 +313,10 @@ export function renderReminder(r: ApprovalRequest, escalationOrView?: ReminderVi
 }
 
 /** Shown only to the person who clicked. `text` is trusted mrkdwn built by the handlers (values escaped there). */
-export function renderEphemeral(requestId: string, text: string): SlackMessage {
+export function renderEphemeral(approvalId: string, text: string): SlackMessage {
   return {
     text: topText(text),
-    blocks: [section(text), context([`Request \`${fit(requestId, 80)}\` · every click is recorded`])],
+    blocks: [section(text), context([`Request \`${fit(approvalId, 80)}\` · every click is recorded`])],
   };
 }
 

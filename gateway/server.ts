@@ -41,12 +41,12 @@ export interface ServerDeps {
   cluster?: ClusterRelay | undefined;
 }
 
-const REQUEST_ID = /^[A-Za-z0-9._:@\/+=-]{1,128}$/;
+const HTTP_REQUEST_ID = /^[A-Za-z0-9._:@\/+=-]{1,128}$/;
 
 /** The incoming X-Request-Id when well-formed (a proxy's or a relaying replica's), else a new UUID. */
-export function requestIdOf(req: { headers: Record<string, string | string[] | undefined> }): string {
+export function httpRequestIdOf(req: { headers: Record<string, string | string[] | undefined> }): string {
   const given = req.headers["x-request-id"];
-  return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+  return typeof given === "string" && HTTP_REQUEST_ID.test(given) ? given : randomUUID();
 }
 
 export function buildServer(deps: ServerDeps): FastifyInstance {
@@ -60,7 +60,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     // The request id (reqId in every log line) is the caller's X-Request-Id when well-formed, so
     // a proxy's id follows the request; it is returned in the response and stored with the records.
     requestIdHeader: false,
-    genReqId: requestIdOf,
+    genReqId: httpRequestIdOf,
     trustProxy: config.server.trustProxy,
     // A request must arrive whole in time: slow headers or a slow body cannot hold a connection
     // open (408). Streams the gateway writes are not limited by it.
@@ -136,7 +136,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     app.get("/metrics", async (req, reply) => {
       if (config.metrics.port > 0 && req.socket.localPort !== config.metrics.port) return reply.callNotFound();
       if (token && req.headers.authorization !== `Bearer ${token}`) {
-        return reply.code(401).header("www-authenticate", 'Bearer realm="countersign-metrics"').send({ error: "metrics need the token configured in metrics.token" });
+        return sendError(reply, new CountersignError("CS_ERR_UNAUTHENTICATED", "metrics need the token configured in metrics.token", { keyPath: "metrics.token", headers: { "www-authenticate": 'Bearer realm="countersign-metrics"' } }));
       }
       const m = deps.metrics;
       m.sessions.reset();

@@ -51,7 +51,7 @@ const tokenFor = async (subject: string, audience: string, groups = ["dev"]) => 
 };
 
 /** A session opened with one POST and never used again: no stream, nothing in flight. */
-async function bareSession(subject: string): Promise<{ status: number; id: string | null; body: { error?: { code: number; data?: { code: string } } } }> {
+async function bareSession(subject: string): Promise<{ status: number; id: string | null; body: { error?: { code: number; data?: { code: string; connection?: string; keyPath?: string } } } }> {
   const res = await fetch(gw.mcpUrl("shared"), {
     method: "POST",
     headers: { authorization: `Bearer ${await tokenFor(subject, `${gw.config.publicUrl}/mcp/shared`)}`, "content-type": "application/json", accept: "application/json, text/event-stream" },
@@ -82,6 +82,8 @@ describe("per-identity quotas and idle eviction", () => {
     expect(early.status).toBe(503);
     expect(early.body.error?.code).toBe(-32091);
     expect(early.body.error?.data?.code).toBe("CS_ERR_SESSION_QUOTA");
+    // What bound it and where it is set, as fields a client or an operator can read.
+    expect(early.body.error?.data).toMatchObject({ connection: "shared", keyPath: `connections[${gw.config.connections.findIndex((c) => c.name === "shared")}].maxSessionsPerIdentity` });
     // Another identity still gets in: the connection's other slots are not carol's.
     const dave = await bareSession("dave");
     expect(dave.status).toBe(200);

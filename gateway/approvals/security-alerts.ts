@@ -29,7 +29,7 @@ export class SecurityAlerts {
       await notifier.securityAlert(alert);
       return true;
     } catch (err) {
-      this.log.error({ ...what, err: String(err) }, `security alert could not be posted: ${alert.title}`);
+      this.log.error({ ...what, err }, `security alert could not be posted: ${alert.title}`);
       return false;
     } finally {
       this.#inFlight--;

@@ -89,7 +89,7 @@ export class ApprovalService {
     this.#notifier = opts.notifier;
     this.#directory = opts.directory;
     this.#pool = new pg.Pool({ connectionString: opts.databaseUrl, max: opts.poolSize ?? 10, idleTimeoutMillis: 10_000, keepAlive: true });
-    this.#pool.on("error", (err) => opts.log.warn({ err: err.message }, "approvals: idle database connection failed"));
+    this.#pool.on("error", (err) => opts.log.warn({ err }, "approvals: idle database connection failed"));
     this.store = new ApprovalStore(this.#pool);
     this.#alerts = new SecurityAlerts(opts.log);
   }
@@ -350,7 +350,7 @@ export class ApprovalService {
         this.#track(r.status === "pending" ? this.#post(r.id, true) : this.#showDecision(r.id, true));
       }
     } catch (err) {
-      this.#opts.log.warn({ err: String(err) }, "approvals: sweep failed");
+      this.#opts.log.warn({ err }, "approvals: sweep failed");
     } finally {
       this.#sweeping = false;
     }
@@ -359,7 +359,7 @@ export class ApprovalService {
   // ── internals ─────────────────────────────────────────────────────────────────────────────
 
   #track(p: Promise<unknown>): void {
-    const q = p.catch((err) => this.#opts.log.warn({ err: String(err) }, "approvals: background work failed"));
+    const q = p.catch((err) => this.#opts.log.warn({ err }, "approvals: background work failed"));
     this.#inflight.add(q);
     void q.finally(() => this.#inflight.delete(q));
   }
@@ -441,7 +441,7 @@ export class ApprovalService {
       await this.#opts.recorder.event({ type: "approval", reason, sessionId: r.sessionId, connection: r.connection, subject, detail: { requestId: r.id, ...detail } });
     } catch (err) {
       // The decision itself is committed in approval_requests; the event's loss is logged.
-      this.#opts.log.error({ requestId: r.id, reason, err: String(err) }, "approvals: could not record event");
+      this.#opts.log.error({ approvalId: r.id, reason, err }, "approvals: could not record event");
     }
   }
 

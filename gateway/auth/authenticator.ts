@@ -70,7 +70,7 @@ export class Authenticator {
   }
 
   /**
-   * `resource`: the audience to require; default the connection's resource URL. `requestId`: the
+   * `resource`: the audience to require; default the connection's resource URL. `httpRequestId`: the
    * HTTP request's id, stored with any refusal so the log and the record join.
    */
   async authenticate(
@@ -78,7 +78,7 @@ export class Authenticator {
     authorization: string | undefined,
     address: string,
     resource = resourceUrl(this.opts.publicUrl, connection.name),
-    requestId?: string,
+    httpRequestId?: string,
   ): Promise<Identity> {
     const challenge = (error?: string, description?: string) => {
       let value = `Bearer resource_metadata="${resourceMetadataUrl(this.opts.publicUrl, connection.name)}"`;
@@ -89,7 +89,7 @@ export class Authenticator {
 
     const wait = this.#limiter.blockedFor(address);
     if (wait > 0) {
-      this.failures.record("rate_limited", { connection: connection.name, requestId }, { address });
+      this.failures.record("rate_limited", { connection: connection.name, requestId: httpRequestId }, { address });
       throw new AuthError("CS_ERR_RATE_LIMITED", `retry in ${wait} s`, { "retry-after": String(wait) });
     }
 
@@ -99,7 +99,7 @@ export class Authenticator {
       else {
         // No token is the normal first step of OAuth discovery, not an attack: it is recorded but
         // does not count toward the address's limit.
-        this.failures.record("missing_token", { connection: connection.name, requestId }, { address });
+        this.failures.record("missing_token", { connection: connection.name, requestId: httpRequestId }, { address });
         throw new AuthError("CS_ERR_UNAUTHENTICATED", "no bearer token", challenge());
       }
     } else {
@@ -116,14 +116,14 @@ export class Authenticator {
         // An identity provider that cannot be reached is not the caller's fault: it does not count
         // toward the address's limit (the call is still refused: fail closed).
         if (rejected.reason !== "issuer_unavailable") this.#limiter.fail(address);
-        this.failures.record(rejected.reason, { connection: connection.name, requestId }, { address, detail: rejected.message });
+        this.failures.record(rejected.reason, { connection: connection.name, requestId: httpRequestId }, { address, detail: rejected.message });
         throw new AuthError("CS_ERR_UNAUTHENTICATED", rejected.message, challenge("invalid_token", rejected.message));
       }
     }
 
     if (!mayUseConnection(connection.access, identity)) {
       const needed = groupsNeeded(connection.access);
-      this.denials.record("connection_not_granted", { connection: connection.name, subject: identity.subject, requestId }, { groups: identity.groups, needed });
+      this.denials.record("connection_not_granted", { connection: connection.name, subject: identity.subject, requestId: httpRequestId }, { groups: identity.groups, needed });
       throw new AuthError(
         "CS_ERR_CONNECTION_FORBIDDEN",
         identity.kind === "anonymous"

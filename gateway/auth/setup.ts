@@ -1,6 +1,7 @@
 // Builds the identity layer from the configuration: the token verifier (configured issuers plus
 // the built-in dev issuer when enabled), the authenticator, the gateway's signer for upstream
 // identity JWTs, and the discovery endpoints MCP clients and upstreams read.
+import { CountersignError, sendError } from "../errors.js";
 import { dirname, join, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { ThrottledEvents } from "../audit/rejections.js";
@@ -89,7 +90,7 @@ export async function createIdentityLayer(config: GatewayConfig, recorder: Recor
     for (const front of ["mcp", "sse"]) {
       app.get<{ Params: { connection: string } }>(`/.well-known/oauth-protected-resource/${front}/:connection`, async (req, reply) => {
         const c = connections().find((x) => x.name === req.params.connection);
-        if (!c) return reply.code(404).send({ error: "unknown connection" });
+        if (!c) return sendError(reply, new CountersignError("CS_ERR_UNKNOWN_CONNECTION", `'${req.params.connection.slice(0, 200)}'`));
         return {
           resource: resourceUrl(config.publicUrl, c.name),
           // The gateway's own authorization server first: MCP clients take the first one.

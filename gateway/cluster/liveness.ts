@@ -92,7 +92,7 @@ export function startLiveness(o: LivenessOptions): { stop(): Promise<void> } {
         await beat(o);
         await sweepDeadOwners(o);
       } catch (err) {
-        o.log.debug({ err: String(err) }, "heartbeat or sweep failed");
+        o.log.debug({ err }, "heartbeat or sweep failed");
       } finally {
         running = false;
       }

@@ -21,15 +21,15 @@ export function bodyHash(body: string | Uint8Array | undefined): string {
   return createHash("sha256").update(body ?? "").digest("hex");
 }
 
-function mac(secret: string, t: number, method: string, url: string, requestId: string, hash: string): string {
-  return createHmac("sha256", secret).update(`countersign-relay-v2\n${t}\n${method.toUpperCase()}\n${url}\n${requestId}\n${hash}`).digest("hex");
+function mac(secret: string, t: number, method: string, url: string, httpRequestId: string, hash: string): string {
+  return createHmac("sha256", secret).update(`countersign-relay-v2\n${t}\n${method.toUpperCase()}\n${url}\n${httpRequestId}\n${hash}`).digest("hex");
 }
 
 /** The value of the relay header for one request and its body. */
-export function signRelay(secret: string, method: string, url: string, requestId: string, body: string | Uint8Array | undefined, now = Date.now()): string {
+export function signRelay(secret: string, method: string, url: string, httpRequestId: string, body: string | Uint8Array | undefined, now = Date.now()): string {
   const t = Math.floor(now / 1000);
   const hash = bodyHash(body);
-  return `v2 t=${t} body=${hash} sig=${mac(secret, t, method, url, requestId, hash)}`;
+  return `v2 t=${t} body=${hash} sig=${mac(secret, t, method, url, httpRequestId, hash)}`;
 }
 
 export type RelayHeaderCheck = { ok: true; bodyHash: string } | { ok: false; problem: string };
@@ -38,13 +38,13 @@ export type RelayHeaderCheck = { ok: true; bodyHash: string } | { ok: false; pro
  * Checks the signature of the header (before the body is read): on success, the body hash the
  * peer signed, which the received body must match (`relayBodyProblem`).
  */
-export function verifyRelay(secret: string, header: string | undefined, method: string, url: string, requestId: string, now = Date.now()): RelayHeaderCheck {
+export function verifyRelay(secret: string, header: string | undefined, method: string, url: string, httpRequestId: string, now = Date.now()): RelayHeaderCheck {
   if (!header) return { ok: false, problem: `no ${RELAY_HEADER} header` };
   const m = /^v2 t=(\d{1,12}) body=([0-9a-f]{64}) sig=([0-9a-f]{64})$/.exec(header);
   if (!m) return { ok: false, problem: `malformed ${RELAY_HEADER} header (expected v2: every replica must run the same version)` };
   const t = Number(m[1]);
   if (Math.abs(now / 1000 - t) > MAX_SKEW_SECONDS) return { ok: false, problem: "signature too old or from the future (check the replicas' clocks)" };
-  const expected = Buffer.from(mac(secret, t, method, url, requestId, m[2]!), "hex");
+  const expected = Buffer.from(mac(secret, t, method, url, httpRequestId, m[2]!), "hex");
   if (!timingSafeEqual(expected, Buffer.from(m[3]!, "hex"))) return { ok: false, problem: "wrong signature (the replicas do not share the same cluster.secret)" };
   return { ok: true, bodyHash: m[2]! };
 }

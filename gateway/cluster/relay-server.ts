@@ -9,7 +9,7 @@ import type { Logger } from "../log.js";
 import type { RejectionLog } from "../audit/rejections.js";
 import { RELAY_HEADER, relayBodyProblem, verifyRelay } from "./peer-auth.js";
 import { markRelayed } from "./relayed.js";
-import { requestIdOf } from "../server.js";
+import { httpRequestIdOf } from "../server.js";
 
 export interface RelayServer {
   server: Server;
@@ -67,22 +67,22 @@ function replayed(original: IncomingMessage, body: Buffer): IncomingMessage {
 export async function startRelayServer(app: FastifyInstance, opts: { host: string; port: number; secret: string; log: Logger; rejections?: RejectionLog | undefined }): Promise<RelayServer> {
   const bodyLimit = app.initialConfig.bodyLimit ?? 1024 * 1024;
   const refuseUnauthorized = (req: IncomingMessage, res: ServerResponse, url: string, problem: string) => {
-    const logId = requestIdOf(req);
+    const logId = httpRequestIdOf(req);
     opts.log.warn({ reqId: logId, remoteAddress: req.socket.remoteAddress, method: req.method, path: url.split("?")[0], problem }, "relay refused");
     opts.rejections?.recordError("CS_ERR_RELAY_UNAUTHORIZED", { requestId: logId }, { remoteAddress: req.socket.remoteAddress ?? null, path: url.split("?")[0]!.slice(0, 200), problem });
     refuse(res, new CountersignError("CS_ERR_RELAY_UNAUTHORIZED", problem), logId);
   };
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? "/";
-    const requestId = typeof req.headers["x-request-id"] === "string" ? req.headers["x-request-id"] : "";
+    const httpRequestId = typeof req.headers["x-request-id"] === "string" ? req.headers["x-request-id"] : "";
     const header = req.headers[RELAY_HEADER];
     // The signature first: no body is read for a request no peer signed.
-    const signed = verifyRelay(opts.secret, typeof header === "string" ? header : undefined, req.method ?? "", url, requestId);
+    const signed = verifyRelay(opts.secret, typeof header === "string" ? header : undefined, req.method ?? "", url, httpRequestId);
     if (!signed.ok) return refuseUnauthorized(req, res, url, signed.problem);
-    if (!FRONT_PATH.test(url)) return refuse(res, new CountersignError("CS_ERR_NOT_FOUND", "the internal port serves relayed MCP requests only"), requestId);
+    if (!FRONT_PATH.test(url)) return refuse(res, new CountersignError("CS_ERR_NOT_FOUND", "the internal port serves relayed MCP requests only"), httpRequestId);
     readBody(req, bodyLimit).then(
       (body) => {
-        if (!body) return refuse(res, new CountersignError("CS_ERR_BODY_TOO_LARGE"), requestIdOf(req));
+        if (!body) return refuse(res, new CountersignError("CS_ERR_BODY_TOO_LARGE"), httpRequestIdOf(req));
         const problem = relayBodyProblem(signed.bodyHash, body);
         if (problem) return refuseUnauthorized(req, res, url, problem);
         const copy = replayed(req, body);

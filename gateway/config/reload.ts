@@ -106,7 +106,7 @@ export class ConfigReloader {
     this.#current = next;
     this.deps.log.info({ hash: next.hash, changes: changes.length, removedConnections, by: actor }, "configuration reloaded");
     await this.#recordApplied(next, before.hash, changes, actor).catch((err) =>
-      this.deps.log.error({ err: String(err) }, "the configuration was applied but its change record could not be written"),
+      this.deps.log.error({ err }, "the configuration was applied but its change record could not be written"),
     );
     return answer({ applied: true, hash: next.hash, changes, removedConnections });
   }

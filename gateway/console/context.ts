@@ -68,7 +68,7 @@ export function createContext(deps: ConsoleDeps, sessions: ConsoleSessions): Con
         });
       } catch (err) {
         // The audit store is down: the action is refused by the caller of record() where it matters.
-        deps.log.error({ reason, err: String(err) }, "console: could not record event");
+        deps.log.error({ reason, err }, "console: could not record event");
         throw err;
       }
     },

@@ -28,7 +28,7 @@ export function registerEvidence(app: FastifyInstance, ctx: ConsoleContext): voi
   const { config, databaseUrl, log } = ctx.deps;
   // Reads only; verification holds one connection for its duration.
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 2, idleTimeoutMillis: 10_000 });
-  pool.on("error", (err) => log.warn({ err: err.message }, "console: idle database connection failed"));
+  pool.on("error", (err) => log.warn({ err }, "console: idle database connection failed"));
   app.addHook("onClose", async () => pool.end().catch(() => {}));
   const pins = new PinStore(pool);
   const keys = () => loadCheckpointKeys(config, false).verifiers;

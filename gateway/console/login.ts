@@ -138,7 +138,7 @@ export function registerLogin(app: FastifyInstance, ctx: ConsoleContext): void {
     try {
       cfg = await discover(n, issuer);
     } catch (err) {
-      req.log.warn({ issuer: issuer.issuer, err: String(err) }, "console: issuer discovery failed");
+      req.log.warn({ issuer: issuer.issuer, err }, "console: issuer discovery failed");
       return loginPage(req, reply, { text: `${issuer.label} cannot be reached right now; try again shortly.`, error: true }, 502);
     }
     const pending: PendingLogin = { n, verifier: oidc.randomPKCECodeVerifier(), state: oidc.randomState(), nonce: oidc.randomNonce(), next: await nextOf(req, req.query.next) };

@@ -39,7 +39,7 @@ export class ChannelListener {
   async start(): Promise<void> {
     this.#running = true;
     await this.#connect().catch((err) => {
-      this.#opts.log.warn({ err: String(err) }, `${this.#opts.name}: LISTEN unavailable; polling until it is back`);
+      this.#opts.log.warn({ err }, `${this.#opts.name}: LISTEN unavailable; polling until it is back`);
       this.#scheduleRetry();
     });
   }
@@ -79,7 +79,7 @@ export class ChannelListener {
       throw err;
     }
     this.#listening = true;
-    if (again) await this.#opts.onRelisten?.().catch((err) => this.#opts.log.warn({ err: String(err) }, `${this.#opts.name}: catching up after LISTEN failed`));
+    if (again) await this.#opts.onRelisten?.().catch((err) => this.#opts.log.warn({ err }, `${this.#opts.name}: catching up after LISTEN failed`));
   }
 
   #scheduleRetry(): void {

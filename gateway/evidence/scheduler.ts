@@ -76,7 +76,7 @@ export class DigestScheduler {
         .catch((err: unknown) => {
           this.#failures++;
           this.#retryAt = Date.now() + Math.min(60 * 60_000, 30_000 * 2 ** Math.min(this.#failures - 1, 7));
-          this.opts.log.error({ err: (err as Error).message }, "digest: the scheduled digest failed; retrying later");
+          this.opts.log.error({ err }, "digest: the scheduled digest failed; retrying later");
           return "failed" as const;
         })
         .finally(() => (this.#running = undefined));

@@ -368,7 +368,7 @@ export class SessionRegistry {
           upstreamSessionId: session.upstream.upstreamSessionId ?? null,
         },
       })
-      .catch((err) => this.log.warn({ err: String(err) }, "could not record session details"));
+      .catch((err) => this.log.warn({ err }, "could not record session details"));
   }
 
   /** Records the client's info from its initialize request. */

@@ -26,7 +26,7 @@ export function registerAuthorizationServer(app: FastifyInstance, deps: Authoriz
   const ctx = createOAuthContext(deps);
   const o = deps.config.oauth;
   const sweep = setInterval(() => {
-    ctx.store.sweep(o.registration.unusedClientMs).catch((err: unknown) => deps.log.warn({ err: String(err) }, "oauth: sweep failed"));
+    ctx.store.sweep(o.registration.unusedClientMs).catch((err: unknown) => deps.log.warn({ err }, "oauth: sweep failed"));
   }, SWEEP_INTERVAL_MS);
   sweep.unref();
   app.addHook("onClose", async () => {

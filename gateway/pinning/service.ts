@@ -34,14 +34,14 @@ export class ToolPins {
   constructor(opts: ToolPinsOptions) {
     this.#opts = opts;
     this.#pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 4, idleTimeoutMillis: 10_000, keepAlive: true });
-    this.#pool.on("error", (err) => opts.log.warn({ err: err.message }, "tool pins: idle database connection failed"));
+    this.#pool.on("error", (err) => opts.log.warn({ err }, "tool pins: idle database connection failed"));
     this.store = new PinStore(this.#pool);
     this.#listener = new ChannelListener({
       databaseUrl: opts.databaseUrl,
       channel: PIN_NOTIFY_CHANNEL,
       log: opts.log,
       name: "tool pins",
-      onNotify: (connection) => void this.reload(connection).catch((err) => opts.log.warn({ err: String(err) }, "tool pins: reload failed")),
+      onNotify: (connection) => void this.reload(connection).catch((err) => opts.log.warn({ err }, "tool pins: reload failed")),
       // Changes made while not listening: caught by a full reload (start() does the first).
       onRelisten: () => this.reloadAll(),
     });

@@ -26,12 +26,12 @@ export async function fail(ctx: ExchangeContext, id: JsonRpcId, err: unknown): P
   let e = asCountersignError(err);
   if (e.code === "CS_ERR_INTERNAL" && e.detail === undefined) {
     // What failed stays in the log (with its stack); the caller gets the request id to quote.
-    logUnexpected(ctx.deps.log.child({ session: ctx.sessionId, rpcId: id, httpRequestId: p.requestId }), e);
-    if (p.requestId) e = new CountersignError("CS_ERR_INTERNAL", `request ${p.requestId}`, { cause: e.cause });
+    logUnexpected(ctx.deps.log.child({ session: ctx.sessionId, rpcId: id, httpRequestId: p.httpRequestId }), e);
+    if (p.httpRequestId) e = new CountersignError("CS_ERR_INTERNAL", `request ${p.httpRequestId}`, { cause: e.cause });
   }
   // The gateway's forward of a task's call: the error is the task's outcome.
   if (p.task) return ctx.tasks?.finish(p.task, { error: e.toJsonRpcError() });
-  await deliverError(ctx, id, e, true, p.requestId);
+  await deliverError(ctx, id, e, true, p.httpRequestId);
 }
 
 export async function deliverError(ctx: ExchangeContext, id: JsonRpcId, err: CountersignError, record: boolean, httpRequestId?: string | undefined): Promise<void> {
@@ -53,7 +53,7 @@ export async function refuse(ctx: ExchangeContext, id: JsonRpcId, method: string
   // A task-augmented call gets a task that has already failed, its outcome the same tool error.
   if (p.taskParams && ctx.tasks) return ctx.tasks.refuse(p, refusalResult(err, decision));
   const response = { jsonrpc: "2.0", id, result: refusalResult(err, decision) } as JsonRpcMessage;
-  await recordMessage(ctx, "out", "gateway", response, { kind: "response", id }, method, null, p.requestId ?? null).catch(() => {});
+  await recordMessage(ctx, "out", "gateway", response, { kind: "response", id }, method, null, p.httpRequestId ?? null).catch(() => {});
   deliver(ctx, response, { responseTo: id });
 }
 
@@ -67,7 +67,7 @@ export async function answer(ctx: ExchangeContext, id: JsonRpcId, method: string
   }
   const response = { jsonrpc: "2.0", id, result } as JsonRpcMessage;
   try {
-    await recordMessage(ctx, "out", "gateway", response, { kind: "response", id }, method, null, p.requestId ?? null);
+    await recordMessage(ctx, "out", "gateway", response, { kind: "response", id }, method, null, p.httpRequestId ?? null);
   } catch (err) {
     return deliverError(ctx, id, asCountersignError(err, "CS_ERR_AUDIT_UNAVAILABLE"), false);
   }

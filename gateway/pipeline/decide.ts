@@ -77,7 +77,7 @@ export function actionOf(ctx: ExchangeContext, ex: Exchange, d: Decision | undef
   const policyHold = policy?.effectiveAction === "require_approval" ? policy : undefined;
   if (pinned && pinned.action !== "allow" && policy?.effectiveAction !== "block") {
     const pinDecision = asPolicyDecision(pinned);
-    if (pinned.action === "block") return { do: "refuse", err: new CountersignError("CS_ERR_TOOL_DEFINITION_CHANGED", pinned.reason, { rule: pinned.ruleId, connection: ctx.connection.name, keyPath: "pinning.onChange" }), decision: pinDecision };
+    if (pinned.action === "block") return { do: "refuse", err: new CountersignError("CS_ERR_TOOL_DEFINITION_CHANGED", pinned.reason, { rule: pinned.ruleId, connection: ctx.connection.name, keyPath: "connections[].pinning.onChange" }), decision: pinDecision };
     if (!ctx.deps.approvals) return unavailable(ctx, `${pinned.ruleId} asks for approval by ${pinned.approval?.group ?? "an approver"}`, pinDecision);
     return { do: "hold", chain: policyHold ? [pinDecision, policyHold] : [pinDecision] };
   }

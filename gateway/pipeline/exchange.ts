@@ -44,8 +44,8 @@ export interface PendingRequest {
   lifecycle: RequestLifecycle;
   progressToken?: JsonRpcId | undefined;
   justification?: string | undefined;
-  /** The HTTP request that carried it (its response's record carries the same id). */
-  requestId?: string | undefined;
+  /** The HTTP request that carried it (its response's record carries the same id, in the requestId column). */
+  httpRequestId?: string | undefined;
   /** The upstream timeout: armed when the request is forwarded (a held call is not waiting on the upstream). */
   timer?: NodeJS.Timeout | undefined;
   /** performance.now() when the request reached the gateway, and when it was forwarded. */

@@ -100,8 +100,8 @@ async function act(ctx: ExchangeContext, ex: Exchange, action: Action): Promise<
  * client no longer expects).
  */
 async function cancel(ctx: ExchangeContext, msg: JsonRpcMessage): Promise<void> {
-  const requestId = (msg.params as { requestId?: unknown } | undefined)?.requestId;
-  const p = typeof requestId === "string" || typeof requestId === "number" ? ctx.requests.get(requestId) : undefined;
+  const rpcId = (msg.params as { requestId?: unknown } | undefined)?.requestId;
+  const p = typeof rpcId === "string" || typeof rpcId === "number" ? ctx.requests.get(rpcId) : undefined;
   if (p && !p.lifecycle.upstreamKnows) {
     p.lifecycle.move("cancelled");
     abortHold(ctx, p.id);

@@ -28,7 +28,7 @@ export function observe(ctx: ExchangeContext, p: PendingRequest, outcome: Outcom
       decision: p.decision ?? "pass",
       status: outcome,
       ms: Math.round(now - p.receivedAt),
-      httpRequestId: p.requestId,
+      httpRequestId: p.httpRequestId,
     },
     "mcp request",
   );

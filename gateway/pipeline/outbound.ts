@@ -50,7 +50,7 @@ export function fromUpstream(ctx: ExchangeContext, admission: UpstreamAdmission,
 
   // mask, then record(out) with what the delivery needs on record beside it.
   const view = maskForCaller(ctx, msg, answered?.justification);
-  const committed = [recordMessage(ctx, "out", "upstream", view.record, c, method, view.hits, answered?.requestId ?? null)];
+  const committed = [recordMessage(ctx, "out", "upstream", view.record, c, method, view.hits, answered?.httpRequestId ?? null)];
   committed.push(rememberIssuedFor(ctx, view)); // deliverable only once its pseudonyms can be restored
   if (pinning) committed.push(pinning);
   // A task's forwarded call is not delivered now: tasks/result masks it for the caller later.
@@ -60,7 +60,7 @@ export function fromUpstream(ctx: ExchangeContext, admission: UpstreamAdmission,
         type: "unmasked_delivery",
         reason: "role_exemption",
         detail: { types: view.exempted, groups: ctx.identity.groups, justification: answered?.justification ?? null, method, requestId: route.responseTo ?? null },
-        requestId: answered?.requestId ?? null,
+        requestId: answered?.httpRequestId ?? null,
       }),
     );
   }
@@ -122,7 +122,7 @@ function pinToolsList(ctx: ExchangeContext, msg: JsonRpcMessage): { msg: JsonRpc
  * would let one upstream fill the audit queue that every caller's records share.
  */
 function refuseUpstreamRequest(ctx: ExchangeContext, admission: UpstreamAdmission, id: JsonRpcId, method: string, report: number): void {
-  const err = new CountersignError("CS_ERR_UPSTREAM_REQUEST_LIMIT", `${admission.unanswered} unanswered; at most ${MAX_UNANSWERED_SERVER_REQUESTS}, ${ctx.deps.notificationsPerSecond} per second`);
+  const err = new CountersignError("CS_ERR_UPSTREAM_REQUEST_LIMIT", `${admission.unanswered} unanswered; at most ${MAX_UNANSWERED_SERVER_REQUESTS}, ${ctx.deps.notificationsPerSecond} per second`, { keyPath: "limits.notificationsPerSecond" });
   if (report > 0) recordRejected(ctx, "upstream_request_limit", { id, method, refusedSinceLastEvent: report });
   ctx.sendUpstream(jsonRpcErrorResponse(id, err) as unknown as JsonRpcMessage).catch(() => {});
 }

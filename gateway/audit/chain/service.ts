@@ -42,7 +42,7 @@ export function startAuditChain(config: GatewayConfig, databaseUrl: string, log:
       writeHeadAnchor(directory, head, signer);
       anchoredSeq = head.seq;
     } catch (err) {
-      log.error({ error: (err as Error).message }, "audit chain: could not write the head anchor");
+      log.error({ err }, "audit chain: could not write the head anchor");
     }
   };
   const sealer = new Sealer(databaseUrl, {
@@ -62,7 +62,7 @@ export function startAuditChain(config: GatewayConfig, databaseUrl: string, log:
           } catch (err) {
             // Stored but not written to the directory (or not stored): say so, keep sealing; the
             // next check retries when no checkpoint was stored.
-            log.error({ error: (err as Error).message }, "audit chain: checkpoint failed");
+            log.error({ err }, "audit chain: checkpoint failed");
             return;
           }
           if (retentionDays !== undefined) {

@@ -36,7 +36,7 @@ export async function readBodyLimited(body: Readable, limit: number): Promise<st
     size += (chunk as Buffer).length;
     if (size > limit) {
       body.destroy();
-      throw new CountersignError("CS_ERR_UPSTREAM_RESPONSE_TOO_LARGE", `more than ${limit} bytes`);
+      throw new CountersignError("CS_ERR_UPSTREAM_RESPONSE_TOO_LARGE", `more than ${limit} bytes`, { keyPath: "limits.upstreamMessageBytes" });
     }
     parts.push(chunk as Buffer);
   }

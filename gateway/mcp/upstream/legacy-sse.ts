@@ -66,7 +66,7 @@ export class LegacySseUpstream implements UpstreamTransport {
           if (parsed === undefined) this.events.failure(new CountersignError("CS_ERR_UPSTREAM_HTTP", "an SSE event whose data is not JSON"), []);
           else this.events.message(parsed, Buffer.byteLength(ev.data));
         },
-        (bytes) => this.events.failure(new CountersignError("CS_ERR_UPSTREAM_RESPONSE_TOO_LARGE", `${bytes} bytes`), []),
+        (bytes) => this.events.failure(new CountersignError("CS_ERR_UPSTREAM_RESPONSE_TOO_LARGE", `${bytes} bytes`, { keyPath: "limits.upstreamMessageBytes" }), []),
       )
         .catch(() => {})
         .finally(() => {

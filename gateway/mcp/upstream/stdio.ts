@@ -149,7 +149,7 @@ export class StdioUpstream implements UpstreamTransport {
     const id = /"id"\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")\s*[,}]/.exec(head)?.[1] ?? /"id"\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")\s*}\s*$/.exec(tail)?.[1];
     const requestIds = id === undefined ? [] : [JSON.parse(id) as string | number];
     this.events.failure(
-      new CountersignError("CS_ERR_UPSTREAM_RESPONSE_TOO_LARGE", `${bytes} bytes, limit ${this.opts.maxMessageBytes}`),
+      new CountersignError("CS_ERR_UPSTREAM_RESPONSE_TOO_LARGE", `${bytes} bytes, limit ${this.opts.maxMessageBytes}`, { keyPath: "limits.upstreamMessageBytes" }),
       requestIds,
     );
   }

@@ -99,11 +99,11 @@ export class StreamableHttpUpstream implements UpstreamTransport {
         },
         (bytes) => {
           unanswered.clear();
-          this.events.failure(new CountersignError("CS_ERR_UPSTREAM_RESPONSE_TOO_LARGE", `${bytes} bytes, limit ${this.opts.maxMessageBytes}`), ids);
+          this.events.failure(new CountersignError("CS_ERR_UPSTREAM_RESPONSE_TOO_LARGE", `${bytes} bytes, limit ${this.opts.maxMessageBytes}`, { keyPath: "limits.upstreamMessageBytes" }), ids);
         },
       )
         .catch((err) => {
-          if (!this.#closed) this.opts.log.warn({ err: String(err) }, "upstream SSE stream failed");
+          if (!this.#closed) this.opts.log.warn({ err }, "upstream SSE stream failed");
         })
         .finally(() => {
           const left = ids.filter((id) => unanswered.has(String(id)));
@@ -172,12 +172,12 @@ export class StreamableHttpUpstream implements UpstreamTransport {
         res.body,
         this.opts.maxMessageBytes,
         (ev) => this.#deliver(ev.data, undefined),
-        (bytes) => this.events.failure(new CountersignError("CS_ERR_UPSTREAM_RESPONSE_TOO_LARGE", `${bytes} bytes`), []),
+        (bytes) => this.events.failure(new CountersignError("CS_ERR_UPSTREAM_RESPONSE_TOO_LARGE", `${bytes} bytes`, { keyPath: "limits.upstreamMessageBytes" }), []),
       );
     })()
       .catch((err) => {
         answered("refused");
-        if (!abort.signal.aborted) this.opts.log.debug({ err: String(err) }, "upstream GET stream ended");
+        if (!abort.signal.aborted) this.opts.log.debug({ err }, "upstream GET stream ended");
       })
       .finally(() => clearTimeout(wait));
     return outcome.finally(() => clearTimeout(wait));

@@ -126,7 +126,7 @@ export class TaskAnswers implements TaskAnswering {
     // own refusal goes as a plain call's refusal does. Recorded before delivery either way.
     const view = task.fromUpstream ? maskForCaller(this.#ctx, response, task.justification) : { record: response, deliver: response, hits: null, exempted: undefined };
     const pending = this.#ctx.requests.untrack(id);
-    const writes = [recordMessage(this.#ctx, "out", "gateway", view.record, { kind: "error" in outcome ? "error" : "response", id }, method, view.hits, pending?.requestId ?? null)];
+    const writes = [recordMessage(this.#ctx, "out", "gateway", view.record, { kind: "error" in outcome ? "error" : "response", id }, method, view.hits, pending?.httpRequestId ?? null)];
     writes.push(rememberIssuedFor(this.#ctx, view)); // mask stage: remember issued pseudonyms
     if (view.exempted) {
       writes.push(
@@ -137,7 +137,7 @@ export class TaskAnswers implements TaskAnswering {
           connection: this.#ctx.connection.name,
           subject: this.#ctx.identity.subject,
           detail: { types: view.exempted, groups: this.#ctx.identity.groups, justification: task.justification ?? null, method, requestId: id, taskId: task.taskId },
-          requestId: pending?.requestId ?? null,
+          requestId: pending?.httpRequestId ?? null,
         }),
       );
     }
@@ -231,7 +231,7 @@ export class TaskAnswers implements TaskAnswering {
     try {
       task = this.#registry.create({ owner: taskOwner(this.#ctx.identity, this.#sessionId), connection: this.#ctx.connection.name, sessionId: this.#sessionId, ttlMs: chooseTtl(p.taskParams?.ttl), pollIntervalMs: 1000, justification: p.justification });
     } catch (err) {
-      return deliverError(this.#ctx, p.id, err as CountersignError, true, p.requestId);
+      return deliverError(this.#ctx, p.id, err as CountersignError, true, p.httpRequestId);
     }
     this.#registry.update(task, "failed", messageOfOutcome({ result }), { result });
     await this.#answerCreated(p.id, task, undefined, p);
