@@ -188,7 +188,7 @@ interface FieldName {
   readonly ruleNamed: boolean;
   /** The detectors' spans in the name itself (an object key is content), once asked. */
   ownSpans: readonly Span[] | undefined;
-  /** Verdicts on short values under this name (see `verdictMaps`), or undefined when not remembered. */
+  /** Verdicts on short values under this name (see findSpans), or undefined for a name too long to remember. */
   verdicts: VerdictMaps | undefined;
 }
 

@@ -44,25 +44,37 @@ function textOf(item: unknown): string | undefined {
  */
 export function findSplitCuts(items: readonly unknown[], find: (window: string) => readonly Span[]): SplitCut[] {
   const texts: Array<{ index: number; text: string; at: number }> = [];
-  let joined = "";
+  let length = 0;
   for (let i = 0; i < items.length && texts.length < SPLIT_MAX_ITEMS; i++) {
     const text = textOf(items[i]);
     if (text === undefined || text.length === 0) continue;
-    texts.push({ index: i, text, at: joined.length });
-    joined += text;
+    texts.push({ index: i, text, at: length });
+    length += text.length;
   }
   if (texts.length < 2) return [];
-  const crossing = new Map<string, { start: number; end: number; type: string }>();
+  /** Characters [from, to) of the texts joined (built from the texts they span: joining them all would copy the whole result). */
+  const joinedSlice = (t: number, from: number, to: number): string => {
+    let k = t;
+    while (k > 0 && texts[k]!.at > from) k--;
+    let out = "";
+    for (; k < texts.length && texts[k]!.at < to; k++) {
+      const { text, at } = texts[k]!;
+      out += text.slice(Math.max(0, from - at), Math.min(text.length, to - at));
+    }
+    return out;
+  };
+  const crossing = new Map<string, { start: number; end: number; type: string; value: string }>();
   for (let t = 1; t < texts.length; t++) {
     const boundary = texts[t]!.at;
     const from = Math.max(0, boundary - SPLIT_WINDOW);
-    const window = joined.slice(from, boundary + SPLIT_WINDOW);
+    const window = joinedSlice(t, from, Math.min(length, boundary + SPLIT_WINDOW));
+    const before = texts[t - 1]!.text;
     // A token cannot cross whitespace: only a multi-line block (a PEM key) can cross a boundary there.
-    if ((isSpace(joined.charCodeAt(boundary - 1)) || isSpace(joined.charCodeAt(boundary))) && !window.includes("-----BEGIN")) continue;
+    if ((isSpace(before.charCodeAt(before.length - 1)) || isSpace(texts[t]!.text.charCodeAt(0))) && !window.includes("-----BEGIN")) continue;
     for (const span of find(window)) {
       const start = from + span.start;
       const end = from + span.end;
-      if (start < boundary && end > boundary) crossing.set(`${start}:${end}`, { start, end, type: span.type });
+      if (start < boundary && end > boundary) crossing.set(`${start}:${end}`, { start, end, type: span.type, value: window.slice(span.start, span.end) });
     }
   }
   const cuts: SplitCut[] = [];
@@ -71,7 +83,7 @@ export function findSplitCuts(items: readonly unknown[], find: (window: string) 
     for (const t of texts) {
       const start = Math.max(span.start, t.at);
       const end = Math.min(span.end, t.at + t.text.length);
-      if (start < end) cuts.push({ span: n, index: t.index, start: start - t.at, end: end - t.at, type: span.type, value: joined.slice(span.start, span.end) });
+      if (start < end) cuts.push({ span: n, index: t.index, start: start - t.at, end: end - t.at, type: span.type, value: span.value });
     }
     n++;
   }

@@ -1,8 +1,8 @@
 /**
  * Masking throughput and added latency.
- * - MB/s on ~1 MB JSON-RPC tool results of three shapes: rows as JSON text in a text content
- *   item (the common MCP shape), the same rows as structuredContent, and 1 MB of log text; each
- *   with some personal data and credentials in it, and without any.
+ * - MB/s on ~1 MB JSON-RPC tool results of four shapes: rows as JSON text in a text content
+ *   item (the common MCP shape), the same rows as structuredContent, 1 MB of log text, and prose
+ *   in 400 text items; each with some personal data and credentials in it, and without any.
  * - Microseconds added to a small (~400 byte) tool result.
  * Single thread, so MB/s is per core. Target: >= 50 MB/s.
  *
@@ -73,6 +73,10 @@ for (const secrets of [true, false]) {
   shapes[`rows as JSON text, ${label}`] = { jsonrpc: "2.0", id: 7, result: { content: [{ type: "text", text: JSON.stringify(rows) }] } };
   shapes[`rows as structuredContent, ${label}`] = { jsonrpc: "2.0", id: 7, result: { content: [], structuredContent: { rows } } };
   shapes[`log text, ${label}`] = { jsonrpc: "2.0", id: 7, result: { content: [{ type: "text", text: logOfSize(MB, secrets) }] } };
+  // Prose in 400 text items: each item scanned, and each boundary between two for split secrets.
+  const paragraph = "The deployment finished at 10:22 after 3 retries; version 2.4.1 is live in eu-west-1 and the on-call engineer confirmed the dashboards. ".repeat(19);
+  const items = Array.from({ length: 400 }, (_, i) => ({ type: "text", text: secrets && i % 20 === 0 ? `${paragraph}Escalate to ops${i}@example.com, key sk_live_4eC39HqLyjWDarjtT1zdp7dc.` : paragraph }));
+  shapes[`400 text items, ${label}`] = { jsonrpc: "2.0", id: 7, result: { content: items } };
 }
 
 function median(xs: number[]): number {

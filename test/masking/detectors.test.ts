@@ -84,6 +84,21 @@ describe("built-in detectors", () => {
     expect(masked(text)).toBe(text);
   });
 
+  it("finds a credential in a short value as in a long text, whatever its body breaks token runs with", () => {
+    const cases: [string, string, string][] = [
+      ["bearer_token", "Authorization: Bearer abcd1234.efgh5678.ijkl9012", "abcd1234.efgh5678.ijkl9012"],
+      ["slack_token", "token xoxb-1234567890 here", "xoxb-1234567890"],
+      ["slack_webhook", "see https://hooks.slack.com/services/T0/B0/abcdefghij", "https://hooks.slack.com/services/T0/B0/abcdefghij"],
+      ["gitlab_token", "PRIVATE-TOKEN: glpat-ab.cd.ef.gh.ij.kl.mn", "glpat-ab.cd.ef.gh.ij.kl.mn"],
+    ];
+    const padding = " and then some prose".repeat(40);
+    for (const [type, text, value] of cases) {
+      for (const t of [text, text + padding]) {
+        expect(masked(t)).toBe(t.replace(value, `[MASKED:${type}]`));
+      }
+    }
+  });
+
   it("masks only the password of a URL, keeping scheme, user and host", () => {
     expect(masked("mongodb+srv://admin:M0ng0Adm1n@cluster0.mongodb.net/test")).toBe("mongodb+srv://admin:[MASKED:url_password]@cluster0.mongodb.net/test");
   });

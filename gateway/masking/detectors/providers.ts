@@ -60,38 +60,14 @@ export const PROVIDER_FORMATS: readonly ProviderFormat[] = [
   { id: "infracost_key", anyOf: ["ico-"], re: /\bico-[A-Za-z0-9]{32}\b/g, mixed: true },
 ];
 
-/**
- * One pass over the text finds which prefixes occur (one regex of all literals), shared by the
- * detectors of the same text: 35 substring searches of a 1 MB result would cost more than the
- * rest of the scan. The last text's answer is remembered (one entry).
- */
-const literalOwner = new Map<string, string[]>();
-for (const p of PROVIDER_FORMATS) for (const lit of p.anyOf) literalOwner.set(lit, [...(literalOwner.get(lit) ?? []), p.id]);
-const PREFIXES = new RegExp([...literalOwner.keys()].sort((a, b) => b.length - a.length).map((l) => l.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|"), "g");
-let lastText: string | undefined;
-let lastPresent: ReadonlySet<string> = new Set();
-function presentProviders(text: string): ReadonlySet<string> {
-  if (text === lastText) return lastPresent;
-  const present = new Set<string>();
-  PREFIXES.lastIndex = 0;
-  for (let m = PREFIXES.exec(text); m !== null; m = PREFIXES.exec(text)) for (const id of literalOwner.get(m[0]) ?? []) present.add(id);
-  lastText = text;
-  lastPresent = present;
-  return present;
-}
-
-export const providerDetectors: readonly Detector[] = PROVIDER_FORMATS.map((p) => {
-  const inner = regexDetector({
+export const providerDetectors: readonly Detector[] = PROVIDER_FORMATS.map((p) =>
+  regexDetector({
     ...(p.anyShape ? {} : { needs: tokenShaped }),
     id: p.id,
     category: "credential",
     re: p.re,
+    // Found by its literal prefixes first: one pass over the text finds those of every detector.
+    anyOf: p.anyOf,
     ...(p.mixed ? { validate: (v: string) => hasDigitAndLetter(v.slice((p.anyOf.find((a) => v.startsWith(a)) ?? "").length)) } : {}),
-  });
-  return {
-    ...inner,
-    find(text, ctx, out) {
-      if (presentProviders(text).has(p.id)) inner.find(text, ctx, out);
-    },
-  };
-});
+  }),
+);
