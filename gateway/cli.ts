@@ -170,7 +170,7 @@ program
       process.stderr.write(`\n${gw.devToken}\n\n`);
     }
     if (cfg.quickstart) {
-      say(`try it:  npx @modelcontextprotocol/inspector --cli ${gw.address}/mcp/${names[0]} --transport http --method tools/list${gw.devToken ? ` --header "Authorization: Bearer <token above>"` : ""}`);
+      say(`try it:  npx @modelcontextprotocol/inspector@0.17 --cli ${gw.address}/mcp/${names[0]} --transport http --method tools/list${gw.devToken ? ` --header "Authorization: Bearer <token above>"` : ""}`);
       say(`then:    npm run countersign -- sessions   and   npm run countersign -- replay <session-id>`);
       say("stop:    Ctrl-C (finishes in-flight calls, records the stop, then stops the embedded PostgreSQL)");
     }
