@@ -341,11 +341,11 @@ program
     // The gateway validates the file (and records a refusal); here it is not loaded, so neither its
     // secrets nor a just-edited server.port matter: the address is the running gateway's.
     const res = await postAdmin("/admin/reload", opts);
-    const body = (await res.json().catch(() => ({}))) as { applied?: boolean; changes?: Array<{ path: string }>; problems?: string[]; restartRequired?: string[]; error?: { message?: string } };
+    const body = (await res.json().catch(() => ({}))) as { applied?: boolean; changes?: Array<{ path: string }>; problems?: string[]; restartRequired?: string[]; error?: { message?: string; data?: { code?: string; detail?: string } } };
     if (opts.json) process.stdout.write(JSON.stringify(body, null, 2) + "\n");
     else if (body.applied) process.stdout.write(`reloaded: ${body.changes?.length ?? 0} change(s)${body.changes?.length ? `\n${body.changes.map((c) => `  ${c.path}`).join("\n")}` : ""}\n`);
     else if (body.problems) process.stdout.write(`refused (recorded as config_changed/${body.restartRequired?.length ? "refused" : "rejected"}); the running configuration stays:\n${body.problems.map((p) => `  - ${p}`).join("\n")}\n`);
-    else process.stdout.write(`HTTP ${res.status}: ${body.error?.message ?? "no details"}\n`);
+    else process.stdout.write(`HTTP ${res.status}: ${body.error?.data?.code ?? ""} ${body.error?.message ?? "no details"}${body.error?.data?.detail ? ` (${body.error.data.detail})` : ""}\n`);
     process.exit(res.ok ? 0 : 1);
   });
 
