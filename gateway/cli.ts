@@ -45,6 +45,13 @@ function evidenceDatabaseUrl(cfg: GatewayConfig): string {
   return embedded.url;
 }
 
+/** The hint `withDb` gives, for commands that open their own pool: only when the database is unreachable. */
+function unreachableHint(message: string): string {
+  return /ECONNREFUSED|ENOTFOUND|ETIMEDOUT|Can't reach database server/.test(message)
+    ? ". Is it running (for the embedded one: is the gateway started)?"
+    : "";
+}
+
 async function withDb<T>(opts: { config?: string }, fn: (db: import("./db/client.js").Db) => Promise<T>): Promise<T> {
   const cfg = config(opts);
   const url = evidenceDatabaseUrl(cfg);
@@ -384,7 +391,7 @@ program
     const cfg = config(opts);
     const url = evidenceDatabaseUrl(cfg);
     const code = await verifyCommand(cfg, url, opts).catch((err: unknown) =>
-      fail(err instanceof UsageError ? err.message : `cannot verify the audit chain at ${redactUrl(url)}: ${(err as Error).message.split("\n").pop()}`, 2),
+      fail(err instanceof UsageError ? err.message : `cannot verify the audit chain at ${redactUrl(url)}: ${(err as Error).message.split("\n").pop()}${unreachableHint((err as Error).message)}`, 2),
     );
     process.exitCode = code;
   });
@@ -399,7 +406,7 @@ program
     const cfg = config(opts);
     const url = evidenceDatabaseUrl(cfg);
     await checkpointCommand(cfg, url, opts).catch((err: unknown) =>
-      fail(err instanceof UsageError ? err.message : `cannot take a checkpoint at ${redactUrl(url)}: ${(err as Error).message.split("\n").pop()}`, 2),
+      fail(err instanceof UsageError ? err.message : `cannot take a checkpoint at ${redactUrl(url)}: ${(err as Error).message.split("\n").pop()}${unreachableHint((err as Error).message)}`, 2),
     );
   });
 
@@ -413,7 +420,7 @@ async function runToolsCommand(connection: string, opts: { config?: string }, ru
   const cfg = config(opts);
   const url = evidenceDatabaseUrl(cfg);
   await run(m, cfg, url).catch((err: unknown) =>
-    fail(err instanceof m.UsageError ? err.message : `cannot read the tool pins at ${redactUrl(url)}: ${(err as Error).message.split("\n").pop()}`, 2),
+    fail(err instanceof m.UsageError ? err.message : `cannot read the tool pins at ${redactUrl(url)}: ${(err as Error).message.split("\n").pop()}${unreachableHint((err as Error).message)}`, 2),
   );
 }
 
@@ -456,7 +463,7 @@ program
     }
     const url = evidenceDatabaseUrl(cfg);
     const code = await digestCommand(cfg, url, opts).catch((err: unknown) =>
-      fail(err instanceof DigestUsageError ? err.message : `cannot generate the digest from ${redactUrl(url)}: ${(err as Error).message.split("\n").pop()}`, 2),
+      fail(err instanceof DigestUsageError ? err.message : `cannot generate the digest from ${redactUrl(url)}: ${(err as Error).message.split("\n").pop()}${unreachableHint((err as Error).message)}`, 2),
     );
     process.exitCode = code;
   });
