@@ -45,6 +45,13 @@ function evidenceDatabaseUrl(cfg: GatewayConfig): string {
   return embedded.url;
 }
 
+/** The hint `withDb` gives, for commands that open their own pool: only when the database is unreachable. */
+function unreachableHint(message: string): string {
+  return /ECONNREFUSED|ENOTFOUND|ETIMEDOUT|Can't reach database server/.test(message)
+    ? ". Is it running (for the embedded one: is the gateway started)?"
+    : "";
+}
+
 async function withDb<T>(opts: { config?: string }, fn: (db: import("./db/client.js").Db) => Promise<T>): Promise<T> {
   const cfg = config(opts);
   const url = evidenceDatabaseUrl(cfg);
@@ -170,7 +177,7 @@ program
       process.stderr.write(`\n${gw.devToken}\n\n`);
     }
     if (cfg.quickstart) {
-      say(`try it:  npx @modelcontextprotocol/inspector --cli ${gw.address}/mcp/${names[0]} --transport http --method tools/list${gw.devToken ? ` --header "Authorization: Bearer <token above>"` : ""}`);
+      say(`try it:  npx @modelcontextprotocol/inspector@0.17 --cli ${gw.address}/mcp/${names[0]} --transport http --method tools/list${gw.devToken ? ` --header "Authorization: Bearer <token above>"` : ""}`);
       say(`then:    npm run countersign -- sessions   and   npm run countersign -- replay <session-id>`);
       say("stop:    Ctrl-C (finishes in-flight calls, records the stop, then stops the embedded PostgreSQL)");
     }
@@ -341,11 +348,11 @@ program
     // The gateway validates the file (and records a refusal); here it is not loaded, so neither its
     // secrets nor a just-edited server.port matter: the address is the running gateway's.
     const res = await postAdmin("/admin/reload", opts);
-    const body = (await res.json().catch(() => ({}))) as { applied?: boolean; changes?: Array<{ path: string }>; problems?: string[]; restartRequired?: string[]; error?: { message?: string } };
+    const body = (await res.json().catch(() => ({}))) as { applied?: boolean; changes?: Array<{ path: string }>; problems?: string[]; restartRequired?: string[]; error?: { message?: string; data?: { code?: string; detail?: string } } };
     if (opts.json) process.stdout.write(JSON.stringify(body, null, 2) + "\n");
     else if (body.applied) process.stdout.write(`reloaded: ${body.changes?.length ?? 0} change(s)${body.changes?.length ? `\n${body.changes.map((c) => `  ${c.path}`).join("\n")}` : ""}\n`);
     else if (body.problems) process.stdout.write(`refused (recorded as config_changed/${body.restartRequired?.length ? "refused" : "rejected"}); the running configuration stays:\n${body.problems.map((p) => `  - ${p}`).join("\n")}\n`);
-    else process.stdout.write(`HTTP ${res.status}: ${body.error?.message ?? "no details"}\n`);
+    else process.stdout.write(`HTTP ${res.status}: ${body.error?.data?.code ?? ""} ${body.error?.message ?? "no details"}${body.error?.data?.detail ? ` (${body.error.data.detail})` : ""}\n`);
     process.exit(res.ok ? 0 : 1);
   });
 
@@ -384,7 +391,7 @@ program
     const cfg = config(opts);
     const url = evidenceDatabaseUrl(cfg);
     const code = await verifyCommand(cfg, url, opts).catch((err: unknown) =>
-      fail(err instanceof UsageError ? err.message : `cannot verify the audit chain at ${redactUrl(url)}: ${(err as Error).message.split("\n").pop()}`, 2),
+      fail(err instanceof UsageError ? err.message : `cannot verify the audit chain at ${redactUrl(url)}: ${(err as Error).message.split("\n").pop()}${unreachableHint((err as Error).message)}`, 2),
     );
     process.exitCode = code;
   });
@@ -399,7 +406,7 @@ program
     const cfg = config(opts);
     const url = evidenceDatabaseUrl(cfg);
     await checkpointCommand(cfg, url, opts).catch((err: unknown) =>
-      fail(err instanceof UsageError ? err.message : `cannot take a checkpoint at ${redactUrl(url)}: ${(err as Error).message.split("\n").pop()}`, 2),
+      fail(err instanceof UsageError ? err.message : `cannot take a checkpoint at ${redactUrl(url)}: ${(err as Error).message.split("\n").pop()}${unreachableHint((err as Error).message)}`, 2),
     );
   });
 
@@ -413,7 +420,7 @@ async function runToolsCommand(connection: string, opts: { config?: string }, ru
   const cfg = config(opts);
   const url = evidenceDatabaseUrl(cfg);
   await run(m, cfg, url).catch((err: unknown) =>
-    fail(err instanceof m.UsageError ? err.message : `cannot read the tool pins at ${redactUrl(url)}: ${(err as Error).message.split("\n").pop()}`, 2),
+    fail(err instanceof m.UsageError ? err.message : `cannot read the tool pins at ${redactUrl(url)}: ${(err as Error).message.split("\n").pop()}${unreachableHint((err as Error).message)}`, 2),
   );
 }
 
@@ -456,7 +463,7 @@ program
     }
     const url = evidenceDatabaseUrl(cfg);
     const code = await digestCommand(cfg, url, opts).catch((err: unknown) =>
-      fail(err instanceof DigestUsageError ? err.message : `cannot generate the digest from ${redactUrl(url)}: ${(err as Error).message.split("\n").pop()}`, 2),
+      fail(err instanceof DigestUsageError ? err.message : `cannot generate the digest from ${redactUrl(url)}: ${(err as Error).message.split("\n").pop()}${unreachableHint((err as Error).message)}`, 2),
     );
     process.exitCode = code;
   });
