@@ -74,8 +74,10 @@ async function refusedDuringDrain(send: () => Promise<Response>): Promise<string
     return code;
   }
   const text = await res.text();
-  // Either a plain JSON error or an SSE stream carrying the JSON-RPC error for the request.
-  const body = JSON.parse(res.headers.get("content-type")?.includes("text/event-stream") ? text.split("data: ")[1]!.split("\n")[0]! : text);
+  // Either a plain JSON error or an SSE stream carrying the JSON-RPC error for the request (after
+  // a priming event, an id with empty data, on 2025-11-25 streams).
+  const sse = res.headers.get("content-type")?.includes("text/event-stream");
+  const body = JSON.parse(sse ? text.split("\n").filter((l) => l.startsWith("data: ") && l.length > "data: ".length)[0]!.slice("data: ".length) : text);
   expect(body.error?.data?.code).toBe("CS_ERR_SHUTTING_DOWN");
   return `${res.status} ${body.error.data.code}`;
 }
