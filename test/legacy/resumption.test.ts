@@ -104,6 +104,8 @@ describe("event ids are bound to their session and stream", () => {
     expect(call.headers.get("content-type")).toContain("text/event-stream");
     const ids = [...call.text.matchAll(/^id: (.+)$/gm)].map((m) => m[1]!);
     expect(ids.length).toBeGreaterThan(0);
+    // The priming event tells the client how long to wait before resuming (SEP-1699).
+    expect(call.text).toMatch(/^id: [^\n]+\nretry: 1000\nevent: message\ndata: \n\n/);
     return { ...s, ids, text: call.text };
   }
   const resumeGet = (sessionHeaders: Record<string, string>, lastEventId: string) =>

@@ -13,6 +13,12 @@
 import { randomBytes } from "node:crypto";
 import type { SseWriter } from "./sse.js";
 
+/**
+ * The `retry` a priming event carries (SEP-1699): how long a client waits before resuming a
+ * dropped stream with Last-Event-ID. One second: a dropped stream's answers come back promptly.
+ */
+const RECONNECT_AFTER_MS = 1000;
+
 /** Events a session keeps for Last-Event-ID resumption, at most. */
 export const EVENT_STORE_MAX_EVENTS = 1000;
 /** Bytes of event data a session keeps for resumption, at most (an event larger than it is not kept). */
@@ -146,7 +152,7 @@ export class EventStream {
   /** Carries the stream on `writer` from now on, after replaying `replay` (events the client missed). */
   attach(writer: SseWriter, replay: Array<{ id: string; data: string }> = []): void {
     this.#writer = writer;
-    if (replay.length === 0 && this.priming()) writer.send("", "message", this.store.mark(this.id));
+    if (replay.length === 0 && this.priming()) writer.send("", "message", this.store.mark(this.id), RECONNECT_AFTER_MS);
     for (const e of replay) writer.send(e.data, "message", e.id);
     if (this.#ended) writer.end();
   }

@@ -41,9 +41,12 @@ export class SseWriter {
     this.#onClose.push(fn);
   }
 
-  /** One event; `id` (an event id for Last-Event-ID resumption) is written when given. */
-  send(data: string, event = "message", id?: string): boolean {
-    return this.#write(`${id === undefined ? "" : `id: ${id}\n`}event: ${event}\ndata: ${data}\n\n`);
+  /**
+   * One event; `id` (an event id for Last-Event-ID resumption) is written when given, and `retryMs`
+   * (how long a client waits before reconnecting after the stream drops) likewise.
+   */
+  send(data: string, event = "message", id?: string, retryMs?: number): boolean {
+    return this.#write(`${id === undefined ? "" : `id: ${id}\n`}${retryMs === undefined ? "" : `retry: ${retryMs}\n`}event: ${event}\ndata: ${data}\n\n`);
   }
 
   end(): void {
