@@ -3,8 +3,7 @@
 // the request's id, keeps the connection, and the session goes on. Shown with the official Python
 // client (its whole session used to die) and the TypeScript SDK client. A body past the drain cap
 // is answered the same way, but with `Connection: close` (the rest is not read).
-import { execFile, execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { execFile } from "node:child_process";
 import { Agent, request } from "node:http";
 import { promisify } from "node:util";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -13,20 +12,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { everythingStdio, startTestGateway, type TestGateway } from "../helpers/gateway.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { rawInitialize } from "../helpers/upstreams.js";
+import { PYTHON, pythonMcpMissing } from "../helpers/python.js";
 
 const LIMIT = 64 * 1024;
-const PYTHON = process.env.COUNTERSIGN_PYTHON ?? "/tmp/pyvenv/bin/python";
 const PY_CLIENT = new URL("./fixtures/oversized_call.py", import.meta.url).pathname;
 
-function pythonMcpMissing(): string | undefined {
-  if (!existsSync(PYTHON)) return `no Python interpreter at ${PYTHON} (set COUNTERSIGN_PYTHON, or create the venv: python3 -m venv /tmp/pyvenv && /tmp/pyvenv/bin/pip install mcp)`;
-  try {
-    execFileSync(PYTHON, ["-c", "import mcp"], { stdio: "pipe" });
-    return undefined;
-  } catch {
-    return `the Python package mcp is not installed for ${PYTHON} (pip install mcp)`;
-  }
-}
 const pyMissing = pythonMcpMissing();
 if (pyMissing) console.warn(`oversized-body.test.ts: the Python client case is skipped: ${pyMissing}`);
 

@@ -6,27 +6,17 @@
 // The client comes from a venv with `mcp` installed (pip, from the machine's package mirror):
 // COUNTERSIGN_PYTHON names its interpreter, default /tmp/pyvenv/bin/python (.ci/run creates it).
 // Without it the test is skipped, saying why.
-import { execFile, execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestGateway, type TestGateway } from "../helpers/gateway.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { PYTHON, pythonMcpMissing } from "../helpers/python.js";
 
-const PYTHON = process.env.COUNTERSIGN_PYTHON ?? "/tmp/pyvenv/bin/python";
 const CLIENT = new URL("./fixtures/python_client.py", import.meta.url).pathname;
 /** Its `contact` tool declares an outputSchema with an e-mail and an IPv4 pattern. */
 const TYPED_SERVER = new URL("./fixtures/hostile-server.mjs", import.meta.url).pathname;
 
-function pythonMcpMissing(): string | undefined {
-  if (!existsSync(PYTHON)) return `no Python interpreter at ${PYTHON} (set COUNTERSIGN_PYTHON, or create the venv: python3 -m venv /tmp/pyvenv && /tmp/pyvenv/bin/pip install mcp)`;
-  try {
-    execFileSync(PYTHON, ["-c", "import mcp"], { stdio: "pipe" });
-    return undefined;
-  } catch {
-    return `the Python package mcp is not installed for ${PYTHON} (pip install mcp)`;
-  }
-}
 const missing = pythonMcpMissing();
 if (missing) console.warn(`python-client.test.ts skipped: ${missing}`);
 
