@@ -3,18 +3,23 @@
 // closes the stream (closeSSE), then answers. The gateway resumes the stream with a GET carrying
 // Last-Event-ID after the `retry` delay, and the client gets the answer; the tool ran once. An
 // upstream that refuses the resumption, or asks for a wait beyond the gateway's bound, fails that
-// call alone with CS_ERR_UPSTREAM_STREAM_LOST, on record, and never hangs.
+// call alone with CS_ERR_UPSTREAM_STREAM_LOST, on record, and never hangs. The session's GET stream,
+// closed by the upstream, is opened again, and what the upstream sends on it reaches the client.
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { NodeStreamableHTTPServerTransport } from "@modelcontextprotocol/node";
 import { McpServer, type EventStore, type JSONRPCMessage } from "@modelcontextprotocol/server";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
+import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import * as z from "zod/v4";
 import { createDb, type Db } from "../gateway/db/client.js";
 import { startTestGateway, type TestGateway } from "./helpers/gateway.js";
 import { createTestDatabase, type TestDatabase } from "./helpers/postgres.js";
+
+/** What the test's client heard outside its requests. */
+const heard = { listChanged: false };
 
 let db: TestDatabase;
 let prisma: Db;
@@ -26,6 +31,8 @@ interface Seen {
   runs: number;
   resumes: Array<{ lastEventId: string; at: number }>;
   closedAt: number[];
+  /** GETs without Last-Event-ID: the session's stream for server-initiated messages, opened. */
+  getStreams: number;
 }
 
 function memoryEventStore(): EventStore {
@@ -53,7 +60,7 @@ function memoryEventStore(): EventStore {
  * `refuseResume` answers every GET with Last-Event-ID with 503.
  */
 async function startUpstream(opts: { retryInterval: number; refuseResume?: boolean }): Promise<{ url: string; seen: Seen }> {
-  const seen: Seen = { runs: 0, resumes: [], closedAt: [] };
+  const seen: Seen = { runs: 0, resumes: [], closedAt: [], getStreams: 0 };
   const sessions = new Map<string, NodeStreamableHTTPServerTransport>();
   const build = () => {
     const server = new McpServer({ name: "closes-mid-call", version: "1.0.0" });
@@ -64,6 +71,21 @@ async function startUpstream(opts: { retryInterval: number; refuseResume?: boole
       await new Promise((r) => setTimeout(r, 300));
       return { content: [{ type: "text", text: `answered ${args.n} after the stream closed` }] };
     });
+    // Closes the session's GET stream, then, once the client has opened it again, says its tools
+    // changed (a message outside any request: it can only travel on the GET stream), until heard.
+    server.registerTool("close_get_stream", { description: "Closes the GET stream, then notifies on the reopened one", inputSchema: z.object({}) }, async (_a, ctx) => {
+      const opened = seen.getStreams;
+      ctx.http?.closeStandaloneSSE?.();
+      const deadline = Date.now() + 10_000;
+      while (seen.getStreams === opened && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      void (async () => {
+        while (!heard.listChanged && Date.now() < deadline) {
+          server.sendToolListChanged();
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      })();
+      return { content: [{ type: "text", text: seen.getStreams > opened ? "reopened" : "not reopened" }] };
+    });
     return server;
   };
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
@@ -72,7 +94,7 @@ async function startUpstream(opts: { retryInterval: number; refuseResume?: boole
     if (req.method === "GET" && lastEventId) {
       seen.resumes.push({ lastEventId, at: Date.now() });
       if (opts.refuseResume) return void res.writeHead(503).end("busy");
-    }
+    } else if (req.method === "GET") seen.getStreams++;
     if (req.method === "POST") {
       const chunks: Buffer[] = [];
       for await (const c of req as AsyncIterable<Buffer>) chunks.push(c);
@@ -180,6 +202,21 @@ it("an upstream that asks for a wait beyond the gateway's bound fails the call a
     expect(err?.data?.code).toBe("CS_ERR_UPSTREAM_STREAM_LOST");
     expect(err?.message).toMatch(/asks to wait 600000 ms/);
     expect(tooPatient.seen.resumes).toHaveLength(0);
+  } finally {
+    await client.close();
+  }
+});
+
+it("an upstream that closes the session's GET stream: the gateway opens it again, and a message sent on it reaches the client", async () => {
+  const client = await connect("polling");
+  client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+    heard.listChanged = true;
+  });
+  try {
+    await expect.poll(() => polling.seen.getStreams).toBeGreaterThanOrEqual(1);
+    const result = await client.callTool({ name: "close_get_stream", arguments: {} }, undefined, { timeout: 15_000 });
+    expect(result.content).toEqual([{ type: "text", text: "reopened" }]);
+    await vi.waitFor(() => expect(heard.listChanged).toBe(true), { timeout: 10_000 });
   } finally {
     await client.close();
   }

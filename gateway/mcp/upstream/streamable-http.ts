@@ -260,12 +260,7 @@ export class StreamableHttpUpstream implements UpstreamTransport {
         return;
       }
       answered("open");
-      await readSse(
-        res.body,
-        this.opts.maxMessageBytes,
-        (ev) => this.#deliver(ev.data, undefined),
-        (bytes) => this.events.failure(new CountersignError("CS_ERR_UPSTREAM_RESPONSE_TOO_LARGE", `${bytes} bytes`, { keyPath: "limits.upstreamMessageBytes" }), []),
-      );
+      await this.#keepGetStream(res.body, protocolVersion, abort.signal);
     })()
       .catch((err) => {
         answered("refused");
@@ -273,6 +268,75 @@ export class StreamableHttpUpstream implements UpstreamTransport {
       })
       .finally(() => clearTimeout(wait));
     return outcome.finally(() => clearTimeout(wait));
+  }
+
+  /**
+   * Reads the GET stream and, each time the upstream ends it (SEP-1699 lets a server close it to
+   * be polled) or the connection drops, opens it again after the upstream's `retry` (1 s when
+   * none), with Last-Event-ID when its events carried ids, for as long as the session lives. A
+   * stream that ends at once with nothing doubles the wait (up to RESUME_MAX_DELAY_MS); after
+   * RESUME_MAX_FAILURES refused reopenings in a row, or a 404/405, the session goes on without it.
+   */
+  async #keepGetStream(first: Readable, protocolVersion: string | undefined, signal: AbortSignal): Promise<void> {
+    let lastEventId: string | undefined;
+    let retryMs: number | undefined;
+    let events = 0;
+    const read = (body: Readable) =>
+      readSse(
+        body,
+        this.opts.maxMessageBytes,
+        (ev) => {
+          events++;
+          if (ev.id !== undefined) lastEventId = ev.id;
+          this.#deliver(ev.data, undefined);
+        },
+        (bytes) => this.events.failure(new CountersignError("CS_ERR_UPSTREAM_RESPONSE_TOO_LARGE", `${bytes} bytes`, { keyPath: "limits.upstreamMessageBytes" }), []),
+        (ms) => (retryMs = ms),
+      ).catch((err) => {
+        if (!signal.aborted) this.opts.log.debug({ err }, "upstream GET stream dropped");
+      });
+    let opened = Date.now();
+    let before = events;
+    await read(first);
+    let failures = 0;
+    let idle = 0;
+    while (!signal.aborted && !this.#closed) {
+      // Ended at once with nothing: wait longer before the next try.
+      idle = events === before && Date.now() - opened < RESUME_DEFAULT_DELAY_MS ? idle + 1 : 0;
+      if (failures >= RESUME_MAX_FAILURES) {
+        this.opts.log.warn({ url: this.opts.url, failures }, "the upstream's GET stream could not be reopened; server-initiated messages outside a request are not received in this session");
+        return;
+      }
+      const delay = Math.min(RESUME_MAX_DELAY_MS, Math.max(RESUME_MIN_DELAY_MS, retryMs ?? RESUME_DEFAULT_DELAY_MS) * 2 ** (failures + idle));
+      try {
+        await sleep(delay, undefined, { signal });
+      } catch {
+        return; // closed
+      }
+      let res;
+      try {
+        res = await request(this.opts.url, {
+          method: "GET",
+          dispatcher: this.#agent,
+          headers: { ...this.#requestHeaders(protocolVersion, "text/event-stream"), ...(lastEventId !== undefined ? { "last-event-id": lastEventId } : {}) },
+          signal,
+        });
+      } catch {
+        if (signal.aborted) return;
+        failures++;
+        continue;
+      }
+      if (res.statusCode !== 200 || !String(res.headers["content-type"] ?? "").includes("text/event-stream")) {
+        await res.body.dump().catch(() => {});
+        if (res.statusCode === 404 || res.statusCode === 405) return;
+        failures++;
+        continue;
+      }
+      failures = 0;
+      opened = Date.now();
+      before = events;
+      await read(res.body);
+    }
   }
 
   async close(): Promise<void> {
