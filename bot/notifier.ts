@@ -5,7 +5,7 @@
 // never posts the channel message twice.
 import type { WebClient } from "@slack/web-api";
 import type { ApprovalNotifier, ApprovalRequest, ApprovalVote, SecurityAlert, SlackRefs } from "../gateway/approvals/types.js";
-import { sessionContext } from "../gateway/approvals/session-context.js";
+import { sessionContext, withClient } from "../gateway/approvals/session-context.js";
 import type { ApprovalStore } from "../gateway/approvals/store.js";
 import type { ApprovalsConfig } from "../gateway/config/load.js";
 import type { Logger } from "../gateway/log.js";
@@ -36,10 +36,13 @@ export class SlackNotifier implements ApprovalNotifier {
 
   /** What the approval message shows beyond the request: session, confirm, votes. */
   async #view(req: ApprovalRequest, votes: ApprovalVote[] = []): Promise<RequestView> {
-    const session = await sessionContext(this.store.pool, req.sessionId).catch((err) => {
-      this.log.warn({ approvalId: req.id, err }, "approvals: no session context for the approval message");
-      return undefined;
-    });
+    const session = withClient(
+      await sessionContext(this.store.pool, req.sessionId).catch((err) => {
+        this.log.warn({ approvalId: req.id, err }, "approvals: no session context for the approval message");
+        return undefined;
+      }),
+      req,
+    );
     const replayUrl = req.sessionId && this.options.sessionPage ? this.options.sessionPage(req.sessionId) : undefined;
     return { votes, session, confirm: this.options.confirmRule?.(req.connection, req.ruleId) ?? false, replayUrl };
   }

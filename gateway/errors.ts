@@ -186,6 +186,10 @@ export const ERRORS = {
     http: 502, jsonrpc: -32014,
     message: "The upstream MCP server answered with an HTTP error instead of a JSON-RPC message.",
   },
+  CS_ERR_UPSTREAM_STREAM_LOST: {
+    http: 502, jsonrpc: -32019,
+    message: "The upstream closed the stream that was to carry this call's answer and it could not be resumed (GET with Last-Event-ID) within the gateway's bounds: the upstream may have run the call; check before calling again.",
+  },
   CS_ERR_UPSTREAM_RESPONSE_TOO_LARGE: {
     http: 502, jsonrpc: -32015,
     message: "The upstream's message exceeds the gateway's limit (limits.upstreamMessageBytes): ask for less data or raise the limit.",

@@ -38,7 +38,7 @@ export interface ApprovalServiceOptions {
   poolSize?: number;
   /** Keys the stored arguments hash (arguments-key.ts); the same on every replica. */
   argumentsKey?: Buffer | undefined;
-  /** The connection's masking, applied to the tool or URI and the justification before they are stored or shown. */
+  /** The connection's masking, applied to the tool or URI, the justification and the caller's client before they are stored or shown. */
   maskText?: ((connection: string, text: string) => string) | undefined;
 }
 
@@ -164,7 +164,10 @@ export class ApprovalService {
     const mask = this.#opts.maskText;
     const tool = mask ? mask(original.connection, original.tool) : original.tool;
     const justification = mask && original.justification !== undefined ? mask(original.connection, original.justification) : original.justification;
-    const input = { ...original, tool, justification };
+    // The client's name, version and user agent are the caller's words too.
+    const c = original.client;
+    const client = c && mask ? { ...c, name: c.name && mask(original.connection, c.name), version: c.version && mask(original.connection, c.version), userAgent: c.userAgent && mask(original.connection, c.userAgent) } : c;
+    const input = { ...original, tool, justification, client };
     // Two URIs that mask alike are still different calls: the original goes into the hash.
     const hash = canonicalArgumentsHash(tool === original.tool ? original.arguments : { arguments: original.arguments, tool: original.tool }, this.#opts.argumentsKey);
     const opened = await this.store.open(newApprovalId(), input, hash);

@@ -2,6 +2,7 @@
 // announced), the source address and the session id. Read from the sessions table, which the
 // data path fills when a session opens; every value is caller-supplied: shown escaped, clipped.
 import type pg from "pg";
+import type { ApprovalRequest } from "./types.js";
 
 export interface SessionContext {
   sessionId: string;
@@ -23,4 +24,20 @@ export async function sessionContext(pool: pg.Pool, sessionId: string | null): P
   if (!row) return { sessionId };
   const info = (row.clientInfo && typeof row.clientInfo === "object" ? row.clientInfo : {}) as { name?: unknown; version?: unknown };
   return { sessionId, clientName: text(info.name, 100), clientVersion: text(info.version, 40), remoteAddress: text(row.remoteAddress, 64), userAgent: text(row.userAgent, 200) };
+}
+
+/**
+ * The request's own client wins over its session's row: a 2026-07-28 caller's bridge session is
+ * the gateway's, and each request names its client and comes from its own address.
+ */
+export function withClient(session: SessionContext | undefined, req: Pick<ApprovalRequest, "sessionId" | "client">): SessionContext | undefined {
+  const c = req.client;
+  if (!c) return session;
+  return {
+    sessionId: session?.sessionId ?? req.sessionId ?? "",
+    clientName: c.name,
+    clientVersion: c.name ? c.version : undefined,
+    remoteAddress: c.remoteAddress ?? session?.remoteAddress,
+    userAgent: c.userAgent,
+  };
 }

@@ -4,7 +4,7 @@
 // approved call is claimed for forwarding exactly once. Decisions are announced with NOTIFY in
 // the deciding transaction, so waiters on every replica learn of them at commit.
 import pg from "pg";
-import type { ApprovalRequest, ApprovalStatus, ApprovalVote, NewApprovalRequest, SlackRefs, VoteInput } from "./types.js";
+import type { ApprovalClient, ApprovalRequest, ApprovalStatus, ApprovalVote, NewApprovalRequest, SlackRefs, VoteInput } from "./types.js";
 
 export const NOTIFY_CHANNEL = "countersign_approvals";
 
@@ -12,6 +12,20 @@ type Row = Record<string, unknown>;
 
 const date = (v: unknown): Date | null => (v === null || v === undefined ? null : v instanceof Date ? v : new Date(String(v)));
 const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+
+/** How much of each caller-supplied client value is kept. */
+const CLIENT_LIMITS = { name: 100, version: 40, remoteAddress: 64, userAgent: 200 } as const;
+
+/** The caller's client as stored: known keys only, strings only, clipped; null when nothing is left. */
+export function clientOf(v: unknown): ApprovalClient | null {
+  if (v === null || typeof v !== "object" || Array.isArray(v)) return null;
+  const out: ApprovalClient = {};
+  for (const [key, max] of Object.entries(CLIENT_LIMITS) as Array<[keyof ApprovalClient, number]>) {
+    const value = (v as Record<string, unknown>)[key];
+    if (typeof value === "string" && value.trim()) out[key] = value.trim().slice(0, max);
+  }
+  return Object.keys(out).length > 0 ? out : null;
+}
 
 export function toRequest(r: Row): ApprovalRequest {
   return {
@@ -56,6 +70,7 @@ export function toRequest(r: Row): ApprovalRequest {
     reminderCount: Number(r.reminderCount),
     escalatedAt: date(r.escalatedAt),
     escalationGroup: str(r.escalationGroup),
+    client: clientOf(r.client),
   };
 }
 
@@ -102,13 +117,14 @@ export class ApprovalStore {
       const inserted = await this.pool.query(
         `INSERT INTO approval_requests (id, "sessionId", connection, method, tool, "argumentsHash", "maskedArguments",
            "requesterSubject", "requesterIssuer", "requesterKind", "requesterEmail", "requesterName", "requesterGroups",
-           "ruleId", "ruleDescription", "approverGroup", "approvalsNeeded", justification, "expiresAt")
-         VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, now() + make_interval(secs => $19::double precision / 1000))
+           "ruleId", "ruleDescription", "approverGroup", "approvalsNeeded", justification, "expiresAt", client)
+         VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, now() + make_interval(secs => $19::double precision / 1000), $20::jsonb)
          ON CONFLICT DO NOTHING RETURNING *`,
         [
           id, input.sessionId ?? null, input.connection, input.method ?? "tools/call", input.tool, argumentsHash, JSON.stringify(input.maskedArguments ?? null),
           input.requester.subject, input.requester.issuer, input.requester.kind, input.requester.email?.toLowerCase() ?? null, input.requester.name ?? null, input.requester.groups,
           input.rule.id, input.rule.description ?? null, input.approverGroup, input.approvalsNeeded, input.justification ?? null, input.timeoutMs,
+          JSON.stringify(clientOf(input.client)),
         ],
       );
       if (inserted.rows[0]) return { request: toRequest(inserted.rows[0] as Row), created: true };

@@ -5,6 +5,17 @@
 export type ApprovalStatus = "pending" | "approved" | "denied" | "expired";
 export type VoteDecision = "approve" | "deny";
 
+/**
+ * The client a held call came from, when the request itself says it (a 2026-07-28 request has no
+ * session to read it from). Every value is caller-supplied: clipped when stored, escaped when shown.
+ */
+export interface ApprovalClient {
+  name?: string | undefined;
+  version?: string | undefined;
+  remoteAddress?: string | undefined;
+  userAgent?: string | undefined;
+}
+
 /** The caller whose call is held. */
 export interface Requester {
   subject: string;
@@ -59,6 +70,8 @@ export interface ApprovalRequest {
   reminderCount: number;
   escalatedAt: Date | null;
   escalationGroup: string | null;
+  /** The caller's client, where the request said it (otherwise its session's row does). */
+  client?: ApprovalClient | null | undefined;
 }
 
 /** What the session hands over when policy says require_approval. */
@@ -77,6 +90,8 @@ export interface NewApprovalRequest {
   approvalsNeeded: number;
   timeoutMs: number;
   justification?: string | undefined;
+  /** The caller's client, for a request that carries it (2026-07-28). */
+  client?: ApprovalClient | undefined;
 }
 
 /** The person deciding: identified by e-mail (from Slack's profile, a mapping, a token's claim, or `--as`). */

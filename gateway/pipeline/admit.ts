@@ -27,7 +27,7 @@ export function admitFromClient(ctx: ExchangeContext, upstreamSide: UpstreamAdmi
   const justification = c.kind === "request" || c.kind === "notification" ? justificationFor(msg, hints) : undefined;
   const httpRequestId = hints?.requestId ?? null;
   if (c.kind === "request") {
-    const pending = ctx.requests.track(msg, c.id, c.method, { justification, httpRequestId: hints?.requestId });
+    const pending = ctx.requests.track(msg, c.id, c.method, { justification, httpRequestId: hints?.requestId, caller: hints?.caller });
     const params = msg.params as { name?: unknown; uri?: unknown } | undefined;
     pending.target = typeof params?.name === "string" ? params.name : typeof params?.uri === "string" ? params.uri : undefined;
     // Offered tasks: a task-augmented tools/call is answered with a task, whatever is decided.

@@ -14,12 +14,25 @@ export interface ClientSink {
   waitsFor?(id: JsonRpcId): boolean;
 }
 
+/**
+ * The client a request came from, where no session says it: a 2026-07-28 request names its
+ * client in each request, and comes from its own address. Caller-supplied: shown escaped.
+ */
+export interface CallerContext {
+  clientName?: string | undefined;
+  clientVersion?: string | undefined;
+  remoteAddress?: string | undefined;
+  userAgent?: string | undefined;
+}
+
 /** What the front knows of a request besides its body. */
 export interface RequestHints {
   /** From the X-Countersign-Justification header. */
   justification?: string | undefined;
   /** The HTTP request's id (the log's reqId): stored with the records it causes. */
   requestId?: string | undefined;
+  /** The request's own client (2026-07-28); a session's is on its row. */
+  caller?: CallerContext | undefined;
 }
 
 /** A message as recorded (fully masked) and as delivered to this caller (with its exemptions). */
@@ -46,6 +59,8 @@ export interface PendingRequest {
   justification?: string | undefined;
   /** The HTTP request that carried it (its response's record carries the same id, in the requestId column). */
   httpRequestId?: string | undefined;
+  /** The request's own client, where it said it (what approvers see of a held call's client). */
+  caller?: CallerContext | undefined;
   /** The upstream timeout: armed when the request is forwarded (a held call is not waiting on the upstream). */
   timer?: NodeJS.Timeout | undefined;
   /** performance.now() when the request reached the gateway, and when it was forwarded. */

@@ -16,7 +16,7 @@ import type { JsonRpcId, JsonRpcMessage } from "../mcp/jsonrpc.js";
 import type { PolicyDecision } from "../policy/engine.js";
 import { answer, notify, refuse } from "./answer.js";
 import type { ExchangeContext } from "./context.js";
-import type { ForwardClaims } from "./exchange.js";
+import type { CallerContext, ForwardClaims } from "./exchange.js";
 import { forwardRequest } from "./forward.js";
 import { maskingScopeOf } from "./mask.js";
 import { idKey } from "../mcp/jsonrpc.js";
@@ -64,8 +64,8 @@ async function holdFor(ctx: ExchangeContext, msg: JsonRpcMessage, id: JsonRpcId,
   if (need.justificationMissing) {
     return refuseWith({ code: "CS_ERR_JUSTIFICATION_REQUIRED", detail: `rule ${need.ruleId ?? "(default)"} needs a justification for approval: send it in _meta["countersign/justification"] or the X-Countersign-Justification header` });
   }
-  const request = await askApprovers(ctx, msg, method, decision);
   const p = ctx.requests.get(id);
+  const request = await askApprovers(ctx, msg, method, decision, p?.caller);
   if (p) p.decision = "held";
   // The task flavour: answered now with a task; the last hold of a chain answers with it.
   if (p?.taskParams && last && ctx.tasks) return ctx.tasks.holdAsTask(msg, id, decision, request, p.taskParams, claims);
@@ -90,7 +90,7 @@ async function holdFor(ctx: ExchangeContext, msg: JsonRpcMessage, id: JsonRpcId,
 }
 
 /** Opens (or finds, for an identical retry) the approval request for this call. */
-async function askApprovers(ctx: ExchangeContext, msg: JsonRpcMessage, method: string, decision: PolicyDecision): Promise<ApprovalRequest> {
+async function askApprovers(ctx: ExchangeContext, msg: JsonRpcMessage, method: string, decision: PolicyDecision, caller: CallerContext | undefined): Promise<ApprovalRequest> {
   const need = decision.approval!;
   const params = (msg.params ?? {}) as { name?: unknown; uri?: unknown; arguments?: unknown };
   const args = params.arguments ?? {};
@@ -109,6 +109,7 @@ async function askApprovers(ctx: ExchangeContext, msg: JsonRpcMessage, method: s
     approvalsNeeded: need.approvals,
     timeoutMs: need.timeoutMs,
     justification: need.justification,
+    client: caller && { name: caller.clientName, version: caller.clientVersion, remoteAddress: caller.remoteAddress, userAgent: caller.userAgent },
   });
   return request;
 }

@@ -20,7 +20,7 @@ export class PendingRequests {
   }
 
   /** Admits a request; refuses (the caller's error) at MAX_PENDING_REQUESTS. */
-  track(msg: JsonRpcMessage, id: JsonRpcId, method: string, extra: Pick<PendingRequest, "justification" | "httpRequestId">): PendingRequest {
+  track(msg: JsonRpcMessage, id: JsonRpcId, method: string, extra: Pick<PendingRequest, "justification" | "httpRequestId" | "caller">): PendingRequest {
     if (this.#pending.size >= MAX_PENDING_REQUESTS) {
       throw new CountersignError("CS_ERR_TOO_MANY_IN_FLIGHT", `at most ${MAX_PENDING_REQUESTS}`);
     }

@@ -57,13 +57,6 @@ const DIRECT_FAILS: Tables["directFails"] = [];
  */
 const KNOWN_GAPS: Tables["knownGaps"] = [
   {
-    revision: "2025-11-25",
-    via: ["http"],
-    scenarios: ["server-sse-polling"],
-    reason:
-      "when an HTTP upstream closes a request's SSE stream mid-call (SEP-1699 polling), the gateway's upstream client does not resume it with Last-Event-ID, so the call's answer never reaches the client's resumed stream",
-  },
-  {
     revision: "2026-07-28",
     via: ["http", "stdio"],
     scenarios: [

@@ -43,15 +43,20 @@ export async function readBodyLimited(body: Readable, limit: number): Promise<st
   return Buffer.concat(parts).toString("utf8");
 }
 
-/** Feeds an SSE body to `onEvent`; an event larger than `limit` is reported and skipped. */
+/**
+ * Feeds an SSE body to `onEvent`; an event larger than `limit` is reported and skipped. `onRetry`
+ * receives the reconnection delay a `retry:` field sets.
+ */
 export async function readSse(
   body: Readable,
   limit: number,
   onEvent: (ev: EventSourceMessage) => void,
   onOversized: (bytes: number) => void,
+  onRetry?: (ms: number) => void,
 ): Promise<void> {
   let pendingBytes = 0;
   const parser = createParser({
+    ...(onRetry ? { onRetry } : {}),
     onEvent: (ev) => {
       pendingBytes = 0;
       if (Buffer.byteLength(ev.data) > limit) onOversized(Buffer.byteLength(ev.data));

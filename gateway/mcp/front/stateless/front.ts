@@ -26,6 +26,7 @@ import { callerAddress } from "../../../cluster/relayed.js";
 import type { ConnectionConfig } from "../../../config/load.js";
 import { asCountersignError, CountersignError, jsonRpcErrorResponse, sendError } from "../../../errors.js";
 import { maskForRecord } from "../../../pipeline/mask.js";
+import type { CallerContext } from "../../../pipeline/exchange.js";
 import { recordMessage } from "../../../pipeline/record.js";
 import { progressTokenOf, type Classified, type JsonRpcMessage } from "../../jsonrpc.js";
 import type { McpSession } from "../../mcp-session.js";
@@ -98,7 +99,14 @@ export class StatelessFront {
       });
       const scope = cacheScopeFor(session.connection);
       if (valid.method === "server/discover") return await this.#discover(req, reply, session, posted, scope);
-      return await this.#forward(req, reply, session, posted as Posted & { c: { kind: "request" } }, valid.method, scope, valid.clientCapabilities);
+      const info = valid.clientInfo;
+      const caller: CallerContext = {
+        clientName: typeof info?.name === "string" ? info.name : undefined,
+        clientVersion: typeof info?.version === "string" ? info.version : undefined,
+        remoteAddress: meta.remoteAddress,
+        userAgent: meta.userAgent,
+      };
+      return await this.#forward(req, reply, session, posted as Posted & { c: { kind: "request" } }, valid.method, scope, valid.clientCapabilities, caller);
     } catch (err) {
       if (reply.sent || reply.raw.headersSent) return reply;
       const e = asCountersignError(err);
@@ -172,6 +180,7 @@ export class StatelessFront {
     method: string,
     scope: CacheScope,
     capabilities: Record<string, unknown>,
+    caller: CallerContext,
   ): Promise<FastifyReply> {
     const sink = session.sink as StatelessSink;
     const resumed = await this.#resume(session, posted.msg, method);
@@ -207,7 +216,8 @@ export class StatelessFront {
       const cancelled: JsonRpcMessage = { jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: bridgeId, reason: "the caller closed its request" } };
       void session.fromClient(cancelled, { kind: "notification", method: "notifications/cancelled" }, { requestId: req.id }).catch(() => {});
     });
-    const hints = { justification: header(req, "x-countersign-justification"), requestId: req.id };
+    // The caller's client goes with the request: a held call's approvers see it (no session row says it).
+    const hints = { justification: header(req, "x-countersign-justification"), requestId: req.id, caller };
     try {
       await session.fromClient(fwd, { kind: "request", id: bridgeId, method }, hints);
     } catch (err) {

@@ -1,0 +1,3 @@
+-- AlterTable
+ALTER TABLE "approval_requests" ADD COLUMN     "client" JSONB;
+
