@@ -23,6 +23,7 @@ import { CheckpointKeyError, loadCheckpointKeys } from "./audit/chain/keys.js";
 import { definitionChangeAlert } from "./pinning/alert.js";
 import { consoleSessionUrl } from "./console/links.js";
 import { startDigestSchedule } from "./evidence/setup.js";
+import type { DigestScheduler } from "./evidence/scheduler.js";
 import { loadArgumentsKey } from "./approvals/arguments-key.js";
 import { createIdentityLayer, type IdentityLayer } from "./auth/setup.js";
 import { resourceUrl } from "./auth/authenticator.js";
@@ -56,6 +57,8 @@ export interface Gateway {
   /** The audit chain's sealer and checkpoints (gateway/audit/chain). */
   auditChain: AuditChain;
   approvals?: Approvals | undefined;
+  /** The weekly evidence digest's schedule, with digest.enabled. */
+  digest?: DigestScheduler | undefined;
   /** With the built-in dev issuer on: a token ready to paste (sub alice, groups dev,oncall). */
   devToken?: string | undefined;
   /** Re-reads the configuration file and applies it (validated first; refused whole on any problem). */
@@ -294,7 +297,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
           ttlSeconds: 8 * 3600,
         })
       : undefined;
-    return { config, app, db, recorder, sessions, instanceId, address, databaseUrl: url, embedded, identity, metrics, auditChain, approvals, devToken, stop,
+    return { config, app, db, recorder, sessions, instanceId, address, databaseUrl: url, embedded, identity, metrics, auditChain, approvals, digest, devToken, stop,
       reload: (actor: ReloadActor) => reloader.reload(actor),
       currentConfig: () => reloader.current,
     };
