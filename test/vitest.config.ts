@@ -1,5 +1,7 @@
 import { defineConfig } from "vitest/config";
 
+// `npm test`: every test file, unit and end-to-end (test/suites.ts tells them apart;
+// test/vitest.unit.config.ts and test/vitest.e2e.config.ts run one suite each).
 export default defineConfig({
   test: {
     root: new URL("..", import.meta.url).pathname,

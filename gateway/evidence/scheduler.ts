@@ -45,6 +45,7 @@ export class DigestScheduler {
   #stopped = false;
   #failures = 0;
   #retryAt = 0;
+  #checks = 0;
 
   constructor(private readonly opts: DigestSchedulerOptions) {
     this.#cron = new Cron(opts.schedule, { timezone: opts.timeZone, paused: true });
@@ -63,6 +64,11 @@ export class DigestScheduler {
     await this.#running?.catch(() => {});
   }
 
+  /** Checks finished since start, whatever their outcome. */
+  get checks(): number {
+    return this.#checks;
+  }
+
   /** The latest scheduled time at or before now, if any. */
   lastScheduledAt(now = this.#now()): Date | undefined {
     return this.#cron.previousRuns(1, now)[0];
@@ -79,7 +85,10 @@ export class DigestScheduler {
           this.opts.log.error({ err }, "digest: the scheduled digest failed; retrying later");
           return "failed" as const;
         })
-        .finally(() => (this.#running = undefined));
+        .finally(() => {
+          this.#running = undefined;
+          this.#checks++;
+        });
     }
     return this.#running;
   }

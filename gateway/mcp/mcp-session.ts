@@ -15,6 +15,7 @@ import { PendingRequests } from "../pipeline/pending.js";
 import { TaskAnswers } from "../pipeline/tasks/task-answers.js";
 import { withoutStatelessEnvelope, type Classified, type JsonRpcId, type JsonRpcMessage } from "./jsonrpc.js";
 import type { UpstreamEvents, UpstreamTransport } from "./upstream/types.js";
+import { systemClock, type Clock } from "../clock.js";
 
 /** The front a session serves: a stateless bridge is the gateway's own upstream session for 2026-07-28 callers. */
 export type FrontTransport = "streamable_http" | "sse" | "stateless";
@@ -32,6 +33,8 @@ export interface SessionInit {
   onClosed: (session: McpSession, reason: string, detail?: string) => void;
   /** Called with the negotiated protocol version and server info once initialize succeeds. */
   onInitialized: (session: McpSession, result: Record<string, unknown>) => void;
+  /** The clock activity is stamped with (idle close and eviction read it); default: the system's. */
+  clock?: Clock | undefined;
 }
 
 export class McpSession implements ExchangeContext, UpstreamEvents {
@@ -42,9 +45,9 @@ export class McpSession implements ExchangeContext, UpstreamEvents {
   readonly requests = new PendingRequests();
   readonly toolHashes = new Map<string, string>();
   readonly tasks: TaskAnswers | undefined;
-  readonly startedAt = Date.now();
+  readonly startedAt: number;
   protocolVersion: string | undefined;
-  lastActivity = Date.now();
+  lastActivity: number;
   ended = false;
   /** Set when the gateway drains for shutdown: new requests are refused so the drain can end. */
   draining = false;
@@ -57,9 +60,12 @@ export class McpSession implements ExchangeContext, UpstreamEvents {
 
   readonly #init: SessionInit;
   readonly #admission: UpstreamAdmission;
+  readonly #clock: Clock;
 
   constructor(init: SessionInit) {
     this.#init = init;
+    this.#clock = init.clock ?? systemClock;
+    this.startedAt = this.lastActivity = this.#clock.now();
     this.id = init.id;
     this.frontTransport = init.frontTransport;
     this.deps = init.deps;
@@ -90,7 +96,7 @@ export class McpSession implements ExchangeContext, UpstreamEvents {
   // ── client → server ─────────────────────────────────────────────────────────────────────────
 
   async fromClient(msg: JsonRpcMessage, c: Classified, hints?: RequestHints): Promise<void> {
-    if (!this.ended) this.lastActivity = Date.now();
+    if (!this.ended) this.lastActivity = this.#clock.now();
     await fromClient(this, this.#admission, msg, c, hints);
     if (c.kind === "notification" && c.method === "notifications/cancelled") await this.#endCancelled(msg);
   }
@@ -111,7 +117,7 @@ export class McpSession implements ExchangeContext, UpstreamEvents {
 
   message(raw: unknown, _size: number, relatedTo?: JsonRpcId): void {
     if (this.ended) return;
-    this.lastActivity = Date.now();
+    this.lastActivity = this.#clock.now();
     fromUpstream(this, this.#admission, raw, relatedTo);
   }
 

@@ -21,6 +21,7 @@ import { SharedStdioPool } from "./upstream/shared-stdio.js";
 import { StdioUpstream } from "./upstream/stdio.js";
 import { StreamableHttpUpstream } from "./upstream/streamable-http.js";
 import type { UpstreamTransport } from "./upstream/types.js";
+import { systemClock, type Clock, type ClockTimer } from "../clock.js";
 
 export interface OpenMeta {
   identity: Identity;
@@ -63,7 +64,7 @@ export class SessionRegistry {
   readonly #opening = new Map<string, number>();
   /** The same, per connection and identity (bounded by maxSessions; an entry goes at zero). */
   readonly #openingByIdentity = new Map<string, number>();
-  #sweeper: NodeJS.Timeout;
+  #sweeper: ClockTimer;
   #shuttingDown = false;
   /**
    * The gateway's own upstream session per (connection, caller) for stateless (2026-07-28)
@@ -74,7 +75,7 @@ export class SessionRegistry {
   /** Bridge session id → its key in #bridges (removed when the session closes). */
   readonly #bridgeKeys = new Map<string, string>();
   /** MCP tasks of held (and wrapped) calls: shared by this instance's sessions, outliving each. */
-  readonly tasks = new TaskRegistry();
+  readonly tasks: TaskRegistry;
 
   constructor(
     private config: GatewayConfig,
@@ -88,8 +89,11 @@ export class SessionRegistry {
     private readonly pins?: ToolPins | undefined,
     /** The pseudonym map of the restore and mask stages (gateway/masking/restore). */
     private readonly restorer?: PseudonymMap | undefined,
+    /** Idle close, eviction, back-off and tasks' expiry read this clock (tests move it). */
+    private readonly clock: Clock = systemClock,
   ) {
-    this.#sweeper = setInterval(() => this.#closeIdle(), 5000);
+    this.tasks = new TaskRegistry({ clock });
+    this.#sweeper = clock.setInterval(() => this.#closeIdle(), 5000);
     this.#sweeper.unref();
   }
 
@@ -113,7 +117,7 @@ export class SessionRegistry {
    * evicted_idle). Never another identity's, never one with a call in flight, held, or a stream open.
    */
   #evictIdle(connection: string, key: string, why: string): boolean {
-    const now = Date.now();
+    const now = this.clock.now();
     const victim = this.#sessionsOf(connection, key)
       // Idle for a while (sessions.evictIdleAfterSeconds): a client between two calls is not idle.
       .filter((s) => s.idle && now - s.lastActivity >= this.config.sessions.evictIdleAfterSeconds * 1000)
@@ -223,10 +227,10 @@ export class SessionRegistry {
 
   async #open(connection: ConnectionConfig, front: FrontTransport, meta: OpenMeta): Promise<McpSession> {
     const backoff = this.#backoff.get(connection.name);
-    if (backoff && backoff.until > Date.now()) {
+    if (backoff && backoff.until > this.clock.now()) {
       throw new CountersignError(
         "CS_ERR_UPSTREAM_UNAVAILABLE",
-        `'${connection.name}' failed ${backoff.failures} times in a row; next attempt allowed in ${Math.ceil((backoff.until - Date.now()) / 1000)} s`,
+        `'${connection.name}' failed ${backoff.failures} times in a row; next attempt allowed in ${Math.ceil((backoff.until - this.clock.now()) / 1000)} s`,
       );
     }
 
@@ -250,6 +254,7 @@ export class SessionRegistry {
       onClosed: (s, reason, detail) => this.#closed(s, reason, detail),
       onInitialized: (s, result) => this.#initialized(s, result),
       currentConnection: () => this.connection(connection.name),
+      clock: this.clock,
     });
     session.upstream = this.#createUpstream(connection, session, meta.identity);
 
@@ -350,7 +355,7 @@ export class SessionRegistry {
     const failures = (prev?.failures ?? 0) + 1;
     // The first failure is retried at once; from the second on, wait 0.5 s, 1 s, 2 s … up to 30 s.
     const delay = failures < 2 ? 0 : Math.min(MAX_BACKOFF_MS, 500 * 2 ** (failures - 2));
-    this.#backoff.set(connection, { failures, until: Date.now() + delay });
+    this.#backoff.set(connection, { failures, until: this.clock.now() + delay });
     if (delay > 0) {
       this.log.warn({ connection, failures, backoffMs: delay }, "upstream keeps failing; backing off");
       this.recorder.eventBestEffort({ type: "upstream_failed", reason: "crash_loop_backoff", connection, detail: { failures, backoffMs: delay } });
@@ -388,7 +393,7 @@ export class SessionRegistry {
     }
     const startedAt = session.startedAt;
     if (reason === "upstream_exited") {
-      if (Date.now() - startedAt < QUICK_EXIT_MS && !session.protocolVersion) this.#countFailure(session.connection.name);
+      if (this.clock.now() - startedAt < QUICK_EXIT_MS && !session.protocolVersion) this.#countFailure(session.connection.name);
       this.recorder.eventBestEffort({ type: "upstream_failed", reason: "exited", sessionId: session.id, connection: session.connection.name, detail: { detail: detail ?? null } });
     }
     this.recorder.eventBestEffort({
@@ -402,7 +407,7 @@ export class SessionRegistry {
   }
 
   #closeIdle(): void {
-    const now = Date.now();
+    const now = this.clock.now();
     for (const s of this.#sessions.values()) {
       if (s.pendingCount === 0 && now - s.lastActivity > s.connection.idleTimeoutSeconds * 1000) void s.close("idle_timeout");
     }
@@ -411,7 +416,7 @@ export class SessionRegistry {
   /** Stops new sessions; waits up to `graceMs` for in-flight requests, then closes every session. */
   async shutdown(graceMs: number): Promise<void> {
     this.#shuttingDown = true;
-    clearInterval(this.#sweeper);
+    this.clock.clearInterval(this.#sweeper);
     // Without this, calls arriving on open sessions keep the drain going until its deadline.
     for (const s of this.all()) s.draining = true;
     const deadline = Date.now() + graceMs;

@@ -42,6 +42,7 @@
 import { randomBytes } from "node:crypto";
 import type { Identity } from "../auth/identity.js";
 import { CountersignError } from "../errors.js";
+import { systemClock, type Clock, type ClockTimer } from "../clock.js";
 
 export type TaskStatus = "working" | "input_required" | "completed" | "failed" | "cancelled";
 
@@ -114,15 +115,17 @@ export class TaskRegistry {
   /** Bounded: at most `maxTasks` (TASKS_TOTAL), and TASKS_PER_OWNER per caller; CS_ERR_TASK_LIMIT beyond. */
   readonly #tasks = new Map<string, GatewayTask>();
   readonly #waiters = new Map<string, Set<() => void>>();
-  readonly #sweeper: NodeJS.Timeout;
+  readonly #sweeper: ClockTimer;
+  readonly #clock: Clock;
   readonly #maxTasks: number;
   readonly #maxResultBytes: number;
   #resultBytes = 0;
 
-  constructor(opts: { sweepEveryMs?: number; maxTasks?: number; maxResultBytes?: number } = {}) {
+  constructor(opts: { sweepEveryMs?: number; maxTasks?: number; maxResultBytes?: number; clock?: Clock } = {}) {
     this.#maxTasks = opts.maxTasks ?? TASKS_TOTAL;
     this.#maxResultBytes = opts.maxResultBytes ?? TASK_RESULT_BYTES;
-    this.#sweeper = setInterval(() => this.sweep(), opts.sweepEveryMs ?? 30_000);
+    this.#clock = opts.clock ?? systemClock;
+    this.#sweeper = this.#clock.setInterval(() => this.sweep(), opts.sweepEveryMs ?? 30_000);
     this.#sweeper.unref();
   }
 
@@ -141,7 +144,7 @@ export class TaskRegistry {
     for (const t of this.#tasks.values()) if (t.owner === init.owner) held++;
     if (held >= TASKS_PER_OWNER) throw new CountersignError("CS_ERR_TASK_LIMIT", `${held} tasks are open or kept for you; the limit is ${TASKS_PER_OWNER}`);
     if (this.#tasks.size >= this.#maxTasks) throw new CountersignError("CS_ERR_TASK_LIMIT", `this gateway keeps at most ${this.#maxTasks} tasks for all callers together`);
-    const now = new Date();
+    const now = this.#clock.date();
     const task: GatewayTask = {
       taskId: `${TASK_ID_PREFIX}${randomBytes(24).toString("base64url")}`,
       owner: init.owner,
@@ -169,7 +172,7 @@ export class TaskRegistry {
     if (typeof taskId !== "string") return undefined;
     const t = this.#tasks.get(taskId);
     if (!t || t.owner !== owner || t.connection !== connection) return undefined;
-    if (this.#expired(t, Date.now())) {
+    if (this.#expired(t, this.#clock.now())) {
       this.#drop(t);
       return undefined;
     }
@@ -188,7 +191,7 @@ export class TaskRegistry {
     task.status = status;
     if (statusMessage !== undefined) task.statusMessage = statusMessage;
     if (outcome) this.#keep(task, outcome);
-    task.lastUpdatedAt = new Date();
+    task.lastUpdatedAt = this.#clock.date();
     if (isTerminal(status)) {
       task.stop = undefined;
       const set = this.#waiters.get(task.taskId);
@@ -210,12 +213,12 @@ export class TaskRegistry {
 
   /** Drops tasks past their ttl; one still running is stopped first. */
   sweep(): void {
-    const now = Date.now();
+    const now = this.#clock.now();
     for (const t of this.#tasks.values()) if (this.#expired(t, now)) this.#drop(t);
   }
 
   stop(): void {
-    clearInterval(this.#sweeper);
+    this.#clock.clearInterval(this.#sweeper);
     for (const t of this.#tasks.values()) t.stop?.("expired");
   }
 

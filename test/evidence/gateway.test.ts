@@ -45,8 +45,10 @@ it("at start, the gateway posts the last scheduled week's digest once", async ()
   const row = async () => (await gw.db.$queryRawUnsafe<Array<{ n: number; week: string; keyId: string; posted: boolean }>>(
     `SELECT count(*)::int AS n, min(week) AS week, min("keyId") AS "keyId", bool_and("postedAt" IS NOT NULL) AS posted FROM digests`,
   ))[0]!;
-  for (let i = 0; i < 50 && !(await row()).posted; i++) await new Promise((r) => setTimeout(r, 100));
-  await new Promise((r) => setTimeout(r, 1000));
+  await expect.poll(async () => (await row()).posted, { timeout: 5_000 }).toBe(true);
+  // Positive signal first: the schedule has finished five more checks since the post was stored.
+  const checked = gw.digest!.checks;
+  await expect.poll(() => gw.digest!.checks, { timeout: 10_000 }).toBeGreaterThanOrEqual(checked + 5);
   expect(await row()).toEqual({ n: 1, week, keyId: "gateway-digest", posted: true });
   expect(slack.callsOf("chat.postMessage").filter((c) => c.args.channel === "CMANAGERS")).toHaveLength(1);
   expect(slack.files.filter((f) => f.completed && f.channel === "CMANAGERS")).toHaveLength(1);

@@ -4,6 +4,7 @@ import { parseConfigText } from "../../gateway/config/load.js";
 import { startGateway, type Gateway } from "../../gateway/gateway.js";
 import { createLogger } from "../../gateway/log.js";
 import { Writable } from "node:stream";
+import type { Clock } from "../../gateway/clock.js";
 
 export const EVERYTHING = new URL("../../node_modules/@modelcontextprotocol/server-everything/dist/index.js", import.meta.url).pathname;
 
@@ -19,7 +20,7 @@ export interface TestGateway extends Gateway {
   logText(): string;
 }
 
-export async function startTestGateway(databaseUrl: string, config: Record<string, unknown>, env: Record<string, string> = {}): Promise<TestGateway> {
+export async function startTestGateway(databaseUrl: string, config: Record<string, unknown>, env: Record<string, string> = {}, opts: { clock?: Clock } = {}): Promise<TestGateway> {
   const full: Record<string, unknown> = {
     version: 1,
     server: { host: "127.0.0.1", port: 0 },
@@ -38,7 +39,7 @@ export async function startTestGateway(databaseUrl: string, config: Record<strin
       cb();
     },
   });
-  const gw = await startGateway(cfg, { log: createLogger(process.env.COUNTERSIGN_TEST_LOG ?? "info", sink), progress: () => {} });
+  const gw = await startGateway(cfg, { log: createLogger(process.env.COUNTERSIGN_TEST_LOG ?? "info", sink), progress: () => {}, clock: opts.clock });
   return Object.assign(gw, {
     mcpUrl: (c: string) => new URL(`${gw.address}/mcp/${c}`),
     sseUrl: (c: string) => new URL(`${gw.address}/sse/${c}`),
