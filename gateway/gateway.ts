@@ -39,6 +39,7 @@ import { startMetricsListener } from "./metrics-listener.js";
 import { startLiveness } from "./cluster/liveness.js";
 import { VERSION } from "./version.js";
 import { CloseSteps, ShutdownError } from "./lifecycle.js";
+import { applyKeyring, buildKeyring, keyringProblems, type Keyring } from "./keys/keyring.js";
 
 export interface Gateway {
   config: GatewayConfig;
@@ -46,6 +47,8 @@ export interface Gateway {
   db: Db;
   recorder: Recorder;
   sessions: SessionRegistry;
+  /** The keys of the requestState seal, the console and the relay, rotated in place by a reload. */
+  keyring: Keyring;
   instanceId: string;
   /** The address the service listens on, e.g. http://127.0.0.1:8080 */
   address: string;
@@ -180,6 +183,8 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     }, 30_000);
     const rejections = new RejectionLog(recorder);
     steps.onClose("rejection log", () => rejections.stop());
+    // One keyring for the requestState seal, the console's cookies and the relay (gateway/keys): a reload rotates it in place.
+    const keyring = buildKeyring(config, (line) => log.warn(`WARNING: ${line}`));
     const identity = await createIdentityLayer(config, recorder, log);
     steps.onClose("identity", () => identity.stop());
     // The configuration in force: what every reader below consults, replaced by each applied reload.
@@ -219,7 +224,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     restorerSweep.unref();
     steps.onClose("pseudonym map sweep", () => clearInterval(restorerSweep));
     // holdForMs as a getter: each session opened after a reload takes the hold in force then.
-    const sessions = new SessionRegistry(config, db, recorder, instanceId, log, identity.signer, metrics, approvals && { service: approvals.service, get holdForMs() { return approvals.holdForMs; } }, pins, restorer);
+    const sessions = new SessionRegistry(config, db, recorder, instanceId, log, identity.signer, metrics, approvals && { service: approvals.service, get holdForMs() { return approvals.holdForMs; } }, pins, restorer, keyring);
     // Heartbeat, and the closing of sessions whose replica died (gateway/cluster/liveness.ts).
     const liveness = startLiveness({ relays: config.cluster.internalPort > 0, db, sessions, instanceId, deadAfterSeconds: config.cluster.deadAfterSeconds, log });
     steps.onClose("liveness", () => liveness.stop());
@@ -230,10 +235,11 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
         prepare: async (next) => {
           // A new sql condition needs the SQL parser before its rule is applied (policy/sql.ts).
           if (next.connections.some((c) => policyUsesSql(c.policy))) await loadSqlParser();
-          return prepareRuntime(next);
+          return [...prepareRuntime(next), ...keyringProblems(next)];
         },
         apply: async (next) => {
           setLogLevel(log, next.log.level);
+          applyKeyring(keyring, next);
           const removedConnections = await sessions.applyConfig(next);
           // Adding or removing the approvals block is refused (restart-only), so both sides have it.
           if (approvals && next.approvals) approvals.apply(next.approvals);
@@ -242,16 +248,15 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
         },
       },
     });
-    const clusterSecret = config.cluster.secret?.reveal();
-    const cluster = config.cluster.internalPort > 0 && clusterSecret ? new ClusterRelay(new OwnerLookup(db, config.cluster.deadAfterSeconds), clusterSecret, instanceId) : undefined;
+    const cluster = config.cluster.internalPort > 0 ? new ClusterRelay(new OwnerLookup(db, config.cluster.deadAfterSeconds), keyring.relay, instanceId) : undefined;
     const app = buildServer({ config, log, sessions, recorder, rejections, identity, metrics, reloader, approvals, cluster, pins, auditPool });
     // MCP clients log in through the browser: the gateway as its connections' authorization server.
-    const authorizationServer = identity.oauthKey ? registerAuthorizationServer(app, { config, db, recorder, log, key: identity.oauthKey, current: () => reloader.current }) : undefined;
-    registerConsole(app, { config, currentConfig: () => live, db, databaseUrl: url, recorder, log, approvals, pins, devIssuer: identity.devIssuer, pages: authorizationServer ? [authorizationServer.registerConsentPages] : [] }); // the web console at /console
+    const authorizationServer = identity.oauthKey ? registerAuthorizationServer(app, { config, db, recorder, log, key: identity.oauthKey, consoleKeys: keyring.console, current: () => reloader.current }) : undefined;
+    registerConsole(app, { config, currentConfig: () => live, db, databaseUrl: url, recorder, log, approvals, pins, devIssuer: identity.devIssuer, keys: keyring.console, pages: authorizationServer ? [authorizationServer.registerConsentPages] : [] }); // the web console at /console
     steps.onClose("http service", () => app.close());
     await app.listen({ host: config.server.host, port: config.server.port });
     const relayServer = cluster
-      ? await startRelayServer(app, { host: config.cluster.internalHost, port: config.cluster.internalPort, secret: clusterSecret!, log, rejections })
+      ? await startRelayServer(app, { host: config.cluster.internalHost, port: config.cluster.internalPort, keys: keyring.relay, log, rejections })
       : undefined;
     if (relayServer) {
       steps.onClose("relay listener", () => relayServer.close());
@@ -294,7 +299,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
           ttlSeconds: 8 * 3600,
         })
       : undefined;
-    return { config, app, db, recorder, sessions, instanceId, address, databaseUrl: url, embedded, identity, metrics, auditChain, approvals, devToken, stop,
+    return { config, app, db, recorder, sessions, keyring, instanceId, address, databaseUrl: url, embedded, identity, metrics, auditChain, approvals, devToken, stop,
       reload: (actor: ReloadActor) => reloader.reload(actor),
       currentConfig: () => reloader.current,
     };

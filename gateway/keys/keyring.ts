@@ -1,0 +1,87 @@
+// The gateway's keyring, built in the composition root from keys.ring and re-applied by each
+// reload: one KeyRing per purpose. A purpose without a configured ring falls back to the single
+// key the configuration had before the keyring (a ring of one, with a fixed id), and, with no
+// key at all, to a key of this process only, with a warning: such a key is not shared by the
+// replicas and does not survive a restart.
+import { createHmac, randomBytes } from "node:crypto";
+import { loadArgumentsKey } from "../approvals/arguments-key.js";
+import type { GatewayConfig } from "../config/load.js";
+import { LEGACY_KEY_IDS, PROCESS_KEY_ID } from "./ids.js";
+import { derivePurposeKey, KeyRing, type RingKey } from "./ring.js";
+
+/** The purposes the ring keys. */
+export const RING_PURPOSES = ["requestState", "console", "relay"] as const;
+export type RingPurpose = (typeof RING_PURPOSES)[number];
+
+
+export interface Keyring {
+  requestState: KeyRing;
+  console: KeyRing;
+  /** Used only with cluster.internalPort; without a configured key, a key of this process only that nothing uses. */
+  relay: KeyRing;
+}
+
+interface Planned {
+  keys: RingKey[];
+  source: string;
+  /** Said at start: a purpose keyed by this process only. */
+  warning?: string | undefined;
+}
+
+function configured(config: GatewayConfig, purpose: RingPurpose): Planned | undefined {
+  const ring = config.keys.ring[purpose];
+  if (!ring || ring.length === 0) return undefined;
+  return { keys: ring.map((k) => ({ id: k.id, key: derivePurposeKey(k.secret.reveal(), purpose), state: k.state })), source: `keys.ring.${purpose}` };
+}
+
+/** What each purpose's ring holds for a configuration (throws on a ring that cannot be built). */
+function plan(config: GatewayConfig): Record<RingPurpose, Planned> {
+  const one = (purpose: RingPurpose, key: Buffer, source: string): Planned => ({ keys: [{ id: LEGACY_KEY_IDS[purpose], key, state: "active" }], source });
+  const processOnly = (warning: string): Planned => ({ keys: [{ id: PROCESS_KEY_ID, key: randomBytes(32), state: "active" }], source: "this process only", warning });
+
+  const args = loadArgumentsKey(config);
+  const requestState = configured(config, "requestState")
+    // The seal key the stateless front derived before the keyring, so states sealed then still open.
+    ?? (args.key ? one("requestState", createHmac("sha256", args.key).update("countersign stateless requestState v1").digest(), args.source)
+      : processOnly("keys.ring.requestState: none configured (nor approvals.argumentsKey or keys.maskingHmac): the requestState of a held stateless call is sealed with a key of this process only, so another replica, or this one after a restart, refuses it. Configure keys.ring.requestState (the same secret on every replica)."));
+  const sessionKey = config.console.sessionKey?.reveal();
+  const console = configured(config, "console")
+    ?? (sessionKey ? one("console", Buffer.from(sessionKey), "console.sessionKey")
+      : processOnly("keys.ring.console: none configured (nor console.sessionKey): console logins are signed with a key of this process only; a restart logs everyone out and other replicas refuse them. Configure keys.ring.console."));
+  const clusterSecret = config.cluster.secret?.reveal();
+  // Without a key nothing relays (the configuration requires one with cluster.internalPort).
+  const relay = configured(config, "relay") ?? (clusterSecret ? one("relay", Buffer.from(clusterSecret), "cluster.secret") : { ...processOnly(""), warning: undefined });
+  return { requestState, console, relay };
+}
+
+export function buildKeyring(config: GatewayConfig, warn: (line: string) => void = () => {}): Keyring {
+  const p = plan(config);
+  for (const purpose of RING_PURPOSES) if (p[purpose].warning) warn(p[purpose].warning);
+  const ring = (purpose: RingPurpose) => new KeyRing(purpose, p[purpose].keys, p[purpose].source);
+  return { requestState: ring("requestState"), console: ring("console"), relay: ring("relay") };
+}
+
+/**
+ * A reload: each configured ring replaces its purpose's keys in place (live). A purpose that keeps
+ * its fallback keeps the keys it has (a key of this process only stays the same key).
+ */
+export function applyKeyring(keyring: Keyring, config: GatewayConfig): void {
+  for (const purpose of RING_PURPOSES) {
+    const next = configured(config, purpose);
+    if (next) keyring[purpose].replace(next.keys, next.source);
+  }
+}
+
+/** Problems a reload would meet applying this configuration's rings (none: it applies). */
+export function keyringProblems(config: GatewayConfig): string[] {
+  const problems: string[] = [];
+  for (const purpose of RING_PURPOSES) {
+    try {
+      const next = configured(config, purpose);
+      if (next) new KeyRing(purpose, next.keys, next.source);
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+  }
+  return problems;
+}
