@@ -39,7 +39,7 @@ import { startMetricsListener } from "./metrics-listener.js";
 import { startLiveness } from "./cluster/liveness.js";
 import { VERSION } from "./version.js";
 import { CloseSteps, ShutdownError } from "./lifecycle.js";
-import { applyKeyring, buildKeyring, keyringProblems, type Keyring } from "./keys/keyring.js";
+import { applyKeyring, buildKeyring, keyringProblems, maskingKey, type Keyring } from "./keys/keyring.js";
 
 export interface Gateway {
   config: GatewayConfig;
@@ -84,7 +84,8 @@ export interface StartOptions {
  */
 export function prepareRuntime(config: GatewayConfig, opts: { secrets?: boolean } = {}): string[] {
   const problems: string[] = [];
-  const tokenKey = config.keys.maskingHmac?.reveal();
+  // The active masking key (keys.ring.masking, else keys.maskingHmac): a reload rebuilds the maskers with it.
+  const tokenKey = opts.secrets === false ? undefined : maskingKey(config);
   config.connections.forEach((c, i) => {
     c.masker = undefined;
     if (!c.masking.enabled) return;
@@ -218,7 +219,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     const maskingPool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 3000, idleTimeoutMillis: 10_000, keepAlive: true, ...auditPoolTimeouts(config.database.commitTimeoutMs) });
     maskingPool.on("error", (err) => log.warn({ err }, "pseudonym map: idle database connection failed"));
     steps.onClose("pseudonym map pool", () => maskingPool.end());
-    const restorer = new PgRestorer({ pool: maskingPool, keyMaterial: config.keys.maskingHmac?.reveal() });
+    const restorer = new PgRestorer({ pool: maskingPool, keys: keyring.masking });
     steps.onClose("pseudonym map", () => restorer.close());
     const restorerSweep = setInterval(() => void restorer.sweep().catch((err: unknown) => log.warn({ err }, "pseudonym map: expired rows not swept")), 10 * 60_000);
     restorerSweep.unref();

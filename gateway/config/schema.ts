@@ -59,6 +59,7 @@ const keyRing = z
     requestState: ringKeys.describe("Seals the requestState of held stateless (2026-07-28) calls; default: derived from approvals.argumentsKey or keys.maskingHmac"),
     console: ringKeys.describe("Signs console login cookies, CSRF tokens and login state; default: console.sessionKey"),
     relay: ringKeys.describe("Signs requests relayed between replicas; default: cluster.secret"),
+    masking: ringKeys.describe("Keys masking tags, pseudonyms and the pseudonym map; pseudonyms issued under a verify-only key are still restored; default: keys.maskingHmac"),
   })
   .prefault({});
 

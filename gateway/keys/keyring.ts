@@ -10,7 +10,7 @@ import { LEGACY_KEY_IDS, PROCESS_KEY_ID } from "./ids.js";
 import { derivePurposeKey, KeyRing, type RingKey } from "./ring.js";
 
 /** The purposes the ring keys. */
-export const RING_PURPOSES = ["requestState", "console", "relay"] as const;
+export const RING_PURPOSES = ["requestState", "console", "relay", "masking"] as const;
 export type RingPurpose = (typeof RING_PURPOSES)[number];
 
 
@@ -19,6 +19,11 @@ export interface Keyring {
   console: KeyRing;
   /** Used only with cluster.internalPort; without a configured key, a key of this process only that nothing uses. */
   relay: KeyRing;
+  /**
+   * Masking tags, pseudonyms and the pseudonym map. The maskers are rebuilt by a reload with the
+   * active key (maskingKey); the pseudonym map restores under every key that still verifies.
+   */
+  masking: KeyRing;
 }
 
 interface Planned {
@@ -51,14 +56,25 @@ function plan(config: GatewayConfig): Record<RingPurpose, Planned> {
   const clusterSecret = config.cluster.secret?.reveal();
   // Without a key nothing relays (the configuration requires one with cluster.internalPort).
   const relay = configured(config, "relay") ?? (clusterSecret ? one("relay", Buffer.from(clusterSecret), "cluster.secret") : { ...processOnly(""), warning: undefined });
-  return { requestState, console, relay };
+  // Without a key, masking tags carry no HMAC and the pseudonym map is this process's (as before the keyring).
+  const maskingHmac = config.keys.maskingHmac?.reveal();
+  const masking = configured(config, "masking") ?? (maskingHmac ? one("masking", Buffer.from(maskingHmac), "keys.maskingHmac") : { ...processOnly(""), warning: undefined });
+  return { requestState, console, relay, masking };
+}
+
+/** The key the maskers tag and derive pseudonyms with: the active masking key; none when none is configured. */
+export function maskingKey(config: GatewayConfig): Buffer | undefined {
+  const ring = configured(config, "masking");
+  if (ring) return ring.keys.find((k) => k.state === "active")?.key;
+  const maskingHmac = config.keys.maskingHmac?.reveal();
+  return maskingHmac ? Buffer.from(maskingHmac) : undefined;
 }
 
 export function buildKeyring(config: GatewayConfig, warn: (line: string) => void = () => {}): Keyring {
   const p = plan(config);
   for (const purpose of RING_PURPOSES) if (p[purpose].warning) warn(p[purpose].warning);
   const ring = (purpose: RingPurpose) => new KeyRing(purpose, p[purpose].keys, p[purpose].source);
-  return { requestState: ring("requestState"), console: ring("console"), relay: ring("relay") };
+  return { requestState: ring("requestState"), console: ring("console"), relay: ring("relay"), masking: ring("masking") };
 }
 
 /**

@@ -78,7 +78,7 @@ function baseConfig(): Record<string, unknown> {
     keys: {
       upstreamJwt: { env: "EK_UPSTREAM_JWT" },
       maskingHmac: { env: "EK_MASKING_HMAC" },
-      ring: { requestState: [{ id: "requestState-1", secret: { env: "EK_SECRET" } }], console: [{ id: "console-1", secret: { env: "EK_SECRET" } }], relay: [{ id: "relay-1", secret: { env: "EK_SECRET" } }] },
+      ring: { requestState: [{ id: "requestState-1", secret: { env: "EK_SECRET" } }], console: [{ id: "console-1", secret: { env: "EK_SECRET" } }], relay: [{ id: "relay-1", secret: { env: "EK_SECRET" } }], masking: [{ id: "masking-1", secret: { env: "EK_SECRET" } }] },
     },
     cluster: { internalPort: 0, internalHost: "127.0.0.1", advertiseUrl: "http://127.0.0.1:9", secret: { env: "EK_SECRET" }, deadAfterSeconds: 20 },
     approvals: {
@@ -171,7 +171,7 @@ const SAMPLES: Record<string, { value: unknown; connection?: number }> = {
   "auth.issuers": { value: [{ issuer: ISSUER, jwksUri: `${ISSUER}/jwks` }, { issuer: "http://127.0.0.1:9/ci" }] },
   "keys.upstreamJwt": { value: { env: "EK_UPSTREAM_JWT_2" } },
   "keys.maskingHmac": { value: { env: "EK_SECRET" } },
-  ...Object.fromEntries(["requestState", "console", "relay"].map((p) => [`keys.ring.${p}`, { value: [{ id: `${p}-2`, secret: { env: "EK_SECRET_2" } }, { id: `${p}-1`, secret: { env: "EK_SECRET" }, state: "verify-only" }] }])),
+  ...Object.fromEntries(["requestState", "console", "relay", "masking"].map((p) => [`keys.ring.${p}`, { value: [{ id: `${p}-2`, secret: { env: "EK_SECRET_2" } }, { id: `${p}-1`, secret: { env: "EK_SECRET" }, state: "verify-only" }] }])),
   "cluster.secret": { value: { env: "EK_SECRET_2" } },
   "approvals.groups": { value: { oncall: { emails: ["bob@example.com", "carol@example.com"], slackUserGroups: [], channel: "CONCALL" }, security: { emails: ["sec@example.com"] }, managers: { emails: ["max@example.com"] } } },
   "approvals.holdFor": { value: "10m" },
@@ -313,7 +313,7 @@ const registryConfig = () => (gw.sessions as unknown as { config: GatewayConfig 
 /** Behaviour that shows a live key is in force; keys under connections[] without one are checked through the connection the data path reads. */
 const IN_FORCE: Record<string, () => Promise<void>> = {
   // A rotation: the new key signs, the old one still verifies (test/keys/rotation.test.ts shows it on the wire).
-  ...Object.fromEntries((["requestState", "console", "relay"] as const).map((p) => [`keys.ring.${p}`, async () => {
+  ...Object.fromEntries((["requestState", "console", "relay", "masking"] as const).map((p) => [`keys.ring.${p}`, async () => {
     expect(gw.keyring[p].active().id).toBe(`${p}-2`);
     expect(gw.keyring[p].lookup(`${p}-1`).ok).toBe(true);
   }])),
