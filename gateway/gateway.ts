@@ -39,7 +39,7 @@ import { startMetricsListener } from "./metrics-listener.js";
 import { startLiveness } from "./cluster/liveness.js";
 import { VERSION } from "./version.js";
 import { CloseSteps, ShutdownError } from "./lifecycle.js";
-import { applyKeyring, buildKeyring, keyringProblems, maskingKey, type Keyring } from "./keys/keyring.js";
+import { applyKeyring, buildKeyring, describeKeyring, keyringProblems, maskingKey, type Keyring } from "./keys/keyring.js";
 
 export interface Gateway {
   config: GatewayConfig;
@@ -186,6 +186,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     steps.onClose("rejection log", () => rejections.stop());
     // One keyring for the requestState seal, the console's cookies and the relay (gateway/keys): a reload rotates it in place.
     const keyring = buildKeyring(config, (line) => log.warn(`WARNING: ${line}`));
+    log.info({ keyring: describeKeyring(keyring) }, "keyring loaded");
     const identity = await createIdentityLayer(config, recorder, log);
     steps.onClose("identity", () => identity.stop());
     // The configuration in force: what every reader below consults, replaced by each applied reload.
@@ -240,7 +241,9 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
         },
         apply: async (next) => {
           setLogLevel(log, next.log.level);
+          const keysBefore = JSON.stringify(describeKeyring(keyring));
           applyKeyring(keyring, next);
+          if (JSON.stringify(describeKeyring(keyring)) !== keysBefore) log.info({ keyring: describeKeyring(keyring) }, "keyring in force");
           const removedConnections = await sessions.applyConfig(next);
           // Adding or removing the approvals block is refused (restart-only), so both sides have it.
           if (approvals && next.approvals) approvals.apply(next.approvals);

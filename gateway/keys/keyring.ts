@@ -7,7 +7,7 @@ import { createHmac, randomBytes } from "node:crypto";
 import { loadArgumentsKey } from "../approvals/arguments-key.js";
 import type { GatewayConfig } from "../config/load.js";
 import { LEGACY_KEY_IDS, PROCESS_KEY_ID } from "./ids.js";
-import { derivePurposeKey, KeyRing, type RingKey } from "./ring.js";
+import { KeyRing, type RingKey } from "./ring.js";
 
 /** The purposes the ring keys. */
 export const RING_PURPOSES = ["requestState", "console", "relay", "masking"] as const;
@@ -33,10 +33,19 @@ interface Planned {
   warning?: string | undefined;
 }
 
+/**
+ * A ring key is used exactly as the purpose's single key was (each consumer narrows it to its job
+ * with its own context), so a single key moves into a ring unchanged: listed under its ring-of-one
+ * id (LEGACY_KEY_IDS), what it signed before stays valid.
+ */
+function keyOf(purpose: RingPurpose, material: string | Buffer): Buffer {
+  return purpose === "requestState" ? createHmac("sha256", material).update("countersign stateless requestState v1").digest() : Buffer.from(material);
+}
+
 function configured(config: GatewayConfig, purpose: RingPurpose): Planned | undefined {
   const ring = config.keys.ring[purpose];
   if (!ring || ring.length === 0) return undefined;
-  return { keys: ring.map((k) => ({ id: k.id, key: derivePurposeKey(k.secret.reveal(), purpose), state: k.state })), source: `keys.ring.${purpose}` };
+  return { keys: ring.map((k) => ({ id: k.id, key: keyOf(purpose, k.secret.reveal()), state: k.state })), source: `keys.ring.${purpose}` };
 }
 
 /** What each purpose's ring holds for a configuration (throws on a ring that cannot be built). */
@@ -47,12 +56,13 @@ function plan(config: GatewayConfig): Record<RingPurpose, Planned> {
   const args = loadArgumentsKey(config);
   const requestState = configured(config, "requestState")
     // The seal key the stateless front derived before the keyring, so states sealed then still open.
-    ?? (args.key ? one("requestState", createHmac("sha256", args.key).update("countersign stateless requestState v1").digest(), args.source)
+    ?? (args.key ? one("requestState", keyOf("requestState", args.key), args.source)
       : processOnly("keys.ring.requestState: none configured (nor approvals.argumentsKey or keys.maskingHmac): the requestState of a held stateless call is sealed with a key of this process only, so another replica, or this one after a restart, refuses it. Configure keys.ring.requestState (the same secret on every replica)."));
   const sessionKey = config.console.sessionKey?.reveal();
+  // The quick start (embedded database) is one process: its console key needs no warning.
+  const consoleOnly = processOnly("keys.ring.console: none configured (nor console.sessionKey): console logins are signed with a key of this process only; a restart logs everyone out and other replicas refuse them. Configure keys.ring.console.");
   const console = configured(config, "console")
-    ?? (sessionKey ? one("console", Buffer.from(sessionKey), "console.sessionKey")
-      : processOnly("keys.ring.console: none configured (nor console.sessionKey): console logins are signed with a key of this process only; a restart logs everyone out and other replicas refuse them. Configure keys.ring.console."));
+    ?? (sessionKey ? one("console", Buffer.from(sessionKey), "console.sessionKey") : { ...consoleOnly, warning: config.console.enabled && config.database.url ? consoleOnly.warning : undefined });
   const clusterSecret = config.cluster.secret?.reveal();
   // Without a key nothing relays (the configuration requires one with cluster.internalPort).
   const relay = configured(config, "relay") ?? (clusterSecret ? one("relay", Buffer.from(clusterSecret), "cluster.secret") : { ...processOnly(""), warning: undefined });
@@ -100,4 +110,11 @@ export function keyringProblems(config: GatewayConfig): string[] {
     }
   }
   return problems;
+}
+
+/** Each purpose's source and key ids with their states, for the log (never a key). */
+export function describeKeyring(keyring: Keyring): Record<RingPurpose, { source: string; keys: string }> {
+  const out = {} as Record<RingPurpose, { source: string; keys: string }>;
+  for (const purpose of RING_PURPOSES) out[purpose] = { source: keyring[purpose].source, keys: keyring[purpose].describe().map((k) => `${k.id} (${k.state})`).join(", ") };
+  return out;
 }

@@ -3,13 +3,11 @@
 // a verify-only key still checks what it made before a rotation; a retired key (revoked) and an
 // unknown id are refused. The ring's keys are replaced in place by a reload, so a consumer that
 // holds the ring follows each rotation without a restart.
-import { createHmac } from "node:crypto";
-
 export type KeyState = "active" | "verify-only" | "retired";
 
 export interface RingKey {
   id: string;
-  /** The purpose's key, derived from the configured material (never the material itself). */
+  /** The purpose's key: the configured secret as the purpose uses it (requestState: an HMAC of it). */
   key: Buffer;
   state: KeyState;
 }
@@ -20,10 +18,6 @@ export type KeyLookup = { ok: true; key: Buffer } | { ok: false; refused: "retir
 /** A ring holds at most this many keys (the schema bounds each configured ring the same way). */
 export const MAX_RING_KEYS = 16;
 
-/** A purpose's key from configured material: one HMAC per purpose, so one secret never keys two jobs. */
-export function derivePurposeKey(material: string | Uint8Array, purpose: string): Buffer {
-  return createHmac("sha256", material).update(`countersign keyring ${purpose} v1`).digest();
-}
 
 export class KeyRing {
   readonly purpose: string;

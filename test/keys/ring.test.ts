@@ -9,10 +9,10 @@ import { signRelay, verifyRelay } from "../../gateway/cluster/peer-auth.js";
 import { parseConfigText } from "../../gateway/config/load.js";
 import { ConsoleSessions } from "../../gateway/console/session.js";
 import { buildKeyring } from "../../gateway/keys/keyring.js";
-import { derivePurposeKey, KeyRing, type KeyState } from "../../gateway/keys/ring.js";
+import { KeyRing, type KeyState } from "../../gateway/keys/ring.js";
 
 const material = { k1: randomBytes(32).toString("base64url"), k2: randomBytes(32).toString("base64url") };
-const ringOf = (purpose: string, keys: Array<[keyof typeof material, KeyState]>) => keys.map(([id, state]) => ({ id, key: derivePurposeKey(material[id], purpose), state }));
+const ringOf = (_purpose: string, keys: Array<[keyof typeof material, KeyState]>) => keys.map(([id, state]) => ({ id, key: Buffer.from(material[id]), state }));
 
 function parse(ring: unknown, env: Record<string, string> = { K1: material.k1, K2: material.k2 }) {
   return parseConfigText(stringify({ version: 1, keys: { ring }, connections: [{ name: "a", access: { anonymous: true }, upstream: { type: "stdio", command: "true" } }] }), "ring.yaml", env);
@@ -36,6 +36,27 @@ describe("keys.ring in the configuration", () => {
     expect(legacy.relay.describe()).toEqual([{ id: "cluster-secret", state: "active" }]);
     // What the relay signed before the keyring (no key id) still verifies with cluster.secret.
     expect(verifyRelay(legacy.relay, signRelay(material.k2, "POST", "/mcp/a", "r1", "{}"), "POST", "/mcp/a", "r1").ok).toBe(true);
+  });
+});
+
+describe("moving a single key into a ring", () => {
+  it("listed under its ring-of-one id, it is the same key: what it signed before stays valid", () => {
+    const connections = [{ name: "a", access: { anonymous: true }, upstream: { type: "stdio", command: "true" } }];
+    const env = { K1: material.k1, K2: material.k2 };
+    const single = buildKeyring(parseConfigText(stringify({ version: 1, keys: { maskingHmac: { env: "K1" } }, console: { sessionKey: { env: "K1" } }, cluster: { secret: { env: "K1" } }, approvals: { groups: { oncall: { emails: ["a@example.com"] } }, argumentsKey: { env: "K1" } }, connections }), "single.yaml", env));
+    const old = (id: string) => ({ id, secret: { env: "K1" }, state: "verify-only" });
+    const ring = buildKeyring(parseConfigText(stringify({ version: 1, keys: { ring: {
+      requestState: [{ id: "rs-2", secret: { env: "K2" } }, old("legacy-arguments-key")],
+      console: [{ id: "console-2", secret: { env: "K2" } }, old("console-session-key")],
+      relay: [{ id: "relay-2", secret: { env: "K2" } }, old("cluster-secret")],
+      masking: [{ id: "masking-2", secret: { env: "K2" } }, old("masking-hmac")],
+    } }, connections }), "ring.yaml", env));
+    for (const purpose of ["requestState", "console", "relay", "masking"] as const) {
+      const before = single[purpose].active();
+      const after = ring[purpose].lookup(before.id);
+      expect(after, purpose).toEqual({ ok: true, key: before.key });
+      expect(ring[purpose].active().id).not.toBe(before.id);
+    }
   });
 });
 
