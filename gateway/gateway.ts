@@ -39,7 +39,7 @@ import { startMetricsListener } from "./metrics-listener.js";
 import { startLiveness } from "./cluster/liveness.js";
 import { VERSION } from "./version.js";
 import { CloseSteps, ShutdownError } from "./lifecycle.js";
-import { applyKeyring, buildKeyring, describeKeyring, keyringProblems, maskingKey, type Keyring } from "./keys/keyring.js";
+import { applyKeyring, buildKeyring, describeKeyring, keyringProblems, maskingKey, upstreamJwtKeys, upstreamJwtProblems, type Keyring } from "./keys/keyring.js";
 
 export interface Gateway {
   config: GatewayConfig;
@@ -237,12 +237,14 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
         prepare: async (next) => {
           // A new sql condition needs the SQL parser before its rule is applied (policy/sql.ts).
           if (next.connections.some((c) => policyUsesSql(c.policy))) await loadSqlParser();
-          return [...prepareRuntime(next), ...keyringProblems(next)];
+          return [...prepareRuntime(next), ...keyringProblems(next), ...upstreamJwtProblems(next, Boolean(identity.signer))];
         },
         apply: async (next) => {
           setLogLevel(log, next.log.level);
           const keysBefore = JSON.stringify(describeKeyring(keyring));
           applyKeyring(keyring, next);
+          const signerKeys = upstreamJwtKeys(next);
+          if (identity.signer && signerKeys) identity.signer.replace(signerKeys);
           if (JSON.stringify(describeKeyring(keyring)) !== keysBefore) log.info({ keyring: describeKeyring(keyring) }, "keyring in force");
           const removedConnections = await sessions.applyConfig(next);
           // Adding or removing the approvals block is refused (restart-only), so both sides have it.

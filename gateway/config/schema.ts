@@ -59,6 +59,7 @@ const keyRing = z
     requestState: ringKeys.describe("Seals the requestState of held stateless (2026-07-28) calls; default: derived from approvals.argumentsKey or keys.maskingHmac"),
     console: ringKeys.describe("Signs console login cookies, CSRF tokens and login state; default: console.sessionKey"),
     relay: ringKeys.describe("Signs requests relayed between replicas; default: cluster.secret"),
+    upstreamJwt: ringKeys.describe("PKCS#8 PEM private keys (Ed25519, EC or RSA) that sign identity JWTs for upstreams, the id as the JWT kid: the active key signs, verify-only keys stay in the JWKS; default: keys.upstreamJwt"),
     masking: ringKeys.describe("Keys masking tags, pseudonyms and the pseudonym map; pseudonyms issued under a verify-only key are still restored; default: keys.maskingHmac"),
   })
   .prefault({});
@@ -642,7 +643,7 @@ export const configSchema = z
           message: "a shared stdio child serves several callers, so it cannot be told one caller's identity: remove upstreamIdentity or set shared: false",
         });
       }
-      if (c.upstreamIdentity?.jwt && !cfg.keys.upstreamJwt) {
+      if (c.upstreamIdentity?.jwt && !cfg.keys.upstreamJwt && !cfg.keys.ring.upstreamJwt) {
         ctx.addIssue({
           code: "custom",
           path: ["connections", i, "upstreamIdentity", "jwt"],

@@ -5,6 +5,7 @@
 // replicas and does not survive a restart.
 import { createHmac, randomBytes } from "node:crypto";
 import { loadArgumentsKey } from "../approvals/arguments-key.js";
+import { GatewaySigner, type SignerKeyInput } from "../auth/upstream-identity.js";
 import type { GatewayConfig } from "../config/load.js";
 import { LEGACY_KEY_IDS, PROCESS_KEY_ID } from "./ids.js";
 import { KeyRing, type RingKey } from "./ring.js";
@@ -117,4 +118,25 @@ export function describeKeyring(keyring: Keyring): Record<RingPurpose, { source:
   const out = {} as Record<RingPurpose, { source: string; keys: string }>;
   for (const purpose of RING_PURPOSES) out[purpose] = { source: keyring[purpose].source, keys: keyring[purpose].describe().map((k) => `${k.id} (${k.state})`).join(", ") };
   return out;
+}
+
+/** The upstream identity JWT keys (asymmetric, so not a KeyRing): keys.ring.upstreamJwt, else keys.upstreamJwt; none: no signer. */
+export function upstreamJwtKeys(config: GatewayConfig): SignerKeyInput[] | undefined {
+  const ring = config.keys.ring.upstreamJwt;
+  if (ring && ring.length > 0) return ring.map((k, i) => ({ pem: k.secret.reveal(), id: k.id, state: k.state, path: `keys.ring.upstreamJwt[${i}].secret` }));
+  const single = config.keys.upstreamJwt?.reveal();
+  return single ? [{ pem: single }] : undefined;
+}
+
+/** Problems a reload would meet replacing the upstream identity keys (a signer exists only if one was configured at start). */
+export function upstreamJwtProblems(config: GatewayConfig, signerAtStart: boolean): string[] {
+  const keys = config.keys.ring.upstreamJwt;
+  if (!keys || keys.length === 0) return [];
+  if (!signerAtStart) return ["keys.ring.upstreamJwt: no identity JWT key was configured at start: restart to apply"];
+  try {
+    new GatewaySigner(upstreamJwtKeys(config)!, config.publicUrl);
+    return [];
+  } catch (err) {
+    return [(err as Error).message];
+  }
 }

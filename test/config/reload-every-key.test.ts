@@ -78,7 +78,7 @@ function baseConfig(): Record<string, unknown> {
     keys: {
       upstreamJwt: { env: "EK_UPSTREAM_JWT" },
       maskingHmac: { env: "EK_MASKING_HMAC" },
-      ring: { requestState: [{ id: "requestState-1", secret: { env: "EK_SECRET" } }], console: [{ id: "console-1", secret: { env: "EK_SECRET" } }], relay: [{ id: "relay-1", secret: { env: "EK_SECRET" } }], masking: [{ id: "masking-1", secret: { env: "EK_SECRET" } }] },
+      ring: { requestState: [{ id: "requestState-1", secret: { env: "EK_SECRET" } }], console: [{ id: "console-1", secret: { env: "EK_SECRET" } }], relay: [{ id: "relay-1", secret: { env: "EK_SECRET" } }], masking: [{ id: "masking-1", secret: { env: "EK_SECRET" } }], upstreamJwt: [{ id: "jwt-1", secret: { env: "EK_UPSTREAM_JWT" } }] },
     },
     cluster: { internalPort: 0, internalHost: "127.0.0.1", advertiseUrl: "http://127.0.0.1:9", secret: { env: "EK_SECRET" }, deadAfterSeconds: 20 },
     approvals: {
@@ -171,6 +171,7 @@ const SAMPLES: Record<string, { value: unknown; connection?: number }> = {
   "auth.issuers": { value: [{ issuer: ISSUER, jwksUri: `${ISSUER}/jwks` }, { issuer: "http://127.0.0.1:9/ci" }] },
   "keys.upstreamJwt": { value: { env: "EK_UPSTREAM_JWT_2" } },
   "keys.maskingHmac": { value: { env: "EK_SECRET" } },
+  "keys.ring.upstreamJwt": { value: [{ id: "jwt-2", secret: { env: "EK_UPSTREAM_JWT_2" } }, { id: "jwt-1", secret: { env: "EK_UPSTREAM_JWT" }, state: "verify-only" }] },
   ...Object.fromEntries(["requestState", "console", "relay", "masking"].map((p) => [`keys.ring.${p}`, { value: [{ id: `${p}-2`, secret: { env: "EK_SECRET_2" } }, { id: `${p}-1`, secret: { env: "EK_SECRET" }, state: "verify-only" }] }])),
   "cluster.secret": { value: { env: "EK_SECRET_2" } },
   "approvals.groups": { value: { oncall: { emails: ["bob@example.com", "carol@example.com"], slackUserGroups: [], channel: "CONCALL" }, security: { emails: ["sec@example.com"] }, managers: { emails: ["max@example.com"] } } },
@@ -312,6 +313,11 @@ const registryConfig = () => (gw.sessions as unknown as { config: GatewayConfig 
 
 /** Behaviour that shows a live key is in force; keys under connections[] without one are checked through the connection the data path reads. */
 const IN_FORCE: Record<string, () => Promise<void>> = {
+  "keys.ring.upstreamJwt": async () => {
+    expect(gw.identity.signer!.kid).toBe("jwt-2");
+    const jwks = (await (await fetch(`${gw.address}/.well-known/jwks.json`)).json()) as { keys: Array<{ kid: string }> };
+    expect(jwks.keys.map((k) => k.kid)).toEqual(["jwt-2", "jwt-1"]);
+  },
   // A rotation: the new key signs, the old one still verifies (test/keys/rotation.test.ts shows it on the wire).
   ...Object.fromEntries((["requestState", "console", "relay", "masking"] as const).map((p) => [`keys.ring.${p}`, async () => {
     expect(gw.keyring[p].active().id).toBe(`${p}-2`);
