@@ -33,7 +33,7 @@ export const RELOAD_CLASSES: readonly ReloadClass[] = [
   { key: "log.format", mode: "restart", why: "the log's output stream is chosen at start" },
   { key: "log.requests", mode: "live", why: "read when a session opens: sessions opened after the reload follow it" },
   { key: "auth", mode: "restart", why: "the token verifier and its issuers are built at start" },
-  { key: "keys", mode: "restart", why: "signing and masking keys are loaded at start" },
+  { key: "keys", mode: "restart", why: "keys.upstreamJwt and keys.maskingHmac are read at start (rotate them through keys.ring)" },
   { key: "keys.ring", mode: "live", why: "each purpose's ring is replaced in place: the new active key signs, verify-only keys still check, retired ones are refused" },
   { key: "cluster", mode: "restart", why: "the relay listener and the liveness timer start with the process" },
   { key: "approvals", mode: "restart", why: "the approvals service, its timers and the Slack bot start with the process" },
