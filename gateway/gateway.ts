@@ -41,6 +41,7 @@ import { startLiveness } from "./cluster/liveness.js";
 import { VERSION } from "./version.js";
 import { CloseSteps, ShutdownError } from "./lifecycle.js";
 import { systemClock, type Clock } from "./clock.js";
+import { applyKeyring, buildKeyring, describeKeyring, keyringProblems, maskingKey, upstreamJwtKeys, upstreamJwtProblems, type Keyring } from "./keys/keyring.js";
 
 export interface Gateway {
   config: GatewayConfig;
@@ -48,6 +49,8 @@ export interface Gateway {
   db: Db;
   recorder: Recorder;
   sessions: SessionRegistry;
+  /** The keys of the requestState seal, the console and the relay, rotated in place by a reload. */
+  keyring: Keyring;
   instanceId: string;
   /** The address the service listens on, e.g. http://127.0.0.1:8080 */
   address: string;
@@ -87,7 +90,8 @@ export interface StartOptions {
  */
 export function prepareRuntime(config: GatewayConfig, opts: { secrets?: boolean } = {}): string[] {
   const problems: string[] = [];
-  const tokenKey = config.keys.maskingHmac?.reveal();
+  // The active masking key (keys.ring.masking, else keys.maskingHmac): a reload rebuilds the maskers with it.
+  const tokenKey = opts.secrets === false ? undefined : maskingKey(config);
   config.connections.forEach((c, i) => {
     c.masker = undefined;
     if (!c.masking.enabled) return;
@@ -188,6 +192,9 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     }, 30_000);
     const rejections = new RejectionLog(recorder);
     steps.onClose("rejection log", () => rejections.stop());
+    // One keyring for the requestState seal, the console's cookies and the relay (gateway/keys): a reload rotates it in place.
+    const keyring = buildKeyring(config, (line) => log.warn(`WARNING: ${line}`));
+    log.info({ keyring: describeKeyring(keyring) }, "keyring loaded");
     const identity = await createIdentityLayer(config, recorder, log);
     steps.onClose("identity", () => identity.stop());
     // The configuration in force: what every reader below consults, replaced by each applied reload.
@@ -222,13 +229,13 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     const maskingPool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 3000, idleTimeoutMillis: 10_000, keepAlive: true, ...auditPoolTimeouts(config.database.commitTimeoutMs) });
     maskingPool.on("error", (err) => log.warn({ err }, "pseudonym map: idle database connection failed"));
     steps.onClose("pseudonym map pool", () => maskingPool.end());
-    const restorer = new PgRestorer({ pool: maskingPool, keyMaterial: config.keys.maskingHmac?.reveal() });
+    const restorer = new PgRestorer({ pool: maskingPool, keys: keyring.masking });
     steps.onClose("pseudonym map", () => restorer.close());
     const restorerSweep = setInterval(() => void restorer.sweep().catch((err: unknown) => log.warn({ err }, "pseudonym map: expired rows not swept")), 10 * 60_000);
     restorerSweep.unref();
     steps.onClose("pseudonym map sweep", () => clearInterval(restorerSweep));
     // holdForMs as a getter: each session opened after a reload takes the hold in force then.
-    const sessions = new SessionRegistry(config, db, recorder, instanceId, log, identity.signer, metrics, approvals && { service: approvals.service, get holdForMs() { return approvals.holdForMs; } }, pins, restorer, clock);
+    const sessions = new SessionRegistry(config, db, recorder, instanceId, log, identity.signer, metrics, approvals && { service: approvals.service, get holdForMs() { return approvals.holdForMs; } }, pins, restorer, clock, keyring);
     // Heartbeat, and the closing of sessions whose replica died (gateway/cluster/liveness.ts).
     const liveness = startLiveness({ relays: config.cluster.internalPort > 0, db, sessions, instanceId, deadAfterSeconds: config.cluster.deadAfterSeconds, log });
     steps.onClose("liveness", () => liveness.stop());
@@ -239,10 +246,15 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
         prepare: async (next) => {
           // A new sql condition needs the SQL parser before its rule is applied (policy/sql.ts).
           if (next.connections.some((c) => policyUsesSql(c.policy))) await loadSqlParser();
-          return prepareRuntime(next);
+          return [...prepareRuntime(next), ...keyringProblems(next), ...upstreamJwtProblems(next, Boolean(identity.signer))];
         },
         apply: async (next) => {
           setLogLevel(log, next.log.level);
+          const keysBefore = JSON.stringify(describeKeyring(keyring));
+          applyKeyring(keyring, next);
+          const signerKeys = upstreamJwtKeys(next);
+          if (identity.signer && signerKeys) identity.signer.replace(signerKeys);
+          if (JSON.stringify(describeKeyring(keyring)) !== keysBefore) log.info({ keyring: describeKeyring(keyring) }, "keyring in force");
           const removedConnections = await sessions.applyConfig(next);
           // Adding or removing the approvals block is refused (restart-only), so both sides have it.
           if (approvals && next.approvals) approvals.apply(next.approvals);
@@ -251,16 +263,15 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
         },
       },
     });
-    const clusterSecret = config.cluster.secret?.reveal();
-    const cluster = config.cluster.internalPort > 0 && clusterSecret ? new ClusterRelay(new OwnerLookup(db, config.cluster.deadAfterSeconds), clusterSecret, instanceId) : undefined;
+    const cluster = config.cluster.internalPort > 0 ? new ClusterRelay(new OwnerLookup(db, config.cluster.deadAfterSeconds), keyring.relay, instanceId) : undefined;
     const app = buildServer({ config, log, sessions, recorder, rejections, identity, metrics, reloader, approvals, cluster, pins, auditPool });
     // MCP clients log in through the browser: the gateway as its connections' authorization server.
-    const authorizationServer = identity.oauthKey ? registerAuthorizationServer(app, { config, db, recorder, log, key: identity.oauthKey, current: () => reloader.current }) : undefined;
-    registerConsole(app, { config, currentConfig: () => live, db, databaseUrl: url, recorder, log, approvals, pins, devIssuer: identity.devIssuer, pages: authorizationServer ? [authorizationServer.registerConsentPages] : [] }); // the web console at /console
+    const authorizationServer = identity.oauthKey ? registerAuthorizationServer(app, { config, db, recorder, log, key: identity.oauthKey, consoleKeys: keyring.console, current: () => reloader.current }) : undefined;
+    registerConsole(app, { config, currentConfig: () => live, db, databaseUrl: url, recorder, log, approvals, pins, devIssuer: identity.devIssuer, keys: keyring.console, pages: authorizationServer ? [authorizationServer.registerConsentPages] : [] }); // the web console at /console
     steps.onClose("http service", () => app.close());
     await app.listen({ host: config.server.host, port: config.server.port });
     const relayServer = cluster
-      ? await startRelayServer(app, { host: config.cluster.internalHost, port: config.cluster.internalPort, secret: clusterSecret!, log, rejections })
+      ? await startRelayServer(app, { host: config.cluster.internalHost, port: config.cluster.internalPort, keys: keyring.relay, log, rejections })
       : undefined;
     if (relayServer) {
       steps.onClose("relay listener", () => relayServer.close());
@@ -303,7 +314,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
           ttlSeconds: 8 * 3600,
         })
       : undefined;
-    return { config, app, db, recorder, sessions, instanceId, address, databaseUrl: url, embedded, identity, metrics, auditChain, approvals, digest, devToken, stop,
+    return { config, app, db, recorder, sessions, keyring, instanceId, address, databaseUrl: url, embedded, identity, metrics, auditChain, approvals, digest, devToken, stop,
       reload: (actor: ReloadActor) => reloader.reload(actor),
       currentConfig: () => reloader.current,
     };

@@ -48,13 +48,15 @@ it("config: a stdio command not on PATH is an error with its key path; no 'did n
   expect(r2.stderr).not.toContain("did not start");
 });
 
-it("config: warns when a production-like configuration has no checkpoint keys and no masking key", async () => {
+it("config: warns when a production-like configuration has no checkpoint keys, no masking key and no shared requestState or console key", async () => {
   const prod = { server: { host: "0.0.0.0", port: 8080 }, publicUrl: "https://mcp.example.com", metrics: { token: { env: "METRICS_TOKEN" } }, auth: { issuers: [{ issuer: "https://idp.example.com", audience: "https://mcp.example.com" }] }, ...oneConnection };
   const r = await runCli(["config", "--config", configFile("prod.yaml", prod)], { ...env(), METRICS_TOKEN: "metrics-token-for-the-test" });
   expect(r.code).toBe(0);
-  expect(r.stdout).toContain("valid, with 2 warning(s)");
+  expect(r.stdout).toContain("valid, with 4 warning(s)");
   expect(r.stderr).toContain("warning: audit.checkpoint.keys: none");
   expect(r.stderr).toContain("warning: keys.maskingHmac: none");
+  expect(r.stderr).toContain("warning: keys.ring.requestState: none");
+  expect(r.stderr).toContain("warning: keys.ring.console: none");
   const local = await runCli(["config", "--config", configFile("local.yaml", oneConnection)], env());
   expect(local.code).toBe(0);
   expect(local.stderr).not.toContain("warning");

@@ -581,6 +581,7 @@ describe("Helm chart rendered by Helm", () => {
       SLACK_SIGNING_SECRET: "countersign-slack",
       COUNTERSIGN_CHECKPOINT_KEY: "countersign-keys",
       COUNTERSIGN_MASKING_KEY: "countersign-keys",
+      COUNTERSIGN_CONSOLE_KEY: "countersign-keys",
       COUNTERSIGN_UPSTREAM_JWT_KEY: "countersign-keys",
       COUNTERSIGN_CLUSTER_SECRET: "countersign-keys",
       COUNTERSIGN_METRICS_TOKEN: "countersign-keys",

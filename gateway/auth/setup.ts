@@ -11,6 +11,7 @@ import type { Logger } from "../log.js";
 import { Authenticator, resourceUrl } from "./authenticator.js";
 import { DEV_ISSUER_PATH, devIssuerUrl, loadDevIssuerKey, type DevIssuerKey } from "./dev-issuer.js";
 import { GatewaySigner } from "./upstream-identity.js";
+import { upstreamJwtKeys } from "../keys/keyring.js";
 import { loadSigningKey, OAUTH_ALG, type OAuthSigningKey } from "../oauth/signing-key.js";
 import { IDP_ISSUER_CLAIM } from "../oauth/access-token.js";
 import { TokenVerifier, type IssuerSettings } from "./verifier.js";
@@ -81,7 +82,9 @@ export async function createIdentityLayer(config: GatewayConfig, recorder: Recor
     failures,
     denials,
   );
-  const signer = config.keys.upstreamJwt ? new GatewaySigner(config.keys.upstreamJwt.reveal(), config.publicUrl) : undefined;
+  // keys.ring.upstreamJwt (or keys.upstreamJwt as one key); a reload replaces its keys in place.
+  const signerKeys = upstreamJwtKeys(config);
+  const signer = signerKeys ? new GatewaySigner(signerKeys, config.publicUrl) : undefined;
 
   // `connections`: the ones in force now (a reload may add some).
   const registerRoutes = (app: FastifyInstance, connections: () => GatewayConfig["connections"] = () => config.connections) => {

@@ -5,6 +5,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { Agent, request } from "undici";
 import { CountersignError } from "../errors.js";
+import type { KeyRing } from "../keys/ring.js";
 import { CLIENT_ADDRESS_HEADER, RELAY_HEADER, signRelay } from "./peer-auth.js";
 import { callerAddress } from "./relayed.js";
 
@@ -34,7 +35,8 @@ export interface RelayTarget {
   /** The owner's internal listener, e.g. http://10.0.3.7:8081 */
   url: string;
   instanceId: string;
-  secret: string;
+  /** The keyring's relay keys: the active one signs. */
+  keys: KeyRing;
 }
 
 /**
@@ -51,7 +53,8 @@ export async function relayRequest(req: FastifyRequest, reply: FastifyReply, tar
   headers["x-request-id"] = req.id;
   headers[CLIENT_ADDRESS_HEADER] = callerAddress(req);
   const body = typeof req.body === "string" ? req.body : undefined;
-  headers[RELAY_HEADER] = signRelay(target.secret, req.method, url, req.id, body);
+  const signing = target.keys.active();
+  headers[RELAY_HEADER] = signRelay(signing.key, req.method, url, req.id, body, Date.now(), signing.id);
 
   // The client going away ends the relayed request (and so the owner's stream) too.
   const abort = new AbortController();

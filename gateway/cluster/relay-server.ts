@@ -7,6 +7,7 @@ import type { FastifyInstance } from "fastify";
 import { CountersignError, writeError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { RejectionLog } from "../audit/rejections.js";
+import type { KeyRing } from "../keys/ring.js";
 import { RELAY_HEADER, relayBodyProblem, verifyRelay } from "./peer-auth.js";
 import { markRelayed } from "./relayed.js";
 import { httpRequestIdOf } from "../server.js";
@@ -64,7 +65,7 @@ function replayed(original: IncomingMessage, body: Buffer): IncomingMessage {
   return copy;
 }
 
-export async function startRelayServer(app: FastifyInstance, opts: { host: string; port: number; secret: string; log: Logger; rejections?: RejectionLog | undefined }): Promise<RelayServer> {
+export async function startRelayServer(app: FastifyInstance, opts: { host: string; port: number; keys: KeyRing; log: Logger; rejections?: RejectionLog | undefined }): Promise<RelayServer> {
   const bodyLimit = app.initialConfig.bodyLimit ?? 1024 * 1024;
   const refuseUnauthorized = (req: IncomingMessage, res: ServerResponse, url: string, problem: string) => {
     const logId = httpRequestIdOf(req);
@@ -77,7 +78,7 @@ export async function startRelayServer(app: FastifyInstance, opts: { host: strin
     const httpRequestId = typeof req.headers["x-request-id"] === "string" ? req.headers["x-request-id"] : "";
     const header = req.headers[RELAY_HEADER];
     // The signature first: no body is read for a request no peer signed.
-    const signed = verifyRelay(opts.secret, typeof header === "string" ? header : undefined, req.method ?? "", url, httpRequestId);
+    const signed = verifyRelay(opts.keys, typeof header === "string" ? header : undefined, req.method ?? "", url, httpRequestId);
     if (!signed.ok) return refuseUnauthorized(req, res, url, signed.problem);
     if (!FRONT_PATH.test(url)) return refuse(res, new CountersignError("CS_ERR_NOT_FOUND", "the internal port serves relayed MCP requests only"), httpRequestId);
     readBody(req, bodyLimit).then(

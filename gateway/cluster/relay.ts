@@ -3,6 +3,7 @@
 // A relayed request is never relayed again.
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { CountersignError } from "../errors.js";
+import type { KeyRing } from "../keys/ring.js";
 import type { OwnerLookup } from "./owner-lookup.js";
 import { relayRequest } from "./relay-client.js";
 import { isRelayed } from "./relayed.js";
@@ -13,7 +14,8 @@ export class ClusterRelay {
 
   constructor(
     private readonly owners: OwnerLookup,
-    private readonly secret: string,
+    /** The keyring's relay keys (replaced in place by a reload). */
+    private readonly keys: KeyRing,
     private readonly instanceId: string,
   ) {}
 
@@ -40,7 +42,7 @@ export class ClusterRelay {
     const counted = req.method !== "GET";
     if (counted) this.#inFlight++;
     try {
-      await relayRequest(req, reply, { url: owner.relayUrl, instanceId: owner.ownerInstanceId, secret: this.secret });
+      await relayRequest(req, reply, { url: owner.relayUrl, instanceId: owner.ownerInstanceId, keys: this.keys });
     } catch (err) {
       this.owners.forget(sessionId);
       if (err instanceof CountersignError) req.log.warn({ code: err.code, detail: err.detail }, "relay to the session's replica failed");

@@ -33,5 +33,11 @@ export function configWarnings(cfg: GatewayConfig): string[] {
   if (!cfg.keys.maskingHmac) {
     warnings.push(`keys.maskingHmac: none ${where}: masked values get no stable HMAC tag, and replicas cannot correlate them; set it from your secret store (the same for every replica)`);
   }
+  if (!cfg.keys.ring.requestState && !cfg.approvals?.argumentsKey && !cfg.keys.maskingHmac) {
+    warnings.push(`keys.ring.requestState: none ${where}: held stateless calls' requestState is sealed with a key of one process, so another replica or a restart refuses it; configure keys.ring.requestState (see README, Keys and rotation)`);
+  }
+  if (cfg.console.enabled && !cfg.keys.ring.console && !cfg.console.sessionKey) {
+    warnings.push(`keys.ring.console: none ${where}: console logins are signed with a key of one process, so a restart logs everyone out and other replicas refuse them; configure keys.ring.console`);
+  }
   return warnings;
 }

@@ -139,7 +139,12 @@ export function parseConfigText(text: string, source: string, env: Env = process
     ...settings.database,
     ...(env.DATABASE_URL ? { url: new Secret(env.DATABASE_URL, "env DATABASE_URL") } : {}),
   };
-  const clusterSecret = clusterSecretOf(settings.cluster, env, secret, problems, readSecrets, readable);
+  const clusterSecret = clusterSecretOf(settings.cluster, env, secret, problems, readSecrets, readable, Boolean(settings.keys.ring.relay?.length));
+  for (const [purpose, ring] of Object.entries(settings.keys.ring)) {
+    (ring ?? []).forEach((k, i) => {
+      if (readable(k.secret) && k.secret.reveal().length < 32) problems.push(`keys.ring.${purpose}[${i}].secret: too short: use at least 32 random characters (e.g. openssl rand -base64 32)`);
+    });
+  }
   if (readable(settings.console.sessionKey) && settings.console.sessionKey.reveal().length < 32) {
     problems.push("console.sessionKey: too short: use at least 32 random characters (e.g. openssl rand -base64 32)");
   }
@@ -178,12 +183,14 @@ function clusterSecretOf(
   problems: string[],
   readSecrets: boolean,
   readable: (s: Secret | undefined) => s is Secret,
+  /** keys.ring.relay is configured: it keys the relay, so no cluster.secret is needed. */
+  relayRing = false,
 ): Secret | undefined {
   if (c.secret) {
     if (readable(c.secret) && c.secret.reveal().length < 32) problems.push("cluster.secret: too short: use at least 32 random characters (e.g. openssl rand -base64 32)");
     return c.secret;
   }
-  if (c.internalPort === 0) return undefined;
+  if (c.internalPort === 0 || relayRing) return undefined;
   if (readSecrets && !env.COUNTERSIGN_CLUSTER_SECRET) {
     problems.push("cluster.secret: the relay listener (cluster.internalPort) needs a secret shared by all replicas: set COUNTERSIGN_CLUSTER_SECRET (at least 32 random characters, the same Secret for every replica, e.g. openssl rand -base64 32) or cluster.secret: { env | file }");
     return undefined;

@@ -32,6 +32,38 @@ const secretRef = z
 
 const valueOrSecret = z.union([z.string(), secretRef]);
 
+/** One purpose's keys: exactly one active (signs, seals), verify-only ones still check, retired ones are refused. */
+const ringKeys = z
+  .array(
+    z.strictObject({
+      id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "letters, digits, '-' or '_' (at most 64): it travels with what the key signs").describe("The key's id, carried by what it signs or seals"),
+      secret: secretRef.describe("At least 32 random characters, the same on every replica"),
+      state: z.enum(["active", "verify-only", "retired"]).default("active").describe("active: signs and seals (exactly one); verify-only: still checks what it made; retired: what it made is refused (revocation)"),
+    }),
+  )
+  .min(1)
+  .max(16)
+  .superRefine((keys, ctx) => {
+    const active = keys.filter((k) => k.state === "active").length;
+    if (active !== 1) ctx.addIssue({ code: "custom", message: `exactly one key must be active (found ${active}): the active key signs, verify-only keys still check` });
+    const seen = new Set<string>();
+    keys.forEach((k, i) => {
+      if (seen.has(k.id)) ctx.addIssue({ code: "custom", path: [i, "id"], message: `duplicate key id '${k.id}'` });
+      seen.add(k.id);
+    });
+  })
+  .optional();
+
+const keyRing = z
+  .strictObject({
+    requestState: ringKeys.describe("Seals the requestState of held stateless (2026-07-28) calls; default: derived from approvals.argumentsKey or keys.maskingHmac"),
+    console: ringKeys.describe("Signs console login cookies, CSRF tokens and login state; default: console.sessionKey"),
+    relay: ringKeys.describe("Signs requests relayed between replicas; default: cluster.secret"),
+    upstreamJwt: ringKeys.describe("PKCS#8 PEM private keys (Ed25519, EC or RSA) that sign identity JWTs for upstreams, the id as the JWT kid: the active key signs, verify-only keys stay in the JWKS; default: keys.upstreamJwt"),
+    masking: ringKeys.describe("Keys masking tags, pseudonyms and the pseudonym map; pseudonyms issued under a verify-only key are still restored; default: keys.maskingHmac"),
+  })
+  .prefault({});
+
 const connectionName = z
   .string()
   .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "must be lower-case letters, digits, '-' or '_' (it becomes part of a URL)");
@@ -524,6 +556,7 @@ export const configSchema = z
       .strictObject({
         upstreamJwt: secretRef.optional().describe("PKCS#8 PEM private key (Ed25519, EC or RSA) that signs identity JWTs for upstreams; shared by all replicas"),
         maskingHmac: secretRef.optional().describe("Key for keyed-HMAC masking tokens ([MASKED:email:3f9a12c4]); shared by all replicas"),
+        ring: keyRing.describe("Keys with ids and states, per purpose, rotated by a reload (see README, Keys and rotation)"),
       })
       .prefault({}),
     cluster: z
@@ -610,7 +643,7 @@ export const configSchema = z
           message: "a shared stdio child serves several callers, so it cannot be told one caller's identity: remove upstreamIdentity or set shared: false",
         });
       }
-      if (c.upstreamIdentity?.jwt && !cfg.keys.upstreamJwt) {
+      if (c.upstreamIdentity?.jwt && !cfg.keys.upstreamJwt && !cfg.keys.ring.upstreamJwt) {
         ctx.addIssue({
           code: "custom",
           path: ["connections", i, "upstreamIdentity", "jwt"],

@@ -9,6 +9,7 @@ import type { Db } from "../db/client.js";
 import type { Logger } from "../log.js";
 import type { ToolPins } from "../pinning/service.js";
 import type { DevIssuerKey } from "../auth/dev-issuer.js";
+import type { KeyRing } from "../keys/ring.js";
 import { renderPage, type PageContext } from "./render.js";
 import type { Roles } from "./roles.js";
 import type { ConsoleLogin, ConsoleSessions } from "./session.js";
@@ -24,6 +25,8 @@ export interface ConsoleDeps {
   approvals?: Approvals | undefined;
   pins?: ToolPins | undefined;
   devIssuer?: { url: string; key: DevIssuerKey } | undefined;
+  /** The keyring's console keys (cookies, CSRF tokens, login state); absent: built from the configuration. */
+  keys?: KeyRing | undefined;
   /** More pages mounted inside the console (its login, CSRF and layout): the OAuth consent page. */
   pages?: Array<(scope: FastifyInstance, ctx: ConsoleContext) => void> | undefined;
 }

@@ -3,13 +3,13 @@
 // strict Content-Security-Policy (no inline script or style) and is never cached.
 //
 //   onRequest: security headers ─▶ preHandler: login cookie, timeouts, roles, CSRF ─▶ route
-import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { createContext, setState, type ConsoleDeps } from "./context.js";
 import { registerEvidence } from "./evidence.js";
 import { registerInbox } from "./inbox.js";
+import { buildKeyring } from "../keys/keyring.js";
 import { registerLogin } from "./login.js";
 import { CONSOLE_TEMPLATE_DIR } from "./render.js";
 import { registerReplay } from "./replay.js";
@@ -26,8 +26,7 @@ const CSP = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 's
 export function registerConsole(app: FastifyInstance, deps: ConsoleDeps): void {
   const c = deps.config.console;
   if (!c.enabled) return;
-  const key = c.sessionKey ? Buffer.from(c.sessionKey.reveal()) : randomBytes(32);
-  const sessions = new ConsoleSessions(key, {
+  const sessions = new ConsoleSessions(deps.keys ?? buildKeyring(deps.config).console, {
     secure: deps.config.publicUrl.startsWith("https://"),
     idleTimeoutMs: c.idleTimeoutMs,
     absoluteTimeoutMs: c.absoluteTimeoutMs,

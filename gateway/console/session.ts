@@ -3,9 +3,14 @@
 // start (absolute timeout) and the last request (idle timeout), and is refreshed on each request.
 // CSRF: a random per-browser cookie, and a form token that is the HMAC of that cookie and the
 // login's id (a signed double-submit token): a forged form from another site can know neither.
+// Keys: the keyring's console keys (keys.ring.console). Each cookie and token names the id of the
+// key that signed it (`<body>.<key id>.<mac>`, `<key id>.<mac>`), so a rotation keeps every login
+// while its old key is verify-only, and retiring the key ends them (recorded as cookie_retired_key).
 import type { Identity } from "../auth/identity.js";
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
+import { LEGACY_KEY_IDS } from "../keys/ids.js";
+import { KeyRing } from "../keys/ring.js";
 
 export const SESSION_COOKIE = "cs_console";
 export const CSRF_COOKIE = "cs_csrf";
@@ -34,18 +39,33 @@ export interface CookieOptions {
 }
 
 export class ConsoleSessions {
-  readonly #key: Buffer;
+  readonly #ring: KeyRing;
   readonly #opts: CookieOptions;
   /** Logged-out login ids until their absolute timeout. Bound: REVOKED_MAX; at the bound the oldest go first (each still dies at its own idle or absolute timeout). */
   readonly #revoked = new Map<string, number>();
 
-  constructor(key: Buffer, opts: CookieOptions) {
-    this.#key = key;
+  /** `keys`: the keyring's console keys; a bare key is a ring of one. */
+  constructor(keys: KeyRing | Buffer, opts: CookieOptions) {
+    this.#ring = keys instanceof KeyRing ? keys : new KeyRing("console", [{ id: "console", key: keys, state: "active" }], "given");
     this.#opts = opts;
   }
 
-  #mac(text: string): string {
-    return createHmac("sha256", this.#key).update(text).digest("base64url");
+  /** `<key id>.<mac>` with the active key. */
+  #sign(text: string): string {
+    const { id, key } = this.#ring.active();
+    return `${id}.${hmac(key, text)}`;
+  }
+
+  /**
+   * Whether `signed` (`<key id>.<mac>`, or a bare mac from before the keyring: the console.sessionKey's)
+   * is the signature of `text` by a key of the ring that still verifies.
+   */
+  #verify(text: string, signed: string): "ok" | "bad_signature" | "retired_key" {
+    const dot = signed.indexOf(".");
+    const [id, mac] = dot < 0 ? [LEGACY_KEY_IDS.console, signed] : [signed.slice(0, dot), signed.slice(dot + 1)];
+    const key = this.#ring.lookup(id);
+    if (!key.ok) return key.refused === "retired" ? "retired_key" : "bad_signature";
+    return safeEqual(mac, hmac(key.key, text)) ? "ok" : "bad_signature";
   }
 
   #cookie(name: string, value: string, maxAgeSeconds: number): string {
@@ -56,13 +76,14 @@ export class ConsoleSessions {
    * The login in the request's cookie, if valid and not timed out; `rejected` says why a cookie
    * that was sent is not one (altered, not ours, logged out), so it can be recorded and cleared.
    */
-  read(req: FastifyRequest, now = Date.now()): { login?: ConsoleLogin; expired?: "idle" | "absolute"; rejected?: "bad_signature" | "malformed" | "logged_out" } {
+  read(req: FastifyRequest, now = Date.now()): { login?: ConsoleLogin; expired?: "idle" | "absolute"; rejected?: "bad_signature" | "retired_key" | "malformed" | "logged_out" } {
     const raw = cookiesOf(req)[SESSION_COOKIE];
     if (!raw) return {};
-    const dot = raw.lastIndexOf(".");
+    const dot = raw.indexOf(".");
     if (dot <= 0) return { rejected: "bad_signature" };
     const body = raw.slice(0, dot);
-    if (!safeEqual(raw.slice(dot + 1), this.#mac(`login:${body}`))) return { rejected: "bad_signature" };
+    const signature = this.#verify(`login:${body}`, raw.slice(dot + 1));
+    if (signature !== "ok") return { rejected: signature };
     let login: ConsoleLogin;
     try {
       login = JSON.parse(Buffer.from(body, "base64url").toString("utf8")) as ConsoleLogin;
@@ -79,7 +100,7 @@ export class ConsoleSessions {
   /** Sets (or refreshes) the login cookie; throws when it would not fit in a browser's cookie. */
   write(reply: FastifyReply, login: ConsoleLogin): void {
     const body = Buffer.from(JSON.stringify(login)).toString("base64url");
-    const value = `${body}.${this.#mac(`login:${body}`)}`;
+    const value = `${body}.${this.#sign(`login:${body}`)}`;
     if (value.length > MAX_COOKIE_BYTES) throw new Error(`this login carries too many groups (${login.groups.length}) to fit in a cookie`);
     const remaining = Math.ceil((login.startedAt + this.#opts.absoluteTimeoutMs - Date.now()) / 1000);
     appendCookie(reply, this.#cookie(SESSION_COOKIE, value, Math.max(1, remaining)));
@@ -108,15 +129,15 @@ export class ConsoleSessions {
   /** A short-lived signed value (the OIDC login's state and PKCE verifier) in its own cookie. */
   seal(reply: FastifyReply, name: string, path: string, value: unknown, ttlSeconds: number): void {
     const body = Buffer.from(JSON.stringify({ v: value, exp: Date.now() + ttlSeconds * 1000 })).toString("base64url");
-    appendCookie(reply, `${name}=${body}.${this.#mac(`${name}:${body}`)}; Path=${path}; HttpOnly; SameSite=Lax${this.#opts.secure ? "; Secure" : ""}; Max-Age=${ttlSeconds}`);
+    appendCookie(reply, `${name}=${body}.${this.#sign(`${name}:${body}`)}; Path=${path}; HttpOnly; SameSite=Lax${this.#opts.secure ? "; Secure" : ""}; Max-Age=${ttlSeconds}`);
   }
 
   unseal(req: FastifyRequest, reply: FastifyReply, name: string, path: string): unknown {
     const raw = cookiesOf(req)[name];
     appendCookie(reply, `${name}=; Path=${path}; HttpOnly; SameSite=Lax${this.#opts.secure ? "; Secure" : ""}; Max-Age=0`);
     if (!raw) return undefined;
-    const dot = raw.lastIndexOf(".");
-    if (dot <= 0 || !safeEqual(raw.slice(dot + 1), this.#mac(`${name}:${raw.slice(0, dot)}`))) return undefined;
+    const dot = raw.indexOf(".");
+    if (dot <= 0 || this.#verify(`${name}:${raw.slice(0, dot)}`, raw.slice(dot + 1)) !== "ok") return undefined;
     try {
       const { v, exp } = JSON.parse(Buffer.from(raw.slice(0, dot), "base64url").toString("utf8")) as { v: unknown; exp: number };
       return typeof exp === "number" && exp > Date.now() ? v : undefined;
@@ -134,18 +155,22 @@ export class ConsoleSessions {
       (req as { csrfNonce?: string }).csrfNonce = nonce;
       appendCookie(reply, this.#cookie(CSRF_COOKIE, nonce, 7 * 24 * 3600));
     }
-    return this.#mac(`csrf:${nonce}:${login?.sid ?? ""}`);
+    return this.#sign(`csrf:${nonce}:${login?.sid ?? ""}`);
   }
 
   /** Whether a form's token matches this browser's CSRF cookie and login. */
   csrfValid(req: FastifyRequest, token: unknown, login: ConsoleLogin | undefined): boolean {
     const nonce = cookiesOf(req)[CSRF_COOKIE];
     if (!nonce || typeof token !== "string" || token.length === 0) return false;
-    return safeEqual(token, this.#mac(`csrf:${nonce}:${login?.sid ?? ""}`));
+    return this.#verify(`csrf:${nonce}:${login?.sid ?? ""}`, token) === "ok";
   }
 }
 
 const REVOKED_MAX = 10_000;
+
+function hmac(key: Buffer, text: string): string {
+  return createHmac("sha256", key).update(text).digest("base64url");
+}
 
 function safeEqual(a: string, b: string): boolean {
   const x = Buffer.from(a);

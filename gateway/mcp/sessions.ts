@@ -11,7 +11,8 @@ import { McpSession, type FrontTransport } from "./mcp-session.js";
 import { TaskRegistry } from "./tasks.js";
 import type { Metrics } from "../metrics.js";
 import type { ApprovalService } from "../approvals/service.js";
-import { loadArgumentsKey } from "../approvals/arguments-key.js";
+import { buildKeyring, type Keyring } from "../keys/keyring.js";
+import type { KeyRing } from "../keys/ring.js";
 import type { ToolPins } from "../pinning/service.js";
 import type { Restorer as PseudonymMap } from "../masking/restore/index.js";
 import type { Identity } from "../auth/identity.js";
@@ -91,6 +92,8 @@ export class SessionRegistry {
     private readonly restorer?: PseudonymMap | undefined,
     /** Idle close, eviction, back-off and tasks' expiry read this clock (tests move it). */
     private readonly clock: Clock = systemClock,
+    /** The gateway's keyring (gateway/keys): the stateless front seals requestState with its requestState keys. */
+    private readonly keyring?: Keyring | undefined,
   ) {
     this.tasks = new TaskRegistry({ clock });
     this.#sweeper = clock.setInterval(() => this.#closeIdle(), 5000);
@@ -135,8 +138,8 @@ export class SessionRegistry {
   }
 
   /** What the stateless front needs for held calls: console links, the approval store, and key material for its requestState seal. */
-  get heldCallSupport(): { publicUrl: string; approvals: ApprovalService | undefined; keyMaterial: Buffer | undefined } {
-    return { publicUrl: this.config.publicUrl, approvals: this.approvals?.service, keyMaterial: loadArgumentsKey(this.config).key };
+  get heldCallSupport(): { publicUrl: string; approvals: ApprovalService | undefined; requestStateKeys: KeyRing } {
+    return { publicUrl: this.config.publicUrl, approvals: this.approvals?.service, requestStateKeys: (this.keyring ?? buildKeyring(this.config)).requestState };
   }
 
   /** limits.clientBufferBytes: unread bytes a client's stream may hold before it is cut. */

@@ -1,8 +1,10 @@
 // An authorization request, checked at /oauth/authorize and carried to the console's consent
 // page as a signed, expiring value in the URL: no server-side state for requests nobody
-// finishes, any replica (with the same console.sessionKey) can finish it, and its content
-// cannot be changed on the way.
+// finishes, any replica (with the same console keys: keys.ring.console or console.sessionKey) can
+// finish it, and its content cannot be changed on the way. `<body>.<key id>.<mac>`: a request
+// signed before a rotation still finishes while its key is verify-only.
 import { createHmac, timingSafeEqual } from "node:crypto";
+import type { KeyRing } from "../keys/ring.js";
 
 export interface AuthorizationRequest {
   clientId: string;
@@ -17,20 +19,22 @@ export interface AuthorizationRequest {
 const TTL_MS = 10 * 60_000;
 
 export class RequestSealer {
-  constructor(private readonly key: Buffer) {}
+  constructor(private readonly keys: KeyRing) {}
 
   seal(r: AuthorizationRequest, now = Date.now()): string {
     const body = Buffer.from(JSON.stringify({ ...r, exp: now + TTL_MS })).toString("base64url");
-    return `${body}.${this.#mac(body)}`;
+    const { id, key } = this.keys.active();
+    return `${body}.${id}.${mac(key, body)}`;
   }
 
   unseal(value: unknown, now = Date.now()): AuthorizationRequest | undefined {
     if (typeof value !== "string" || value.length > 8192) return undefined;
-    const dot = value.lastIndexOf(".");
-    if (dot <= 0) return undefined;
-    const body = value.slice(0, dot);
-    const a = Buffer.from(value.slice(dot + 1));
-    const b = Buffer.from(this.#mac(body));
+    const [body, id, given, extra] = value.split(".");
+    if (!body || !id || !given || extra !== undefined) return undefined;
+    const key = this.keys.lookup(id);
+    if (!key.ok) return undefined;
+    const a = Buffer.from(given);
+    const b = Buffer.from(mac(key.key, body));
     if (a.length !== b.length || !timingSafeEqual(a, b)) return undefined;
     try {
       const { exp, ...r } = JSON.parse(Buffer.from(body, "base64url").toString("utf8")) as AuthorizationRequest & { exp: number };
@@ -39,10 +43,12 @@ export class RequestSealer {
       return undefined;
     }
   }
+}
 
-  #mac(body: string): string {
-    return createHmac("sha256", this.key).update(`oauth-request:${body}`).digest("base64url");
-  }
+/** The ring key is first narrowed to this job, so the console's cookie MACs and these never share a key. */
+function mac(ringKey: Buffer, body: string): string {
+  const key = createHmac("sha256", ringKey).update("countersign oauth request").digest();
+  return createHmac("sha256", key).update(`oauth-request:${body}`).digest("base64url");
 }
 
 /** Where the client gets the answer: its redirect URI with the code or error, the state, and the issuer (RFC 9207). */

@@ -1,6 +1,5 @@
 // What the authorization server's routes share: the store, the signing key, the client lookup
 // (registered, or a client ID metadata document), and the one way a refusal is recorded.
-import { createHmac, randomBytes } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { ThrottledEvents } from "../audit/rejections.js";
 import type { Recorder } from "../audit/recorder.js";
@@ -8,6 +7,8 @@ import type { EventReason } from "../audit/events.js";
 import { resourceUrl } from "../auth/authenticator.js";
 import type { ConnectionConfig, GatewayConfig } from "../config/load.js";
 import type { Db } from "../db/client.js";
+import { buildKeyring } from "../keys/keyring.js";
+import type { KeyRing } from "../keys/ring.js";
 import type { Logger } from "../log.js";
 import { ClientMetadataDocuments, isClientIdUrl } from "./client-metadata-document.js";
 import { RequestSealer } from "./authorization-request.js";
@@ -23,6 +24,8 @@ export interface AuthorizationServerDeps {
   key: OAuthSigningKey;
   /** The configuration in force (connections and their access change on reload). */
   current?: (() => GatewayConfig) | undefined;
+  /** The keyring's console keys: they sign the authorization request carried to the consent page. */
+  consoleKeys?: KeyRing | undefined;
 }
 
 export interface OAuthContext {
@@ -46,14 +49,14 @@ export function createOAuthContext(deps: AuthorizationServerDeps): OAuthContext 
   const store = new OAuthStore(deps.db);
   const documents = new ClientMetadataDocuments(config.oauth.clientMetadataDocuments);
   const events = new ThrottledEvents(deps.recorder, "oauth");
-  // Requests travel signed with a key derived from console.sessionKey, so every replica accepts them.
-  const sealKey = config.console.sessionKey ? createHmac("sha256", config.console.sessionKey.reveal()).update("countersign oauth request").digest() : randomBytes(32);
+  // Requests travel signed with a key derived from the console's keys, so every replica accepts them.
+  const sealKeys = deps.consoleKeys ?? buildKeyring(config).console;
 
   return {
     deps,
     issuer: config.publicUrl,
     store,
-    sealer: new RequestSealer(sealKey),
+    sealer: new RequestSealer(sealKeys),
     connectionOf: (resource) => (typeof resource === "string" ? (deps.current?.() ?? config).connections.find((c) => resourceUrl(config.publicUrl, c.name) === resource) : undefined),
     async client(clientId) {
       if (typeof clientId !== "string" || clientId.length === 0 || clientId.length > 2000) throw new OAuthRefusal("invalid_client", "client_id is missing or too long", "authorize_refused");

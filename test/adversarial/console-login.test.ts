@@ -83,7 +83,7 @@ function mintLogin(fields: Record<string, unknown>, key = SESSION_KEY): string {
   const body = Buffer.from(JSON.stringify(fields)).toString("base64url");
   return `${body}.${mac(`login:${body}`, key)}`;
 }
-const decode = (cookie: string) => JSON.parse(Buffer.from(cookie.slice(0, cookie.lastIndexOf(".")), "base64url").toString("utf8")) as Record<string, unknown>;
+const decode = (cookie: string) => JSON.parse(Buffer.from(cookie.slice(0, cookie.indexOf(".")), "base64url").toString("utf8")) as Record<string, unknown>;
 
 /** Console events of one reason recorded after `since`. */
 async function consoleEvents(reason: string, since: bigint) {
@@ -166,7 +166,7 @@ describe("login CSRF and OIDC state", () => {
     // 3. The pending-login cookie altered (its next rewritten), signature kept.
     const third = await start();
     const sealed = third.b.jar.get("cs_oidc")!;
-    const [body, sig] = [sealed.slice(0, sealed.lastIndexOf(".")), sealed.slice(sealed.lastIndexOf(".") + 1)];
+    const [body, sig] = [sealed.slice(0, sealed.indexOf(".")), sealed.slice(sealed.indexOf(".") + 1)];
     const payload = JSON.parse(Buffer.from(body, "base64url").toString()) as { v: { next: string } };
     payload.v.next = "https://evil.test/";
     third.b.jar.set("cs_oidc", `${Buffer.from(JSON.stringify(payload)).toString("base64url")}.${sig}`);

@@ -75,7 +75,11 @@ function baseConfig(): Record<string, unknown> {
       devIssuer: { enabled: true, keyFile: join(scratch, "dev.jwk") },
       failedAttemptsPerMinute: 30,
     },
-    keys: { upstreamJwt: { env: "EK_UPSTREAM_JWT" }, maskingHmac: { env: "EK_MASKING_HMAC" } },
+    keys: {
+      upstreamJwt: { env: "EK_UPSTREAM_JWT" },
+      maskingHmac: { env: "EK_MASKING_HMAC" },
+      ring: { requestState: [{ id: "requestState-1", secret: { env: "EK_SECRET" } }], console: [{ id: "console-1", secret: { env: "EK_SECRET" } }], relay: [{ id: "relay-1", secret: { env: "EK_SECRET" } }], masking: [{ id: "masking-1", secret: { env: "EK_SECRET" } }], upstreamJwt: [{ id: "jwt-1", secret: { env: "EK_UPSTREAM_JWT" } }] },
+    },
     cluster: { internalPort: 0, internalHost: "127.0.0.1", advertiseUrl: "http://127.0.0.1:9", secret: { env: "EK_SECRET" }, deadAfterSeconds: 20 },
     approvals: {
       groups: { oncall: { emails: ["bob@example.com"], slackUserGroups: [], channel: "CONCALL" }, security: { emails: ["sec@example.com"] }, managers: { emails: ["max@example.com"] } },
@@ -167,6 +171,8 @@ const SAMPLES: Record<string, { value: unknown; connection?: number }> = {
   "auth.issuers": { value: [{ issuer: ISSUER, jwksUri: `${ISSUER}/jwks` }, { issuer: "http://127.0.0.1:9/ci" }] },
   "keys.upstreamJwt": { value: { env: "EK_UPSTREAM_JWT_2" } },
   "keys.maskingHmac": { value: { env: "EK_SECRET" } },
+  "keys.ring.upstreamJwt": { value: [{ id: "jwt-2", secret: { env: "EK_UPSTREAM_JWT_2" } }, { id: "jwt-1", secret: { env: "EK_UPSTREAM_JWT" }, state: "verify-only" }] },
+  ...Object.fromEntries(["requestState", "console", "relay", "masking"].map((p) => [`keys.ring.${p}`, { value: [{ id: `${p}-2`, secret: { env: "EK_SECRET_2" } }, { id: `${p}-1`, secret: { env: "EK_SECRET" }, state: "verify-only" }] }])),
   "cluster.secret": { value: { env: "EK_SECRET_2" } },
   "approvals.groups": { value: { oncall: { emails: ["bob@example.com", "carol@example.com"], slackUserGroups: [], channel: "CONCALL" }, security: { emails: ["sec@example.com"] }, managers: { emails: ["max@example.com"] } } },
   "approvals.holdFor": { value: "10m" },
@@ -307,6 +313,16 @@ const registryConfig = () => (gw.sessions as unknown as { config: GatewayConfig 
 
 /** Behaviour that shows a live key is in force; keys under connections[] without one are checked through the connection the data path reads. */
 const IN_FORCE: Record<string, () => Promise<void>> = {
+  "keys.ring.upstreamJwt": async () => {
+    expect(gw.identity.signer!.kid).toBe("jwt-2");
+    const jwks = (await (await fetch(`${gw.address}/.well-known/jwks.json`)).json()) as { keys: Array<{ kid: string }> };
+    expect(jwks.keys.map((k) => k.kid)).toEqual(["jwt-2", "jwt-1"]);
+  },
+  // A rotation: the new key signs, the old one still verifies (test/keys/rotation.test.ts shows it on the wire).
+  ...Object.fromEntries((["requestState", "console", "relay", "masking"] as const).map((p) => [`keys.ring.${p}`, async () => {
+    expect(gw.keyring[p].active().id).toBe(`${p}-2`);
+    expect(gw.keyring[p].lookup(`${p}-1`).ok).toBe(true);
+  }])),
   "approvals.groups": async () => {
     const { c, request } = await heldRequest("groups");
     const vote = await gw.approvals!.service.vote({ requestId: request.id, approver: { email: "carol@example.com" }, decision: "deny", reason: "in force", via: "break_glass" });

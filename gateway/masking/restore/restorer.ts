@@ -7,9 +7,15 @@
  * The reverse map is the table masking_pseudonyms: originals sealed with AES-256-GCM under a
  * key derived from the masking key material, scopes stored only as keyed digests, at most
  * `maxPerScope` rows per scope (the oldest are forgotten first) and each for `ttlMs`.
+ *
+ * Keys: the keyring's masking keys (keys.ring.masking, or keys.maskingHmac as a ring of one). The
+ * active key seals what is remembered; a restore looks in the rows of every key that still
+ * verifies (one lookup per key, the active one first), so a pseudonym issued before a rotation is
+ * restored while its key is verify-only, and no longer once that key is retired.
  */
 import { randomBytes } from "node:crypto";
 import pg from "pg";
+import { KeyRing } from "../../keys/ring.js";
 import type { IssuedPseudonym } from "../engine.js";
 import { MaskingRefusedError } from "../refusal.js";
 import { deriveMapKeys, keyedDigest, open, seal, type MapKeys } from "./cipher.js";
@@ -39,7 +45,9 @@ export interface PgRestorerOptions {
    * used, so only this process can restore what it remembered (rows of other processes or
    * earlier runs are skipped by key id).
    */
-  keyMaterial: string | Uint8Array | undefined;
+  keyMaterial?: string | Uint8Array | undefined;
+  /** The keyring's masking keys (replaced in place by a reload); when given, keyMaterial is not read. */
+  keys?: KeyRing | undefined;
   /** Rows kept per scope; beyond it the oldest are deleted. Default 10,000. */
   maxPerScope?: number;
   /** How long a pseudonym can be restored after it was last issued. Default 24 hours. */
@@ -56,28 +64,38 @@ const INSERT_CHUNK = 1_000;
 export class PgRestorer implements Restorer {
   readonly #pool: pg.Pool;
   readonly #ownsPool: boolean;
-  readonly #keys: MapKeys;
+  readonly #ring: KeyRing;
+  /** The map keys of each ring key, derived once (bounded by the ring: what the ring drops is collected). */
+  readonly #derived = new WeakMap<Buffer, MapKeys>();
   readonly #maxPerScope: number;
   readonly #ttlMs: number;
 
   constructor(options: PgRestorerOptions) {
     this.#ownsPool = typeof options.pool === "string";
     this.#pool = typeof options.pool === "string" ? new pg.Pool({ connectionString: options.pool, max: 2 }) : options.pool;
-    this.#keys = deriveMapKeys(options.keyMaterial ?? randomBytes(32));
+    this.#ring = options.keys ?? new KeyRing("masking", [{ id: "masking", key: Buffer.from(options.keyMaterial ?? randomBytes(32)), state: "active" }], "given");
+    for (const { key } of this.#ring.verifiers()) this.#mapKeys(key);
     this.#maxPerScope = options.maxPerScope ?? 10_000;
     this.#ttlMs = options.ttlMs ?? 24 * 3600_000;
   }
 
+  #mapKeys(ringKey: Buffer): MapKeys {
+    let keys = this.#derived.get(ringKey);
+    if (!keys) this.#derived.set(ringKey, (keys = deriveMapKeys(ringKey)));
+    return keys;
+  }
+
   async remember(scope: string, issued: readonly IssuedPseudonym[]): Promise<void> {
     if (issued.length === 0) return;
-    const scopeHash = keyedDigest(this.#keys, "scope", scope);
+    const keys = this.#mapKeys(this.#ring.active().key);
+    const scopeHash = keyedDigest(keys, "scope", scope);
     const rows = issued.slice(0, this.#maxPerScope);
     const expiresAt = new Date(Date.now() + this.#ttlMs);
     // In chunks: one INSERT takes at most 65,535 parameters.
     for (let from = 0; from < rows.length; from += INSERT_CHUNK) {
       const values: unknown[] = [];
       const tuples = rows.slice(from, from + INSERT_CHUNK).map((r, i) => {
-        values.push(scopeHash, r.pseudonym, r.type, seal(this.#keys, r.original, `${scopeHash}\0${r.pseudonym}`), keyedDigest(this.#keys, "value", r.type, r.original), this.#keys.keyId, expiresAt);
+        values.push(scopeHash, r.pseudonym, r.type, seal(keys, r.original, `${scopeHash}\0${r.pseudonym}`), keyedDigest(keys, "value", r.type, r.original), keys.keyId, expiresAt);
         const b = i * 7;
         return `($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5}, $${b + 6}, $${b + 7})`;
       });
@@ -114,16 +132,22 @@ export class PgRestorer implements Restorer {
       if (wanted.size > MAX_CANDIDATES) throw new MaskingRefusedError("too_many_values", `$ (more than ${MAX_CANDIDATES} pseudonyms to restore)`);
     }
     if (wanted.size === 0) return { params, restored: 0, unresolved: 0 };
-    const scopeHash = keyedDigest(this.#keys, "scope", scope);
-    const { rows } = await this.#pool.query<{ pseudonym: string; sealed: Buffer; keyId: string; ambiguous: boolean }>(
-      `SELECT pseudonym, sealed, "keyId", ambiguous FROM masking_pseudonyms WHERE "scopeHash" = $1 AND pseudonym = ANY($2) AND "expiresAt" > now()`,
-      [scopeHash, [...wanted]],
-    );
     const originals = new Map<string, string>();
-    for (const r of rows) {
-      if (r.ambiguous || r.keyId !== this.#keys.keyId) continue;
-      const original = open(this.#keys, r.sealed, `${scopeHash}\0${r.pseudonym}`);
-      if (original !== undefined) originals.set(r.pseudonym, original);
+    // The active key first; a verify-only key's rows only for pseudonyms not found yet.
+    for (const { key } of this.#ring.verifiers()) {
+      const pending = [...wanted].filter((p) => !originals.has(p));
+      if (pending.length === 0) break;
+      const keys = this.#mapKeys(key);
+      const scopeHash = keyedDigest(keys, "scope", scope);
+      const { rows } = await this.#pool.query<{ pseudonym: string; sealed: Buffer; keyId: string; ambiguous: boolean }>(
+        `SELECT pseudonym, sealed, "keyId", ambiguous FROM masking_pseudonyms WHERE "scopeHash" = $1 AND pseudonym = ANY($2) AND "expiresAt" > now()`,
+        [scopeHash, pending],
+      );
+      for (const r of rows) {
+        if (r.ambiguous || r.keyId !== keys.keyId) continue;
+        const original = open(keys, r.sealed, `${scopeHash}\0${r.pseudonym}`);
+        if (original !== undefined) originals.set(r.pseudonym, original);
+      }
     }
     let restored = 0;
     let unresolved = 0;

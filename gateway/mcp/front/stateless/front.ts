@@ -74,7 +74,7 @@ export class StatelessFront {
 
   constructor(private readonly deps: StatelessDeps) {
     const support = deps.sessions.heldCallSupport;
-    this.#seal = new RequestStateSeal(support.keyMaterial);
+    this.#seal = new RequestStateSeal(support.requestStateKeys);
     this.#publicUrl = support.publicUrl;
     this.#approvals = support.approvals;
   }
