@@ -133,3 +133,29 @@ it("a caller that did not declare the capability the upstream's request needs ge
   const answers = await gw.db.message.findMany({ where: { method: "sampling/createMessage", direction: "in" }, orderBy: { id: "desc" }, take: 1 });
   expect(answers[0]!.payload).toMatchObject({ error: { code: -32603 } });
 });
+
+it("a round not answered in time is cancelled upstream, and its requestState is refused afterwards", async () => {
+  const db2 = await createTestDatabase();
+  const quick = await startTestGateway(db2.url, { limits: { upstreamTimeoutMs: 1500 }, connections: [{ name: "everything", upstream: everythingStdio() }] });
+  try {
+    const post = async (extra: Record<string, unknown>, name = "trigger-elicitation-request", args: Record<string, unknown> = {}) => {
+      const meta = { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": { elicitation: {} } };
+      const body = { jsonrpc: "2.0", id: 7, method: "tools/call", params: { name, arguments: args, _meta: meta, ...extra } };
+      const reply = await rawPost(quick.mcpUrl("everything"), JSON.stringify(body), { "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": name });
+      return reply.messages[0] as Msg;
+    };
+    expect((await post({}, "echo", { message: "warm up" })).result?.content).toEqual([{ type: "text", text: "Echo: warm up" }]);
+    await expect.poll(() => quick.db.message.count({ where: { method: "roots/list", direction: "in" } }), { timeout: 5000 }).toBeGreaterThan(0);
+    const first = await post({});
+    const state = (first.result as { requestState: string }).requestState;
+    expect(first.result?.resultType).toBe("input_required");
+    // The call is cancelled upstream once its round times out: on record.
+    await expect.poll(() => quick.db.message.count({ where: { method: "notifications/cancelled", direction: "in" } }), { timeout: 5000 }).toBeGreaterThan(0);
+    const late = await post({ requestState: state, inputResponses: { "elicitation-1": { action: "decline" } } });
+    expect(late.error).toMatchObject({ code: -32602, data: { code: "CS_ERR_REQUEST_STATE_INVALID" } });
+    await expect.poll(() => quick.db.event.count({ where: { type: "message_rejected", reason: "request_state_invalid" } })).toBeGreaterThan(0);
+  } finally {
+    await quick.stop();
+    await db2.drop();
+  }
+});

@@ -337,7 +337,8 @@ export class StatelessFront {
       this.#abandon(session, call, "the bridge session parks its most calls waiting for input", req.id);
       return new CountersignError("CS_ERR_TOO_MANY_IN_FLIGHT", `${MAX_PARKED_CALLS} calls of this caller already wait for input responses`);
     }
-    const ttl = Math.min(ROUND_TIMEOUT_MS, session.deps.upstreamTimeoutMs);
+    // Well within the upstream timeout, so that the gateway, not the timeout, ends a call nobody answers.
+    const ttl = Math.min(ROUND_TIMEOUT_MS, Math.floor(session.deps.upstreamTimeoutMs / 2));
     call.park(ttl, () => this.#abandon(session, call, `no retry came within ${ttl} ms`, undefined));
     const params = (posted.msg.params ?? {}) as Record<string, unknown>;
     const bound = { identity: session.identity, connection: session.connection.name, method, tool: targetOf(params, method), arguments: params.arguments };

@@ -9,7 +9,7 @@
 // Bounds: a call asks at most MAX_ASKS_PER_CALL unanswered requests at once (more are refused to
 // the upstream); a bridge session parks at most MAX_PARKED_CALLS calls waiting for their caller's
 // retry (at the bound the call is cancelled upstream and the caller refused); a parked call waits
-// at most ROUND_TIMEOUT_MS (capped by limits.upstreamTimeoutMs) for its retry, then is cancelled
+// at most ROUND_TIMEOUT_MS (and half of limits.upstreamTimeoutMs) for its retry, then is cancelled
 // upstream and its requestState refused. The upstream's requests of one round arrive one by one
 // (the 2025 SDKs send a round's legs at once): they are gathered until COALESCE_MS pass without
 // another, so the caller gets the round whole.
@@ -19,7 +19,7 @@ import type { JsonRpcId, JsonRpcMessage } from "../../jsonrpc.js";
 export const MAX_ASKS_PER_CALL = 16;
 /** Calls one bridge session keeps waiting for their caller's retry. */
 export const MAX_PARKED_CALLS = 16;
-/** How long a parked call waits for its caller's retry (at most the upstream timeout). */
+/** How long a parked call waits for its caller's retry (at most half the upstream timeout). */
 export const ROUND_TIMEOUT_MS = 120_000;
 /** Quiet time that ends a round of upstream requests. */
 export const COALESCE_MS = 40;
