@@ -77,12 +77,6 @@ const KNOWN_GAPS: Tables["knownGaps"] = [
     reason:
       "the reference tool chooses its input requests from the request's 2026 envelope (clientCapabilities), which a 2025-era upstream session does not carry; it sees none and answers at once, so no input request is exercised",
   },
-  {
-    revision: "2026-07-28",
-    via: ["http", "stdio"],
-    scenarios: ["http-custom-header-server-validation"],
-    reason: "the stateless front does not check Mcp-Param-* headers against the tool's declared header parameters (SEP-2243)",
-  },
 ];
 
 /**

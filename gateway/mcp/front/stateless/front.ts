@@ -38,6 +38,7 @@ import { SseWriter } from "../sse.js";
 import { relatedToModern, toModern, type CacheScope } from "./answer.js";
 import { discoverResult, initializeBridge } from "./bridge.js";
 import { chooseEra, validate, type EraChoice, type StatelessHeaders } from "./ladder.js";
+import { checkParamHeaders } from "./param-headers.js";
 import { RequestStateSeal, type Resumes } from "./request-state.js";
 import { BridgedCall, capabilityFor, declares, INPUT_REQUIRED_METHODS, MAX_PARKED_CALLS, ROUND_TIMEOUT_MS, type Ask } from "./rounds.js";
 import type { StatelessSink } from "./sink.js";
@@ -239,6 +240,8 @@ export class StatelessFront {
     capabilities: Record<string, unknown>,
   ): Promise<FastifyReply> {
     const sink = session.sink as StatelessSink;
+    const params = (posted.msg.params ?? {}) as Record<string, unknown>;
+    if (method === "tools/call" && typeof params.name === "string") checkParamHeaders(sink.headerParams.get(params.name), params.arguments, req.headers);
     const resumed = await this.#resume(session, posted.msg, method, req.id);
     const token = progressTokenOf(posted.msg);
     const wantsSse = (header(req, "accept") ?? "").includes("text/event-stream");
@@ -307,6 +310,7 @@ export class StatelessFront {
     }
     sink.parked.release(call.bridgeId, true);
     const answer = outcome.msg;
+    if (method === "tools/list") sink.learnTools((answer.result as { tools?: unknown } | undefined)?.tools);
     // A held call asks for a URL elicitation: a caller that did not declare it cannot follow it.
     const result = answer.result as { resultType?: unknown } | undefined;
     const elicitation = capabilities.elicitation as { url?: unknown } | undefined;

@@ -10,6 +10,7 @@ import { CountersignError, jsonRpcErrorResponse } from "../../../errors.js";
 import type { ClientSink } from "../../../pipeline/exchange.js";
 import { MAX_PENDING_REQUESTS } from "../../../pipeline/pending.js";
 import type { JsonRpcId, JsonRpcMessage } from "../../jsonrpc.js";
+import { declaredHeaderParams, MAX_TOOLS_REMEMBERED, type HeaderParam } from "./param-headers.js";
 import { ParkedCalls } from "./rounds.js";
 
 export interface Waiter {
@@ -32,6 +33,8 @@ export class StatelessSink implements ClientSink {
   initializeResult: Record<string, unknown> | undefined;
   /** Bridged calls waiting for their caller's input responses (bounded: rounds.ts). */
   readonly parked = new ParkedCalls();
+  /** Per tool, the Mcp-Param-* headers its inputSchema declares, from the tools/list answers carried (tools that declare some; bounded). */
+  readonly headerParams = new Map<string, HeaderParam[]>();
   /** How the bridge answers an upstream request itself (set when the bridge starts): through the pipeline, on record. */
   answerUpstream: ((msg: JsonRpcMessage) => void) | undefined;
 
@@ -49,6 +52,17 @@ export class StatelessSink implements ClientSink {
     if (this.#ended || this.#waiting.size >= MAX_PENDING_REQUESTS) return false;
     this.#waiting.set(id, waiter);
     return true;
+  }
+
+  /** Learns the header parameters of the tools a tools/list answer lists. */
+  learnTools(tools: unknown): void {
+    if (!Array.isArray(tools)) return;
+    for (const t of tools as Array<{ name?: unknown; inputSchema?: unknown }>) {
+      if (typeof t?.name !== "string") continue;
+      const params = declaredHeaderParams(t.inputSchema);
+      if (params.length === 0) this.headerParams.delete(t.name);
+      else if (this.headerParams.has(t.name) || this.headerParams.size < MAX_TOOLS_REMEMBERED) this.headerParams.set(t.name, params);
+    }
   }
 
   forget(id: string): void {
