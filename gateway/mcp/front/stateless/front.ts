@@ -35,7 +35,7 @@ import { progressTokenOf, type Classified, type JsonRpcMessage } from "../../jso
 import type { McpSession } from "../../mcp-session.js";
 import type { SessionRegistry } from "../../sessions.js";
 import { SseWriter } from "../sse.js";
-import { relatedToModern, toModern, type CacheScope } from "./answer.js";
+import { eraOfHeaders, relatedToModern, toModern, type CacheScope } from "./answer.js";
 import { discoverResult, initializeBridge } from "./bridge.js";
 import { chooseEra, validate, type EraChoice, type StatelessHeaders } from "./ladder.js";
 import { checkParamHeaders } from "./param-headers.js";
@@ -105,6 +105,13 @@ export class StatelessFront {
   claims(req: FastifyRequest, posted: Posted): Extract<EraChoice, { era: "modern" }> | undefined {
     const choice = chooseEra(headersOf(req), posted.msg);
     return choice.era === "modern" ? choice : undefined;
+  }
+
+  /** A batch in which a message claims 2026-07-28: refused (-32600), as the revision has no batches. */
+  refuseBatch(req: FastifyRequest, messages: readonly Posted[]): undefined {
+    const modern = eraOfHeaders(req.headers) === "stateless" || messages.some((m) => chooseEra(headersOf(req), m.msg).era === "modern");
+    if (modern) throw new CountersignError("CS_ERR_INVALID_REQUEST", "MCP 2026-07-28 has no JSON-RPC batches: send one request per POST");
+    return undefined;
   }
 
   async post(req: FastifyRequest, reply: FastifyReply, connection: ConnectionConfig, identity: Identity, posted: Posted, choice: Extract<EraChoice, { era: "modern" }>): Promise<FastifyReply> {
