@@ -37,7 +37,7 @@ import type { SessionRegistry } from "../../sessions.js";
 import { SseWriter } from "../sse.js";
 import { eraOfHeaders, relatedToModern, toModern, type CacheScope } from "./answer.js";
 import { discoverResult, initializeBridge } from "./bridge.js";
-import { chooseEra, validate, type EraChoice, type StatelessHeaders } from "./ladder.js";
+import { chooseEra, CLIENT_CAPABILITIES_KEY, validate, type EraChoice, type StatelessHeaders } from "./ladder.js";
 import { checkParamHeaders } from "./param-headers.js";
 import { RequestStateSeal, type Resumes } from "./request-state.js";
 import { BridgedCall, capabilityFor, declares, INPUT_REQUIRED_METHODS, MAX_PARKED_CALLS, ROUND_TIMEOUT_MS, type Ask } from "./rounds.js";
@@ -67,6 +67,14 @@ export function cacheScopeFor(connection: ConnectionConfig): CacheScope {
 /** What a held request names: its tool, or its resource, or its method (as the approval does). */
 function targetOf(params: Record<string, unknown>, method: string): string {
   return typeof params.name === "string" ? params.name : typeof params.uri === "string" ? params.uri : method;
+}
+
+/** A held call is answered with a URL elicitation: refused (-32021) when the request's envelope does not declare elicitation.url. */
+function urlElicitationMissing(msg: JsonRpcMessage): CountersignError | undefined {
+  const meta = ((msg.params ?? {}) as { _meta?: Record<string, unknown> })._meta;
+  const declared = (meta?.[CLIENT_CAPABILITIES_KEY] ?? {}) as { elicitation?: { url?: unknown } };
+  if (declared.elicitation?.url !== undefined) return undefined;
+  return new CountersignError("CS_ERR_MISSING_CLIENT_CAPABILITY", "elicitation.url: this call is held for an approval followed at a URL", { data: { requiredCapabilities: { elicitation: { url: {} } } } });
 }
 
 /** Log levels, least severe first (RFC 5424, as MCP names them). */
@@ -124,6 +132,7 @@ export class StatelessFront {
       const meta = { identity, remoteAddress: callerAddress(req), userAgent: header(req, "user-agent") };
       const session = await this.deps.sessions.bridge(connection, meta, (s) => {
         s.heldAsInputRequired = (msg, request) => this.#inputRequired(s, msg, request);
+        s.holdRefusal = (msg) => urlElicitationMissing(msg);
         return initializeBridge(s, req.id);
       });
       const scope = cacheScopeFor(session.connection);
@@ -318,11 +327,11 @@ export class StatelessFront {
     sink.parked.release(call.bridgeId, true);
     const answer = outcome.msg;
     if (method === "tools/list") sink.learnTools((answer.result as { tools?: unknown } | undefined)?.tools);
-    // A held call asks for a URL elicitation: a caller that did not declare it cannot follow it.
-    const result = answer.result as { resultType?: unknown } | undefined;
-    const elicitation = capabilities.elicitation as { url?: unknown } | undefined;
-    if (result?.resultType === "input_required" && elicitation?.url === undefined) {
-      return refuse(new CountersignError("CS_ERR_MISSING_CLIENT_CAPABILITY", "elicitation.url: this call is held for an approval followed at a URL", { data: { requiredCapabilities: { elicitation: { url: {} } } } }));
+    // A held call the caller could not follow (refused by the hold before any approval request, see holdRefusal).
+    const error = answer.error as { data?: { code?: unknown } } | undefined;
+    if (error?.data?.code === "CS_ERR_MISSING_CLIENT_CAPABILITY" && !sse) {
+      this.deps.rejections.recordError("CS_ERR_MISSING_CLIENT_CAPABILITY", { connection: session.connection.name, sessionId: null, subject: session.identity.subject, requestId: req.id }, { remoteAddress: callerAddress(req), httpMethod: req.method, era: "2026-07-28", method });
+      return reply.code(400).type("application/json").send(JSON.stringify(toModern(answer, posted.c.id, method, scope)));
     }
     return send(JSON.stringify(toModern(answer, posted.c.id, method, scope)));
   }
