@@ -122,6 +122,22 @@ it("an elicitation round over raw HTTP: the requestState resumes the call once; 
   expect(answers.filter((m) => JSON.stringify(m.payload).includes("Ada"))).toHaveLength(1);
 });
 
+it("a retry that leaves a request unanswered is asked it again under a new state; the old round's state is then spent", async () => {
+  await bridgeSettled();
+  const capabilities = { elicitation: {} };
+  const first = await call("trigger-elicitation-request", {}, capabilities);
+  const state1 = (first.msg.result as { requestState: string }).requestState;
+  const again = await call("trigger-elicitation-request", {}, capabilities, { requestState: state1, inputResponses: { "elicitation-1": "not an object" } });
+  const round2 = again.msg.result as { resultType: string; inputRequests: Record<string, unknown>; requestState: string };
+  expect(round2.resultType).toBe("input_required");
+  expect(Object.keys(round2.inputRequests)).toEqual(["elicitation-1"]);
+  expect(round2.requestState).not.toBe(state1);
+  const stale = await call("trigger-elicitation-request", {}, capabilities, { requestState: state1, inputResponses: {} });
+  expect(stale.msg.error).toMatchObject({ code: -32602, data: { code: "CS_ERR_REQUEST_STATE_REPLAYED" } });
+  const done = await call("trigger-elicitation-request", {}, capabilities, { requestState: round2.requestState, inputResponses: { "elicitation-1": { action: "decline" } } });
+  expect(done.msg.result?.resultType).toBe("complete");
+});
+
 it("a caller that did not declare the capability the upstream's request needs gets -32021, and the upstream call is cancelled", async () => {
   await bridgeSettled();
   const refused = await call("trigger-sampling-request", { prompt: "hi" }, { elicitation: {} });

@@ -105,11 +105,12 @@ export class BridgedCall {
     return true;
   }
 
-  /** The open requests the caller answered (taken out), and whether any stays open. */
+  /** The open requests the caller answered with an object (taken out); the rest stay open, to be asked again. */
   take(responses: Record<string, unknown>): Array<{ ask: Ask; response: unknown }> {
     const out: Array<{ ask: Ask; response: unknown }> = [];
     for (const [key, ask] of this.#open) {
-      if (!Object.hasOwn(responses, key)) continue;
+      const r = Object.hasOwn(responses, key) ? responses[key] : undefined;
+      if (r === null || typeof r !== "object" || Array.isArray(r)) continue;
       out.push({ ask, response: responses[key] });
       this.#open.delete(key);
     }
