@@ -276,7 +276,7 @@ export const ERRORS = {
   },
   CS_ERR_REQUEST_STATE_REPLAYED: {
     http: 409, jsonrpc: -32602,
-    message: "The approval this requestState names has already been used by its one call: an approval covers one call; send the call again without requestState to ask anew.",
+    message: "The requestState has already been used: an approval covers one call, and a round of input requests is answered once; send the call again without requestState to ask anew.",
   },
 } as const satisfies Record<string, ErrorSpec>;
 

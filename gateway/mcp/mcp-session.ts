@@ -57,6 +57,7 @@ export class McpSession implements ExchangeContext, UpstreamEvents {
   openStreams = 0;
   /** A stateless bridge answers held calls with input_required (see ExchangeContext). */
   heldAsInputRequired: ExchangeContext["heldAsInputRequired"];
+  holdRefusal: ExchangeContext["holdRefusal"];
 
   readonly #init: SessionInit;
   readonly #admission: UpstreamAdmission;

@@ -1,5 +1,6 @@
 // Where an exchange runs. The stages never see a session: they see this context, which a session
 // implements for its messages and a stateless request can implement for one exchange (invariant 9).
+import type { CountersignError } from "../errors.js";
 import type { ApprovalService } from "../approvals/service.js";
 import type { Recorder } from "../audit/recorder.js";
 import type { Identity } from "../auth/identity.js";
@@ -80,5 +81,7 @@ export interface ExchangeContext {
    * is pending, at once, instead of waiting. Absent: the call waits (or becomes a task).
    */
   readonly heldAsInputRequired?: ((msg: JsonRpcMessage, request: ApprovalRequest) => Record<string, unknown>) | undefined;
+  /** With heldAsInputRequired: why this caller could not follow a hold's answer (refused before any approval request is opened). */
+  readonly holdRefusal?: ((msg: JsonRpcMessage) => CountersignError | undefined) | undefined;
 }
 

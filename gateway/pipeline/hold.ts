@@ -14,7 +14,7 @@ import { pausedNotice } from "../approvals/notice.js";
 import { CountersignError } from "../errors.js";
 import type { JsonRpcId, JsonRpcMessage } from "../mcp/jsonrpc.js";
 import type { PolicyDecision } from "../policy/engine.js";
-import { answer, notify, refuse } from "./answer.js";
+import { answer, fail, notify, refuse } from "./answer.js";
 import type { ExchangeContext } from "./context.js";
 import type { CallerContext, ForwardClaims } from "./exchange.js";
 import { forwardRequest } from "./forward.js";
@@ -64,13 +64,17 @@ async function holdFor(ctx: ExchangeContext, msg: JsonRpcMessage, id: JsonRpcId,
   if (need.justificationMissing) {
     return refuseWith({ code: "CS_ERR_JUSTIFICATION_REQUIRED", detail: `rule ${need.ruleId ?? "(default)"} needs a justification for approval: send it in _meta["countersign/justification"] or the X-Countersign-Justification header` });
   }
+  // A caller answered with input_required must be able to follow it: refused before any approval request is opened.
+  const cannot = ctx.heldAsInputRequired ? ctx.holdRefusal?.(msg) : undefined;
+  if (cannot) return fail(ctx, id, cannot);
   const p = ctx.requests.get(id);
   const request = await askApprovers(ctx, msg, method, decision, p?.caller);
   if (p) p.decision = "held";
   // The task flavour: answered now with a task; the last hold of a chain answers with it.
   if (p?.taskParams && last && ctx.tasks) return ctx.tasks.holdAsTask(msg, id, decision, request, p.taskParams, claims);
-  // The multi-round-trip flavour (2026-07-28): answered now with input_required; the retry with its requestState gets the decision.
-  if (ctx.heldAsInputRequired && last && request.status === "pending") return answer(ctx, id, method, ctx.heldAsInputRequired(msg, request));
+  // The multi-round-trip flavour (2026-07-28): every pending hold of a chain is answered now with
+  // input_required; the retry with its requestState gets the decision (and meets the next hold).
+  if (ctx.heldAsInputRequired && request.status === "pending") return answer(ctx, id, method, ctx.heldAsInputRequired(msg, request));
 
   p?.lifecycle.move("held");
   const decided = request.status === "pending" ? await waitInSession(ctx, id, request) : request;

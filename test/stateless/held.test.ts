@@ -113,9 +113,13 @@ it("refuses a tampered state, and one sealed for other arguments or another call
   expect(await upstreamCalls("deploy v2")).toBe(0);
 });
 
-it("a caller that cannot follow a URL elicitation is told which capability the held call needs", async () => {
+it("a caller that cannot follow a URL elicitation is told which capability the held call needs, before any approval request is opened", async () => {
+  const before = await gw.db.approvalRequest.count();
   const r = await call("alice", "deploy v4", {}, {});
   expect(r.reply.status).toBe(400);
   expect(r.msg.error).toMatchObject({ code: -32021, data: { code: "CS_ERR_MISSING_CLIENT_CAPABILITY", requiredCapabilities: { elicitation: { url: {} } } } });
   await rejected("missing_client_capability");
+  // Nobody is asked to approve a call whose caller could never follow the approval.
+  expect(await gw.db.approvalRequest.count()).toBe(before);
+  expect(await upstreamCalls("deploy v4")).toBe(0);
 });

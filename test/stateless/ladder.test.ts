@@ -109,4 +109,17 @@ describe("the 2026-07-28 validation ladder", () => {
     const reply = await rawPost(gw.mcpUrl("everything"), JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized", params: { _meta: envelope() } }), { "mcp-protocol-version": V });
     expect(reply.status).toBe(202);
   });
+
+  it("a batch that claims the revision: 400 -32600 (2026-07-28 has no batches), not a session error", async () => {
+    const batch = JSON.stringify([JSON.parse(body(20, "tools/list", { _meta: envelope() })), JSON.parse(body(21, "prompts/list", { _meta: envelope() }))]);
+    const reply = await rawPost(gw.mcpUrl("everything"), batch, modernHeaders("tools/list"));
+    expect(reply.status).toBe(400);
+    const msg = reply.messages[0] as { id: unknown; error: { code: number; data: Record<string, unknown> } };
+    expect(msg).toMatchObject({ id: null, error: { code: -32600, data: { code: "CS_ERR_INVALID_REQUEST" } } });
+    expect(JSON.stringify(msg.error)).toContain("batches");
+    // The same batch without the header, by its envelope alone.
+    const byBody = await rawPost(gw.mcpUrl("everything"), batch);
+    expect((byBody.messages[0] as { error: { data: { code: string } } }).error.data.code).toBe("CS_ERR_INVALID_REQUEST");
+    await expectRecorded("invalid_jsonrpc");
+  });
 });

@@ -282,7 +282,7 @@ export function registerStreamableHttpFront(app: FastifyInstance, deps: FrontDep
       // Refusals are recorded once, by `refuse` (parse errors, unknown sessions, batches…).
       const { messages, batch } = parseJsonRpcBody(req.body);
       // MCP 2026-07-28: chosen per request, by the body's _meta (or a modern MCP-Protocol-Version header).
-      const modern = header(req, "mcp-session-id") || batch ? undefined : stateless.claims(req, messages[0]!);
+      const modern = header(req, "mcp-session-id") ? undefined : batch ? stateless.refuseBatch(req, messages) : stateless.claims(req, messages[0]!);
       if (modern) return await stateless.post(req, reply, connection, identity, messages[0]!, modern);
       const init = messages.find((m) => m.c.method === "initialize" && m.c.kind === "request");
       if (init) requestId = init.c.id ?? null;

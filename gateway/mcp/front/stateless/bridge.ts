@@ -14,16 +14,33 @@ const UPSTREAM_VERSION = "2025-11-25";
 const BRIDGE_CLIENT_INFO = { name: "countersign-stateless-bridge", version: "1" };
 
 /**
- * Starts the upstream session of a new bridge. The bridge declares no client capabilities: a
- * 2026-07-28 caller has no stream on which the upstream's own requests (sampling, elicitation,
- * roots) could reach it.
+ * What the bridge declares to the upstream: every client capability whose requests the gateway can
+ * carry to a 2026-07-28 caller as an input_required round (rounds.ts). One bridge session serves
+ * one caller on one connection whatever each request declares, so it declares the union, and each
+ * request is held to its own envelope: an upstream request the caller did not declare the
+ * capability for is refused to the caller with -32021 (MissingRequiredClientCapability, naming
+ * it) and to the upstream with an error, and the call is cancelled upstream. (Keying bridge
+ * sessions by declared capabilities instead would let one caller open a session per combination,
+ * within its quota, for no gain in what it is allowed.) Not declared: roots.listChanged and
+ * elicitation/sampling sub-capabilities beyond the modes (a stateless caller sends no
+ * notifications; sampling with tools needs `sampling.tools` the union does not promise).
+ */
+export const BRIDGE_CLIENT_CAPABILITIES = { elicitation: { form: {}, url: {} }, sampling: {}, roots: {} } as const;
+
+/**
+ * Starts the upstream session of a new bridge, with the client capabilities above.
  */
 export async function initializeBridge(session: McpSession, requestId: string | undefined): Promise<void> {
   const sink = new StatelessSink();
   session.sink = sink;
+  // The bridge's own answers to the upstream (a ping; a request no call can take) go through the pipeline, on record.
+  sink.answerUpstream = (msg) => {
+    const c = msg.error !== undefined ? ({ kind: "error", id: msg.id as string } as const) : ({ kind: "response", id: msg.id as string } as const);
+    void session.fromClient(msg, c).catch(() => {});
+  };
   const id = sink.nextId();
   const answered = new Promise<JsonRpcMessage>((resolve) => sink.expect(id, { answer: resolve, related: () => false }));
-  const init: JsonRpcMessage = { jsonrpc: "2.0", id, method: "initialize", params: { protocolVersion: UPSTREAM_VERSION, capabilities: {}, clientInfo: BRIDGE_CLIENT_INFO } };
+  const init: JsonRpcMessage = { jsonrpc: "2.0", id, method: "initialize", params: { protocolVersion: UPSTREAM_VERSION, capabilities: BRIDGE_CLIENT_CAPABILITIES, clientInfo: BRIDGE_CLIENT_INFO } };
   const hints = { requestId };
   await session.fromClient(init, { kind: "request", id, method: "initialize" }, hints);
   const answer = await answered;

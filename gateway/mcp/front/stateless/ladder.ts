@@ -15,6 +15,7 @@
 // Every refusal carries the request's id.
 import { classifyInboundRequest } from "@modelcontextprotocol/server";
 import { CountersignError } from "../../../errors.js";
+import { decodeParamValue } from "./param-headers.js";
 import { CLIENT_CAPABILITIES_KEY, CLIENT_INFO_KEY, PROTOCOL_VERSION_KEY, SUPPORTED_PROTOCOL_VERSIONS, type JsonRpcMessage } from "../../jsonrpc.js";
 
 export const STATELESS_VERSION = "2026-07-28";
@@ -115,8 +116,5 @@ function mismatch(detail: string): CountersignError {
 
 /** A header value as sent, or decoded from the =?base64?…?= sentinel form; undefined when the encoding is broken. */
 export function decodeHeaderValue(value: string): string | undefined {
-  const m = /^=\?base64\?([A-Za-z0-9+/]*={0,2})\?=$/.exec(value);
-  if (!m) return value.startsWith("=?base64?") ? undefined : value;
-  const text = Buffer.from(m[1]!, "base64").toString("utf8");
-  return text.includes("\uFFFD") ? undefined : text;
+  return decodeParamValue(value);
 }

@@ -1,9 +1,11 @@
-// The requestState of a held call answered with input_required (MCP 2026-07-28 multi-round-trip
-// requests): an HMAC-SHA256-sealed record of who asked what, and which approval it waits for. The
-// caller sends it back with its retry; the gateway trusts nothing in it it did not seal, and
-// nothing it sealed for another caller, connection, tool or arguments. The seal key comes from
-// the keyring (keys.ring.requestState): the state names its key id, so a state sealed before a
-// rotation opens while its key is verify-only, and is refused once the key is retired.
+// The requestState the gateway issues with an input_required result (MCP 2026-07-28 multi-round-trip
+// requests): an HMAC-SHA256-sealed record of who asked what, and what the retry resumes: the
+// approval a held call waits for, or the round of a bridged call whose 2025-era upstream asked
+// its client for input (elicitation, sampling, roots). The caller sends it back with its retry;
+// the gateway trusts nothing in it it did not seal, and nothing it sealed for another caller,
+// connection, method, tool or arguments. The seal key comes from the keyring
+// (keys.ring.requestState): the state names its key id, so a state sealed before a rotation opens
+// while its key is verify-only, and is refused once the key is retired.
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { canonicalize } from "json-canonicalize";
 import type { Identity } from "../../../auth/identity.js";
@@ -24,14 +26,21 @@ interface Sealed {
   tool: string;
   /** SHA-256 of the canonical arguments. */
   args: string;
-  approval: string;
-  /** Expiry, ms since the epoch (the approval request's). */
+  approval?: string | undefined;
+  /** A bridged call waiting for input: its bridge session, its id there, its method and round. */
+  input?: { session: string; call: string; method: string; round: number } | undefined;
+  /** Expiry, ms since the epoch (the approval request's, or the round's). */
   exp: number;
 }
+
+/** What a requestState resumes. */
+export type Resumes = { kind: "approval"; approval: string } | { kind: "input"; session: string; call: string; method: string; round: number };
 
 export interface HeldCall {
   identity: Identity;
   connection: string;
+  /** The request's method (checked for a bridged call's round). */
+  method?: string | undefined;
   tool: string;
   arguments: unknown;
 }
@@ -49,14 +58,26 @@ export class RequestStateSeal {
   }
 
   seal(call: HeldCall, approvalId: string, expiresAt: Date): string {
+    return this.#sealBody({ ...this.#bound(call), approval: approvalId, exp: expiresAt.getTime() });
+  }
+
+  /** The state of one round of a bridged call waiting for its caller's input responses. */
+  sealInput(call: HeldCall, input: { session: string; call: string; method: string; round: number }, expiresAt: number): string {
+    return this.#sealBody({ ...this.#bound(call), input, exp: expiresAt });
+  }
+
+  #bound(call: HeldCall): Omit<Sealed, "exp" | "k"> {
+    return { v: VERSION, who: [call.identity.issuer, call.identity.subject], connection: call.connection, tool: call.tool, args: argumentsHash(call.arguments) };
+  }
+
+  #sealBody(body: Omit<Sealed, "k">): string {
     const { id, key } = this.#ring.active();
-    const body: Sealed = { v: VERSION, k: id, who: [call.identity.issuer, call.identity.subject], connection: call.connection, tool: call.tool, args: argumentsHash(call.arguments), approval: approvalId, exp: expiresAt.getTime() };
-    const payload = Buffer.from(JSON.stringify(body)).toString("base64url");
+    const payload = Buffer.from(JSON.stringify({ ...body, k: id } satisfies Sealed)).toString("base64url");
     return `${payload}.${mac(key, payload)}`;
   }
 
-  /** The approval id the state names, once its seal, expiry and binding to this call hold; else the refusal. */
-  open(state: unknown, call: HeldCall, now = Date.now()): string {
+  /** What the state resumes, once its seal, expiry and binding to this call hold; else the refusal. */
+  open(state: unknown, call: HeldCall, now = Date.now()): Resumes {
     const bad = (why: string) => new CountersignError("CS_ERR_REQUEST_STATE_INVALID", why);
     if (typeof state !== "string" || state.length > MAX_STATE_CHARS) throw bad("not a requestState the gateway issued");
     const [payload, sealMac, extra] = state.split(".");
@@ -74,12 +95,17 @@ export class RequestStateSeal {
     const given = Buffer.from(sealMac);
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw bad("its seal does not verify (changed, or issued by another gateway)");
     if (body.v !== VERSION) throw bad("an unknown version");
-    if (body.exp <= now) throw bad("it expired with its approval request");
+    if (typeof body.exp !== "number" || body.exp <= now) throw bad(body.input ? "its round of input expired (the upstream call was cancelled)" : "it expired with its approval request");
     if (body.who?.[0] !== call.identity.issuer || body.who?.[1] !== call.identity.subject) throw bad("it was issued to another caller");
     if (body.connection !== call.connection) throw bad("it was issued for another connection");
     if (body.tool !== call.tool) throw bad("it was issued for another tool");
     if (body.args !== argumentsHash(call.arguments)) throw bad("it was issued for other arguments");
-    return body.approval;
+    if (body.input && typeof body.input.session === "string" && typeof body.input.call === "string" && typeof body.input.round === "number") {
+      if (body.input.method !== call.method) throw bad("it was issued for another method");
+      return { kind: "input", ...body.input };
+    }
+    if (typeof body.approval !== "string") throw bad("it names nothing to resume");
+    return { kind: "approval", approval: body.approval };
   }
 }
 
