@@ -20,6 +20,8 @@ import { LegacySseUpstream } from "./upstream/legacy-sse.js";
 import { SharedStdioPool } from "./upstream/shared-stdio.js";
 import { StdioUpstream } from "./upstream/stdio.js";
 import { StreamableHttpUpstream } from "./upstream/streamable-http.js";
+import { UpstreamProtocols, type UpstreamProtocol } from "./upstream/protocol.js";
+import { StatelessHttpUpstream } from "./upstream/stateless-http.js";
 import type { UpstreamTransport } from "./upstream/types.js";
 
 export interface OpenMeta {
@@ -75,6 +77,8 @@ export class SessionRegistry {
   readonly #bridgeKeys = new Map<string, string>();
   /** MCP tasks of held (and wrapped) calls: shared by this instance's sessions, outliving each. */
   readonly tasks = new TaskRegistry();
+  /** Which protocol each connection's upstream speaks (connections[].protocol; probed and cached for auto). */
+  readonly protocols: UpstreamProtocols;
 
   constructor(
     private config: GatewayConfig,
@@ -91,6 +95,7 @@ export class SessionRegistry {
   ) {
     this.#sweeper = setInterval(() => this.#closeIdle(), 5000);
     this.#sweeper.unref();
+    this.protocols = new UpstreamProtocols(log, () => this.config.limits.upstreamMessageBytes);
   }
 
   get size(): number {
@@ -230,6 +235,7 @@ export class SessionRegistry {
       );
     }
 
+    const protocol = await this.protocols.choose(connection, front === "stateless");
     const id = newSessionId();
     const session: McpSession = new McpSession({
       id,
@@ -251,7 +257,7 @@ export class SessionRegistry {
       onInitialized: (s, result) => this.#initialized(s, result),
       currentConnection: () => this.connection(connection.name),
     });
-    session.upstream = this.#createUpstream(connection, session, meta.identity);
+    session.upstream = this.#createUpstream(connection, session, meta.identity, protocol);
 
     // The session row is committed before anything reaches the upstream.
     try {
@@ -302,7 +308,7 @@ export class SessionRegistry {
     return session;
   }
 
-  #createUpstream(connection: ConnectionConfig, events: McpSession, identity: Identity): UpstreamTransport {
+  #createUpstream(connection: ConnectionConfig, events: McpSession, identity: Identity, protocol: UpstreamProtocol): UpstreamTransport {
     const u = connection.upstream;
     const maxMessageBytes = this.config.limits.upstreamMessageBytes;
     const log = this.log.child({ connection: connection.name });
@@ -342,6 +348,7 @@ export class SessionRegistry {
           })
         : undefined;
     const opts = { url: u.url, headers: u.headers, tls: u.tls, maxMessageBytes, log, identityHeaders: identityHeadersFor, redact };
+    if (u.type === "streamable_http" && protocol !== "legacy") return new StatelessHttpUpstream({ ...opts, discovered: this.protocols.discovered(connection) }, events);
     return u.type === "streamable_http" ? new StreamableHttpUpstream(opts, events) : new LegacySseUpstream(opts, events);
   }
 
