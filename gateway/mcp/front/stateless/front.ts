@@ -33,6 +33,7 @@ import type { SessionRegistry } from "../../sessions.js";
 import { SseWriter } from "../sse.js";
 import { relatedToModern, toModern, type CacheScope } from "./answer.js";
 import { discoverResult, initializeBridge } from "./bridge.js";
+import { passesThrough, startPassthrough } from "./passthrough.js";
 import { chooseEra, validate, type EraChoice, type StatelessHeaders } from "./ladder.js";
 import { RequestStateSeal } from "./request-state.js";
 import type { StatelessSink } from "./sink.js";
@@ -94,10 +95,10 @@ export class StatelessFront {
       const meta = { identity, remoteAddress: callerAddress(req), userAgent: header(req, "user-agent") };
       const session = await this.deps.sessions.bridge(connection, meta, (s) => {
         s.heldAsInputRequired = (msg, request) => this.#inputRequired(s, msg, request);
-        return initializeBridge(s, req.id);
+        return passesThrough(s) ? startPassthrough(s) : initializeBridge(s, req.id);
       });
       const scope = cacheScopeFor(session.connection);
-      if (valid.method === "server/discover") return await this.#discover(req, reply, session, posted, scope);
+      if (valid.method === "server/discover" && !passesThrough(session)) return await this.#discover(req, reply, session, posted, scope);
       return await this.#forward(req, reply, session, posted as Posted & { c: { kind: "request" } }, valid.method, scope, valid.clientCapabilities);
     } catch (err) {
       if (reply.sent || reply.raw.headersSent) return reply;
@@ -154,6 +155,8 @@ export class StatelessFront {
   async #resume(session: McpSession, msg: JsonRpcMessage, method: string): Promise<JsonRpcMessage> {
     const params = (msg.params ?? {}) as Record<string, unknown>;
     if (!("requestState" in params) && !("inputResponses" in params)) return msg;
+    // A 2026-07-28 upstream's own round: its state and the caller's responses are the upstream's to judge.
+    if (passesThrough(session) && !this.#seal.issued(params.requestState)) return msg;
     const call = { identity: session.identity, connection: session.connection.name, tool: targetOf(params, method), arguments: params.arguments };
     const approvalId = this.#seal.open(params.requestState, call);
     const approval = await this.#approvals?.store.get(approvalId);
@@ -217,9 +220,9 @@ export class StatelessFront {
     const answer = await done;
     answered = true;
     // A held call asks for a URL elicitation: a caller that did not declare it cannot follow it.
-    const result = answer.result as { resultType?: unknown } | undefined;
+    const result = answer.result as { resultType?: unknown; inputRequests?: Record<string, unknown> } | undefined;
     const elicitation = capabilities.elicitation as { url?: unknown } | undefined;
-    if (result?.resultType === "input_required" && elicitation?.url === undefined) {
+    if (result?.resultType === "input_required" && result.inputRequests?.[APPROVAL_INPUT_KEY] !== undefined && elicitation?.url === undefined) {
       const refusal = new CountersignError("CS_ERR_MISSING_CLIENT_CAPABILITY", "elicitation.url: this call is held for an approval followed at a URL", { data: { requiredCapabilities: { elicitation: { url: {} } } } });
       if (!sse) throw refusal;
       sse.send(JSON.stringify(jsonRpcErrorResponse(posted.c.id, refusal, "stateless")));

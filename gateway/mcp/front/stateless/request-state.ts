@@ -49,6 +49,16 @@ export class RequestStateSeal {
     return `${payload}.${this.#mac(payload)}`;
   }
 
+  /** Whether this gateway sealed the state (for any call): an upstream's own requestState is not. */
+  issued(state: unknown): boolean {
+    if (typeof state !== "string" || state.length > MAX_STATE_CHARS) return false;
+    const [payload, mac, extra] = state.split(".");
+    if (!payload || !mac || extra !== undefined) return false;
+    const expected = Buffer.from(this.#mac(payload));
+    const given = Buffer.from(mac);
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  }
+
   /** The approval id the state names, once its seal, expiry and binding to this call hold; else the refusal. */
   open(state: unknown, call: HeldCall, now = Date.now()): string {
     const bad = (why: string) => new CountersignError("CS_ERR_REQUEST_STATE_INVALID", why);
