@@ -1,0 +1,191 @@
+// The gateway in front of an MCP server that speaks only 2026-07-28 (the conformance reference
+// server's features on the SDK v2 stateless handler, refusing every 2025-era request):
+//   - a real 2025-era client (SDK 1.x) reaches it: the gateway answers initialize from
+//     server/discover, sends each request with the envelope built from that initialize, and turns
+//     the server's input_required into an elicitation on the client's session;
+//   - a real 2026 client (SDK v2) is passed through with protocol: auto: the server sees its
+//     envelope and never an initialize;
+//   - protocol: legacy never probes; protocol: 2026-07-28 on a server that is not one fails closed.
+import { createServer, type Server } from "node:http";
+import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
+import { toNodeHandler } from "@modelcontextprotocol/node";
+import { classifyInboundRequest, createMcpHandler } from "@modelcontextprotocol/server";
+import { Client as LegacyClient } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport as LegacyTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { ElicitRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { buildServer } from "../conformance/reference-server/features.js";
+import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
+import { startTestGateway, type TestGateway } from "../helpers/gateway.js";
+import { startEverything, type RunningUpstream } from "../helpers/upstreams.js";
+
+interface Seen {
+  method: string;
+  headers: Record<string, string | string[] | undefined>;
+  body: Record<string, unknown>;
+}
+
+/** A 2026-07-28-only server that remembers every POST it got. */
+async function startModernOnly(): Promise<{ url: string; seen: Seen[]; server: Server }> {
+  const seen: Seen[] = [];
+  const handler = createMcpHandler(() => buildServer(), { onerror: () => {} });
+  const node = toNodeHandler(handler, { maxRequestBodySize: 1024 * 1024 });
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const text = Buffer.concat(chunks).toString("utf8");
+      const body = (text ? JSON.parse(text) : {}) as Record<string, unknown>;
+      if (req.method === "POST") seen.push({ method: String(body.method ?? ""), headers: req.headers, body });
+      const h = (n: string) => [req.headers[n]].flat()[0];
+      const route = classifyInboundRequest({ httpMethod: "POST", body, protocolVersionHeader: h("mcp-protocol-version"), mcpMethodHeader: h("mcp-method"), mcpNameHeader: h("mcp-name") });
+      if (req.method !== "POST" || route.kind === "legacy") {
+        res.writeHead(400, { "content-type": "application/json" }).end(JSON.stringify({ jsonrpc: "2.0", id: body.id ?? null, error: { code: -32022, message: "this server speaks only 2026-07-28", data: { supported: ["2026-07-28"] } } }));
+        return;
+      }
+      void node(req, res, body);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}/mcp`, seen, server };
+}
+
+let db: TestDatabase;
+let gw: TestGateway;
+let modern: Awaited<ReturnType<typeof startModernOnly>>;
+let legacyHttp: RunningUpstream;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  modern = await startModernOnly();
+  legacyHttp = await startEverything("streamableHttp");
+  gw = await startTestGateway(db.url, {
+    connections: [
+      { name: "modern", upstream: { type: "streamable_http", url: modern.url } },
+      { name: "pinned", upstream: { type: "streamable_http", url: modern.url }, protocol: "2026-07-28" },
+      { name: "legacy-only", upstream: { type: "streamable_http", url: legacyHttp.url }, protocol: "2026-07-28" },
+    ],
+  });
+}, 60_000);
+afterAll(async () => {
+  await gw?.stop();
+  await legacyHttp?.stop();
+  modern?.server.close();
+  await db?.drop();
+});
+
+async function legacyClient(connection: string, onElicit?: (message: string) => Record<string, unknown>): Promise<LegacyClient> {
+  const client = new LegacyClient({ name: "legacy-client", version: "1.0.0" }, { capabilities: onElicit ? { elicitation: {} } : {} });
+  if (onElicit) client.setRequestHandler(ElicitRequestSchema, (req) => ({ action: "accept", content: onElicit(req.params.message) }));
+  await client.connect(new LegacyTransport(gw.mcpUrl(connection)));
+  return client;
+}
+
+it("lets a 2025-era client list and call tools on a 2026-only server, initialize answered from server/discover, all on record", async () => {
+  const before = modern.seen.length;
+  const client = await legacyClient("modern");
+  expect(client.getServerVersion()?.name).toBe("countersign-reference-server");
+  const { tools } = await client.listTools();
+  expect(tools.map((t) => t.name)).toContain("test_simple_text");
+  const result = await client.callTool({ name: "test_simple_text", arguments: {} });
+  expect(result.content).toEqual([{ type: "text", text: "This is a simple text response for testing." }]);
+  expect(result).not.toHaveProperty("resultType");
+  await client.close();
+
+  // The client's initialize never reached the server (the one initialize it saw is the gateway's
+  // probe, refused, which is how auto knows to adapt); each request came with the envelope built
+  // from the client's initialize.
+  const got = modern.seen.slice(before);
+  expect(got.filter((s) => s.method === "initialize").map((s) => (s.body.params as { clientInfo: { name: string } }).clientInfo.name)).toEqual(["countersign"]);
+  const call = got.find((s) => s.method === "tools/call")!;
+  const meta = (call.body.params as { _meta: Record<string, unknown> })._meta;
+  expect(meta["io.modelcontextprotocol/protocolVersion"]).toBe("2026-07-28");
+  expect(meta["io.modelcontextprotocol/clientInfo"]).toEqual({ name: "legacy-client", version: "1.0.0" });
+  expect(call.headers["mcp-method"]).toBe("tools/call");
+  expect(call.headers["mcp-name"]).toBe("test_simple_text");
+
+  const session = await gw.db.session.findFirstOrThrow({ where: { connection: "modern", frontTransport: "streamable_http" }, orderBy: { createdAt: "desc" } });
+  const records = await gw.db.message.findMany({ where: { sessionId: session.id }, orderBy: { id: "asc" } });
+  expect(records.map((r) => `${r.direction} ${r.method}`)).toEqual(
+    expect.arrayContaining(["in initialize", "out initialize", "in tools/list", "out tools/list", "in tools/call", "out tools/call"]),
+  );
+});
+
+it("turns the server's input_required into an elicitation on the 2025-era client's session, and retries with its answer", async () => {
+  const asked: string[] = [];
+  const client = await legacyClient("modern", (message) => {
+    asked.push(message);
+    return { name: "Ada" };
+  });
+  const result = await client.callTool({ name: "test_input_required_result_elicitation", arguments: {} });
+  expect(result.content).toEqual([{ type: "text", text: "Hello, Ada!" }]);
+  expect(asked).toEqual(["What is your name?"]);
+  await client.close();
+
+  const session = await gw.db.session.findFirstOrThrow({ where: { connection: "modern", frontTransport: "streamable_http" }, orderBy: { createdAt: "desc" } });
+  const records = await gw.db.message.findMany({ where: { sessionId: session.id }, orderBy: { id: "asc" } });
+  // The gateway's question to the client and the client's answer are on record between the call and its result.
+  expect(records.map((r) => `${r.direction} ${r.method}`).filter((m) => /tools\/call|elicitation/.test(m))).toEqual([
+    "in tools/call",
+    "out elicitation/create",
+    "in elicitation/create",
+    "out tools/call",
+  ]);
+  const retry = modern.seen.filter((s) => s.method === "tools/call" && (s.body.params as { inputResponses?: unknown }).inputResponses !== undefined).at(-1)!;
+  expect((retry.body.params as { inputResponses: unknown }).inputResponses).toEqual({ user_name: { action: "accept", content: { name: "Ada" } } });
+});
+
+it("refuses, without hanging, an input request the 2025-era client did not declare the capability for", async () => {
+  const client = await legacyClient("modern");
+  await expect(client.callTool({ name: "test_input_required_result_elicitation", arguments: {} })).rejects.toThrow(/elicitation/);
+  await client.close();
+});
+
+it("answers a resource subscription on a 2026-only server with CS_ERR_NOT_BRIDGEABLE", async () => {
+  const client = await legacyClient("modern");
+  const err = await client.subscribeResource({ uri: "test://static-text" }).then(
+    () => undefined,
+    (e: unknown) => e as { code?: number; data?: { code?: string } },
+  );
+  expect(err?.data?.code ?? err?.code).toBe(err?.data?.code ? "CS_ERR_NOT_BRIDGEABLE" : -32019);
+  await client.close();
+});
+
+it("passes a 2026 client's requests through to a 2026 server with protocol auto: its envelope arrives, no initialize, records carry the envelope", async () => {
+  const before = modern.seen.length;
+  const client = new Client({ name: "modern-client", version: "2.4.0" }, { versionNegotiation: { mode: { pin: "2026-07-28" } }, capabilities: { elicitation: { form: {} } } });
+  client.setRequestHandler("elicitation/create", () => ({ action: "accept", content: { name: "Grace" } }));
+  await client.connect(new StreamableHTTPClientTransport(gw.mcpUrl("modern")));
+  expect(client.getServerVersion()?.name).toBe("countersign-reference-server");
+  const result = await client.callTool({ name: "test_simple_text", arguments: {} });
+  expect(result.content).toEqual([{ type: "text", text: "This is a simple text response for testing." }]);
+  // The server's input_required goes to the client as it is; its retry comes back with the server's own fields.
+  const asked = await client.callTool({ name: "test_input_required_result_elicitation", arguments: {} });
+  expect(asked.content).toEqual([{ type: "text", text: "Hello, Grace!" }]);
+  await client.close();
+
+  const got = modern.seen.slice(before);
+  expect(got.map((s) => s.method)).not.toContain("initialize");
+  expect(got.map((s) => s.method)).toContain("server/discover");
+  const call = got.find((s) => s.method === "tools/call")!;
+  const meta = (call.body.params as { _meta: Record<string, unknown> })._meta;
+  expect(meta["io.modelcontextprotocol/clientInfo"]).toMatchObject({ name: "modern-client" });
+  expect(meta["io.modelcontextprotocol/clientCapabilities"]).toMatchObject({ elicitation: {} });
+  const retry = got.find((s) => s.method === "tools/call" && (s.body.params as { inputResponses?: unknown }).inputResponses !== undefined);
+  expect((retry?.body.params as { inputResponses: unknown }).inputResponses).toEqual({ user_name: { action: "accept", content: { name: "Grace" } } });
+
+  const recorded = await gw.db.message.findMany({ where: { connection: "modern", method: "tools/call", direction: "in" }, orderBy: { id: "desc" }, take: 1 });
+  const body = recorded[0]!.payload as { params: { _meta: Record<string, unknown> } };
+  expect(body.params._meta["io.modelcontextprotocol/protocolVersion"]).toBe("2026-07-28");
+  const bridges = await gw.db.session.findMany({ where: { connection: "modern", frontTransport: "stateless" } });
+  const inits = await gw.db.message.count({ where: { sessionId: { in: bridges.map((b) => b.id) }, method: "initialize" } });
+  expect(inits).toBe(0);
+});
+
+it("with protocol 2026-07-28, fails closed in front of a server that does not speak it", async () => {
+  await expect(legacyClient("legacy-only")).rejects.toThrow(/server\/discover|CS_ERR_UPSTREAM/);
+  // The pinned connection to a 2026 server works for a 2025-era client.
+  const client = await legacyClient("pinned");
+  expect((await client.listTools()).tools.length).toBeGreaterThan(0);
+  await client.close();
+});
