@@ -257,7 +257,7 @@ export class SessionRegistry {
       onInitialized: (s, result) => this.#initialized(s, result),
       currentConnection: () => this.connection(connection.name),
     });
-    session.upstream = this.#createUpstream(connection, session, meta.identity, protocol);
+    session.upstream = this.#createUpstream(connection, session, meta.identity, protocol, front === "stateless");
 
     // The session row is committed before anything reaches the upstream.
     try {
@@ -308,7 +308,7 @@ export class SessionRegistry {
     return session;
   }
 
-  #createUpstream(connection: ConnectionConfig, events: McpSession, identity: Identity, protocol: UpstreamProtocol): UpstreamTransport {
+  #createUpstream(connection: ConnectionConfig, events: McpSession, identity: Identity, protocol: UpstreamProtocol, modernCaller: boolean): UpstreamTransport {
     const u = connection.upstream;
     const maxMessageBytes = this.config.limits.upstreamMessageBytes;
     const log = this.log.child({ connection: connection.name });
@@ -348,7 +348,7 @@ export class SessionRegistry {
           })
         : undefined;
     const opts = { url: u.url, headers: u.headers, tls: u.tls, maxMessageBytes, log, identityHeaders: identityHeadersFor, redact };
-    if (u.type === "streamable_http" && protocol !== "legacy") return new StatelessHttpUpstream({ ...opts, discovered: this.protocols.discovered(connection) }, events);
+    if (u.type === "streamable_http" && protocol !== "legacy") return new StatelessHttpUpstream({ ...opts, discovered: this.protocols.discovered(connection), passthrough: modernCaller }, events);
     return u.type === "streamable_http" ? new StreamableHttpUpstream(opts, events) : new LegacySseUpstream(opts, events);
   }
 

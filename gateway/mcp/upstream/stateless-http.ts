@@ -64,6 +64,8 @@ export interface StatelessHttpOptions {
   redact?: ((text: string) => string) | undefined;
   /** server/discover's result from the connection's probe, if fresh: initialize is answered from it. */
   discovered?: Record<string, unknown> | undefined;
+  /** A 2026-07-28 caller's session: its requests carry their own envelope and go as they are. */
+  passthrough: boolean;
 }
 
 interface Envelope {
@@ -125,7 +127,8 @@ export class StatelessHttpUpstream implements UpstreamTransport {
     const abort = new AbortController();
     this.#inFlight.set(idKey(id), abort);
     try {
-      const answer = hasEnvelope(msg) ? await this.#post(msg, id, abort.signal) : await this.#adapted(msg, id, method, abort.signal);
+      // A 2025-era client's own envelope keys, if it sent any, are replaced by its session's.
+      const answer = this.opts.passthrough ? await this.#post(msg, id, abort.signal) : await this.#adapted(msg, id, method, abort.signal);
       if (answer) this.events.message(answer, Buffer.byteLength(JSON.stringify(answer)), id);
     } catch (err) {
       const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_UPSTREAM_HTTP", (err as Error).message);
@@ -244,12 +247,6 @@ export class StatelessHttpUpstream implements UpstreamTransport {
     this.#waiting.clear();
     await this.#agent.close().catch(() => {});
   }
-}
-
-/** A request that already carries the 2026-07-28 envelope (a stateless caller's): passed through as it is. */
-export function hasEnvelope(msg: JsonRpcMessage): boolean {
-  const meta = (msg.params as { _meta?: unknown } | undefined)?._meta;
-  return meta !== null && typeof meta === "object" && PROTOCOL_VERSION_KEY in meta;
 }
 
 /** A 2025-era result: `resultType: "complete"` is the only kind a session knows, so it goes. */
