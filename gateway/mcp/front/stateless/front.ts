@@ -33,7 +33,7 @@ import type { SessionRegistry } from "../../sessions.js";
 import { SseWriter } from "../sse.js";
 import { relatedToModern, toModern, type CacheScope } from "./answer.js";
 import { discoverResult, initializeBridge } from "./bridge.js";
-import { passesThrough, startPassthrough } from "./passthrough.js";
+import { alsoServed, passesThrough, passthroughAnswer, passthroughStatus, startPassthrough } from "./passthrough.js";
 import { chooseEra, validate, type EraChoice, type StatelessHeaders } from "./ladder.js";
 import { RequestStateSeal } from "./request-state.js";
 import type { StatelessSink } from "./sink.js";
@@ -89,7 +89,7 @@ export class StatelessFront {
     const id = posted.c.kind === "request" ? posted.c.id : null;
     try {
       if (choice.refusal) throw choice.refusal;
-      const valid = validate(headersOf(req), posted.msg, posted.c.kind === "request");
+      const valid = validate(headersOf(req), posted.msg, posted.c.kind === "request", await alsoServed(this.deps.sessions, connection, posted.msg.method));
       // 2026-07-28 defines no client notification over HTTP: accepted, not forwarded.
       if (posted.c.kind !== "request") return await reply.code(202).send();
       const meta = { identity, remoteAddress: callerAddress(req), userAgent: header(req, "user-agent") };
@@ -229,13 +229,15 @@ export class StatelessFront {
       sse.end();
       return reply;
     }
-    const out = JSON.stringify(toModern(answer, posted.c.id, method, scope));
+    const through = passesThrough(session);
+    const modern = toModern(answer, posted.c.id, method, scope);
+    const out = JSON.stringify(through ? passthroughAnswer(modern, method) : modern);
     if (sse) {
       sse.send(out);
       sse.end();
       return reply;
     }
-    return reply.code(200).type("application/json").send(out);
+    return reply.code(through ? passthroughStatus(modern) : 200).type("application/json").send(out);
   }
 }
 
