@@ -5,6 +5,10 @@
 //
 //   direct           the reference server's Streamable HTTP endpoint (/mcp)
 //   gateway → http   Countersign's /mcp/<connection> in front of a reference server's /mcp
+//                    (protocol: auto: a 2026-07-28 caller is passed through to the upstream's
+//                    stateless endpoint; a 2025-era caller keeps a 2025-era session)
+//   gateway → http-legacy  the same upstream with protocol: legacy: a 2026-07-28 caller is bridged
+//                    to a 2025-era upstream session (2026-07-28 only; before, it is the http run)
 //   gateway → stdio  Countersign in front of the reference server over stdio (a child per session)
 //   gateway → sse    Countersign in front of the reference server's 2024-11-05 SSE endpoint
 //                    (revisions before 2026-07-28: a stateless request has no SSE upstream form)
@@ -65,7 +69,7 @@ const KNOWN_GAPS: Tables["knownGaps"] = [
   },
   {
     revision: "2026-07-28",
-    via: ["http", "stdio"],
+    via: ["http-legacy", "stdio"],
     scenarios: [
       "input-required-result-basic-elicitation",
       "input-required-result-basic-list-roots",
@@ -85,13 +89,14 @@ const KNOWN_GAPS: Tables["knownGaps"] = [
   },
   {
     revision: "2026-07-28",
-    via: ["http", "stdio"],
+    via: ["http", "http-legacy", "stdio"],
     scenarios: ["http-custom-header-server-validation"],
-    reason: "the stateless front does not check Mcp-Param-* headers against the tool's declared header parameters (SEP-2243)",
+    reason:
+      "the stateless front does not check Mcp-Param-* headers against the tool's declared header parameters (SEP-2243); passed through to a 2026-07-28 upstream, they are not forwarded either (a header the policy did not judge never reaches the upstream), so the upstream cannot refuse a mismatch",
   },
   {
     revision: "2026-07-28",
-    via: ["http", "stdio"],
+    via: ["http-legacy", "stdio"],
     scenarios: ["server-stateless"],
     reason:
       "a call that needs a capability the client did not declare (sampling from a tool) is refused by the server itself, direct, with -32021 and HTTP 400; through the bridge the 2025-era upstream session does not know the stateless caller's declared capabilities",
@@ -303,11 +308,11 @@ function renderVerdicts(verdicts: Verdict[], wallSeconds: number): string {
     }
     return `${c} ${run.seconds.toFixed(0)}s`;
   };
-  const rows = verdicts.map((v) => [v.revision, String(v.scenarios.length), cell(v, "direct"), cell(v, "http"), cell(v, "stdio"), cell(v, "sse")]);
+  const rows = verdicts.map((v) => [v.revision, String(v.scenarios.length), cell(v, "direct"), cell(v, "http"), cell(v, "http-legacy"), cell(v, "stdio"), cell(v, "sse")]);
   const lines = [
     `MCP conformance ${SUITE_VERSION}, server scenarios, reference server (SDK v2) direct and through Countersign`,
     "(passed/scenarios; \"=\" same pass set as direct, \"≠n\" n scenarios differ; seconds per suite run)",
-    renderTable(["revision", "scenarios", "direct", "gateway → http", "gateway → stdio", "gateway → sse"], rows),
+    renderTable(["revision", "scenarios", "direct", "gateway → http (auto)", "gateway → http (legacy)", "gateway → stdio", "gateway → sse"], rows),
   ];
   const fails = DIRECT_FAILS.filter((f) => verdicts.some((v) => v.revision === f.revision));
   lines.push(fails.length === 0 ? "direct failures: none (the reference server passes every scenario)" : "direct failures (DIRECT_FAILS):");
@@ -364,6 +369,7 @@ async function main(): Promise<number> {
       connections: [
         // Each scenario opens its own session (and, over stdio, its own server process).
         { name: "ref-http", upstream: { type: "streamable_http", url: `${upstream.base}/mcp` }, maxSessions: 128 },
+        { name: "ref-http-legacy", upstream: { type: "streamable_http", url: `${upstream.base}/mcp` }, protocol: "legacy", maxSessions: 128 },
         { name: "ref-stdio", upstream: { type: "stdio", command: process.execPath, args: [main, "stdio"] }, maxSessions: 128 },
         { name: "ref-sse", upstream: { type: "sse", url: `${upstream.base}/sse` }, maxSessions: 128 },
       ],
@@ -376,6 +382,7 @@ async function main(): Promise<number> {
     const urls: Record<Via, string> = {
       direct: `${direct.base}/mcp`,
       http: gw.mcpUrl("ref-http"),
+      "http-legacy": gw.mcpUrl("ref-http-legacy"),
       stdio: gw.mcpUrl("ref-stdio"),
       sse: gw.mcpUrl("ref-sse"),
     };
