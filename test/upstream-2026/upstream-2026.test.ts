@@ -64,6 +64,7 @@ beforeAll(async () => {
       { name: "modern", upstream: { type: "streamable_http", url: modern.url } },
       { name: "pinned", upstream: { type: "streamable_http", url: modern.url }, protocol: "2026-07-28" },
       { name: "legacy-only", upstream: { type: "streamable_http", url: legacyHttp.url }, protocol: "2026-07-28" },
+      { name: "never-probed", upstream: { type: "streamable_http", url: modern.url }, protocol: "legacy" },
     ],
   });
 }, 60_000);
@@ -188,4 +189,14 @@ it("with protocol 2026-07-28, fails closed in front of a server that does not sp
   const client = await legacyClient("pinned");
   expect((await client.listTools()).tools.length).toBeGreaterThan(0);
   await client.close();
+});
+
+it("probes an auto connection once for many sessions (cached), and never probes a legacy one", async () => {
+  const probes = () => modern.seen.filter((s) => s.method === "server/discover" && (s.body.params as { _meta: Record<string, { name?: string }> })._meta["io.modelcontextprotocol/clientInfo"]?.name === "countersign").length;
+  // Every earlier test opened sessions on "modern": one probe served them all.
+  expect(probes()).toBe(1);
+  // protocol: legacy speaks initialize to the 2026-only server, which refuses it: the client is told, nothing is probed.
+  await expect(legacyClient("never-probed")).rejects.toThrow();
+  expect(probes()).toBe(1);
+  expect(modern.seen.at(-1)?.method).toBe("initialize");
 });
