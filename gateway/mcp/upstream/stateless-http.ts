@@ -51,6 +51,10 @@ const NOT_BRIDGEABLE: Readonly<Record<string, string>> = {
   "tasks/cancel": "the upstream's tasks are an extension of MCP 2026-07-28 the gateway does not carry to a session",
 };
 
+/** The log levels of MCP, for logging/setLevel (kept per session, sent as io.modelcontextprotocol/logLevel). */
+const LOG_LEVELS: ReadonlySet<string> = new Set(["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]);
+const LOG_LEVEL_KEY = "io.modelcontextprotocol/logLevel";
+
 /** The client capability each kind of input request needs. */
 const INPUT_CAPABILITY: Readonly<Record<string, string>> = { "elicitation/create": "elicitation", "sampling/createMessage": "sampling", "roots/list": "roots" };
 
@@ -82,6 +86,8 @@ export class StatelessHttpUpstream implements UpstreamTransport {
   readonly #headers: Record<string, string>;
   /** What the 2025-era client said in initialize: the envelope of its requests. */
   #envelope: Envelope | undefined;
+  /** The level logging/setLevel chose: each request asks the upstream for log lines at it. */
+  #logLevel: string | undefined;
   /** Calls in flight, by the session's request id: closing them is cancellation in 2026-07-28. */
   readonly #inFlight = new Map<string, AbortController>();
   /** Requests made of the client for an input_required answer, waiting for its response. */
@@ -156,12 +162,18 @@ export class StatelessHttpUpstream implements UpstreamTransport {
   async #adapted(msg: JsonRpcMessage, id: JsonRpcId, method: string, signal: AbortSignal): Promise<JsonRpcMessage | undefined> {
     if (method === "initialize") return this.#initialize(msg, id, signal);
     // No 2026-07-28 form, and nothing the upstream needs to hear: the gateway answers.
-    if (method === "ping" || method === "logging/setLevel") return { jsonrpc: "2.0", id, result: {} };
+    if (method === "ping") return { jsonrpc: "2.0", id, result: {} };
+    if (method === "logging/setLevel") {
+      const level = (msg.params as { level?: unknown } | undefined)?.level;
+      if (typeof level !== "string" || !LOG_LEVELS.has(level)) return { jsonrpc: "2.0", id, error: { code: -32602, message: `Invalid params: level must be one of ${[...LOG_LEVELS].join(", ")}` } };
+      this.#logLevel = level;
+      return { jsonrpc: "2.0", id, result: {} };
+    }
     const why = NOT_BRIDGEABLE[method];
     if (why !== undefined) throw new CountersignError("CS_ERR_NOT_BRIDGEABLE", `${method}: ${why}`);
     if (!this.#envelope) throw new CountersignError("CS_ERR_NOT_BRIDGEABLE", `${method} before initialize`);
     const original = (msg.params ?? {}) as Record<string, unknown>;
-    const meta = { ...((original._meta ?? {}) as Record<string, unknown>), [PROTOCOL_VERSION_KEY]: MODERN_VERSION, [CLIENT_CAPABILITIES_KEY]: this.#envelope.capabilities, [CLIENT_INFO_KEY]: this.#envelope.clientInfo };
+    const meta = { ...((original._meta ?? {}) as Record<string, unknown>), [PROTOCOL_VERSION_KEY]: MODERN_VERSION, [CLIENT_CAPABILITIES_KEY]: this.#envelope.capabilities, [CLIENT_INFO_KEY]: this.#envelope.clientInfo, ...(this.#logLevel ? { [LOG_LEVEL_KEY]: this.#logLevel } : {}) };
     let params: Record<string, unknown> = { ...original, _meta: meta };
     for (let round = 1; ; round++) {
       const answer = await this.#post({ ...msg, params }, id, signal);
