@@ -12,7 +12,7 @@ import { toNodeHandler } from "@modelcontextprotocol/node";
 import { classifyInboundRequest, createMcpHandler } from "@modelcontextprotocol/server";
 import { Client as LegacyClient } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport as LegacyTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { ElicitRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import { ElicitRequestSchema, EmptyResultSchema, ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { buildServer } from "../conformance/reference-server/features.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
@@ -28,7 +28,8 @@ interface Seen {
 /** A 2026-07-28-only server that remembers every POST it got. */
 async function startModernOnly(): Promise<{ url: string; seen: Seen[]; server: Server }> {
   const seen: Seen[] = [];
-  const handler = createMcpHandler(() => buildServer(), { onerror: () => {} });
+  let handler: ReturnType<typeof createMcpHandler> | undefined = undefined;
+  handler = createMcpHandler(() => buildServer({ notifier: () => handler?.notify }), { onerror: () => {} });
   const node = toNodeHandler(handler, { maxRequestBodySize: 1024 * 1024 });
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -142,13 +143,26 @@ it("refuses, without hanging, an input request the 2025-era client did not decla
   await client.close();
 });
 
-it("answers a resource subscription on a 2026-only server with CS_ERR_NOT_BRIDGEABLE", async () => {
+it("carries list changes and resource subscriptions to the 2025-era session over subscriptions/listen, and refuses tasks/* at once", async () => {
   const client = await legacyClient("modern");
-  const err = await client.subscribeResource({ uri: "test://static-text" }).then(
+  const changed: string[] = [];
+  client.setNotificationHandler(ToolListChangedNotificationSchema, (n) => void changed.push(n.method));
+  // The gateway's listen stream for the session carries the server's tools/list_changed to the client's GET stream.
+  await expect.poll(() => modern.seen.filter((s) => s.method === "subscriptions/listen").length).toBeGreaterThan(0);
+  await client.callTool({ name: "test_trigger_tool_change", arguments: {} });
+  await expect.poll(() => changed).toEqual(["notifications/tools/list_changed"]);
+
+  const { resources } = await client.listResources();
+  await expect(client.subscribeResource({ uri: resources[0]!.uri })).resolves.toEqual({});
+  const listen = modern.seen.filter((s) => s.method === "subscriptions/listen").at(-1)!;
+  expect((listen.body.params as { notifications: { resourceSubscriptions?: string[] } }).notifications.resourceSubscriptions).toEqual([resources[0]!.uri]);
+
+  const err = await client.request({ method: "tasks/list", params: {} }, EmptyResultSchema).then(
     () => undefined,
     (e: unknown) => e as { code?: number; data?: { code?: string } },
   );
-  expect(err?.data?.code ?? err?.code).toBe(err?.data?.code ? "CS_ERR_NOT_BRIDGEABLE" : -32019);
+  expect(err?.code).toBe(-32019);
+  expect(err?.data?.code).toBe("CS_ERR_NOT_BRIDGEABLE");
   await client.close();
 });
 

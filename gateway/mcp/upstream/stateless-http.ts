@@ -8,8 +8,11 @@
 //     puts the envelope built from that initialize (protocol version, client capabilities, client
 //     info) on each request, and turns an input_required answer into requests to the client on its
 //     session (elicitation, sampling, roots), then retries with the client's answers and the
-//     upstream's requestState, up to MAX_ROUNDS. What the revision has no form for (resource
-//     subscriptions, tasks) is answered with CS_ERR_NOT_BRIDGEABLE, never left waiting.
+//     upstream's requestState, up to MAX_ROUNDS. List-changed notifications and resource
+//     subscriptions come from one subscriptions/listen stream the gateway keeps open for the
+//     session (reopened with the new filter when the client subscribes or unsubscribes); what it
+//     carries goes to the client's GET stream. What the revision has no form for (the upstream's
+//     tasks) is answered with CS_ERR_NOT_BRIDGEABLE, never left waiting.
 // Every message still passes the pipeline: the requests to the client and its answers are
 // recorded as any server request is.
 import type { Agent } from "undici";
@@ -43,13 +46,17 @@ const STATE_ONLY_PACING_MS = 250;
 
 /** Methods of a 2025-era session with no 2026-07-28 form. */
 const NOT_BRIDGEABLE: Readonly<Record<string, string>> = {
-  "resources/subscribe": "resource subscriptions need subscriptions/listen, which the gateway does not map a session onto yet",
-  "resources/unsubscribe": "resource subscriptions need subscriptions/listen, which the gateway does not map a session onto yet",
   "tasks/get": "the upstream's tasks are an extension of MCP 2026-07-28 the gateway does not carry to a session",
   "tasks/list": "the upstream's tasks are an extension of MCP 2026-07-28 the gateway does not carry to a session",
   "tasks/result": "the upstream's tasks are an extension of MCP 2026-07-28 the gateway does not carry to a session",
   "tasks/cancel": "the upstream's tasks are an extension of MCP 2026-07-28 the gateway does not carry to a session",
 };
+
+/** Resources one session may subscribe to (each is named on the listen stream's filter). */
+const MAX_SUBSCRIPTIONS = 256;
+/** How long a subscription waits for the listen stream's acknowledgement. */
+const LISTEN_ACK_MS = 5000;
+const SUBSCRIPTION_ID_KEY = "io.modelcontextprotocol/subscriptionId";
 
 /** The log levels of MCP, for logging/setLevel (kept per session, sent as io.modelcontextprotocol/logLevel). */
 const LOG_LEVELS: ReadonlySet<string> = new Set(["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]);
@@ -88,6 +95,11 @@ export class StatelessHttpUpstream implements UpstreamTransport {
   #envelope: Envelope | undefined;
   /** The level logging/setLevel chose: each request asks the upstream for log lines at it. */
   #logLevel: string | undefined;
+  /** The upstream's capabilities (from server/discover): what the listen stream asks for. */
+  #capabilities: Record<string, unknown> = {};
+  /** Resources the client subscribed to, and the listen stream that carries their updates. */
+  readonly #subscriptions = new Set<string>();
+  #listen: AbortController | undefined;
   /** Calls in flight, by the session's request id: closing them is cancellation in 2026-07-28. */
   readonly #inFlight = new Map<string, AbortController>();
   /** Requests made of the client for an input_required answer, waiting for its response. */
@@ -118,6 +130,7 @@ export class StatelessHttpUpstream implements UpstreamTransport {
       return;
     }
     if (c.kind === "notification") {
+      if (c.method === "notifications/initialized" && !this.opts.passthrough) void this.#relisten().catch(() => {});
       if (c.method === "notifications/cancelled") {
         const id = (msg.params as { requestId?: unknown } | undefined)?.requestId;
         if (typeof id === "string" || typeof id === "number") this.#inFlight.get(idKey(id))?.abort();
@@ -172,6 +185,7 @@ export class StatelessHttpUpstream implements UpstreamTransport {
     const why = NOT_BRIDGEABLE[method];
     if (why !== undefined) throw new CountersignError("CS_ERR_NOT_BRIDGEABLE", `${method}: ${why}`);
     if (!this.#envelope) throw new CountersignError("CS_ERR_NOT_BRIDGEABLE", `${method} before initialize`);
+    if (method === "resources/subscribe" || method === "resources/unsubscribe") return this.#subscribe(msg, id, method === "resources/subscribe");
     const original = (msg.params ?? {}) as Record<string, unknown>;
     const meta = { ...((original._meta ?? {}) as Record<string, unknown>), [PROTOCOL_VERSION_KEY]: MODERN_VERSION, [CLIENT_CAPABILITIES_KEY]: this.#envelope.capabilities, [CLIENT_INFO_KEY]: this.#envelope.clientInfo, ...(this.#logLevel ? { [LOG_LEVEL_KEY]: this.#logLevel } : {}) };
     let params: Record<string, unknown> = { ...original, _meta: meta };
@@ -206,6 +220,7 @@ export class StatelessHttpUpstream implements UpstreamTransport {
     const requested = typeof params.protocolVersion === "string" ? params.protocolVersion : "";
     const known: readonly string[] = SUPPORTED_PROTOCOL_VERSIONS;
     const protocolVersion = known.includes(requested) ? requested : known[known.length - 1]!;
+    this.#capabilities = (discover.capabilities ?? {}) as Record<string, unknown>;
     const meta = (discover._meta ?? {}) as Record<string, unknown>;
     const serverInfo = discover.serverInfo ?? meta["io.modelcontextprotocol/serverInfo"] ?? { name: "upstream", version: "unknown" };
     return {
@@ -218,6 +233,76 @@ export class StatelessHttpUpstream implements UpstreamTransport {
         ...(typeof discover.instructions === "string" ? { instructions: discover.instructions } : {}),
       },
     };
+  }
+
+  /** resources/subscribe and unsubscribe: the listen stream is reopened with the new filter; answered once the upstream acknowledged it. */
+  async #subscribe(msg: JsonRpcMessage, id: JsonRpcId, on: boolean): Promise<JsonRpcMessage> {
+    const uri = (msg.params as { uri?: unknown } | undefined)?.uri;
+    if (typeof uri !== "string") return { jsonrpc: "2.0", id, error: { code: -32602, message: "Invalid params: uri must be a string" } };
+    if (on && !this.#subscriptions.has(uri) && this.#subscriptions.size >= MAX_SUBSCRIPTIONS) {
+      throw new CountersignError("CS_ERR_NOT_BRIDGEABLE", `resources/subscribe: this session already subscribes to ${MAX_SUBSCRIPTIONS} resources`);
+    }
+    if (on) this.#subscriptions.add(uri);
+    else this.#subscriptions.delete(uri);
+    await this.#relisten();
+    return { jsonrpc: "2.0", id, result: {} };
+  }
+
+  /**
+   * (Re)opens the session's subscriptions/listen stream with the filter the session needs now:
+   * the upstream's list-changed notifications and the subscribed resources. Resolves when the
+   * upstream acknowledged it (or there is nothing to listen to); rejects when it did not.
+   */
+  #relisten(): Promise<void> {
+    this.#listen?.abort();
+    this.#listen = undefined;
+    const caps = this.#capabilities as Record<string, { listChanged?: unknown } | undefined>;
+    const filter: Record<string, unknown> = {};
+    if (caps.tools?.listChanged) filter.toolsListChanged = true;
+    if (caps.prompts?.listChanged) filter.promptsListChanged = true;
+    if (caps.resources?.listChanged) filter.resourcesListChanged = true;
+    if (this.#subscriptions.size > 0) filter.resourceSubscriptions = [...this.#subscriptions];
+    if (Object.keys(filter).length === 0 || !this.#envelope || this.#closed) return Promise.resolve();
+    const abort = new AbortController();
+    this.#listen = abort;
+    const id = `countersign-listen-${++this.#seq}`;
+    const meta = { [PROTOCOL_VERSION_KEY]: MODERN_VERSION, [CLIENT_CAPABILITIES_KEY]: this.#envelope.capabilities, [CLIENT_INFO_KEY]: this.#envelope.clientInfo };
+    let acknowledged!: () => void;
+    let failed!: (err: CountersignError) => void;
+    const ack = new Promise<void>((resolve, reject) => ((acknowledged = resolve), (failed = reject)));
+    const timer = setTimeout(() => failed(new CountersignError("CS_ERR_UPSTREAM_TIMEOUT", `subscriptions/listen was not acknowledged within ${LISTEN_ACK_MS} ms`)), LISTEN_ACK_MS);
+    timer.unref();
+    void postModern({ jsonrpc: "2.0", id, method: "subscriptions/listen", params: { notifications: filter, _meta: meta } }, {
+      url: this.opts.url,
+      agent: this.#agent,
+      headers: { ...this.#headers, ...this.opts.identityHeaders?.() },
+      maxMessageBytes: this.opts.maxMessageBytes,
+      signal: abort.signal,
+      related: (m, size) => {
+        const n = m as { method?: unknown; params?: { _meta?: Record<string, unknown> } };
+        if (n.method === "notifications/subscriptions/acknowledged") return acknowledged();
+        // The subscription id is this stream's, not the client's session's: it goes; the rest is as sent.
+        const meta = n.params?._meta;
+        if (meta && SUBSCRIPTION_ID_KEY in meta) {
+          const { [SUBSCRIPTION_ID_KEY]: _id, ...rest } = meta;
+          const { _meta: _old, ...params } = n.params!;
+          m = { ...(m as object), params: Object.keys(rest).length > 0 ? { ...params, _meta: rest } : params };
+        }
+        this.events.message(m, size);
+      },
+      redact: this.opts.redact,
+    })
+      .then((answer) => {
+        if (answer.error !== undefined) failed(new CountersignError("CS_ERR_NOT_BRIDGEABLE", `subscriptions/listen was refused: ${JSON.stringify(answer.error).slice(0, 200)}`));
+      })
+      .catch((err: unknown) => {
+        // Replaced by a newer stream (another subscription): that one answers for this one.
+        if (abort.signal.aborted) return acknowledged();
+        this.opts.log.debug({ err }, "the upstream's subscriptions/listen stream ended");
+        failed(err instanceof CountersignError ? err : new CountersignError("CS_ERR_UPSTREAM_HTTP", String(err)));
+      })
+      .finally(() => clearTimeout(timer));
+    return ack.finally(() => clearTimeout(timer));
   }
 
   /** One input request of an input_required result, asked of the client on its session; resolves with its bare result. */
@@ -255,6 +340,7 @@ export class StatelessHttpUpstream implements UpstreamTransport {
     if (this.#closed) return;
     this.#closed = true;
     for (const a of this.#inFlight.values()) a.abort();
+    this.#listen?.abort();
     for (const w of this.#waiting.values()) w.reject(new CountersignError("CS_ERR_UPSTREAM_EXITED", "the session ended"));
     this.#waiting.clear();
     await this.#agent.close().catch(() => {});
@@ -268,18 +354,9 @@ function withoutResultType(result: Record<string, unknown>): Record<string, unkn
   return rest;
 }
 
-/**
- * The capabilities a 2025-era session is told: the upstream's, less what the adapter cannot carry
- * (subscriptions, list-changed notifications: they need subscriptions/listen; tasks).
- */
+/** The capabilities a 2025-era session is told: the upstream's, less tasks (the adapter does not carry them). */
 function sessionCapabilities(caps: unknown): Record<string, unknown> {
   const out = { ...((caps ?? {}) as Record<string, unknown>) };
   delete out.tasks;
-  for (const k of ["tools", "prompts", "resources"]) {
-    const cap = out[k];
-    if (cap === null || typeof cap !== "object") continue;
-    const { listChanged: _l, subscribe: _s, ...rest } = cap as Record<string, unknown>;
-    out[k] = rest;
-  }
   return out;
 }
