@@ -44,6 +44,8 @@ export function discoverRequest(id: string, capabilities: Record<string, unknown
 
 export class UpstreamProtocols {
   readonly #cache = new Map<string, Probed>();
+  /** Probes under way, per cache key: concurrent sessions wait for the same one (bounded like the cache). */
+  readonly #probing = new Map<string, Promise<Record<string, unknown> | undefined | "unreachable">>();
 
   constructor(private readonly log: Logger, private readonly maxMessageBytes: () => number) {}
 
@@ -58,7 +60,12 @@ export class UpstreamProtocols {
     const key = JSON.stringify([connection.name, u.url]);
     let probed = this.#cache.get(key);
     if (!probed || Date.now() - probed.at > PROBE_TTL_MS) {
-      const discover = await this.#discover(connection);
+      let probing = this.#probing.get(key);
+      if (!probing && this.#probing.size < MAX_CACHED) {
+        probing = this.#discover(connection).finally(() => this.#probing.delete(key));
+        this.#probing.set(key, probing);
+      }
+      const discover = await (probing ?? this.#discover(connection));
       if (discover === "unreachable") return "legacy";
       probed = { at: Date.now(), discover };
       this.#remember(key, probed);

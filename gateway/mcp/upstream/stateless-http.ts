@@ -320,14 +320,17 @@ export class StatelessHttpUpstream implements UpstreamTransport {
     if (this.#waiting.size >= MAX_INPUT_WAITING) return Promise.reject(new CountersignError("CS_ERR_TOO_MANY_IN_FLIGHT", "requests to the client for the upstream's input"));
     const id = `countersign-input-${++this.#seq}`;
     const ask: JsonRpcMessage = { jsonrpc: "2.0", id, method: r.method, ...(r.params !== undefined ? { params: r.params } : {}) };
+    let onAbort: (() => void) | undefined;
     return new Promise<JsonRpcMessage>((resolve, reject) => {
       this.#waiting.set(idKey(id), { resolve, reject });
-      signal.addEventListener("abort", () => {
+      onAbort = () => {
         this.#waiting.delete(idKey(id));
         reject(new CountersignError("CS_ERR_REQUEST_CANCELLED"));
-      }, { once: true });
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
       this.events.message(ask, Buffer.byteLength(JSON.stringify(ask)), relatedTo);
     }).then((answer) => {
+      signal.removeEventListener("abort", onAbort!);
       if (answer.error !== undefined) {
         const e = answer.error as { message?: unknown };
         throw new CountersignError("CS_ERR_NOT_BRIDGEABLE", `the client refused ${String(r.method)}: ${String(e.message ?? "").slice(0, 200)}`);
