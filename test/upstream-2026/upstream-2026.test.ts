@@ -6,18 +6,25 @@
 //   - a real 2026 client (SDK v2) is passed through with protocol: auto: the server sees its
 //     envelope and never an initialize;
 //   - protocol: legacy never probes; protocol: 2026-07-28 on a server that is not one fails closed.
+import { execFile } from "node:child_process";
 import { createServer, type Server } from "node:http";
+import { promisify } from "node:util";
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
 import { toNodeHandler } from "@modelcontextprotocol/node";
 import { classifyInboundRequest, createMcpHandler } from "@modelcontextprotocol/server";
 import { Client as LegacyClient } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport as LegacyTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { ElicitRequestSchema, EmptyResultSchema, ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildServer } from "../conformance/reference-server/features.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { startTestGateway, type TestGateway } from "../helpers/gateway.js";
 import { startEverything, type RunningUpstream } from "../helpers/upstreams.js";
+import { PYTHON, pythonMcpMissing } from "../helpers/python.js";
+
+const PYTHON_CLIENT = new URL("./fixtures/python_elicit.py", import.meta.url).pathname;
+const pythonMissing = pythonMcpMissing();
+if (pythonMissing) console.warn(`upstream-2026.test.ts: the Python client tests are skipped: ${pythonMissing}`);
 
 interface Seen {
   method: string;
@@ -213,4 +220,18 @@ it("probes an auto connection once for many sessions (cached), and never probes 
   await expect(legacyClient("never-probed")).rejects.toThrow();
   expect(probes()).toBe(1);
   expect(modern.seen.at(-1)?.method).toBe("initialize");
+});
+
+describe.skipIf(pythonMissing !== undefined)("the official Python client through the gateway to the 2026-only server", () => {
+  it.each(["legacy", "auto"])("lists tools and answers the server's elicitation (mode %s), on record", async (mode) => {
+    const elicitations = () => gw.db.message.count({ where: { connection: "modern", method: "elicitation/create" } });
+    const calls = () => gw.db.message.count({ where: { connection: "modern", method: "tools/call" } });
+    const [callsBefore, elicitationsBefore] = [await calls(), await elicitations()];
+    const { stdout } = await promisify(execFile)(PYTHON, [PYTHON_CLIENT, gw.mcpUrl("modern").href, mode], { timeout: 60_000 });
+    expect(JSON.parse(stdout.trim().split("\n").pop()!)).toMatchObject({ text: "Hello, Py!" });
+    // legacy: the call, the gateway's elicitation and its answer, the result (adapted); auto: the
+    // call and its input_required answer, then the retry and its result (passed through).
+    expect((await calls()) - callsBefore).toBe(mode === "legacy" ? 2 : 4);
+    expect((await elicitations()) - elicitationsBefore).toBe(mode === "legacy" ? 2 : 0);
+  });
 });
