@@ -303,7 +303,8 @@ export class SessionRegistry {
       reason: front === "sse" ? "sse_connect" : front === "stateless" ? "stateless_bridge" : "initialize",
       sessionId: id,
       connection: connection.name,
-      detail: { upstream: connection.upstream.type, remoteAddress: meta.remoteAddress ?? null },
+      // protocol: what the gateway speaks to the upstream for this session (connections[].protocol, as chosen).
+      detail: { upstream: connection.upstream.type, remoteAddress: meta.remoteAddress ?? null, protocol },
     });
     return session;
   }

@@ -114,6 +114,8 @@ it("lets a 2025-era client list and call tools on a 2026-only server, initialize
   expect(call.headers["mcp-name"]).toBe("test_simple_text");
 
   const session = await gw.db.session.findFirstOrThrow({ where: { connection: "modern", frontTransport: "streamable_http" }, orderBy: { createdAt: "desc" } });
+  // The session's opening names the protocol the gateway chose for its upstream.
+  await expect.poll(() => gw.db.event.findFirst({ where: { type: "session_opened", sessionId: session.id } }).then((e) => e?.detail)).toMatchObject({ protocol: "2026-07-28" });
   const records = await gw.db.message.findMany({ where: { sessionId: session.id }, orderBy: { id: "asc" } });
   expect(records.map((r) => `${r.direction} ${r.method}`)).toEqual(
     expect.arrayContaining(["in initialize", "out initialize", "in tools/list", "out tools/list", "in tools/call", "out tools/call"]),
