@@ -7,7 +7,10 @@
 //     envelope and never an initialize;
 //   - protocol: legacy never probes; protocol: 2026-07-28 on a server that is not one fails closed.
 import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
 import { toNodeHandler } from "@modelcontextprotocol/node";
@@ -16,10 +19,12 @@ import { Client as LegacyClient } from "@modelcontextprotocol/sdk/client/index.j
 import { StreamableHTTPClientTransport as LegacyTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { ElicitRequestSchema, EmptyResultSchema, ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { signDevToken } from "../../gateway/auth/dev-issuer.js";
 import { buildServer } from "../conformance/reference-server/features.js";
+import { quickApprovals } from "../helpers/held-calls.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { startTestGateway, type TestGateway } from "../helpers/gateway.js";
-import { startEverything, type RunningUpstream } from "../helpers/upstreams.js";
+import { rawPost, startEverything, type RunningUpstream } from "../helpers/upstreams.js";
 import { PYTHON, pythonMcpMissing } from "../helpers/python.js";
 
 const PYTHON_CLIENT = new URL("./fixtures/python_elicit.py", import.meta.url).pathname;
@@ -235,5 +240,62 @@ describe.skipIf(pythonMissing !== undefined)("the official Python client through
     // call and its input_required answer, then the retry and its result (passed through).
     expect((await calls()) - callsBefore).toBe(mode === "legacy" ? 2 : 4);
     expect((await elicitations()) - elicitationsBefore).toBe(mode === "legacy" ? 2 : 0);
+  });
+});
+
+describe("a held call passed through to the 2026-only server", () => {
+  let held: TestGateway;
+  let scratch: string;
+  beforeAll(async () => {
+    scratch = mkdtempSync(join(tmpdir(), "countersign-upstream-2026-held-"));
+    held = await startTestGateway(db.url, {
+      auth: { devIssuer: { enabled: true, keyFile: join(scratch, "dev.jwk") } },
+      approvals: quickApprovals(["bob@example.com"], "2s"),
+      connections: [
+        {
+          name: "held",
+          access: { groups: ["dev"] },
+          upstream: { type: "streamable_http", url: modern.url },
+          policy: { rules: [{ id: "text-needs-oncall", description: "text waits for on-call", tools: ["test_simple_text"], action: "require_approval", approval: { group: "oncall", timeout: "10m" } }] },
+        },
+      ],
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await held?.stop();
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  });
+
+  let nextId = 1;
+  async function call(extra: Record<string, unknown> = {}): Promise<{ status: number; msg: { result?: Record<string, unknown>; error?: unknown } }> {
+    const d = held.identity.devIssuer!;
+    const token = await signDevToken(d.key, d.url, { subject: "alice", email: "alice@example.com", groups: ["dev"], audience: [`${held.config.publicUrl}/mcp/held`], ttlSeconds: 600 });
+    const meta = { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": { elicitation: { url: {} } }, "io.modelcontextprotocol/clientInfo": { name: "held", version: "1" } };
+    const body = { jsonrpc: "2.0", id: nextId++, method: "tools/call", params: { name: "test_simple_text", arguments: {}, _meta: meta, ...extra } };
+    const reply = await rawPost(held.mcpUrl("held"), JSON.stringify(body), { authorization: `Bearer ${token}`, "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": "test_simple_text" });
+    return { status: reply.status, msg: reply.messages[0] as { result?: Record<string, unknown>; error?: unknown } };
+  }
+  const upstreamCalls = () => modern.seen.filter((s) => s.method === "tools/call" && (s.body.params as { name?: string }).name === "test_simple_text").length;
+
+  it("answers with the gateway's input_required; a state the gateway did not seal does not pass the hold; the approved retry goes out once, without the round-trip fields", async () => {
+    const before = upstreamCalls();
+    const first = await call();
+    expect(first.msg.result?.resultType).toBe("input_required");
+    const url = (first.msg.result!.inputRequests as Record<string, { params: { url: string } }>)["countersign/approval"]!.params.url;
+    const approvalId = decodeURIComponent(/\/console\/approvals\/([^/?#]+)$/.exec(url)![1]!);
+    const state = first.msg.result!.requestState as string;
+
+    // A requestState the gateway did not seal goes to the upstream's judgement, never past the hold: held again.
+    const forged = await call({ requestState: "not-the-gateway's", inputResponses: { "countersign/approval": { action: "accept" } } });
+    expect(forged.msg.result?.resultType).toBe("input_required");
+    expect(upstreamCalls()).toBe(before);
+
+    expect((await held.approvals!.service.vote({ requestId: approvalId, approver: { email: "bob@example.com" }, decision: "approve", via: "cli" })).kind).toBe("decided");
+    const approved = await call({ requestState: state, inputResponses: { "countersign/approval": { action: "accept" } } });
+    expect(approved.msg.result).toMatchObject({ resultType: "complete", content: [{ type: "text", text: "This is a simple text response for testing." }] });
+    expect(upstreamCalls()).toBe(before + 1);
+    const sent = modern.seen.filter((s) => s.method === "tools/call" && (s.body.params as { name?: string }).name === "test_simple_text").at(-1)!;
+    expect(sent.body.params).not.toHaveProperty("requestState");
+    expect(sent.body.params).not.toHaveProperty("inputResponses");
   });
 });
