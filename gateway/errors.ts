@@ -198,6 +198,10 @@ export const ERRORS = {
     http: 504, jsonrpc: -32016,
     message: "The upstream MCP server did not answer in time (limits.upstreamTimeoutMs).",
   },
+  CS_ERR_NOT_BRIDGEABLE: {
+    http: 501, jsonrpc: -32019,
+    message: "The upstream speaks only MCP 2026-07-28, which has no faithful form for this request of a 2025-era session (named in the detail: the upstream's tasks, an input request the client cannot take, more resource subscriptions than a session may hold): use a 2026-07-28 client, or do without it.",
+  },
   CS_ERR_UPSTREAM_BUSY: {
     http: 503, jsonrpc: -32018,
     message: "The shared upstream server process has too many requests in flight: retry shortly.",

@@ -389,6 +389,12 @@ const connection = z.strictObject({
   name: connectionName,
   description: z.string().optional(),
   upstream,
+  protocol: z
+    .enum(["auto", "2026-07-28", "legacy"])
+    .default("auto")
+    .describe(
+      "Which MCP protocol the gateway speaks to this upstream: auto (asks it server/discover, cached per connection for 5 minutes; a 2026-07-28 caller is passed through when it answers, a 2025-era caller keeps a 2025-era session unless the upstream refuses initialize), 2026-07-28 (only the stateless revision, never initialize: 2025-era callers are adapted), or legacy (only 2025-era sessions, never probed). stdio and sse upstreams are legacy only",
+    ),
   maxSessions: z.int().min(1).max(10_000).default(32).describe("Concurrent client sessions (for stdio: child processes)"),
   idleTimeoutSeconds: z.int().min(1).optional().describe("Close a session after this long without traffic (default: sessions.idleTimeoutSeconds)"),
   maxSessionsPerIdentity: z
@@ -641,6 +647,13 @@ export const configSchema = z
           code: "custom",
           path: ["connections", i, "upstream", "shared"],
           message: "a shared stdio child serves several callers, so it cannot be told one caller's identity: remove upstreamIdentity or set shared: false",
+        });
+      }
+      if (c.protocol === "2026-07-28" && c.upstream.type !== "streamable_http") {
+        ctx.addIssue({
+          code: "custom",
+          path: ["connections", i, "protocol"],
+          message: `the gateway speaks MCP 2026-07-28 to streamable_http upstreams only (this one is ${c.upstream.type}): set protocol: legacy or auto`,
         });
       }
       if (c.upstreamIdentity?.jwt && !cfg.keys.upstreamJwt && !cfg.keys.ring.upstreamJwt) {

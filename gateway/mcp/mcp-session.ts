@@ -133,8 +133,9 @@ export class McpSession implements ExchangeContext, UpstreamEvents {
   // ── ExchangeContext ─────────────────────────────────────────────────────────────────────────
 
   sendUpstream(msg: JsonRpcMessage): Promise<void> {
-    // A bridge session forwards stateless requests, recorded as the caller sent them, to a 2025-era session.
-    return this.upstream.send(this.frontTransport === "stateless" ? withoutStatelessEnvelope(msg) : msg, this.protocolVersion);
+    // A bridge session forwards stateless requests, recorded as the caller sent them, to a 2025-era
+    // session; to a 2026-07-28 upstream they go with their envelope.
+    return this.upstream.send(this.frontTransport === "stateless" && !this.upstream.stateless ? withoutStatelessEnvelope(msg) : msg, this.protocolVersion);
   }
 
   toClient(msg: JsonRpcMessage, route: Route): boolean {

@@ -21,6 +21,8 @@ import { LegacySseUpstream } from "./upstream/legacy-sse.js";
 import { SharedStdioPool } from "./upstream/shared-stdio.js";
 import { StdioUpstream } from "./upstream/stdio.js";
 import { StreamableHttpUpstream } from "./upstream/streamable-http.js";
+import { UpstreamProtocols, type UpstreamProtocol } from "./upstream/protocol.js";
+import { StatelessHttpUpstream } from "./upstream/stateless-http.js";
 import type { UpstreamTransport } from "./upstream/types.js";
 import { systemClock, type Clock, type ClockTimer } from "../clock.js";
 
@@ -77,6 +79,8 @@ export class SessionRegistry {
   readonly #bridgeKeys = new Map<string, string>();
   /** MCP tasks of held (and wrapped) calls: shared by this instance's sessions, outliving each. */
   readonly tasks: TaskRegistry;
+  /** Which protocol each connection's upstream speaks (connections[].protocol; probed and cached for auto). */
+  readonly protocols: UpstreamProtocols;
 
   constructor(
     private config: GatewayConfig,
@@ -98,6 +102,7 @@ export class SessionRegistry {
     this.tasks = new TaskRegistry({ clock });
     this.#sweeper = clock.setInterval(() => this.#closeIdle(), 5000);
     this.#sweeper.unref();
+    this.protocols = new UpstreamProtocols(log, () => this.config.limits.upstreamMessageBytes);
   }
 
   get size(): number {
@@ -237,6 +242,7 @@ export class SessionRegistry {
       );
     }
 
+    const protocol = await this.protocols.choose(connection, front === "stateless");
     const id = newSessionId();
     const session: McpSession = new McpSession({
       id,
@@ -259,7 +265,7 @@ export class SessionRegistry {
       currentConnection: () => this.connection(connection.name),
       clock: this.clock,
     });
-    session.upstream = this.#createUpstream(connection, session, meta.identity);
+    session.upstream = this.#createUpstream(connection, session, meta.identity, protocol, front === "stateless");
 
     // The session row is committed before anything reaches the upstream.
     try {
@@ -305,12 +311,13 @@ export class SessionRegistry {
       reason: front === "sse" ? "sse_connect" : front === "stateless" ? "stateless_bridge" : "initialize",
       sessionId: id,
       connection: connection.name,
-      detail: { upstream: connection.upstream.type, remoteAddress: meta.remoteAddress ?? null },
+      // protocol: what the gateway speaks to the upstream for this session (connections[].protocol, as chosen).
+      detail: { upstream: connection.upstream.type, remoteAddress: meta.remoteAddress ?? null, protocol },
     });
     return session;
   }
 
-  #createUpstream(connection: ConnectionConfig, events: McpSession, identity: Identity): UpstreamTransport {
+  #createUpstream(connection: ConnectionConfig, events: McpSession, identity: Identity, protocol: UpstreamProtocol, modernCaller: boolean): UpstreamTransport {
     const u = connection.upstream;
     const maxMessageBytes = this.config.limits.upstreamMessageBytes;
     const log = this.log.child({ connection: connection.name });
@@ -350,6 +357,7 @@ export class SessionRegistry {
           })
         : undefined;
     const opts = { url: u.url, headers: u.headers, tls: u.tls, maxMessageBytes, log, identityHeaders: identityHeadersFor, redact };
+    if (u.type === "streamable_http" && protocol !== "legacy") return new StatelessHttpUpstream({ ...opts, discovered: this.protocols.discovered(connection), passthrough: modernCaller }, events);
     return u.type === "streamable_http" ? new StreamableHttpUpstream(opts, events) : new LegacySseUpstream(opts, events);
   }
 

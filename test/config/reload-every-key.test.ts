@@ -119,6 +119,7 @@ function baseConfig(): Record<string, unknown> {
       {
         name: "remote",
         upstream: { type: "streamable_http", url: "http://127.0.0.1:9/mcp", headers: { Authorization: { env: "EK_SECRET" } } },
+        protocol: "auto",
         access: { anonymous: true },
         upstreamIdentity: {
           headers: { subject: "X-Subject", email: "X-Email", groups: "X-Groups", issuer: "X-Issuer" },
@@ -190,6 +191,7 @@ const SAMPLES: Record<string, { value: unknown; connection?: number }> = {
   "connections[].upstream.cwd": { value: tmpdir() },
   "connections[].upstream.env": { value: { MCP_MESSAGE_LOG: "/dev/null" } },
   "connections[].upstream.headers": { value: { Authorization: { env: "EK_SECRET_2" } } },
+  "connections[].protocol": { value: "2026-07-28", connection: 1 },
   "connections[].upstream.tls.ca": { value: { env: "EK_SECRET" } },
   "connections[].upstream.tls.cert": { value: { env: "EK_SECRET" } },
   "connections[].upstream.tls.key": { value: { env: "EK_SECRET" } },

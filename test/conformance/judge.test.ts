@@ -8,13 +8,13 @@ const run = (entries: Record<string, Outcome>): { results: Results; seconds: num
 const none: Tables = { directFails: [], knownGaps: [], gatewayAdds: new Set() };
 const scenarios = ["ping", "tools-list", "dns-rebinding-protection"];
 const allPass = () => run({ ping: pass, "tools-list": pass, "dns-rebinding-protection": pass });
-const everyVia = (): Verdict["runs"] => ({ direct: allPass(), http: allPass(), stdio: allPass(), sse: allPass() });
+const everyVia = (): Verdict["runs"] => ({ direct: allPass(), http: allPass(), "http-2026": allPass(), stdio: allPass(), sse: allPass() });
 
 describe("the conformance verdict", () => {
   it("has no problem when every upstream kind passes what direct passes", () => {
     const v = judge("2025-11-25", scenarios, everyVia(), none);
     expect(v.problems).toEqual([]);
-    expect(v.diffs).toEqual({ http: [], stdio: [], sse: [] });
+    expect(v.diffs).toEqual({ http: [], "http-2026": [], stdio: [], sse: [] });
   });
 
   it("fails on a difference no table lists, naming the upstream kind and the failing checks", () => {
@@ -49,7 +49,7 @@ describe("the conformance verdict", () => {
     expect(unlisted.problems).toContain("direct: ping fails (ping), and DIRECT_FAILS does not list it");
 
     const listed: Tables = { ...none, directFails: [{ revision: "2025-11-25", scenario: "ping", reason: "reason" }] };
-    const gatewaysFailToo = { direct: directFail.direct, http: directFail.direct, stdio: directFail.direct, sse: directFail.direct };
+    const gatewaysFailToo = { direct: directFail.direct, http: directFail.direct, "http-2026": directFail.direct, stdio: directFail.direct, sse: directFail.direct };
     expect(judge("2025-11-25", scenarios, gatewaysFailToo, listed).problems).toEqual([]);
     expect(judge("2025-11-25", scenarios, everyVia(), listed).problems).toEqual(["direct: ping passes now: remove it from DIRECT_FAILS"]);
   });
@@ -64,18 +64,28 @@ describe("the conformance verdict", () => {
       knownGaps: [],
       gatewayAdds: new Set(["dns-rebinding-protection"]),
     };
-    const v = judge("2025-11-25", scenarios, { direct, http: allPass(), stdio: allPass(), sse: allPass() }, tables);
+    const v = judge("2025-11-25", scenarios, { direct, http: allPass(), "http-2026": allPass(), stdio: allPass(), sse: allPass() }, tables);
     expect(v.added).toMatchObject({ http: ["dns-rebinding-protection"] });
     expect(v.problems).toEqual([
       "gateway → http: tools-list passes only through the gateway",
+      "gateway → http-2026: tools-list passes only through the gateway",
       "gateway → stdio: tools-list passes only through the gateway",
       "gateway → sse: tools-list passes only through the gateway",
     ]);
   });
 
   it("does not judge the SSE upstream at 2026-07-28 (a stateless request has no SSE form)", () => {
-    const v = judge("2026-07-28", scenarios, { direct: allPass(), http: allPass(), stdio: allPass() }, none);
+    const v = judge("2026-07-28", scenarios, { direct: allPass(), http: allPass(), "http-legacy": allPass(), stdio: allPass() }, none);
     expect(v.problems).toEqual([]);
     expect(v.diffs.sse).toBeUndefined();
+  });
+
+  it("judges the HTTP upstream with protocol: legacy at 2026-07-28 only (before it, auto keeps a 2025-era session too)", () => {
+    expect(judge("2026-07-28", scenarios, { direct: allPass(), http: allPass(), stdio: allPass() }, none).problems).toEqual([
+      "gateway → http-legacy: ping did not run through the gateway",
+      "gateway → http-legacy: tools-list did not run through the gateway",
+      "gateway → http-legacy: dns-rebinding-protection did not run through the gateway",
+    ]);
+    expect(judge("2025-11-25", scenarios, everyVia(), none).diffs["http-legacy"]).toBeUndefined();
   });
 });

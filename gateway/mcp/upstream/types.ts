@@ -15,6 +15,8 @@ export interface UpstreamTransport {
   readonly kind: "stdio" | "streamable_http" | "sse";
   /** The upstream's own session id, where it has one. */
   readonly upstreamSessionId?: string | undefined;
+  /** The upstream is spoken to in MCP 2026-07-28 (upstream/stateless-http.ts): requests keep their envelope. */
+  readonly stateless?: boolean | undefined;
   start(): Promise<void>;
   send(msg: JsonRpcMessage, protocolVersion: string | undefined): Promise<void>;
   close(): Promise<void>;

@@ -9,6 +9,9 @@
 //                  per request) and the 2025 revisions (sessions, resumable SSE streams)
 //       /sse       the 2024-11-05 HTTP+SSE transport (POST /messages?sessionId=…)
 //   tsx test/conformance/reference-server/main.ts stdio    the same server over stdio
+//   tsx test/conformance/reference-server/main.ts http --modern-only
+//       /mcp serves 2026-07-28 only: initialize and every other 2025-era request are refused
+//       (HTTP 400, -32022 with the supported version), and there is no /sse endpoint
 //
 // Prints "reference server listening on http://127.0.0.1:<port>" once it accepts connections.
 import { randomUUID } from "node:crypto";
@@ -25,6 +28,7 @@ const MAX_EVENTS_PER_SESSION = 1000;
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
 const mode = process.argv[2] ?? "http";
+const modernOnly = process.argv.includes("--modern-only");
 if (mode === "stdio") {
   serveStdio(() => buildServer(), { onerror: (err) => process.stderr.write(`reference server: ${err.message}\n`) });
 } else if (mode === "http") {
@@ -94,6 +98,7 @@ async function serveHttp(port: number): Promise<void> {
     if (!validHost(req, res)) return;
     const url = new URL(req.url ?? "/", "http://localhost");
 
+    if (modernOnly && url.pathname !== "/mcp") return reply(res, 404, "Not found");
     if (url.pathname === "/sse" && req.method === "GET") {
       if (sseSessions.size >= MAX_SESSIONS) return reply(res, 503, "too many SSE sessions");
       const transport = new LegacySseTransport("/messages", res);
@@ -127,6 +132,15 @@ async function serveHttp(port: number): Promise<void> {
         body,
       });
       if (route.kind !== "legacy") return modernNode(req, res, body);
+      if (modernOnly) {
+        if (!res.headersSent) {
+          const id = body !== null && typeof body === "object" && "id" in body ? (body as { id: unknown }).id : null;
+          res.writeHead(400, { "content-type": "application/json" }).end(
+            JSON.stringify({ jsonrpc: "2.0", id, error: { code: -32022, message: "Unsupported protocol version: this server speaks only 2026-07-28", data: { supported: ["2026-07-28"] } } }),
+          );
+        }
+        return;
+      }
       const existing = sessionId === undefined ? undefined : sessions.get(sessionId);
       if (existing) return existing.handleRequest(req, res, body);
       if (sessionId !== undefined) return reply(res, 404, "Session not found", -32001);
@@ -146,7 +160,7 @@ async function serveHttp(port: number): Promise<void> {
       return transport.handleRequest(req, res, body);
     }
     if (req.method === "GET" || req.method === "DELETE") {
-      if (sessionId === undefined) {
+      if (sessionId === undefined || modernOnly) {
         // A 2026-07-28 client has no session: the stateless path answers it (405 for GET).
         return modernNode(req, res);
       }

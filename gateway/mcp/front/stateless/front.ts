@@ -40,6 +40,7 @@ import { eraOfHeaders, relatedToModern, toModern, type CacheScope } from "./answ
 import { discoverResult, initializeBridge } from "./bridge.js";
 import { chooseEra, CLIENT_CAPABILITIES_KEY, validate, type EraChoice, type StatelessHeaders } from "./ladder.js";
 import { checkParamHeaders } from "./param-headers.js";
+import { alsoServed, passesThrough, passthroughAnswer, passthroughStatus, startPassthrough } from "./passthrough.js";
 import { RequestStateSeal, type Resumes } from "./request-state.js";
 import { BridgedCall, capabilityFor, declares, INPUT_REQUIRED_METHODS, MAX_PARKED_CALLS, ROUND_TIMEOUT_MS, type Ask } from "./rounds.js";
 import type { StatelessSink } from "./sink.js";
@@ -127,17 +128,17 @@ export class StatelessFront {
     const id = posted.c.kind === "request" ? posted.c.id : null;
     try {
       if (choice.refusal) throw choice.refusal;
-      const valid = validate(headersOf(req), posted.msg, posted.c.kind === "request");
+      const valid = validate(headersOf(req), posted.msg, posted.c.kind === "request", await alsoServed(this.deps.sessions, connection, posted.msg.method));
       // 2026-07-28 defines no client notification over HTTP: accepted, not forwarded.
       if (posted.c.kind !== "request") return await reply.code(202).send();
       const meta = { identity, remoteAddress: callerAddress(req), userAgent: header(req, "user-agent") };
       const session = await this.deps.sessions.bridge(connection, meta, (s) => {
         s.heldAsInputRequired = (msg, request) => this.#inputRequired(s, msg, request);
         s.holdRefusal = (msg) => urlElicitationMissing(msg);
-        return initializeBridge(s, req.id);
+        return passesThrough(s) ? startPassthrough(s) : initializeBridge(s, req.id);
       });
       const scope = cacheScopeFor(session.connection);
-      if (valid.method === "server/discover") return await this.#discover(req, reply, session, posted, scope);
+      if (valid.method === "server/discover" && !passesThrough(session)) return await this.#discover(req, reply, session, posted, scope);
       const info = valid.clientInfo;
       const caller: CallerContext = {
         clientName: typeof info?.name === "string" ? info.name : undefined,
@@ -203,6 +204,8 @@ export class StatelessFront {
   async #resume(session: McpSession, msg: JsonRpcMessage, method: string, httpRequestId: string): Promise<{ msg: JsonRpcMessage } | { call: BridgedCall }> {
     const params = (msg.params ?? {}) as Record<string, unknown>;
     if (!("requestState" in params)) return { msg };
+    // A 2026-07-28 upstream's own round: its state and the caller's responses are the upstream's to judge.
+    if (passesThrough(session) && !this.#seal.issued(params.requestState)) return { msg };
     const call = { identity: session.identity, connection: session.connection.name, method, tool: targetOf(params, method), arguments: params.arguments };
     const resumes = this.#seal.open(params.requestState, call);
     if (resumes.kind === "input") return { call: await this.#resumeRound(session, resumes, params.inputResponses, httpRequestId) };
@@ -343,7 +346,12 @@ export class StatelessFront {
       this.deps.rejections.recordError("CS_ERR_MISSING_CLIENT_CAPABILITY", { connection: session.connection.name, sessionId: null, subject: session.identity.subject, requestId: req.id }, { remoteAddress: callerAddress(req), httpMethod: req.method, era: "2026-07-28", method });
       return reply.code(400).type("application/json").send(JSON.stringify(toModern(answer, posted.c.id, method, scope)));
     }
-    return send(JSON.stringify(toModern(answer, posted.c.id, method, scope)));
+    const through = passesThrough(session);
+    const modern = toModern(answer, posted.c.id, method, scope);
+    const out = JSON.stringify(through ? passthroughAnswer(modern, method) : modern);
+    // An upstream's own 2026-07-28 error keeps its HTTP status (400 for header, capability and version errors, 404 for a method).
+    if (!sse && through) return reply.code(passthroughStatus(modern)).type("application/json").send(out);
+    return send(out);
   }
 
   /**

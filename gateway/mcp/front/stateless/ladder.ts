@@ -75,8 +75,8 @@ export interface ValidRequest {
   clientInfo: Record<string, unknown> | undefined;
 }
 
-/** Rungs 2 to 5 for a message the classifier called modern; throws the refusal. */
-export function validate(headers: StatelessHeaders, msg: JsonRpcMessage, isRequest: boolean): ValidRequest {
+/** Rungs 2 to 5 for a message the classifier called modern (`alsoServed`: methods served for this connection besides); throws the refusal. */
+export function validate(headers: StatelessHeaders, msg: JsonRpcMessage, isRequest: boolean, alsoServed: ReadonlySet<string> = new Set()): ValidRequest {
   const params = (msg.params ?? {}) as Record<string, unknown>;
   const meta = (params._meta ?? {}) as Record<string, unknown>;
   const version = meta[PROTOCOL_VERSION_KEY] ?? headers.protocolVersion;
@@ -96,7 +96,7 @@ export function validate(headers: StatelessHeaders, msg: JsonRpcMessage, isReque
       if (decoded === undefined) throw mismatch("the Mcp-Name header is not valid base64 in its =?base64?…?= form");
       if (decoded !== params[field]) throw mismatch(`the Mcp-Name header does not match params.${field}`);
     }
-    if (!SERVED_METHODS.has(method)) throw new CountersignError("CS_ERR_METHOD_NOT_FOUND", `'${method.slice(0, 100)}'`);
+    if (!SERVED_METHODS.has(method) && !alsoServed.has(method)) throw new CountersignError("CS_ERR_METHOD_NOT_FOUND", `'${method.slice(0, 100)}'`);
   }
   const clientCapabilities = (meta[CLIENT_CAPABILITIES_KEY] ?? {}) as Record<string, unknown>;
   const required = REQUIRED_CAPABILITIES[method];

@@ -76,6 +76,25 @@ export class RequestStateSeal {
     return `${payload}.${mac(key, payload)}`;
   }
 
+  /** Whether this gateway sealed the state (for any call): an upstream's own requestState is not. */
+  issued(state: unknown): boolean {
+    if (typeof state !== "string" || state.length > MAX_STATE_CHARS) return false;
+    const [payload, sealMac, extra] = state.split(".");
+    if (!payload || !sealMac || extra !== undefined) return false;
+    let kid: unknown;
+    try {
+      kid = (JSON.parse(Buffer.from(payload, "base64url").toString("utf8")) as { k?: unknown } | null)?.k;
+    } catch {
+      return false;
+    }
+    // A retired key's state is still the gateway's own: open() refuses it with the reason.
+    const key = this.#ring.lookup(kid);
+    if (!key.ok) return key.refused === "retired";
+    const expected = Buffer.from(mac(key.key, payload));
+    const given = Buffer.from(sealMac);
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  }
+
   /** What the state resumes, once its seal, expiry and binding to this call hold; else the refusal. */
   open(state: unknown, call: HeldCall, now = Date.now()): Resumes {
     const bad = (why: string) => new CountersignError("CS_ERR_REQUEST_STATE_INVALID", why);
