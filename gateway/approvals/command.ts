@@ -189,7 +189,7 @@ async function breakGlass<T>(h: CliHelpers, opts: CommonOptions, needsApprover: 
     import("./service.js"),
     import("./directory.js"),
     import("../audit/recorder.js"),
-    import("../db/client.js"),
+    import("../store/client.js"),
     import("../log.js"),
   ]);
   const cfg = h.config(opts);

@@ -15,7 +15,7 @@ import type { Logger } from "../log.js";
 import { canonicalArgumentsHash } from "./canonical.js";
 import { approverKey, DECIDE_INSTEAD, judgeApprover } from "./four-eyes.js";
 import { ApprovalStore, NOTIFY_CHANNEL } from "./store.js";
-import { ChannelListener } from "../db/listener.js";
+import { ChannelListener } from "../store/listener.js";
 import type { ApprovalNotifier, ApprovalRequest, ApproverDirectory, NewApprovalRequest, SecurityAlert, VoteInput, VoteOutcome } from "./types.js";
 import { SecurityAlerts } from "./security-alerts.js";
 

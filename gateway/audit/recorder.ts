@@ -4,7 +4,7 @@
 // only when its row is committed; it rejects with CS_ERR_AUDIT_UNAVAILABLE when the store cannot
 // commit in time, and the caller then fails closed.
 import pg from "pg";
-import type { Db } from "../db/client.js";
+import type { Db } from "../store/client.js";
 import { CountersignError } from "../errors.js";
 import type { MessageKind } from "../mcp/jsonrpc.js";
 import type { EventReason, EventType } from "./events.js";

@@ -1,7 +1,7 @@
 // Reading the record back: recent sessions, and one session's exchange in order, for a person
 // (one line per message) or for machines (JSON).
 import { restoreStored } from "./storable.js";
-import type { Db } from "../db/client.js";
+import type { Db } from "../store/client.js";
 
 export interface SessionFilter {
   connection?: string | undefined;

@@ -4,7 +4,7 @@
 // cluster.deadAfterSeconds: that one marks it stopped (one UPDATE, which claims it; the others then
 // skip it), closes its open sessions as `owner_gone` and records each closing. A replica that
 // stops cleanly closes its own sessions and marks itself stopped.
-import type { Db } from "../db/client.js";
+import type { Db } from "../store/client.js";
 import type { Logger } from "../log.js";
 import type { SessionRegistry } from "../mcp/sessions.js";
 

@@ -3,7 +3,7 @@
 // Times are compared in the database, so the replicas' clocks do not matter. Live owners are
 // cached briefly: a client alternating between replicas does not cost a query per request.
 import { LRUCache } from "lru-cache";
-import type { Db } from "../db/client.js";
+import type { Db } from "../store/client.js";
 
 export interface SessionOwner {
   connection: string;

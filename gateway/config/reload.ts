@@ -7,7 +7,7 @@
 // once as config_changed/applied (who, when, hash, diff), however many replicas apply it.
 import { hostname } from "node:os";
 import type { Recorder } from "../audit/recorder.js";
-import type { Db } from "../db/client.js";
+import type { Db } from "../store/client.js";
 import type { Logger } from "../log.js";
 import { ConfigError, loadConfigFile, type GatewayConfig } from "./load.js";
 import { redactConfigValue } from "./redact.js";

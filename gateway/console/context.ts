@@ -5,7 +5,7 @@ import type { Approvals } from "../approvals/setup.js";
 import type { Recorder } from "../audit/recorder.js";
 import type { EventReason } from "../audit/events.js";
 import type { GatewayConfig } from "../config/load.js";
-import type { Db } from "../db/client.js";
+import type { Db } from "../store/client.js";
 import type { Logger } from "../log.js";
 import type { ToolPins } from "../pinning/service.js";
 import type { DevIssuerKey } from "../auth/dev-issuer.js";

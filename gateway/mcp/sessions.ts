@@ -4,7 +4,7 @@
 import { randomBytes } from "node:crypto";
 import type { Recorder } from "../audit/recorder.js";
 import type { ConnectionConfig, GatewayConfig } from "../config/load.js";
-import type { Db } from "../db/client.js";
+import type { Db } from "../store/client.js";
 import { asCountersignError, CountersignError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { McpSession, type FrontTransport } from "./mcp-session.js";

@@ -7,7 +7,7 @@ import type { Recorder } from "../audit/recorder.js";
 import type { EventReason } from "../audit/events.js";
 import { resourceUrl } from "../auth/authenticator.js";
 import type { ConnectionConfig, GatewayConfig } from "../config/load.js";
-import type { Db } from "../db/client.js";
+import type { Db } from "../store/client.js";
 import type { Logger } from "../log.js";
 import { ClientMetadataDocuments, isClientIdUrl } from "./client-metadata-document.js";
 import { RequestSealer } from "./authorization-request.js";

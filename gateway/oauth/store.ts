@@ -2,7 +2,7 @@
 // refresh tokens. Codes and refresh tokens are stored as SHA-256 hashes (a database reader gets
 // nothing usable). Each table is bounded (a limit checked before insertion) and swept by TTL.
 import { createHash, randomBytes } from "node:crypto";
-import type { Db } from "../db/client.js";
+import type { Db } from "../store/client.js";
 import { grantIdentityOf, type Grant } from "./grant.js";
 
 export const hashOf = (secret: string) => createHash("sha256").update(secret).digest("hex");

@@ -5,7 +5,7 @@ import pg from "pg";
 import type { Logger } from "../log.js";
 import { diffDefinitions, summarizeChanges, type DefinitionChange } from "./diff.js";
 import type { PinState } from "./decide.js";
-import { ChannelListener } from "../db/listener.js";
+import { ChannelListener } from "../store/listener.js";
 import { PIN_NOTIFY_CHANNEL, PinStore, type ObserveContext, type ObservedTool, type PinEvent, type ToolPin } from "./store.js";
 
 export interface ToolPinsOptions {

@@ -9,7 +9,7 @@ import { Recorder } from "../../gateway/audit/recorder.js";
 import { ApprovalService } from "../../gateway/approvals/service.js";
 import type { NewApprovalRequest } from "../../gateway/approvals/types.js";
 import { EmailDirectory } from "../../gateway/approvals/directory.js";
-import { createDb, type Db } from "../../gateway/db/client.js";
+import { createDb, type Db } from "../../gateway/store/client.js";
 import { createLogger } from "../../gateway/log.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 

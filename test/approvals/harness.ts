@@ -6,7 +6,7 @@ import Fastify, { type FastifyInstance } from "fastify";
 import pg from "pg";
 import { pino } from "pino";
 import { Recorder } from "../../gateway/audit/recorder.js";
-import { createDb, type Db } from "../../gateway/db/client.js";
+import { createDb, type Db } from "../../gateway/store/client.js";
 import { ApprovalService } from "../../gateway/approvals/service.js";
 import { EmailDirectory } from "../../gateway/approvals/directory.js";
 import type { NewApprovalRequest } from "../../gateway/approvals/types.js";

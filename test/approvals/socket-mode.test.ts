@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { pino } from "pino";
 import { Recorder } from "../../gateway/audit/recorder.js";
-import { createDb, type Db } from "../../gateway/db/client.js";
+import { createDb, type Db } from "../../gateway/store/client.js";
 import { ApprovalService } from "../../gateway/approvals/service.js";
 import { EmailDirectory } from "../../gateway/approvals/directory.js";
 import { createSlackBot, type SlackBot } from "../../bot/index.js";

@@ -2,7 +2,7 @@
 // comes back by itself (catching up) after PostgreSQL drops its connection.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
-import { ChannelListener } from "../../gateway/db/listener.js";
+import { ChannelListener } from "../../gateway/store/listener.js";
 import { createLogger } from "../../gateway/log.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 
