@@ -6,7 +6,7 @@
 import type { WebClient } from "@slack/web-api";
 import type { ApprovalNotifier, ApprovalRequest, ApprovalVote, SecurityAlert, SlackRefs } from "../gateway/approvals/types.js";
 import { sessionContext } from "../gateway/approvals/session-context.js";
-import type { ApprovalStore } from "../gateway/approvals/store.js";
+import type { ApprovalStore } from "../gateway/store/approvals.js";
 import type { ApprovalsConfig } from "../gateway/config/load.js";
 import type { Logger } from "../gateway/log.js";
 import type { SlackDirectory } from "./directory.js";

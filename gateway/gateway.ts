@@ -3,12 +3,12 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { FastifyInstance } from "fastify";
-import pg from "pg";
-import { Recorder, auditPoolTimeouts } from "./audit/recorder.js";
+import { Recorder } from "./audit/recorder.js";
 import { RejectionLog } from "./audit/rejections.js";
 import { startAuditChain, type AuditChain } from "./audit/chain/service.js";
 import { ConfigError, type GatewayConfig } from "./config/load.js";
-import { createDb, redactUrl, type Db } from "./store/client.js";
+import { redactUrl, type Db } from "./store/client.js";
+import { openStore } from "./store/pools.js";
 import type { EmbeddedDatabase } from "./store/embedded.js";
 import { prepareDatabase, type PreparedDatabase } from "./store/prepare.js";
 import { setLogLevel, type Logger } from "./log.js";
@@ -125,8 +125,10 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     }, 30_000);
   }
   try {
-    const db = createDb(url);
-    steps.onClose("database client", () => db.$disconnect());
+    // Every connection to the database: two pools and one LISTEN hub (gateway/store/pools.ts).
+    const store = openStore(url, { log, hotPoolSize: config.database.hotPoolSize, backgroundPoolSize: config.database.backgroundPoolSize, commitTimeoutMs: config.database.commitTimeoutMs });
+    steps.onClose("database pools", () => store.close());
+    const db = store.db;
     const instanceId = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
     try {
       const relayUrl = config.cluster.internalPort > 0 ? config.cluster.advertiseUrl : null;
@@ -139,10 +141,8 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     // PostgreSQL's SQL parser (WebAssembly, ~20 MB) only where a policy classifies SQL.
     if (config.connections.some((c) => policyUsesSql(c.policy))) await loadSqlParser();
     const metrics = new Metrics();
-    // The recorder's INSERTs go to a small pool of their own, not through Prisma (see Recorder).
-    const auditPool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 3000, idleTimeoutMillis: 10_000, keepAlive: true, ...auditPoolTimeouts(config.database.commitTimeoutMs) });
-    auditPool.on("error", (err) => log.warn({ err }, "audit store: idle database connection failed"));
-    steps.onClose("audit store pool", () => auditPool.end());
+    // The recorder's INSERTs go to the hot pool, not through Prisma (see Recorder).
+    const auditPool = store.hot;
     let lastRefusalLog = 0;
     const recorder = new Recorder(auditPool, {
       commitTimeoutMs: config.database.commitTimeoutMs,
@@ -188,7 +188,8 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     // approvals: held calls wait here for a decision taken in Slack or with the CLI.
     const maskerOf = (connection: string): Masker | undefined => connectionNow(connection)?.masker;
     const approvals = config.approvals ? await startApprovals(config.approvals, {
-          databaseUrl: url,
+          pool: store.background,
+          hub: store.listen,
           recorder,
           log,
           argumentsKey: loadArgumentsKey(config),
@@ -201,7 +202,8 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     if (approvals) steps.onClose("approvals", () => approvals.stop());
     // tool pinning: every replica keeps the pins in memory (decisions read no database per call).
     const pins = new ToolPins({
-      databaseUrl: url,
+      pool: store.background,
+      hub: store.listen,
       log,
       onEvents: (events) => metrics.committed([], events as unknown as EventRecord[]),
       // A rug pull is told to people at once (the approvals notifier: Slack), not only recorded.
@@ -210,10 +212,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     await pins.start();
     steps.onClose("tool pins", () => pins.stop());
     // The pseudonym map: what the mask stage showed a caller, the restore stage puts back (gateway/masking/restore).
-    const maskingPool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 3000, idleTimeoutMillis: 10_000, keepAlive: true, ...auditPoolTimeouts(config.database.commitTimeoutMs) });
-    maskingPool.on("error", (err) => log.warn({ err }, "pseudonym map: idle database connection failed"));
-    steps.onClose("pseudonym map pool", () => maskingPool.end());
-    const restorer = new PgRestorer({ pool: maskingPool, keyMaterial: config.keys.maskingHmac?.reveal() });
+    const restorer = new PgRestorer({ pool: store.hot, keyMaterial: config.keys.maskingHmac?.reveal() });
     steps.onClose("pseudonym map", () => restorer.close());
     const restorerSweep = setInterval(() => void restorer.sweep().catch((err: unknown) => log.warn({ err }, "pseudonym map: expired rows not swept")), 10 * 60_000);
     restorerSweep.unref();
@@ -247,7 +246,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     const app = buildServer({ config, log, sessions, recorder, rejections, identity, metrics, reloader, approvals, cluster, pins, auditPool });
     // MCP clients log in through the browser: the gateway as its connections' authorization server.
     const authorizationServer = identity.oauthKey ? registerAuthorizationServer(app, { config, db, recorder, log, key: identity.oauthKey, current: () => reloader.current }) : undefined;
-    registerConsole(app, { config, currentConfig: () => live, db, databaseUrl: url, recorder, log, approvals, pins, devIssuer: identity.devIssuer, pages: authorizationServer ? [authorizationServer.registerConsentPages] : [] }); // the web console at /console
+    registerConsole(app, { config, currentConfig: () => live, db, pool: store.background, recorder, log, approvals, pins, devIssuer: identity.devIssuer, pages: authorizationServer ? [authorizationServer.registerConsentPages] : [] }); // the web console at /console
     steps.onClose("http service", () => app.close());
     await app.listen({ host: config.server.host, port: config.server.port });
     const relayServer = cluster
@@ -273,7 +272,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     recorder.eventBestEffort({ type: "gateway", reason: "started", detail: { instanceId, version: VERSION, configHash: config.hash } });
     await reloader.recordStartup().catch((err: unknown) => log.warn({ err }, "could not record the configuration in force"));
     // Weekly evidence digest: every replica checks the schedule, one generates and posts each week.
-    const digest = config.digest.enabled ? await startDigestSchedule(config, url, auditChain.keys, log, instanceId, (a) => void approvals?.service.securityAlert(a)) : undefined;
+    const digest = config.digest.enabled ? await startDigestSchedule(config, url, store.background, auditChain.keys, log, instanceId, (a) => void approvals?.service.securityAlert(a)) : undefined;
 
     if (digest) steps.onClose("evidence digest schedule", () => digest.stop());
 

@@ -12,7 +12,7 @@ import { DigestUploadError, digestForWeek, postDigest } from "./generate.js";
 import { digestBytes, verifyDigestSignature } from "./sign.js";
 import { DIGEST_FORMATS, renderDigest, type DigestFormat } from "./render.js";
 import { lastCompleteWeek, parseIsoWeek, WeekError } from "./week.js";
-import { earlierDigests } from "./store.js";
+import { earlierDigests } from "../store/digests.js";
 import { progressFor } from "../progress.js";
 
 export class DigestUsageError extends Error {}

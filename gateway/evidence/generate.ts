@@ -5,7 +5,7 @@ import type { SignerKey, VerifierKey } from "../audit/chain/keys.js";
 import { computeDigest, type DigestContent } from "./digest.js";
 import { renderDigest } from "./render.js";
 import { sealDigest, type DigestSeal } from "./sign.js";
-import { markPosted, recordPostFailure, storeDigest, storedDigest, type StoredDigest } from "./store.js";
+import { markPosted, recordPostFailure, storeDigest, storedDigest, type StoredDigest } from "../store/digests.js";
 import type { IsoWeek } from "./week.js";
 
 /** Where a digest is posted (the Slack side lives in bot/digest.ts; the gateway does not depend on it). */

@@ -6,11 +6,11 @@
 //   decide.ts       the pure decision on a call
 import type { Masker } from "../masking/index.js";
 import { fingerprint, toolDefinition } from "./fingerprint.js";
-import type { ObservedTool } from "./store.js";
+import type { ObservedTool } from "../store/pins.js";
 
 export { fingerprint, toolDefinition, PINNED_FIELDS, type ToolDefinition } from "./fingerprint.js";
 export { diffDefinitions, summarizeChanges, formatChanges, type DefinitionChange } from "./diff.js";
-export { PinStore, PIN_NOTIFY_CHANNEL, type ToolPin, type ObservedTool, type PinEvent } from "./store.js";
+export { PinStore, PIN_NOTIFY_CHANNEL, type ToolPin, type ObservedTool, type PinEvent } from "../store/pins.js";
 export { ToolPins, type ToolPinsOptions } from "./service.js";
 export { pinVerdict, asPolicyDecision, type PinningConfig, type PinState, type PinVerdict, type OnChange } from "./decide.js";
 
