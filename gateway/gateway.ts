@@ -9,6 +9,7 @@ import { startAuditChain, type AuditChain } from "./audit/chain/service.js";
 import { ConfigError, type GatewayConfig } from "./config/load.js";
 import { redactUrl, type Db } from "./store/client.js";
 import { openStore } from "./store/pools.js";
+import { markInstanceStopped, registerInstance } from "./store/instances.js";
 import type { EmbeddedDatabase } from "./store/embedded.js";
 import { prepareDatabase, type PreparedDatabase } from "./store/prepare.js";
 import { setLogLevel, type Logger } from "./log.js";
@@ -132,11 +133,11 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     const instanceId = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
     try {
       const relayUrl = config.cluster.internalPort > 0 ? config.cluster.advertiseUrl : null;
-      await db.instance.create({ data: { id: instanceId, host: hostname(), pid: process.pid, version: VERSION, relayUrl } });
+      await registerInstance(db, { id: instanceId, host: hostname(), pid: process.pid, version: VERSION, relayUrl });
     } catch (err) {
       throw new Error(`cannot write to the database at ${redactUrl(url)}: ${(err as Error).message.split("\n").pop()}. Is it running, and are the migrations applied (countersign migrate)?`, { cause: err });
     }
-    steps.onClose("instance row (stoppedAt)", () => db.instance.update({ where: { id: instanceId }, data: { stoppedAt: new Date() } }));
+    steps.onClose("instance row (stoppedAt)", () => markInstanceStopped(db, instanceId));
 
     // PostgreSQL's SQL parser (WebAssembly, ~20 MB) only where a policy classifies SQL.
     if (config.connections.some((c) => policyUsesSql(c.policy))) await loadSqlParser();
