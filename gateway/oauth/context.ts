@@ -13,7 +13,7 @@ import { ClientMetadataDocuments, isClientIdUrl } from "./client-metadata-docume
 import { RequestSealer } from "./authorization-request.js";
 import { OAuthRefusal } from "./refusal.js";
 import type { OAuthSigningKey } from "./signing-key.js";
-import { OAuthStore, type RegisteredClient } from "./store.js";
+import { OAuthStore, type RegisteredClient } from "../store/oauth.js";
 
 export interface AuthorizationServerDeps {
   config: GatewayConfig;

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDb, type Db } from "../../gateway/store/client.js";
 import type { Grant } from "../../gateway/oauth/grant.js";
-import { hashOf, OAuthStore } from "../../gateway/oauth/store.js";
+import { hashOf, OAuthStore } from "../../gateway/store/oauth.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 
 let db: TestDatabase;
