@@ -8,7 +8,7 @@
 // CATCH_UP_WEEKS), so the weekly series has no gap; a first run ever does the latest week only.
 import { Cron } from "croner";
 import type { SignerKey, VerifierKey } from "../audit/chain/keys.js";
-import { closeChainClient, connectChainClient } from "../audit/chain/pg.js";
+import { closeChainClient, connectChainClient } from "../store/chain/pg.js";
 import type { Logger } from "../log.js";
 import { DigestUploadError, generateDigest, postDigest, storedSeal, type DigestPoster } from "./generate.js";
 import { anyScheduledDone, releaseWeekLock, scheduledDigest, storedDigest, tryWeekLock, weekPosted } from "../store/digests.js";

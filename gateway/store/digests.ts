@@ -1,7 +1,7 @@
 // Digests in PostgreSQL (table `digests`): each generation is stored with its seal, and recorded
 // in the same transaction as a `digest_generated` event, which the audit chain seals.
 import type pg from "pg";
-import { inTransaction } from "../audit/chain/pg.js";
+import { inTransaction } from "./chain/pg.js";
 import type { DigestContent } from "../evidence/digest.js";
 import type { DigestSeal } from "../evidence/sign.js";
 

@@ -8,7 +8,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import type pg from "pg";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { Recorder } from "../../gateway/audit/recorder.js";
-import { closeChainClient, connectChainClient } from "../../gateway/audit/chain/pg.js";
+import { closeChainClient, connectChainClient } from "../../gateway/store/chain/pg.js";
 import { sealBatch, Sealer } from "../../gateway/audit/chain/sealer.js";
 import { verifyChain } from "../../gateway/audit/chain/verify.js";
 import { createDb, type Db } from "../../gateway/store/client.js";
