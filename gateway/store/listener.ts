@@ -48,15 +48,21 @@ export class ListenHub {
     if (!this.#channels.has(name) && this.#channels.size >= MAX_CHANNELS) throw new Error(`the LISTEN hub carries at most ${MAX_CHANNELS} channels`);
     this.#channels.set(name, ch);
     try {
-      if (this.#client && !this.#connecting) {
-        await this.#client.query(`LISTEN ${name}`);
+      // A connection being made may have started its LISTENs before this channel was added.
+      if (this.#connecting) await this.#connecting;
+      if (!this.#client) await (this.#connecting ??= this.#connect().finally(() => (this.#connecting = undefined)));
+      if (!ch.listening) {
+        const client = this.#client;
+        if (!client) throw new Error("LISTEN not established");
+        await client.query(`LISTEN ${name}`);
         await ch.established();
-      } else {
-        await (this.#connecting ??= this.#connect().finally(() => (this.#connecting = undefined)));
-        if (!ch.listening) throw new Error("LISTEN not established");
       }
     } catch (err) {
       this.#opts.log.warn({ err }, `${ch.options.name}: LISTEN unavailable; polling until it is back`);
+      // Start over on a new connection: it listens on every channel, and each catches up.
+      const client = this.#client;
+      this.#client = undefined;
+      await client?.end().catch(() => {});
       this.#lost();
     }
   }

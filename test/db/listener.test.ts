@@ -76,8 +76,8 @@ describe("ListenHub", () => {
     const catchUps: string[] = [];
     const a = hub.channel({ channel: "countersign_test_a", name: "a", onNotify: (p) => heard.push(`a:${p}`), onRelisten: async () => void catchUps.push("a") });
     const b = hub.channel({ channel: "countersign_test_b", name: "b", onNotify: (p) => heard.push(`b:${p}`), onRelisten: async () => void catchUps.push("b") });
-    await a.start();
-    await b.start();
+    // Started together: the second joins the connection the first is making.
+    await Promise.all([a.start(), b.start()]);
     try {
       expect(a.listening && b.listening).toBe(true);
       const listeners = await query("SELECT count(DISTINCT pid)::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'countersign-listen'", [db.name]);
