@@ -1,5 +1,5 @@
 // The approvals service: what the session calls when policy says require_approval, and what the
-// bot (or the CLI) calls when someone decides. State lives in Postgres (store.ts); this process
+// bot (or the CLI) calls when someone decides. State lives in Postgres (gateway/store/approvals.ts); this process
 // keeps only waiters. Decisions reach waiters on every replica through LISTEN/NOTIFY on a plain
 // `pg` client, with polling as the fallback when notifications are down or missed.
 //

@@ -1,5 +1,5 @@
 // The weekly evidence digest: one section per SOC 2 criterion, each with its population, counts,
-// exceptions, and the text of the queries that produced it (gateway/evidence/queries.ts). The
+// exceptions, and the text of the queries that produced it (gateway/store/digest-queries.ts). The
 // result is plain JSON: what is signed, stored, rendered and posted.
 import type { ChainClient } from "../store/pools.js";
 import { EVENT_TYPES } from "../audit/events.js";

@@ -2,7 +2,7 @@
 // definition; a later definition that differs is reported once with a diff, and calls to the
 // tool are allowed, held for approval or blocked (pinning.onChange) until an admin re-pins.
 //   fingerprint.ts  the hash of a definition (RFC 8785)      diff.ts     what changed
-//   store.ts        pins in Postgres, events in the same tx  service.ts  the replicas' cache
+//   ../store/pins.ts pins in Postgres, events in the same tx service.ts  the replicas' cache
 //   decide.ts       the pure decision on a call
 import type { Masker } from "../masking/index.js";
 import { fingerprint, toolDefinition } from "./fingerprint.js";
