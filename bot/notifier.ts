@@ -5,8 +5,8 @@
 // never posts the channel message twice.
 import type { WebClient } from "@slack/web-api";
 import type { ApprovalNotifier, ApprovalRequest, ApprovalVote, SecurityAlert, SlackRefs } from "../gateway/approvals/types.js";
-import { sessionContext, withClient } from "../gateway/approvals/session-context.js";
-import type { ApprovalStore } from "../gateway/approvals/store.js";
+import { sessionContext, withClient } from "../gateway/store/session-context.js";
+import type { ApprovalStore } from "../gateway/store/approvals.js";
 import type { ApprovalsConfig } from "../gateway/config/load.js";
 import type { Logger } from "../gateway/log.js";
 import type { SlackDirectory } from "./directory.js";

@@ -4,7 +4,7 @@
 import type { KnownBlock, ModalView } from "@slack/types";
 import type { ApprovalRequest, ApprovalVote } from "../gateway/approvals/types.js";
 import { askAgainHint, duration } from "../gateway/approvals/notice.js";
-import type { SessionContext } from "../gateway/approvals/session-context.js";
+import type { SessionContext } from "../gateway/store/session-context.js";
 import { summarizeArguments } from "./arguments.js";
 import {
   actions,

@@ -5,12 +5,12 @@ import { Command, Option } from "commander";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { ConfigError, findConfigFile, loadConfigFile, type GatewayConfig } from "./config/load.js";
-import { redactUrl } from "./db/url.js";
+import { redactUrl } from "./store/url.js";
 import { redactConfig } from "./config/redact.js";
 import { configProblems, configWarnings } from "./config/checks.js";
-import { readEmbeddedConnection, startEmbeddedDatabase } from "./db/embedded.js";
-import { prepareDatabase } from "./db/prepare.js";
-import { migrateDatabase } from "./db/migrate.js";
+import { readEmbeddedConnection, startEmbeddedDatabase } from "./store/embedded.js";
+import { prepareDatabase } from "./store/prepare.js";
+import { migrateDatabase } from "./store/migrate.js";
 import { createLogger, resolveLogFormat } from "./log.js";
 import { installProcessHandlers } from "./process-handlers.js";
 import { assertPortFree } from "./port-check.js";
@@ -52,10 +52,10 @@ function unreachableHint(message: string): string {
     : "";
 }
 
-async function withDb<T>(opts: { config?: string }, fn: (db: import("./db/client.js").Db) => Promise<T>): Promise<T> {
+async function withDb<T>(opts: { config?: string }, fn: (db: import("./store/client.js").Db) => Promise<T>): Promise<T> {
   const cfg = config(opts);
   const url = evidenceDatabaseUrl(cfg);
-  const { createDb } = await import("./db/client.js"); // the Prisma client: only for commands that read
+  const { createDb } = await import("./store/client.js"); // the Prisma client: only for commands that read
   const db = createDb(url, { poolSize: 2 });
   try {
     return await fn(db);

@@ -3,14 +3,15 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { FastifyInstance } from "fastify";
-import pg from "pg";
-import { Recorder, auditPoolTimeouts } from "./audit/recorder.js";
+import { Recorder } from "./audit/recorder.js";
 import { RejectionLog } from "./audit/rejections.js";
 import { startAuditChain, type AuditChain } from "./audit/chain/service.js";
 import { ConfigError, type GatewayConfig } from "./config/load.js";
-import { createDb, redactUrl, type Db } from "./db/client.js";
-import type { EmbeddedDatabase } from "./db/embedded.js";
-import { prepareDatabase, type PreparedDatabase } from "./db/prepare.js";
+import { redactUrl, type Db } from "./store/client.js";
+import { openStore } from "./store/pools.js";
+import { markInstanceStopped, registerInstance } from "./store/instances.js";
+import type { EmbeddedDatabase } from "./store/embedded.js";
+import { prepareDatabase, type PreparedDatabase } from "./store/prepare.js";
 import { setLogLevel, type Logger } from "./log.js";
 import { SessionRegistry } from "./mcp/sessions.js";
 import { Metrics } from "./metrics.js";
@@ -136,24 +137,24 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     }, 30_000);
   }
   try {
-    const db = createDb(url);
-    steps.onClose("database client", () => db.$disconnect());
+    // Every connection to the database: two pools and one LISTEN hub (gateway/store/pools.ts).
+    const store = openStore(url, { log, hotPoolSize: config.database.hotPoolSize, backgroundPoolSize: config.database.backgroundPoolSize, commitTimeoutMs: config.database.commitTimeoutMs });
+    steps.onClose("database pools", () => store.close());
+    const db = store.db;
     const instanceId = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
     try {
       const relayUrl = config.cluster.internalPort > 0 ? config.cluster.advertiseUrl : null;
-      await db.instance.create({ data: { id: instanceId, host: hostname(), pid: process.pid, version: VERSION, relayUrl } });
+      await registerInstance(db, { id: instanceId, host: hostname(), pid: process.pid, version: VERSION, relayUrl });
     } catch (err) {
       throw new Error(`cannot write to the database at ${redactUrl(url)}: ${(err as Error).message.split("\n").pop()}. Is it running, and are the migrations applied (countersign migrate)?`, { cause: err });
     }
-    steps.onClose("instance row (stoppedAt)", () => db.instance.update({ where: { id: instanceId }, data: { stoppedAt: new Date() } }));
+    steps.onClose("instance row (stoppedAt)", () => markInstanceStopped(db, instanceId));
 
     // PostgreSQL's SQL parser (WebAssembly, ~20 MB) only where a policy classifies SQL.
     if (config.connections.some((c) => policyUsesSql(c.policy))) await loadSqlParser();
     const metrics = new Metrics();
-    // The recorder's INSERTs go to a small pool of their own, not through Prisma (see Recorder).
-    const auditPool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 3000, idleTimeoutMillis: 10_000, keepAlive: true, ...auditPoolTimeouts(config.database.commitTimeoutMs) });
-    auditPool.on("error", (err) => log.warn({ err }, "audit store: idle database connection failed"));
-    steps.onClose("audit store pool", () => auditPool.end());
+    // The recorder's INSERTs go to the hot pool, not through Prisma (see Recorder).
+    const auditPool = store.hot;
     let lastRefusalLog = 0;
     const recorder = new Recorder(auditPool, {
       commitTimeoutMs: config.database.commitTimeoutMs,
@@ -203,7 +204,8 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     // approvals: held calls wait here for a decision taken in Slack or with the CLI.
     const maskerOf = (connection: string): Masker | undefined => connectionNow(connection)?.masker;
     const approvals = config.approvals ? await startApprovals(config.approvals, {
-          databaseUrl: url,
+          pool: store.background,
+          hub: store.listen,
           recorder,
           log,
           argumentsKey: loadArgumentsKey(config),
@@ -217,7 +219,8 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     if (approvals) steps.onClose("approvals", () => approvals.stop());
     // tool pinning: every replica keeps the pins in memory (decisions read no database per call).
     const pins = new ToolPins({
-      databaseUrl: url,
+      pool: store.background,
+      hub: store.listen,
       log,
       onEvents: (events) => metrics.committed([], events as unknown as EventRecord[]),
       // A rug pull is told to people at once (the approvals notifier: Slack), not only recorded.
@@ -226,10 +229,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     await pins.start();
     steps.onClose("tool pins", () => pins.stop());
     // The pseudonym map: what the mask stage showed a caller, the restore stage puts back (gateway/masking/restore).
-    const maskingPool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 3000, idleTimeoutMillis: 10_000, keepAlive: true, ...auditPoolTimeouts(config.database.commitTimeoutMs) });
-    maskingPool.on("error", (err) => log.warn({ err }, "pseudonym map: idle database connection failed"));
-    steps.onClose("pseudonym map pool", () => maskingPool.end());
-    const restorer = new PgRestorer({ pool: maskingPool, keys: keyring.masking });
+    const restorer = new PgRestorer({ pool: store.hot, keys: keyring.masking });
     steps.onClose("pseudonym map", () => restorer.close());
     const restorerSweep = setInterval(() => void restorer.sweep().catch((err: unknown) => log.warn({ err }, "pseudonym map: expired rows not swept")), 10 * 60_000);
     restorerSweep.unref();
@@ -267,7 +267,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     const app = buildServer({ config, log, sessions, recorder, rejections, identity, metrics, reloader, approvals, cluster, pins, auditPool });
     // MCP clients log in through the browser: the gateway as its connections' authorization server.
     const authorizationServer = identity.oauthKey ? registerAuthorizationServer(app, { config, db, recorder, log, key: identity.oauthKey, consoleKeys: keyring.console, current: () => reloader.current }) : undefined;
-    registerConsole(app, { config, currentConfig: () => live, db, databaseUrl: url, recorder, log, approvals, pins, devIssuer: identity.devIssuer, keys: keyring.console, pages: authorizationServer ? [authorizationServer.registerConsentPages] : [] }); // the web console at /console
+    registerConsole(app, { config, currentConfig: () => live, db, pool: store.background, recorder, log, approvals, pins, devIssuer: identity.devIssuer, keys: keyring.console, pages: authorizationServer ? [authorizationServer.registerConsentPages] : [] }); // the web console at /console
     steps.onClose("http service", () => app.close());
     await app.listen({ host: config.server.host, port: config.server.port });
     const relayServer = cluster
@@ -293,7 +293,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions): P
     recorder.eventBestEffort({ type: "gateway", reason: "started", detail: { instanceId, version: VERSION, configHash: config.hash } });
     await reloader.recordStartup().catch((err: unknown) => log.warn({ err }, "could not record the configuration in force"));
     // Weekly evidence digest: every replica checks the schedule, one generates and posts each week.
-    const digest = config.digest.enabled ? await startDigestSchedule(config, url, auditChain.keys, log, instanceId, (a) => void approvals?.service.securityAlert(a)) : undefined;
+    const digest = config.digest.enabled ? await startDigestSchedule(config, url, store.background, auditChain.keys, log, instanceId, (a) => void approvals?.service.securityAlert(a)) : undefined;
 
     if (digest) steps.onClose("evidence digest schedule", () => digest.stop());
 

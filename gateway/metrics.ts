@@ -138,7 +138,7 @@ export class Metrics {
   });
   readonly databasePool = new Gauge({
     name: "countersign_database_pool_connections",
-    help: "Connections of the audit store's pool, by state (total, idle, waiting: requests queued for a connection)",
+    help: "Connections of the hot pool (the recorder's and the pseudonym map's), by state (total, idle, waiting: requests queued for a connection)",
     labelNames: ["state"] as const,
     registers: [this.registry],
   });

@@ -33,7 +33,7 @@ export interface ServerDeps {
   metrics: Metrics;
   reloader: ConfigReloader;
   approvals?: Approvals | undefined;
-  /** The audit store's pool, for the database pool metrics. */
+  /** The hot pool (recorder, pseudonym map), for the database pool metrics. */
   auditPool?: { readonly totalCount: number; readonly idleCount: number; readonly waitingCount: number } | undefined;
   /** Tool pins: /readyz says whether changes from other replicas arrive by NOTIFY or only by polling. */
   pins?: { readonly listening: boolean } | undefined;

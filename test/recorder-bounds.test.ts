@@ -4,7 +4,8 @@
 import { createServer, connect, type Server, type Socket } from "node:net";
 import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { Recorder, auditPoolTimeouts, type MessageRecord } from "../gateway/audit/recorder.js";
+import { Recorder, type MessageRecord } from "../gateway/audit/recorder.js";
+import { hotPoolTimeouts } from "../gateway/store/pools.js";
 import { restoreStored } from "../gateway/audit/storable.js";
 import { CountersignError } from "../gateway/errors.js";
 import { createTestDatabase, type TestDatabase } from "./helpers/postgres.js";
@@ -66,7 +67,7 @@ afterAll(async () => {
 
 function recorderOn(url: string, opts: Partial<ConstructorParameters<typeof Recorder>[1]> & { commitTimeoutMs: number }) {
   // Pool settings as the gateway's (gateway/gateway.ts).
-  const pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 3000, ...auditPoolTimeouts(opts.commitTimeoutMs) });
+  const pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 3000, ...hotPoolTimeouts(opts.commitTimeoutMs) });
   pool.on("error", () => {});
   pools.push(pool);
   const recorder = new Recorder(pool, opts);

@@ -6,7 +6,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createDb, type Db } from "../gateway/db/client.js";
+import { createDb, type Db } from "../gateway/store/client.js";
 import { CloseSteps, ShutdownError } from "../gateway/lifecycle.js";
 import { createLogger } from "../gateway/log.js";
 import { everythingStdio, startTestGateway, type TestGateway } from "./helpers/gateway.js";

@@ -10,8 +10,8 @@ import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { createDb, type Db } from "../gateway/db/client.js";
-import { readEmbeddedConnection, startEmbeddedDatabase } from "../gateway/db/embedded.js";
+import { createDb, type Db } from "../gateway/store/client.js";
+import { readEmbeddedConnection, startEmbeddedDatabase } from "../gateway/store/embedded.js";
 import { createTestDatabase, ROOT, type TestDatabase } from "./helpers/postgres.js";
 import {
   killGateway,

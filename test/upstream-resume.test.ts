@@ -14,7 +14,7 @@ import { McpServer, type EventStore, type JSONRPCMessage } from "@modelcontextpr
 import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import * as z from "zod/v4";
-import { createDb, type Db } from "../gateway/db/client.js";
+import { createDb, type Db } from "../gateway/store/client.js";
 import { startTestGateway, type TestGateway } from "./helpers/gateway.js";
 import { createTestDatabase, type TestDatabase } from "./helpers/postgres.js";
 

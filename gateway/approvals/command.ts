@@ -185,25 +185,26 @@ async function api<T>(h: CliHelpers, opts: CommonOptions, method: "GET" | "POST"
 async function breakGlass<T>(h: CliHelpers, opts: CommonOptions, needsApprover: boolean, fn: (svc: import("./service.js").ApprovalService) => Promise<T>): Promise<T> {
   if (opts.token || opts.url) h.fail("--database goes to the database, not the gateway: drop --url/--token", EXIT.usage);
   if (needsApprover && !opts.as?.trim()) h.fail("--database needs --as <email>: the approver's e-mail (break-glass: it is trusted as given and recorded as such)", EXIT.usage);
-  const [{ ApprovalService }, { EmailDirectory }, { Recorder }, { createDb }, { createLogger }] = await Promise.all([
+  const [{ ApprovalService }, { EmailDirectory }, { Recorder }, { openStore }, { createLogger }] = await Promise.all([
     import("./service.js"),
     import("./directory.js"),
     import("../audit/recorder.js"),
-    import("../db/client.js"),
+    import("../store/pools.js"),
     import("../log.js"),
   ]);
   const cfg = h.config(opts);
   const url = h.evidenceDatabaseUrl(cfg);
   process.stderr.write("countersign: break-glass: using the database directly; votes are recorded as via break_glass\n");
-  const db = createDb(url, { poolSize: 2 });
-  const recorder = new Recorder(db, { commitTimeoutMs: cfg.database.commitTimeoutMs });
-  const svc = new ApprovalService({ databaseUrl: url, recorder, directory: new EmailDirectory(cfg.approvals?.groups ?? {}), log: createLogger("silent"), poolSize: 2 });
+  const log = createLogger("silent");
+  const store = openStore(url, { log, hotPoolSize: 1, backgroundPoolSize: 2 });
+  const recorder = new Recorder(store.db, { commitTimeoutMs: cfg.database.commitTimeoutMs });
+  const svc = new ApprovalService({ pool: store.background, recorder, directory: new EmailDirectory(cfg.approvals?.groups ?? {}), log });
   try {
     return await fn(svc);
   } finally {
     await svc.stop();
     await recorder.drain();
-    await db.$disconnect();
+    await store.close();
   }
 }
 

@@ -1,5 +1,5 @@
 // The approvals service: what the session calls when policy says require_approval, and what the
-// bot (or the CLI) calls when someone decides. State lives in Postgres (store.ts); this process
+// bot (or the CLI) calls when someone decides. State lives in Postgres (gateway/store/approvals.ts); this process
 // keeps only waiters. Decisions reach waiters on every replica through LISTEN/NOTIFY on a plain
 // `pg` client, with polling as the fallback when notifications are down or missed.
 //
@@ -8,20 +8,23 @@
 //   waitForDecision() ◀─ NOTIFY / poll        claimForward() ─▶ one UPDATE, true exactly once
 //   sweep (each replica, every sweepIntervalMs): expiry, reminders, escalation, unsynced Slack work
 import { randomBytes } from "node:crypto";
-import pg from "pg";
 import type { Recorder } from "../audit/recorder.js";
 import type { EventReason } from "../audit/events.js";
 import type { Logger } from "../log.js";
 import { canonicalArgumentsHash } from "./canonical.js";
 import { approverKey, DECIDE_INSTEAD, judgeApprover } from "./four-eyes.js";
-import { ApprovalStore, NOTIFY_CHANNEL } from "./store.js";
-import { ChannelListener } from "../db/listener.js";
+import { ApprovalStore, NOTIFY_CHANNEL } from "../store/approvals.js";
+import type { ChannelListener, ListenHub } from "../store/listener.js";
+import type { Pool } from "../store/pools.js";
 import type { ApprovalNotifier, ApprovalRequest, ApproverDirectory, NewApprovalRequest, SecurityAlert, VoteInput, VoteOutcome } from "./types.js";
 import { SecurityAlerts } from "./security-alerts.js";
 import { systemClock, type Clock, type ClockTimer } from "../clock.js";
 
 export interface ApprovalServiceOptions {
-  databaseUrl: string;
+  /** The store's background pool (gateway/store/pools.ts): the service does not own it. */
+  pool: Pool;
+  /** The replica's LISTEN hub; without it (or with listen: false) decisions from other replicas arrive by polling alone. */
+  hub?: ListenHub | undefined;
   recorder: Recorder;
   directory: ApproverDirectory;
   log: Logger;
@@ -36,7 +39,6 @@ export interface ApprovalServiceOptions {
   postAttempts?: number;
   /** First back-off delay; doubled per attempt up to 10 s. */
   retryBaseMs?: number;
-  poolSize?: number;
   /** Keys the stored arguments hash (arguments-key.ts); the same on every replica. */
   argumentsKey?: Buffer | undefined;
   /** The connection's masking, applied to the tool or URI, the justification and the caller's client before they are stored or shown. */
@@ -74,7 +76,6 @@ const tokenOf = (a: VoteInput["approver"]) => (a.subject ? { approverSubject: a.
 
 export class ApprovalService {
   readonly store: ApprovalStore;
-  readonly #pool: pg.Pool;
   #opts: ApprovalServiceOptions;
   #notifier: ApprovalNotifier | undefined;
   #directory: ApproverDirectory;
@@ -91,9 +92,7 @@ export class ApprovalService {
     this.#opts = opts;
     this.#notifier = opts.notifier;
     this.#directory = opts.directory;
-    this.#pool = new pg.Pool({ connectionString: opts.databaseUrl, max: opts.poolSize ?? 10, idleTimeoutMillis: 10_000, keepAlive: true });
-    this.#pool.on("error", (err) => opts.log.warn({ err }, "approvals: idle database connection failed"));
-    this.store = new ApprovalStore(this.#pool);
+    this.store = new ApprovalStore(opts.pool);
     this.#alerts = new SecurityAlerts(opts.log);
   }
 
@@ -122,12 +121,10 @@ export class ApprovalService {
 
   async start(): Promise<void> {
     this.#running = true;
-    if (this.#opts.listen !== false) {
+    if (this.#opts.listen !== false && this.#opts.hub) {
       // Decisions taken while not listening: the poll picks them up on its next tick.
-      this.#listener = new ChannelListener({
-        databaseUrl: this.#opts.databaseUrl,
+      this.#listener = this.#opts.hub.channel({
         channel: NOTIFY_CHANNEL,
-        log: this.#opts.log,
         name: "approvals",
         onNotify: (id) => {
           if (!this.#waiters.has(id)) return;
@@ -150,7 +147,6 @@ export class ApprovalService {
     this.#timers = [];
     await Promise.allSettled([...this.#inflight]);
     await this.#listener?.stop();
-    await this.#pool.end().catch(() => {});
   }
 
   status(): ApprovalServiceStatus {

@@ -1,6 +1,8 @@
 // Builds the approvals layer from the configuration: the service (state in Postgres), the
 // e-mail directory of approver groups, and, when Slack is configured, the bot (loaded only then,
 // so the gateway does not depend on Slack unless it is used).
+import type { ListenHub } from "../store/listener.js";
+import type { Pool } from "../store/pools.js";
 import type { FastifyInstance } from "fastify";
 import type { Recorder } from "../audit/recorder.js";
 import type { ApprovalsConfig } from "../config/load.js";
@@ -31,7 +33,7 @@ export function ruleAsksConfirm(config: { connections: Array<{ name: string; pol
   return c?.policy?.rules?.find((r) => r.id === ruleId)?.approval?.confirm === true;
 }
 
-export async function startApprovals(cfg: ApprovalsConfig, deps: { databaseUrl: string; recorder: Recorder; log: Logger; argumentsKey?: ArgumentsKey | undefined; maskText?: ((connection: string, text: string) => string) | undefined; confirmRule?: ((connection: string, ruleId: string | null) => boolean) | undefined; sessionPage?: ((sessionId: string) => string) | undefined; clock?: Clock | undefined }): Promise<Approvals> {
+export async function startApprovals(cfg: ApprovalsConfig, deps: { pool: Pool; hub: ListenHub; recorder: Recorder; log: Logger; argumentsKey?: ArgumentsKey | undefined; maskText?: ((connection: string, text: string) => string) | undefined; confirmRule?: ((connection: string, ruleId: string | null) => boolean) | undefined; sessionPage?: ((sessionId: string) => string) | undefined; clock?: Clock | undefined }): Promise<Approvals> {
   if (deps.argumentsKey?.warning) deps.log.warn({ source: deps.argumentsKey.source }, deps.argumentsKey.warning);
   // One record of groups, shared by the e-mail directory, the bot's directory and its notifier:
   // a reload replaces its entries in place, so every reader sees the new approvers at once.
@@ -39,7 +41,8 @@ export async function startApprovals(cfg: ApprovalsConfig, deps: { databaseUrl: 
   let holdForMs = cfg.holdForMs;
   cfg = { ...cfg, groups };
   const service = new ApprovalService({
-    databaseUrl: deps.databaseUrl,
+    pool: deps.pool,
+    hub: deps.hub,
     recorder: deps.recorder,
     directory: new EmailDirectory(groups),
     log: deps.log,

@@ -3,8 +3,7 @@
 // the next flush writes them all in one statement (group commit). A caller's promise resolves
 // only when its row is committed; it rejects with CS_ERR_AUDIT_UNAVAILABLE when the store cannot
 // commit in time, and the caller then fails closed.
-import pg from "pg";
-import type { Db } from "../db/client.js";
+import { insertRecords, type RecordStore } from "../store/records.js";
 import { CountersignError } from "../errors.js";
 import type { MessageKind } from "../mcp/jsonrpc.js";
 import type { EventReason, EventType } from "./events.js";
@@ -115,10 +114,10 @@ export class Recorder {
    * `store`: a pg pool for the gateway's hot path, or a Prisma client (tools and tests). The pool
    * is preferred where traffic flows: Prisma copies every parameter (whole payloads) through its
    * query compiler's WebAssembly memory, which grows to the largest batch and never shrinks.
-   * Give the pool a statement and query timeout (see auditPoolTimeouts) so a stalled INSERT frees
+   * Give the pool a statement and query timeout (the hot pool: store/pools.ts) so a stalled INSERT frees
    * its connection.
    */
-  constructor(private readonly store: Db | pg.Pool, private readonly opts: RecorderOptions) {}
+  constructor(private readonly store: RecordStore, private readonly opts: RecorderOptions) {}
 
   get status(): RecorderStatus {
     return { ...this.#status };
@@ -327,15 +326,6 @@ export class Recorder {
   }
 }
 
-/**
- * Timeouts for the recorder's pool: the server cancels a statement running longer than the commit
- * timeout, and the client gives up on one whose answer does not come (a stalled connection), which
- * makes the pool discard that connection instead of queueing every later INSERT behind it.
- */
-export function auditPoolTimeouts(commitTimeoutMs: number): { statement_timeout: number; query_timeout: number } {
-  return { statement_timeout: commitTimeoutMs, query_timeout: commitTimeoutMs + 250 };
-}
-
 /** A data or constraint error (SQLSTATE class 22 or 23): the store is up and refused this data. */
 function isRowError(err: unknown): boolean {
   const e = err as { code?: unknown; cause?: { code?: unknown }; meta?: { code?: unknown } };
@@ -352,21 +342,7 @@ function approximateSize(detail: Record<string, unknown>): number {
   }
 }
 
-// The hot path's one statement per batch. Prisma's createMany costs three round trips (BEGIN,
-// INSERT, COMMIT) and a query compilation per call; unnest() takes the whole batch as one array
-// per column in a single autocommitted INSERT, and a data-modifying CTE adds the events to the same
-// statement. Keep the columns in step with models Message and Event in prisma/schema.prisma.
-const MESSAGE_COLUMNS = `"sessionId", "connection", "direction", "origin", "kind", "jsonrpcId", "method", "size", "payload", "subject", "at", "maskHits", "requestId"`;
-const MESSAGE_ARRAYS = (p: number) =>
-  `unnest($${p}::text[], $${p + 1}::text[], $${p + 2}::text[], $${p + 3}::text[], $${p + 4}::text[], $${p + 5}::text[], $${p + 6}::text[], $${p + 7}::int[], $${p + 8}::jsonb[], $${p + 9}::text[], $${p + 10}::timestamptz[], $${p + 11}::jsonb[], $${p + 12}::text[])`;
-const EVENT_COLUMNS = `"type", "reason", "sessionId", "connection", "subject", "detail", "requestId"`;
-const EVENT_ARRAYS = (p: number) => `unnest($${p}::text[], $${p + 1}::text[], $${p + 2}::text[], $${p + 3}::text[], $${p + 4}::text[], $${p + 5}::jsonb[], $${p + 6}::text[])`;
-
-const INSERT_MESSAGES = `INSERT INTO "messages" (${MESSAGE_COLUMNS}) SELECT * FROM ${MESSAGE_ARRAYS(1)}`;
-const INSERT_EVENTS = `INSERT INTO "events" (${EVENT_COLUMNS}) SELECT * FROM ${EVENT_ARRAYS(1)}`;
-const INSERT_BOTH = `WITH m AS (INSERT INTO "messages" (${MESSAGE_COLUMNS}) SELECT * FROM ${MESSAGE_ARRAYS(1)})
-INSERT INTO "events" (${EVENT_COLUMNS}) SELECT * FROM ${EVENT_ARRAYS(14)}`;
-
+// One array per column, in the order of store/records.ts's columns (models Message and Event).
 function messageArrays(rows: MessageRecord[]): unknown[] {
   return [
     rows.map((r) => r.sessionId),
@@ -397,14 +373,8 @@ function eventArrays(rows: EventRecord[]): unknown[] {
   ];
 }
 
-function insertBatch(store: Db | pg.Pool, messages: MessageRecord[], events: EventRecord[]): Promise<unknown> {
-  const [sql, params] =
-    events.length === 0
-      ? [INSERT_MESSAGES, messageArrays(messages)]
-      : messages.length === 0
-        ? [INSERT_EVENTS, eventArrays(events)]
-        : [INSERT_BOTH, [...messageArrays(messages), ...eventArrays(events)]];
-  return store instanceof pg.Pool ? store.query(sql, params) : store.$executeRawUnsafe(sql, ...params);
+function insertBatch(store: RecordStore, messages: MessageRecord[], events: EventRecord[]): Promise<unknown> {
+  return insertRecords(store, messages.length ? messageArrays(messages) : null, events.length ? eventArrays(events) : null);
 }
 
 export function describeDbError(err: unknown): string {

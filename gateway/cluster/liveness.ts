@@ -4,7 +4,8 @@
 // cluster.deadAfterSeconds: that one marks it stopped (one UPDATE, which claims it; the others then
 // skip it), closes its open sessions as `owner_gone` and records each closing. A replica that
 // stops cleanly closes its own sessions and marks itself stopped.
-import type { Db } from "../db/client.js";
+import type { Db } from "../store/client.js";
+import { claimDeadInstances, closeSessionsOfDeadOwner, heartbeat, livePeers } from "../store/instances.js";
 import type { Logger } from "../log.js";
 import type { SessionRegistry } from "../mcp/sessions.js";
 
@@ -20,27 +21,11 @@ export interface LivenessOptions {
 
 /** Closes the sessions of replicas that stopped reporting; returns how many. */
 export async function sweepDeadOwners(o: Pick<LivenessOptions, "db" | "instanceId" | "deadAfterSeconds" | "log">): Promise<number> {
-  const dead = await o.db.$queryRawUnsafe<Array<{ id: string }>>(
-    `UPDATE "instances" SET "stoppedAt" = now()
-      WHERE "stoppedAt" IS NULL AND "id" <> $1 AND "lastSeenAt" < now() - make_interval(secs => $2)
-      RETURNING "id"`,
-    o.instanceId,
-    o.deadAfterSeconds,
-  );
+  const dead = await claimDeadInstances(o.db, o.instanceId, o.deadAfterSeconds);
   let closed = 0;
-  for (const { id } of dead) {
+  for (const id of dead) {
     // The closing and its event commit together: no session is closed without its record.
-    const sessions = await o.db.$queryRawUnsafe<Array<{ id: string }>>(
-      `WITH closed AS (
-         UPDATE "sessions" SET "closedAt" = now(), "closeReason" = 'owner_gone'
-          WHERE "ownerInstanceId" = $1 AND "closedAt" IS NULL
-          RETURNING "id", "connection")
-       INSERT INTO "events" ("type", "reason", "sessionId", "connection", "detail")
-       SELECT 'session_closed', 'owner_gone', "id", "connection", jsonb_build_object('ownerInstanceId', $1::text, 'closedBy', $2::text) FROM closed
-       RETURNING "sessionId" AS "id"`,
-      id,
-      o.instanceId,
-    );
+    const sessions = await closeSessionsOfDeadOwner(o.db, id, o.instanceId);
     closed += sessions.length;
     o.log.warn({ instance: id, sessions: sessions.length }, "a replica stopped reporting: its open sessions are closed (their clients re-initialise)");
   }
@@ -53,14 +38,7 @@ export async function sweepDeadOwners(o: Pick<LivenessOptions, "db" | "instanceI
  * clients, and comes back as a live replica for new sessions.
  */
 async function beat(o: LivenessOptions): Promise<void> {
-  const rows = await o.db.$queryRawUnsafe<Array<{ declaredDead: boolean }>>(
-    `WITH prev AS (SELECT "stoppedAt" FROM "instances" WHERE "id" = $1 FOR UPDATE)
-     UPDATE "instances" i SET "lastSeenAt" = now(), "stoppedAt" = NULL FROM prev
-      WHERE i."id" = $1
-     RETURNING (prev."stoppedAt" IS NOT NULL) AS "declaredDead"`,
-    o.instanceId,
-  );
-  if (!rows[0]?.declaredDead) return;
+  if (!(await heartbeat(o.db, o.instanceId))) return;
   const open = o.sessions.all();
   o.log.error({ sessions: open.length }, "another replica declared this one dead (no heartbeat for cluster.deadAfterSeconds): its sessions end; new ones are accepted again");
   await Promise.all(open.map((s) => s.close("owner_gone")));
@@ -69,12 +47,7 @@ async function beat(o: LivenessOptions): Promise<void> {
 /** Without relaying, several replicas on one database each answer only their own sessions: say so. */
 async function warnIfPeersWithoutRelay(o: LivenessOptions): Promise<void> {
   if (o.relays) return;
-  const rows = await o.db.$queryRawUnsafe<Array<{ n: number }>>(
-    `SELECT count(*)::int AS n FROM "instances" WHERE "id" <> $1 AND "stoppedAt" IS NULL AND "lastSeenAt" > now() - make_interval(secs => $2)`,
-    o.instanceId,
-    o.deadAfterSeconds,
-  );
-  const peers = rows[0]?.n ?? 0;
+  const peers = await livePeers(o.db, o.instanceId, o.deadAfterSeconds);
   if (peers > 0) {
     o.log.warn({ peers }, "other replicas are live on this database but relaying is off (cluster.internalPort): a request reaching a replica that does not hold its session gets 404; set cluster.internalPort and cluster.secret on every replica");
   }

@@ -3,17 +3,10 @@
 // Times are compared in the database, so the replicas' clocks do not matter. Live owners are
 // cached briefly: a client alternating between replicas does not cost a query per request.
 import { LRUCache } from "lru-cache";
-import type { Db } from "../db/client.js";
+import type { Db } from "../store/client.js";
+import { sessionOwner, type SessionOwner } from "../store/instances.js";
 
-export interface SessionOwner {
-  connection: string;
-  frontTransport: string;
-  closed: boolean;
-  closeReason: string | null;
-  ownerInstanceId: string;
-  relayUrl: string | null;
-  alive: boolean;
-}
+export type { SessionOwner };
 
 const CACHE_MS = 2000;
 const CACHE_MAX = 10_000;
@@ -27,15 +20,7 @@ export class OwnerLookup {
   async find(sessionId: string): Promise<SessionOwner | undefined> {
     const hit = this.#cache.get(sessionId);
     if (hit) return hit;
-    const rows = await this.db.$queryRawUnsafe<SessionOwner[]>(
-      `SELECT s."connection", s."frontTransport", s."closedAt" IS NOT NULL AS closed, s."closeReason", s."ownerInstanceId", i."relayUrl",
-              (i."stoppedAt" IS NULL AND i."lastSeenAt" > now() - make_interval(secs => $2)) AS alive
-         FROM "sessions" s JOIN "instances" i ON i."id" = s."ownerInstanceId"
-        WHERE s."id" = $1`,
-      sessionId,
-      this.deadAfterSeconds,
-    );
-    const owner = rows[0];
+    const owner = await sessionOwner(this.db, sessionId, this.deadAfterSeconds);
     if (owner && owner.alive && !owner.closed) {
       this.#cache.set(sessionId, owner);
     } else this.#cache.delete(sessionId);

@@ -7,7 +7,8 @@
 // once as config_changed/applied (who, when, hash, diff), however many replicas apply it.
 import { hostname } from "node:os";
 import type { Recorder } from "../audit/recorder.js";
-import type { Db } from "../db/client.js";
+import type { Db } from "../store/client.js";
+import { recordConfigApplied } from "../store/config-history.js";
 import type { Logger } from "../log.js";
 import { ConfigError, loadConfigFile, type GatewayConfig } from "./load.js";
 import { redactConfigValue } from "./redact.js";
@@ -124,14 +125,7 @@ export class ConfigReloader {
       changes: changes.slice(0, 200),
       ...(changes.length > 200 ? { truncatedChanges: changes.length - 200 } : {}),
     };
-    await this.deps.db.$transaction(async (tx) => {
-      await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('countersign-config-change'))`;
-      // At start there is no "previous" of our own: the last applied configuration in the record is.
-      const last = await tx.$queryRaw<Array<{ hash: string | null }>>`
-        SELECT detail->>'hash' AS hash FROM events WHERE type = 'config_changed' AND reason = 'applied' ORDER BY id DESC LIMIT 1`;
-      if (last[0]?.hash === cfg.hash) return;
-      await tx.$executeRaw`INSERT INTO events (type, reason, subject, detail) VALUES ('config_changed', 'applied', ${actor.subject ?? null}, ${JSON.stringify(detail)}::jsonb)`;
-    });
+    await recordConfigApplied(this.deps.db, cfg.hash, actor.subject ?? null, detail);
   }
 }
 

@@ -504,6 +504,8 @@ export const configSchema = z
         migrateOnStart: z.boolean().default(true),
         embeddedDataDir: z.string().default(".countersign/postgres").transform((d) => resolve(d)),
         commitTimeoutMs: z.int().min(100).default(5000).describe("How long a record may take to commit before the gateway fails closed"),
+        hotPoolSize: z.int().min(1).max(100).default(4).describe("Connections for the records the data path waits for (recorder, pseudonym map); README, Connections per replica"),
+        backgroundPoolSize: z.int().min(1).max(100).default(10).describe("Connections for everything else (sessions, approvals, pins, console, digest); README, Connections per replica"),
       })
       .prefault({}),
     limits: z

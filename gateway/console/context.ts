@@ -1,11 +1,12 @@
 // What every console route group shares: the gateway's parts it reads, the login cookies, and
 // the one way a console action is recorded (an event with the person's identity).
+import type { Pool } from "../store/pools.js";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Approvals } from "../approvals/setup.js";
 import type { Recorder } from "../audit/recorder.js";
 import type { EventReason } from "../audit/events.js";
 import type { GatewayConfig } from "../config/load.js";
-import type { Db } from "../db/client.js";
+import type { Db } from "../store/client.js";
 import type { Logger } from "../log.js";
 import type { ToolPins } from "../pinning/service.js";
 import type { DevIssuerKey } from "../auth/dev-issuer.js";
@@ -19,7 +20,8 @@ export interface ConsoleDeps {
   /** The configuration in force now (a reload may change admin.groups and approvals.groups, which decide roles). */
   currentConfig?: (() => GatewayConfig) | undefined;
   db: Db;
-  databaseUrl: string;
+  /** The store's background pool (gateway/store/pools.ts). */
+  pool: Pool;
   recorder: Recorder;
   log: Logger;
   approvals?: Approvals | undefined;

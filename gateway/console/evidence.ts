@@ -9,27 +9,23 @@
 //   POST /console/evidence/pins/repin            {_csrf, connection, tool}: admins
 import { createHash } from "node:crypto";
 import type { FastifyInstance } from "fastify";
-import pg from "pg";
 import { latestCheckpoint } from "../audit/chain/checkpoint.js";
 import { loadCheckpointKeys } from "../audit/chain/keys.js";
 import { verifyChain, type VerifyResult } from "../audit/chain/verify.js";
 import { renderDigest } from "../evidence/render.js";
 import { verifyDigestSignature, digestBytes } from "../evidence/sign.js";
-import type { StoredDigest } from "../evidence/store.js";
+import { digestById, listDigests, type StoredDigest } from "../store/digests.js";
 import { diffDefinitions, formatChanges, summarizeChanges } from "../pinning/diff.js";
-import { PinStore } from "../pinning/store.js";
+import { PinStore } from "../store/pins.js";
+import type { ChainClient } from "../store/pools.js";
 import type { ConsoleContext } from "./context.js";
 import { timeView } from "./render.js";
 
 const PAGE_SIZE = 10;
-const DIGEST_COLUMNS = `id::text, week, "timeZone", trigger, "generatedAt", content, sha256, signature, "keyId", "postedAt", "slackChannel", "slackTs"`;
 
 export function registerEvidence(app: FastifyInstance, ctx: ConsoleContext): void {
-  const { config, databaseUrl, log } = ctx.deps;
-  // Reads only; verification holds one connection for its duration.
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: 2, idleTimeoutMillis: 10_000 });
-  pool.on("error", (err) => log.warn({ err }, "console: idle database connection failed"));
-  app.addHook("onClose", async () => pool.end().catch(() => {}));
+  const { config, pool } = ctx.deps;
+  // Reads only (the store's background pool); verification holds one connection for its duration.
   const pins = new PinStore(pool);
   const keys = () => loadCheckpointKeys(config, false).verifiers;
   /** The last verification run from the console on this replica (one value, replaced each run). */
@@ -49,8 +45,8 @@ export function registerEvidence(app: FastifyInstance, ctx: ConsoleContext): voi
     const page = Math.max(1, Math.min(1000, Number(req.query.page) || 1));
     const c = await pool.connect();
     try {
-      const digests = (await c.query<StoredDigest>(`SELECT ${DIGEST_COLUMNS} FROM digests ORDER BY id DESC LIMIT $1 OFFSET $2`, [PAGE_SIZE + 1, (page - 1) * PAGE_SIZE])).rows;
-      const checkpoint = await latestCheckpoint(c as unknown as pg.Client);
+      const digests = await listDigests(c, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE);
+      const checkpoint = await latestCheckpoint(c as unknown as ChainClient);
       const allPins = await pins.list();
       const v = lastVerification;
       const changed = allPins.filter((p) => p.hash !== p.currentHash);
@@ -102,7 +98,7 @@ export function registerEvidence(app: FastifyInstance, ctx: ConsoleContext): voi
   app.get<{ Params: { id: string } }>("/evidence/digests/:id", async (req, reply) => {
     if (!ctx.state(req).roles?.auditor) return ctx.forbidden(req, reply, "reading evidence");
     if (!/^\d{1,18}$/.test(req.params.id)) return reply.code(404).type("text/plain").send("no such digest");
-    const d = (await pool.query<StoredDigest>(`SELECT ${DIGEST_COLUMNS} FROM digests WHERE id = $1`, [req.params.id])).rows[0];
+    const d = await digestById(pool, req.params.id);
     if (!d) return reply.code(404).type("text/plain").send("no such digest");
     const s = sealOf(d);
     const html = renderDigest(d.content, { sha256: d.sha256, signature: d.signature, keyId: d.keyId, publicKey: null }, "html");
@@ -121,14 +117,18 @@ export function registerEvidence(app: FastifyInstance, ctx: ConsoleContext): voi
     if (!ctx.state(req).roles?.auditor) return ctx.forbidden(req, reply, "verifying the audit chain");
     // One verification at a time on this replica: a second click waits for the running one.
     verifying ??= (async () => {
-      const client = new pg.Client({ connectionString: databaseUrl });
-      await client.connect();
+      const client = await pool.connect();
+      let failed: unknown;
       try {
-        const result = await verifyChain(client, { keys: keys(), checkpointsDir: config.audit.checkpoint?.directory, checkpointIntervalMinutes: config.audit.checkpoint?.intervalMinutes });
+        const result = await verifyChain(client as unknown as ChainClient, { keys: keys(), checkpointsDir: config.audit.checkpoint?.directory, checkpointIntervalMinutes: config.audit.checkpoint?.intervalMinutes });
         lastVerification = { at: new Date(), by: login.email ?? login.subject, result };
         await ctx.record(req, "chain_verified", { ok: result.ok, records: result.range?.records ?? 0, problems: result.problems.length, firstBad: result.firstBad }).catch(() => {});
+      } catch (err) {
+        failed = err;
+        throw err;
       } finally {
-        await client.end().catch(() => {});
+        // A connection that failed mid-verification is dropped, not returned to the pool.
+        client.release(failed !== undefined);
       }
     })().finally(() => (verifying = undefined));
     await verifying;

@@ -7,6 +7,7 @@
 //   GET /console/sessions/:id/export.json
 import type { FastifyInstance } from "fastify";
 import { listSessions, loadExchange, type SessionFilter } from "../audit/replay.js";
+import { findSession, sessionEvents, sessionMessages } from "../store/sessions.js";
 import { EVENT_TYPES } from "../audit/events.js";
 import type { ConsoleContext } from "./context.js";
 import { foldedJson, timeView } from "./render.js";
@@ -89,20 +90,16 @@ export function registerReplay(app: FastifyInstance, ctx: ConsoleContext): void 
   app.get<{ Params: { id: string }; Querystring: { page?: string } }>("/sessions/:id", async (req, reply) => {
     if (!ctx.state(req).roles?.auditor) return ctx.forbidden(req, reply, "reading recorded sessions");
     const id = req.params.id.slice(0, FIELD_MAX);
-    const s = await db.session.findUnique({ where: { id } });
+    const s = await findSession(db, id);
     if (!s) return ctx.page(req, reply, "error", { title: "Not found", nav: "sessions" }, { heading: "No such session", message: "Nothing was recorded under that id." }, 404);
     const page = Math.max(1, Math.min(100_000, Number(req.query.page) || 1));
     // A window of messages, and the events between its first message and the next window's.
-    const messages = await db.message.findMany({ where: { sessionId: id }, orderBy: { id: "asc" }, skip: (page - 1) * TIMELINE_PAGE, take: TIMELINE_PAGE + 1 });
+    const messages = await sessionMessages(db, id, (page - 1) * TIMELINE_PAGE, TIMELINE_PAGE + 1);
     const more = messages.length > TIMELINE_PAGE;
     const shown = messages.slice(0, TIMELINE_PAGE);
     const from = page === 1 ? undefined : shown[0]?.at;
     const to = more ? messages[TIMELINE_PAGE]!.at : undefined;
-    const events = page > 1 && shown.length === 0 ? [] : await db.event.findMany({
-      where: { sessionId: id, ...(from || to ? { at: { ...(from ? { gte: from } : {}), ...(to ? { lt: to } : {}) } } : {}) },
-      orderBy: { id: "asc" },
-      take: 2000,
-    });
+    const events = page > 1 && shown.length === 0 ? [] : await sessionEvents(db, id, from, to, 2000);
     const items = [
       ...shown.map((m) => {
         const body = foldedJson(m.payload);

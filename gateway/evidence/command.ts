@@ -5,14 +5,14 @@ import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { hostname, userInfo } from "node:os";
 import { loadCheckpointKeys, type SignerKey } from "../audit/chain/keys.js";
-import { closeChainClient, connectChainClient } from "../audit/chain/pg.js";
+import { closeChainClient, connectChainClient } from "../store/chain/pg.js";
 import type { GatewayConfig } from "../config/load.js";
 import type { DigestContent } from "./digest.js";
 import { DigestUploadError, digestForWeek, postDigest } from "./generate.js";
 import { digestBytes, verifyDigestSignature } from "./sign.js";
 import { DIGEST_FORMATS, renderDigest, type DigestFormat } from "./render.js";
 import { lastCompleteWeek, parseIsoWeek, WeekError } from "./week.js";
-import { earlierDigests } from "./store.js";
+import { earlierDigests } from "../store/digests.js";
 import { progressFor } from "../progress.js";
 
 export class DigestUsageError extends Error {}

@@ -1,12 +1,12 @@
 // The weekly evidence digest: one section per SOC 2 criterion, each with its population, counts,
-// exceptions, and the text of the queries that produced it (gateway/evidence/queries.ts). The
+// exceptions, and the text of the queries that produced it (gateway/store/digest-queries.ts). The
 // result is plain JSON: what is signed, stored, rendered and posted.
-import type pg from "pg";
+import type { ChainClient } from "../store/pools.js";
 import { EVENT_TYPES } from "../audit/events.js";
 import type { VerifierKey } from "../audit/chain/keys.js";
 import { verifyChain } from "../audit/chain/verify.js";
 import { REDACTED, redactConfigValue } from "../config/redact.js";
-import { QUERIES, type DigestQuery } from "./queries.js";
+import { QUERIES, runDigestQuery, type DigestQuery } from "../store/digest-queries.js";
 import { localTime, type IsoWeek } from "./week.js";
 
 export type Cell = string | number | null;
@@ -88,10 +88,10 @@ const iso = (v: unknown): string | null => (v instanceof Date ? v.toISOString() 
 
 type Row = Record<string, unknown>;
 
-export async function computeDigest(client: pg.Client, opts: ComputeOptions): Promise<DigestContent> {
+export async function computeDigest(client: ChainClient, opts: ComputeOptions): Promise<DigestContent> {
   const { week } = opts;
   const params = [week.start, week.end];
-  const run = async (query: DigestQuery, withParams = true): Promise<Row[]> => (await client.query<Row>(query.sql, withParams ? params : [])).rows;
+  const run = async (query: DigestQuery, withParams = true): Promise<Row[]> => runDigestQuery<Row>(client, query, withParams ? params : []);
 
   const sections = [
     await logicalAccess(run),
@@ -102,7 +102,7 @@ export async function computeDigest(client: pg.Client, opts: ComputeOptions): Pr
     await integrity(client, run, opts),
   ];
   const now = opts.now ?? new Date();
-  const series = async (query: DigestQuery) => (await client.query<Row>(query.sql, [week.start, week.end, week.timeZone])).rows;
+  const series = async (query: DigestQuery) => runDigestQuery<Row>(client, query, [week.start, week.end, week.timeZone]);
   const charts: DigestCharts = {
     dailyCalls: (await series(QUERIES.dailyCalls)).map((r) => {
       const blocked = num(r.blocked);
@@ -389,7 +389,7 @@ export function shownValue(path: string, v: unknown): string {
   return shown === REDACTED ? REDACTED : JSON.stringify(shown);
 }
 
-async function integrity(client: pg.Client, run: Run, opts: ComputeOptions): Promise<DigestSection> {
+async function integrity(client: ChainClient, run: Run, opts: ComputeOptions): Promise<DigestSection> {
   const range = (await run(QUERIES.chainRange))[0] ?? {};
   const head = (await run(QUERIES.chainHead, false))[0];
   const checkpoint = (await run(QUERIES.lastCheckpoint, false))[0];

@@ -1,11 +1,11 @@
 // One digest from start to end: compute the sections, seal (hash and sign) the content, store it
 // with its digest_generated event, and optionally post it. Used by the scheduler and the CLI.
-import type pg from "pg";
+import type { ChainClient } from "../store/pools.js";
 import type { SignerKey, VerifierKey } from "../audit/chain/keys.js";
 import { computeDigest, type DigestContent } from "./digest.js";
 import { renderDigest } from "./render.js";
 import { sealDigest, type DigestSeal } from "./sign.js";
-import { markPosted, recordPostFailure, storeDigest, storedDigest, type StoredDigest } from "./store.js";
+import { markPosted, recordPostFailure, storeDigest, storedDigest, type StoredDigest } from "../store/digests.js";
 import type { IsoWeek } from "./week.js";
 
 /** Where a digest is posted (the Slack side lives in bot/digest.ts; the gateway does not depend on it). */
@@ -42,7 +42,7 @@ export interface GeneratedDigest {
   seal: DigestSeal;
 }
 
-export async function generateDigest(client: pg.Client, opts: GenerateOptions): Promise<GeneratedDigest> {
+export async function generateDigest(client: ChainClient, opts: GenerateOptions): Promise<GeneratedDigest> {
   const content = await computeDigest(client, {
     week: opts.week,
     verifiers: opts.verifiers,
@@ -68,7 +68,7 @@ export interface WeekDigest {
  * and stored the first time only); a week not over yet is computed and rendered, never stored or
  * signed (its figures would change).
  */
-export async function digestForWeek(client: pg.Client, opts: GenerateOptions & { now?: Date; publicKey?: string | null }): Promise<WeekDigest> {
+export async function digestForWeek(client: ChainClient, opts: GenerateOptions & { now?: Date; publicKey?: string | null }): Promise<WeekDigest> {
   const now = opts.now ?? new Date();
   if (opts.week.end > now) {
     const content = await computeDigest(client, { week: opts.week, verifiers: opts.verifiers, generatedBy: opts.generatedBy ?? null, now, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
@@ -94,7 +94,7 @@ export function digestFilename(content: DigestContent): string {
  * A summary posted without its report counts as posted (it is not posted again) and throws
  * DigestUploadError, so the failure is reported as what it is.
  */
-export async function postDigest(client: pg.Client, poster: DigestPoster, d: StoredDigest, seal: DigestSeal): Promise<{ ts: string; fileId: string | null }> {
+export async function postDigest(client: ChainClient, poster: DigestPoster, d: StoredDigest, seal: DigestSeal): Promise<{ ts: string; fileId: string | null }> {
   const markdown = renderDigest(d.content, seal, "md");
   let res;
   try {

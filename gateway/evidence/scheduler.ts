@@ -8,16 +8,19 @@
 // CATCH_UP_WEEKS), so the weekly series has no gap; a first run ever does the latest week only.
 import { Cron } from "croner";
 import type { SignerKey, VerifierKey } from "../audit/chain/keys.js";
-import { closeChainClient, connectChainClient } from "../audit/chain/pg.js";
+import { closeChainClient, connectChainClient } from "../store/chain/pg.js";
 import type { Logger } from "../log.js";
 import { DigestUploadError, generateDigest, postDigest, storedSeal, type DigestPoster } from "./generate.js";
-import { scheduledDigest, storedDigest, weekPosted } from "./store.js";
+import { anyScheduledDone, releaseWeekLock, scheduledDigest, storedDigest, tryWeekLock, weekPosted } from "../store/digests.js";
+import type { ChainClient, Pool } from "../store/pools.js";
 import { chainFailureAlert } from "./alert.js";
 import type { SecurityAlert } from "../approvals/types.js";
 import { lastCompleteWeek, type IsoWeek } from "./week.js";
 
 export interface DigestSchedulerOptions {
   databaseUrl: string;
+  /** The store's background pool: each check reads what is due here; a week to do gets a connection of its own. */
+  pool: Pool;
   schedule: string;
   timeZone: string;
   checkIntervalMs: number;
@@ -101,18 +104,19 @@ export class DigestScheduler {
     const runs = this.#cron.previousRuns(CATCH_UP_WEEKS, this.#now()); // newest first
     if (runs.length === 0) return "not_due";
     if (Date.now() < this.#retryAt) return "backing_off";
+    // The weeks to do: from the newest back to the last one already done (none done: the newest).
+    const due: Array<{ at: Date; week: IsoWeek }> = [];
+    for (const at of runs) {
+      const week = lastCompleteWeek(at, this.opts.timeZone);
+      if (due.some((d) => d.week.label === week.label)) continue;
+      if (await this.#done(this.opts.pool, week.label)) break;
+      due.push({ at, week });
+    }
+    if (due.length === 0) return "done";
+    if (!(await anyScheduledDone(this.opts.pool, this.opts.timeZone, Boolean(this.opts.poster)))) due.splice(1); // a first run ever: the latest week only
+    // The week's lock is held by a session: a connection of its own, for this run only.
     const client = await connectChainClient(this.opts.databaseUrl, undefined, "countersign-digest");
     try {
-      // The weeks to do: from the newest back to the last one already done (none done: the newest).
-      const due: Array<{ at: Date; week: IsoWeek }> = [];
-      for (const at of runs) {
-        const week = lastCompleteWeek(at, this.opts.timeZone);
-        if (due.some((d) => d.week.label === week.label)) continue;
-        if (await this.#done(client, week.label)) break;
-        due.push({ at, week });
-      }
-      if (due.length === 0) return "done";
-      if (!(await this.#anyDone(client))) due.splice(1); // a first run ever: the latest week only
       let outcome: TickOutcome = "done";
       for (const { at, week } of due.reverse()) {
         outcome = await this.#runWeek(client, week, at);
@@ -125,9 +129,8 @@ export class DigestScheduler {
   }
 
   /** Generates (or reuses) and posts one week's digest under that week's lock. */
-  async #runWeek(client: import("pg").Client, week: IsoWeek, due: Date): Promise<TickOutcome> {
-    const got = await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock(hashtext('countersign-digest'), hashtext($1)) AS ok`, [`${week.label}/${week.timeZone}`]);
-    if (!got.rows[0]?.ok) return "locked";
+  async #runWeek(client: ChainClient, week: IsoWeek, due: Date): Promise<TickOutcome> {
+    if (!(await tryWeekLock(client, `${week.label}/${week.timeZone}`))) return "locked";
     try {
       // Another replica may have finished between the first look and the lock.
       if (await this.#done(client, week.label)) return "done";
@@ -159,17 +162,11 @@ export class DigestScheduler {
       this.#failures = 0;
       return "posted";
     } finally {
-      await client.query(`SELECT pg_advisory_unlock(hashtext('countersign-digest'), hashtext($1))`, [`${week.label}/${week.timeZone}`]).catch(() => {});
+      await releaseWeekLock(client, `${week.label}/${week.timeZone}`).catch(() => {});
     }
   }
 
-  /** Whether any scheduled digest was ever done in this zone (otherwise there is no series to keep). */
-  async #anyDone(client: import("pg").Client): Promise<boolean> {
-    const r = await client.query(`SELECT 1 FROM digests WHERE trigger = 'scheduled' AND "timeZone" = $1${this.opts.poster ? ` AND "postedAt" IS NOT NULL` : ""} LIMIT 1`, [this.opts.timeZone]);
-    return (r.rowCount ?? 0) > 0;
-  }
-
-  async #done(client: import("pg").Client, week: string): Promise<boolean> {
+  async #done(client: Pool | ChainClient, week: string): Promise<boolean> {
     if (this.opts.poster) return weekPosted(client, week, this.opts.timeZone);
     return (await storedDigest(client, week, this.opts.timeZone)) !== undefined;
   }

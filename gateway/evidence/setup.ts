@@ -6,11 +6,13 @@ import type { GatewayConfig } from "../config/load.js";
 import type { Logger } from "../log.js";
 import type { DigestPoster } from "./generate.js";
 import { DigestScheduler } from "./scheduler.js";
+import type { Pool } from "../store/pools.js";
 import type { SecurityAlert } from "../approvals/types.js";
 
 export async function startDigestSchedule(
   config: GatewayConfig,
   databaseUrl: string,
+  pool: Pool,
   keys: CheckpointKeys,
   log: Logger,
   instanceId: string,
@@ -26,6 +28,7 @@ export async function startDigestSchedule(
   if (!keys.signer) log.warn("digest: no checkpoint key is configured: weekly digests are stored unsigned");
   const scheduler = new DigestScheduler({
     databaseUrl,
+    pool,
     schedule: d.schedule,
     timeZone: d.timeZone,
     checkIntervalMs: d.checkIntervalMs,

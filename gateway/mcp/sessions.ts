@@ -4,7 +4,8 @@
 import { randomBytes } from "node:crypto";
 import type { Recorder } from "../audit/recorder.js";
 import type { ConnectionConfig, GatewayConfig } from "../config/load.js";
-import type { Db } from "../db/client.js";
+import type { Db } from "../store/client.js";
+import { closeSession, createSession, noteSessionClientInfo, noteSessionInitialized } from "../store/sessions.js";
 import { asCountersignError, CountersignError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { McpSession, type FrontTransport } from "./mcp-session.js";
@@ -269,8 +270,7 @@ export class SessionRegistry {
 
     // The session row is committed before anything reaches the upstream.
     try {
-      await this.db.session.create({
-        data: {
+      await createSession(this.db, {
           id,
           connection: connection.name,
           frontTransport: front,
@@ -284,7 +284,6 @@ export class SessionRegistry {
           name: meta.identity.name ?? null,
           groups: meta.identity.groups,
           clientId: meta.identity.clientId ?? null,
-        },
       });
     } catch (err) {
       throw new CountersignError("CS_ERR_AUDIT_UNAVAILABLE", (err as Error).message.split("\n").pop()?.slice(0, 200));
@@ -302,7 +301,7 @@ export class SessionRegistry {
         connection: connection.name,
         detail: { error: e.detail ?? e.message },
       });
-      void this.db.session.update({ where: { id }, data: { closedAt: new Date(), closeReason: "initialize_failed" } }).catch(() => {});
+      void closeSession(this.db, id, "initialize_failed").catch(() => {});
       throw e;
     }
     this.#sessions.set(id, session);
@@ -375,24 +374,17 @@ export class SessionRegistry {
 
   #initialized(session: McpSession, result: Record<string, unknown>): void {
     this.#backoff.delete(session.connection.name);
-    void this.db.session
-      .update({
-        where: { id: session.id },
-        data: {
-          protocolVersion: session.protocolVersion ?? null,
-          serverInfo: (session.connection.masker?.maskMessage(result.serverInfo).masked ?? result.serverInfo ?? undefined) as object | undefined,
-          upstreamSessionId: session.upstream.upstreamSessionId ?? null,
-        },
-      })
-      .catch((err) => this.log.warn({ err }, "could not record session details"));
+    void noteSessionInitialized(this.db, session.id, {
+      protocolVersion: session.protocolVersion ?? null,
+      serverInfo: (session.connection.masker?.maskMessage(result.serverInfo).masked ?? result.serverInfo ?? undefined) as object | undefined,
+      upstreamSessionId: session.upstream.upstreamSessionId ?? null,
+    }).catch((err) => this.log.warn({ err }, "could not record session details"));
   }
 
   /** Records the client's info from its initialize request. */
   noteClientInfo(session: McpSession, params: Record<string, unknown> | undefined): void {
     if (!params?.clientInfo) return;
-    void this.db.session
-      .update({ where: { id: session.id }, data: { clientInfo: params.clientInfo as object } })
-      .catch(() => {});
+    void noteSessionClientInfo(this.db, session.id, params.clientInfo as object).catch(() => {});
   }
 
   #closed(session: McpSession, reason: string, detail?: string): void {
@@ -414,7 +406,7 @@ export class SessionRegistry {
       connection: session.connection.name,
       detail: detail ? { detail } : {},
     });
-    void this.db.session.update({ where: { id: session.id }, data: { closedAt: new Date(), closeReason: reason } }).catch(() => {});
+    void closeSession(this.db, session.id, reason).catch(() => {});
   }
 
   #closeIdle(): void {

@@ -10,7 +10,7 @@ import type { OAuthConfig } from "./config.js";
 import { isPublicAddress } from "./public-address.js";
 import { redirectUriProblem } from "./redirect-uri.js";
 import { OAuthRefusal } from "./refusal.js";
-import type { RegisteredClient } from "./store.js";
+import type { RegisteredClient } from "../store/oauth.js";
 
 type Settings = OAuthConfig["clientMetadataDocuments"];
 

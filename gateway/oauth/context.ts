@@ -6,7 +6,7 @@ import type { Recorder } from "../audit/recorder.js";
 import type { EventReason } from "../audit/events.js";
 import { resourceUrl } from "../auth/authenticator.js";
 import type { ConnectionConfig, GatewayConfig } from "../config/load.js";
-import type { Db } from "../db/client.js";
+import type { Db } from "../store/client.js";
 import { buildKeyring } from "../keys/keyring.js";
 import type { KeyRing } from "../keys/ring.js";
 import type { Logger } from "../log.js";
@@ -14,7 +14,7 @@ import { ClientMetadataDocuments, isClientIdUrl } from "./client-metadata-docume
 import { RequestSealer } from "./authorization-request.js";
 import { OAuthRefusal } from "./refusal.js";
 import type { OAuthSigningKey } from "./signing-key.js";
-import { OAuthStore, type RegisteredClient } from "./store.js";
+import { OAuthStore, type RegisteredClient } from "../store/oauth.js";
 
 export interface AuthorizationServerDeps {
   config: GatewayConfig;

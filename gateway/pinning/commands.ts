@@ -2,10 +2,11 @@
 // gateway/cli.ts, which only parse options. Both reach the database directly (like `approvals`
 // and `verify`); a re-pin is announced with NOTIFY so running gateways apply it at once.
 import { hostname, userInfo } from "node:os";
-import pg from "pg";
 import type { GatewayConfig } from "../config/load.js";
 import { diffDefinitions, formatChanges, summarizeChanges } from "./diff.js";
-import { PinStore, type ToolPin } from "./store.js";
+import { createLogger } from "../log.js";
+import { PinStore, type ToolPin } from "../store/pins.js";
+import { openStore } from "../store/pools.js";
 
 export class UsageError extends Error {}
 
@@ -20,11 +21,11 @@ export interface ToolsPinOptions {
 }
 
 async function withStore<T>(databaseUrl: string, fn: (store: PinStore) => Promise<T>): Promise<T> {
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
+  const store = openStore(databaseUrl, { log: createLogger("silent"), hotPoolSize: 1, backgroundPoolSize: 2 });
   try {
-    return await fn(new PinStore(pool));
+    return await fn(new PinStore(store.background));
   } finally {
-    await pool.end().catch(() => {});
+    await store.close();
   }
 }
 

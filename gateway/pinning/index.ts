@@ -2,15 +2,15 @@
 // definition; a later definition that differs is reported once with a diff, and calls to the
 // tool are allowed, held for approval or blocked (pinning.onChange) until an admin re-pins.
 //   fingerprint.ts  the hash of a definition (RFC 8785)      diff.ts     what changed
-//   store.ts        pins in Postgres, events in the same tx  service.ts  the replicas' cache
+//   ../store/pins.ts pins in Postgres, events in the same tx service.ts  the replicas' cache
 //   decide.ts       the pure decision on a call
 import type { Masker } from "../masking/index.js";
 import { fingerprint, toolDefinition } from "./fingerprint.js";
-import type { ObservedTool } from "./store.js";
+import type { ObservedTool } from "../store/pins.js";
 
 export { fingerprint, toolDefinition, PINNED_FIELDS, type ToolDefinition } from "./fingerprint.js";
 export { diffDefinitions, summarizeChanges, formatChanges, type DefinitionChange } from "./diff.js";
-export { PinStore, PIN_NOTIFY_CHANNEL, type ToolPin, type ObservedTool, type PinEvent } from "./store.js";
+export { PinStore, PIN_NOTIFY_CHANNEL, type ToolPin, type ObservedTool, type PinEvent } from "../store/pins.js";
 export { ToolPins, type ToolPinsOptions } from "./service.js";
 export { pinVerdict, asPolicyDecision, type PinningConfig, type PinState, type PinVerdict, type OnChange } from "./decide.js";
 

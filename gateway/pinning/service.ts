@@ -1,15 +1,18 @@
 // Tool pins as every replica sees them: an in-memory copy of tool_pins per connection, loaded at
 // start, refreshed after each write from this replica, on NOTIFY from other replicas and the CLI
 // (a re-pin), and by a slow poll as the fallback. The data path reads it synchronously.
-import pg from "pg";
 import type { Logger } from "../log.js";
 import { diffDefinitions, summarizeChanges, type DefinitionChange } from "./diff.js";
 import type { PinState } from "./decide.js";
-import { ChannelListener } from "../db/listener.js";
-import { PIN_NOTIFY_CHANNEL, PinStore, type ObserveContext, type ObservedTool, type PinEvent, type ToolPin } from "./store.js";
+import type { ChannelListener, ListenHub } from "../store/listener.js";
+import type { Pool } from "../store/pools.js";
+import { PIN_NOTIFY_CHANNEL, PinStore, type ObserveContext, type ObservedTool, type PinEvent, type ToolPin } from "../store/pins.js";
 
 export interface ToolPinsOptions {
-  databaseUrl: string;
+  /** The store's background pool (gateway/store/pools.ts): not owned here. */
+  pool: Pool;
+  /** The replica's LISTEN hub. */
+  hub: ListenHub;
   log: Logger;
   /** How often the cache is reloaded when notifications are down (and once a minute regardless). */
   pollIntervalMs?: number | undefined;
@@ -23,7 +26,6 @@ const FULL_RELOAD_MS = 60_000;
 
 export class ToolPins {
   readonly store: PinStore;
-  readonly #pool: pg.Pool;
   readonly #opts: ToolPinsOptions;
   #cache = new Map<string, Map<string, PinState>>();
   readonly #listener: ChannelListener;
@@ -33,13 +35,9 @@ export class ToolPins {
 
   constructor(opts: ToolPinsOptions) {
     this.#opts = opts;
-    this.#pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 4, idleTimeoutMillis: 10_000, keepAlive: true });
-    this.#pool.on("error", (err) => opts.log.warn({ err }, "tool pins: idle database connection failed"));
-    this.store = new PinStore(this.#pool);
-    this.#listener = new ChannelListener({
-      databaseUrl: opts.databaseUrl,
+    this.store = new PinStore(opts.pool);
+    this.#listener = opts.hub.channel({
       channel: PIN_NOTIFY_CHANNEL,
-      log: opts.log,
       name: "tool pins",
       onNotify: (connection) => void this.reload(connection).catch((err) => opts.log.warn({ err }, "tool pins: reload failed")),
       // Changes made while not listening: caught by a full reload (start() does the first).
@@ -59,7 +57,6 @@ export class ToolPins {
     this.#running = false;
     if (this.#timer) clearInterval(this.#timer);
     await this.#listener.stop();
-    await this.#pool.end().catch(() => {});
   }
 
   get listening(): boolean {

@@ -3,32 +3,36 @@
 // own pending request and cannot claim the approved one's forward; the approved call itself is
 // forwarded once. Then hostile approvers: every spelling of the requester's identity is refused.
 // Real Postgres, the approvals service as the gateway uses it.
+import { openStore, type Store } from "../../gateway/store/pools.js";
 import fc from "fast-check";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { Recorder } from "../../gateway/audit/recorder.js";
 import { ApprovalService } from "../../gateway/approvals/service.js";
 import type { NewApprovalRequest } from "../../gateway/approvals/types.js";
 import { EmailDirectory } from "../../gateway/approvals/directory.js";
-import { createDb, type Db } from "../../gateway/db/client.js";
+import { createDb, type Db } from "../../gateway/store/client.js";
 import { createLogger } from "../../gateway/log.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 
 let db: TestDatabase;
 let prisma: Db;
+let store: Store;
 let recorder: Recorder;
 let service: ApprovalService;
 
 beforeAll(async () => {
   db = await createTestDatabase();
   prisma = createDb(db.url);
+  store = openStore(db.url, { log: createLogger("silent"), backgroundPoolSize: 3 });
   recorder = new Recorder(prisma, { commitTimeoutMs: 5000 });
-  service = new ApprovalService({ databaseUrl: db.url, recorder, directory: new EmailDirectory({ oncall: { emails: ["bob@example.com", "alice@example.com"] }, dba: { emails: ["bob@example.com"] } } as never), log: createLogger("silent"), listen: false, poolSize: 3 });
+  service = new ApprovalService({ pool: store.background, recorder, directory: new EmailDirectory({ oncall: { emails: ["bob@example.com", "alice@example.com"] }, dba: { emails: ["bob@example.com"] } } as never), log: createLogger("silent"), listen: false });
   await service.start();
 });
 afterAll(async () => {
   await service?.stop();
   await recorder?.drain();
   await prisma?.$disconnect();
+  await store?.close();
   await db?.drop();
 });
 

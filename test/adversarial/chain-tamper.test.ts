@@ -5,7 +5,7 @@
 import fc from "fast-check";
 import type pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { closeChainClient, connectChainClient } from "../../gateway/audit/chain/pg.js";
+import { closeChainClient, connectChainClient } from "../../gateway/store/chain/pg.js";
 import { sealAll } from "../../gateway/audit/chain/sealer.js";
 import { verifyChain } from "../../gateway/audit/chain/verify.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";

@@ -10,7 +10,7 @@ import { signDevToken } from "../../gateway/auth/dev-issuer.js";
 import { everythingStdio, startTestGateway, type TestGateway } from "../helpers/gateway.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { freePort } from "../helpers/upstreams.js";
-import { hashOf } from "../../gateway/oauth/store.js";
+import { hashOf } from "../../gateway/store/oauth.js";
 import { consentAs } from "../oauth/helpers.js";
 
 let db: TestDatabase;

@@ -1,12 +1,13 @@
 // A real approvals stack for tests: a database of its own, the recorder, the approvals service,
 // the real Bolt app in HTTP mode behind the Fastify receiver, and the fake Slack on loopback.
 // Clicks are real signed interactivity POSTs.
+import { openStore } from "../../gateway/store/pools.js";
 import { createHmac, randomBytes } from "node:crypto";
 import Fastify, { type FastifyInstance } from "fastify";
 import pg from "pg";
 import { pino } from "pino";
 import { Recorder } from "../../gateway/audit/recorder.js";
-import { createDb, type Db } from "../../gateway/db/client.js";
+import { createDb, type Db } from "../../gateway/store/client.js";
 import { ApprovalService } from "../../gateway/approvals/service.js";
 import { EmailDirectory } from "../../gateway/approvals/directory.js";
 import type { NewApprovalRequest } from "../../gateway/approvals/types.js";
@@ -177,10 +178,12 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   for (const u of Object.values(USERS)) slack.addUser(u);
   slack.addUserGroup("S0ONCALL", [USERS.dave.id]);
   const prisma = createDb(db.url);
+  const store = openStore(db.url, { log: silentLog });
   const recorder = new Recorder(prisma, { commitTimeoutMs: 5000 });
   const config = approvalsConfig(slack.apiUrl, opts.approvals);
   const service = new ApprovalService({
-    databaseUrl: db.url,
+    pool: store.background,
+    hub: store.listen,
     recorder,
     directory: new EmailDirectory(config.groups),
     log: silentLog,
@@ -223,6 +226,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       await service.stop();
       await recorder.drain();
       await prisma.$disconnect();
+      await store.close();
       if (!opts.slack) await slack.close();
       if (!opts.db) await db.drop();
     },

@@ -1,6 +1,7 @@
 // Exactly one decision whatever happens: 100 concurrent clicks, Slack's retries, replayed and
 // forged requests, two service instances (replicas) on one database. Plus expiry, Slack failing
 // then recovering, and reminders/escalation.
+import { openStore } from "../../gateway/store/pools.js";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { pino } from "pino";
 import { ApprovalService } from "../../gateway/approvals/service.js";
@@ -126,8 +127,11 @@ it("Slack failing then recovering: the post is retried with back-off and the fai
 });
 
 it("two service instances on one database: a decision taken on one releases the waiter on the other (NOTIFY)", async () => {
+  // Another replica: a store (pools and LISTEN hub) of its own.
+  const otherStore = openStore(s.db.url, { log: pino({ level: "silent" }) });
   const other = new ApprovalService({
-    databaseUrl: s.db.url,
+    pool: otherStore.background,
+    hub: otherStore.listen,
     recorder: s.recorder,
     directory: new EmailDirectory({ oncall: { emails: ["bob@example.com"], slackUserGroups: [] } }),
     log: pino({ level: "silent" }),
@@ -149,6 +153,7 @@ it("two service instances on one database: a decision taken on one releases the 
     expect(await s.service.claimForward(request.id)).toBe(false);
   } finally {
     await other.stop();
+    await otherStore.close();
   }
 });
 

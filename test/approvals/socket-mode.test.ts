@@ -1,10 +1,11 @@
 // Socket Mode: the real Bolt app connects (apps.connections.open on the fake Web API, then a
 // WebSocket to the fake's ws server playing Slack's side), receives a click as an envelope,
 // acknowledges it, and the click decides.
+import { openStore, type Store } from "../../gateway/store/pools.js";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { pino } from "pino";
 import { Recorder } from "../../gateway/audit/recorder.js";
-import { createDb, type Db } from "../../gateway/db/client.js";
+import { createDb, type Db } from "../../gateway/store/client.js";
 import { ApprovalService } from "../../gateway/approvals/service.js";
 import { EmailDirectory } from "../../gateway/approvals/directory.js";
 import { createSlackBot, type SlackBot } from "../../bot/index.js";
@@ -19,6 +20,7 @@ let recorder: Recorder;
 let service: ApprovalService;
 let bot: SlackBot;
 let sessionId: string;
+let store: Store;
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -29,7 +31,8 @@ beforeAll(async () => {
   recorder = new Recorder(prisma, { commitTimeoutMs: 5000 });
   const config = approvalsConfig(slack.apiUrl, {}, "socket");
   const log = pino({ level: "silent" });
-  service = new ApprovalService({ databaseUrl: db.url, recorder, directory: new EmailDirectory(config.groups), log, sweepIntervalMs: 200, pollIntervalMs: 200 });
+  store = openStore(db.url, { log });
+  service = new ApprovalService({ pool: store.background, hub: store.listen, recorder, directory: new EmailDirectory(config.groups), log, sweepIntervalMs: 200, pollIntervalMs: 200 });
   await service.start();
   bot = await createSlackBot({ approvals: config, service, log, clientOptions: { retryConfig: { retries: 0 } } });
   await bot.start();
@@ -40,6 +43,7 @@ afterAll(async () => {
   await service?.stop();
   await recorder?.drain();
   await prisma?.$disconnect();
+  await store?.close();
   await slack?.close();
   await db?.drop();
 });

@@ -7,10 +7,10 @@
 //   4. verify throughput.
 // Run: npm run bench:chain  (CHAIN_BENCH_ROWS, CHAIN_BENCH_ROUNDS to scale)
 import { Recorder, type MessageRecord } from "../../gateway/audit/recorder.js";
-import { closeChainClient, connectChainClient } from "../../gateway/audit/chain/pg.js";
+import { closeChainClient, connectChainClient } from "../../gateway/store/chain/pg.js";
 import { sealAll, Sealer } from "../../gateway/audit/chain/sealer.js";
 import { verifyChain } from "../../gateway/audit/chain/verify.js";
-import { createDb } from "../../gateway/db/client.js";
+import { createDb } from "../../gateway/store/client.js";
 import { createLogger } from "../../gateway/log.js";
 import setup from "../helpers/global-setup.js";
 import { createTestDatabase } from "../helpers/postgres.js";

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { stringify } from "yaml";
-import { migrateDatabase } from "../../gateway/db/migrate.js";
+import { migrateDatabase } from "../../gateway/store/migrate.js";
 import { adminQuery, adminUrl, withDatabase } from "../helpers/postgres.js";
 
 export const ROOT = new URL("../..", import.meta.url).pathname;

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import type pg from "pg";
 import { afterAll, beforeAll, beforeEach, expect, it } from "vitest";
 import { takeCheckpoint, writeHeadAnchor } from "../../gateway/audit/chain/checkpoint.js";
-import { closeChainClient, connectChainClient } from "../../gateway/audit/chain/pg.js";
+import { closeChainClient, connectChainClient } from "../../gateway/store/chain/pg.js";
 import { readHead, sealAll } from "../../gateway/audit/chain/sealer.js";
 import { verifyChain } from "../../gateway/audit/chain/verify.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";

@@ -8,10 +8,10 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import type pg from "pg";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { Recorder } from "../../gateway/audit/recorder.js";
-import { closeChainClient, connectChainClient } from "../../gateway/audit/chain/pg.js";
+import { closeChainClient, connectChainClient } from "../../gateway/store/chain/pg.js";
 import { sealBatch, Sealer } from "../../gateway/audit/chain/sealer.js";
 import { verifyChain } from "../../gateway/audit/chain/verify.js";
-import { createDb, type Db } from "../../gateway/db/client.js";
+import { createDb, type Db } from "../../gateway/store/client.js";
 import { createLogger } from "../../gateway/log.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { killGateway, loggingConnection, startGatewayProcess, writeGatewayConfig, type GatewayProcess } from "../helpers/process.js";

@@ -126,7 +126,7 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
 
 /** Recomputes every stored hash from `fromSeq` on, as a careful forger would after editing records. */
 export async function rehashFrom(client: pg.Client, fromSeq: number): Promise<void> {
-  const { fetchRecords, recordKey } = await import("../../gateway/audit/chain/records.js");
+  const { fetchRecords, recordKey } = await import("../../gateway/store/chain/records.js");
   const all = await entries(client);
   let prev = fromSeq > 1 ? all.find((e) => e.seq === fromSeq - 1)!.hash : "0".repeat(64);
   const rows = await fetchRecords(client, all);

@@ -6,7 +6,7 @@ import type pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { GENESIS_HASH } from "../../gateway/audit/chain/canonical.js";
 import { listCheckpoints, takeCheckpoint } from "../../gateway/audit/chain/checkpoint.js";
-import { closeChainClient, connectChainClient } from "../../gateway/audit/chain/pg.js";
+import { closeChainClient, connectChainClient } from "../../gateway/store/chain/pg.js";
 import { sealBatch, sealAll } from "../../gateway/audit/chain/sealer.js";
 import { verifyChain, type ProblemKind } from "../../gateway/audit/chain/verify.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { takeCheckpoint } from "../../gateway/audit/chain/checkpoint.js";
-import { closeChainClient, connectChainClient } from "../../gateway/audit/chain/pg.js";
+import { closeChainClient, connectChainClient } from "../../gateway/store/chain/pg.js";
 import { sealAll } from "../../gateway/audit/chain/sealer.js";
 import { verifyChain } from "../../gateway/audit/chain/verify.js";
 import { adminQuery, adminUrl, ROOT, withDatabase } from "../helpers/postgres.js";

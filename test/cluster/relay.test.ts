@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { devIssuerUrl, loadDevIssuerKey, signDevToken } from "../../gateway/auth/dev-issuer.js";
 import { signRelay } from "../../gateway/cluster/peer-auth.js";
-import { createDb, type Db } from "../../gateway/db/client.js";
+import { createDb, type Db } from "../../gateway/store/client.js";
 import { runCli } from "../helpers/cli.js";
 import { createTestDatabase, ROOT, type TestDatabase } from "../helpers/postgres.js";
 import { freePort, killGateway, startGatewayProcess, writeGatewayConfig, type GatewayProcess } from "../helpers/process.js";

@@ -10,7 +10,7 @@ import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { digestForWeek } from "../../gateway/evidence/generate.js";
 import { renderDigest } from "../../gateway/evidence/render.js";
-import { earlierDigests } from "../../gateway/evidence/store.js";
+import { earlierDigests } from "../../gateway/store/digests.js";
 import { parseIsoWeek } from "../../gateway/evidence/week.js";
 import { keyMap, newKey } from "../chain/lib.js";
 import { createTestDatabase, ROOT, type TestDatabase } from "../helpers/postgres.js";

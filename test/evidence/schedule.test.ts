@@ -35,6 +35,7 @@ function poster(): DigestPoster {
 type Section = { id: string; counts: Array<{ key: string; value: unknown }> };
 const figure = (content: { sections: Section[] }, section: string, k: string) => content.sections.find((s) => s.id === section)!.counts.find((c) => c.key === k)!.value;
 
+let pool: pg.Pool;
 beforeAll(async () => {
   slack = await startFakeSlack({ botToken: BOT_TOKEN });
 });
@@ -50,9 +51,11 @@ beforeEach(async () => {
   await client.connect();
   await client.query("SET TIME ZONE 'UTC'");
   await seedWeek(client, key.signer);
+  pool = new pg.Pool({ connectionString: db.url, max: 2 });
 });
 afterEach(async () => {
   await client?.end();
+  await pool?.end();
   await db?.drop();
 });
 
@@ -148,7 +151,7 @@ describe("the schedule", () => {
   // Monday 09:00 Europe/Paris: the run of Monday 23 November covers 2026-W47.
   const schedule = { schedule: "0 9 * * 1", timeZone: SEED_ZONE, checkIntervalMs: 3_600_000 };
   const scheduler = (now: Date, p: DigestPoster | null = poster(), instanceId = "replica-a") =>
-    new DigestScheduler({ databaseUrl: db.url, ...schedule, signer: key.signer, verifiers, poster: p ?? undefined, log, instanceId, now: () => now });
+    new DigestScheduler({ databaseUrl: db.url, pool, ...schedule, signer: key.signer, verifiers, poster: p ?? undefined, log, instanceId, now: () => now });
 
   it("a run missed while the gateway was down is caught up at start, once", async () => {
     // Down from Sunday to Tuesday 10:00 Paris: the Monday 09:00 run never happened.

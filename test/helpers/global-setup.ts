@@ -1,6 +1,6 @@
 // Before any test file: the built CLI is current, a PostgreSQL is reachable and the migrated
 // template exists.
-import { migrateDatabase } from "../../gateway/db/migrate.js";
+import { migrateDatabase } from "../../gateway/store/migrate.js";
 import { ensureBuilt } from "./built.js";
 import { adminQuery, adminUrl, templateName, withDatabase } from "./postgres.js";
 
@@ -11,7 +11,7 @@ export default async function setup(): Promise<() => Promise<void>> {
     await adminQuery("SELECT 1");
   } catch {
     // No server on 5432: run a private embedded one for this test run.
-    const { startEmbeddedDatabase } = await import("../../gateway/db/embedded.js");
+    const { startEmbeddedDatabase } = await import("../../gateway/store/embedded.js");
     const { mkdtempSync } = await import("node:fs");
     const { tmpdir } = await import("node:os");
     const { join } = await import("node:path");

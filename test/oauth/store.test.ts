@@ -2,9 +2,9 @@
 // even under concurrent attempts, expired ones are refused, and the sweep empties each table of
 // what has expired (the tables' time bound).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createDb, type Db } from "../../gateway/db/client.js";
+import { createDb, type Db } from "../../gateway/store/client.js";
 import type { Grant } from "../../gateway/oauth/grant.js";
-import { hashOf, OAuthStore } from "../../gateway/oauth/store.js";
+import { hashOf, OAuthStore } from "../../gateway/store/oauth.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 
 let db: TestDatabase;

@@ -8,28 +8,11 @@ import { createHash, createPublicKey, sign, verify as verifySignature } from "no
 import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { canonicalize } from "json-canonicalize";
-import type pg from "pg";
 import type { SignerKey, VerifierKey } from "./keys.js";
-import { APPEND_LOCK_KEY, inTransaction } from "./pg.js";
-import { readHead } from "./sealer.js";
+import { appendCheckpoint, type CheckpointBody, type SignedCheckpoint, type StoredCheckpoint } from "../../store/chain/checkpoints.js";
+import type { ChainClient } from "../../store/pools.js";
 
-export interface CheckpointBody {
-  v: 1;
-  sequence: number;
-  head: string;
-  time: string;
-  previous: string | null;
-  keyId: string;
-}
-
-export interface SignedCheckpoint {
-  body: CheckpointBody;
-  signature: string;
-}
-
-export interface StoredCheckpoint extends SignedCheckpoint {
-  id: string;
-}
+export type { CheckpointBody, SignedCheckpoint, StoredCheckpoint } from "../../store/chain/checkpoints.js";
 
 export function checkpointDigest(cp: SignedCheckpoint): string {
   return createHash("sha256").update(canonicalize({ body: cp.body, signature: cp.signature })).digest("hex");
@@ -57,42 +40,11 @@ export function checkSignature(cp: SignedCheckpoint, keys: Map<string, VerifierK
   return ok ? null : `its signature does not verify with key '${key.id}'`;
 }
 
-interface CheckpointRow {
-  id: string;
-  seq: string;
-  head: string;
-  at: Date;
-  previous: string | null;
-  keyId: string;
-  signature: string;
-}
-
-function fromRow(r: CheckpointRow): StoredCheckpoint {
-  return {
-    id: r.id,
-    body: { v: 1, sequence: Number(r.seq), head: r.head, time: r.at.toISOString(), previous: r.previous, keyId: r.keyId },
-    signature: r.signature,
-  };
-}
-
-const CHECKPOINT_COLUMNS = `id::text, seq::text, head, at, previous, "keyId", signature`;
-
-export async function listCheckpoints(client: pg.Client): Promise<StoredCheckpoint[]> {
-  const res = await client.query<CheckpointRow>(`SELECT ${CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY audit_checkpoints.id`);
-  return res.rows.map(fromRow);
-}
-
-export async function latestCheckpoint(client: pg.Client): Promise<StoredCheckpoint | undefined> {
-  const res = await client.query<CheckpointRow>(`SELECT ${CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY audit_checkpoints.id DESC LIMIT 1`);
-  return res.rows[0] ? fromRow(res.rows[0]) : undefined;
-}
+export { checkpointDue, latestCheckpoint, listCheckpoints } from "../../store/chain/checkpoints.js";
 
 /** Signs the current head (seal pending rows first for a fresh one) and stores it; writes the file copy after commit. */
-export async function takeCheckpoint(client: pg.Client, key: SignerKey, opts: { directory?: string | undefined; now?: Date } = {}): Promise<StoredCheckpoint> {
-  const cp = await inTransaction(client, async () => {
-    await client.query("SELECT pg_advisory_xact_lock($1)", [APPEND_LOCK_KEY.toString()]);
-    const head = await readHead(client);
-    const last = await latestCheckpoint(client);
+export async function takeCheckpoint(client: ChainClient, key: SignerKey, opts: { directory?: string | undefined; now?: Date } = {}): Promise<StoredCheckpoint> {
+  const cp = await appendCheckpoint(client, (head, last) => {
     let at = new Date(Math.floor((opts.now ?? new Date()).getTime()));
     // Times strictly increase, whatever the clocks of the replicas say.
     if (last && at.getTime() <= new Date(last.body.time).getTime()) at = new Date(new Date(last.body.time).getTime() + 1);
@@ -104,22 +56,10 @@ export async function takeCheckpoint(client: pg.Client, key: SignerKey, opts: { 
       previous: last ? checkpointDigest(last) : null,
       keyId: key.id,
     };
-    const signature = signCheckpointBody(body, key);
-    const res = await client.query<{ id: string }>(
-      `INSERT INTO audit_checkpoints (seq, head, at, previous, "keyId", signature) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id::text`,
-      [head.seq.toString(), body.head, at, body.previous, body.keyId, signature],
-    );
-    return { id: res.rows[0]!.id, body, signature };
+    return { body, signature: signCheckpointBody(body, key) };
   });
   if (opts.directory) writeCheckpointFile(opts.directory, cp, key);
   return cp;
-}
-
-/** Whether the latest checkpoint is older than the interval (or there is none). */
-export async function checkpointDue(client: pg.Client, intervalMinutes: number, now = new Date()): Promise<boolean> {
-  const res = await client.query<{ at: Date | null }>(`SELECT max(at) AS at FROM audit_checkpoints`);
-  const at = res.rows[0]?.at;
-  return !at || now.getTime() - at.getTime() >= intervalMinutes * 60_000;
 }
 
 export interface CheckpointFile extends SignedCheckpoint {

@@ -3,7 +3,7 @@
 import type { GatewayConfig } from "../../config/load.js";
 import { takeCheckpoint } from "./checkpoint.js";
 import { loadCheckpointKeys } from "./keys.js";
-import { closeChainClient, connectChainClient } from "./pg.js";
+import { closeChainClient, connectChainClient } from "../../store/chain/pg.js";
 import { sealAll } from "./sealer.js";
 import { formatVerifyResult, verifyChain } from "./verify.js";
 import { progressFor } from "../../progress.js";

@@ -4,9 +4,9 @@ import type { GatewayConfig } from "../../config/load.js";
 import type { Logger } from "../../log.js";
 import { checkpointDue, takeCheckpoint, writeHeadAnchor } from "./checkpoint.js";
 import { loadCheckpointKeys, type CheckpointKeys } from "./keys.js";
-import { purgeExpired } from "./retention.js";
+import { purgeExpired } from "../../store/chain/retention.js";
 import { readHead, sealAll, Sealer } from "./sealer.js";
-import type pg from "pg";
+import type { ChainClient } from "../../store/pools.js";
 
 /** The head anchor is rewritten at most this often while rows are sealed (and at every checkpoint check). */
 const HEAD_ANCHOR_EVERY_MS = 1000;
@@ -33,7 +33,7 @@ export function startAuditChain(config: GatewayConfig, databaseUrl: string, log:
   // The head, signed, outside the database (checkpoint.ts): a failed write is logged, never stops sealing.
   let anchoredSeq = -1n;
   let anchoredAt = 0;
-  const anchorHead = async (client: pg.Client, force: boolean) => {
+  const anchorHead = async (client: ChainClient, force: boolean) => {
     if (!signer || !directory || (!force && Date.now() - anchoredAt < HEAD_ANCHOR_EVERY_MS)) return;
     const head = await readHead(client);
     if (head.seq === anchoredSeq) return;

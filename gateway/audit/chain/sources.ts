@@ -10,7 +10,7 @@ export const AUDITED_SOURCES = ["messages", "events", "sessions", "approval_requ
  * written (who, what, when), so a later change of those is found and the others may move. The
  * changes themselves are chained as events and votes. Rows of these sources are kept by
  * retention (other records point at them) and sealed again at the head when their old entries
- * are cut (retention.ts). Sources not listed are sealed whole.
+ * are cut (gateway/store/chain/retention.ts). Sources not listed are sealed whole.
  */
 export const SEALED_COLUMNS: Readonly<Record<string, readonly string[]>> = {
   sessions: ["id", "connection", "frontTransport", "upstreamKind", "ownerInstanceId", "remoteAddress", "userAgent", "subject", "issuer", "email", "name", "groups", "clientId", "createdAt"],

@@ -13,13 +13,12 @@
 // Rows committed but not yet sealed are reported as the unsealed tail, never as tampering. Rows
 // deleted while queued for sealing (sealed as `missing`) fail verification: only
 // `allowMissing` (--allow-missing) turns them into a warning.
-import type pg from "pg";
 import { GENESIS_HASH, recordHash } from "./canonical.js";
 import { checkHeadSignature, checkSignature, checkpointDigest, listCheckpoints, readCheckpointFiles, readHeadAnchor, type SignedCheckpoint } from "./checkpoint.js";
 import type { VerifierKey } from "./keys.js";
-import { idType } from "./pg.js";
-import { fetchRecords, recordKey } from "./records.js";
-import { quoteIdent } from "./sources.js";
+import { chainBounds, entriesAfter, hashAt, lastSeqSealedBy, rowsOutsideChain, sealedAtOf, sealedRetentionThrough, sourcesInUse, unsealedQueue, type Entry } from "../../store/chain/reads.js";
+import { fetchRecords, recordKey } from "../../store/chain/records.js";
+import type { ChainClient } from "../../store/pools.js";
 
 export type ProblemKind = "modified" | "missing" | "reordered" | "inserted" | "truncated" | "rewritten" | "forged_checkpoint" | "unanchored";
 
@@ -63,32 +62,14 @@ export interface VerifyResult {
   warnings: string[];
 }
 
-interface Entry {
-  seq: number;
-  source: string;
-  sourceId: string;
-  hash: string;
-  missing: boolean;
-  sealedAt: Date;
-}
-
 interface TrustedCheckpoint extends SignedCheckpoint {
   label: string;
-}
-
-const ENTRY_COLUMNS = `seq::text AS seq, source, "sourceId", hash, missing, "sealedAt"`;
-type EntryRow = { seq: string; source: string; sourceId: string; hash: string; missing: boolean; sealedAt: Date };
-const toEntry = (r: EntryRow): Entry => ({ seq: Number(r.seq), source: r.source, sourceId: r.sourceId, hash: r.hash, missing: r.missing, sealedAt: r.sealedAt });
-
-async function entriesAfter(client: pg.Client, after: number, through: number, limit: number): Promise<Entry[]> {
-  const res = await client.query<EntryRow>(`SELECT ${ENTRY_COLUMNS} FROM audit_chain WHERE seq > $1 AND seq <= $2 ORDER BY audit_chain.seq LIMIT $3`, [after, through, limit]);
-  return res.rows.map(toEntry);
 }
 
 /** How far ahead a mismatch looks for a displaced record when telling reordering from modification. */
 const REORDER_WINDOW = 256;
 
-export async function verifyChain(client: pg.Client, opts: VerifyOptions): Promise<VerifyResult> {
+export async function verifyChain(client: ChainClient, opts: VerifyOptions): Promise<VerifyResult> {
   const problems: Problem[] = [];
   const warnings: string[] = [];
   const now = opts.now ?? new Date();
@@ -153,9 +134,7 @@ export async function verifyChain(client: pg.Client, opts: VerifyOptions): Promi
   for (const t of trusted) trustedAt.set(t.body.sequence, [...(trustedAt.get(t.body.sequence) ?? []), t]);
 
   // 2. Bounds of what is kept, and where to start.
-  const bounds = await client.query<{ min: string | null; max: string | null }>(`SELECT min(seq)::text AS min, max(seq)::text AS max FROM audit_chain`);
-  const minSeq = bounds.rows[0]?.min ? Number(bounds.rows[0].min) : null;
-  const maxSeq = bounds.rows[0]?.max ? Number(bounds.rows[0].max) : null;
+  const { min: minSeq, max: maxSeq } = await chainBounds(client);
   let anchor: { seq: number; hash: string; what: string } = { seq: 0, hash: GENESIS_HASH, what: "the start of the chain" };
   let chainFailure: Problem | null = null;
   // An empty chain with signed checkpoints is a truncation, reported in step 4.
@@ -163,11 +142,7 @@ export async function verifyChain(client: pg.Client, opts: VerifyOptions): Promi
   if (keptFrom > 1) {
     // Records before `keptFrom` are gone: only retention, cut at a signed checkpoint, may do that.
     const cut = trusted.find((t) => t.body.sequence === keptFrom - 1);
-    const retention = await client.query<{ through: string | null }>(
-      `SELECT max((e.detail->>'throughSequence')::bigint)::text AS through FROM events e
-       WHERE e.type = 'audit_retention' AND EXISTS (SELECT 1 FROM audit_chain c WHERE c.source = 'events' AND c."sourceId" = e.id::text)`,
-    );
-    const through = retention.rows[0]?.through ? Number(retention.rows[0].through) : null;
+    const through = await sealedRetentionThrough(client);
     if (cut && through !== null && through >= keptFrom - 1) {
       anchor = { seq: cut.body.sequence, hash: cut.body.head, what: `${cut.label}, where retention cut the chain` };
     } else {
@@ -186,8 +161,7 @@ export async function verifyChain(client: pg.Client, opts: VerifyOptions): Promi
   }
   let through = maxSeq ?? 0;
   if (opts.until) {
-    const res = await client.query<{ max: string | null }>(`SELECT max(seq)::text AS max FROM audit_chain WHERE "sealedAt" <= $1`, [opts.until]);
-    through = res.rows[0]?.max ? Number(res.rows[0].max) : anchor.seq;
+    through = (await lastSeqSealedBy(client, opts.until)) ?? anchor.seq;
   }
 
   // 3. Walk the chain.
@@ -203,8 +177,8 @@ export async function verifyChain(client: pg.Client, opts: VerifyOptions): Promi
   const sealedMissing: Entry[] = [];
   if (!chainFailure && anchor.seq > 0) {
     // The anchor's own entry, where kept, must agree with the signed head.
-    const own = await client.query<{ hash: string }>(`SELECT hash FROM audit_chain WHERE seq = $1`, [anchor.seq]);
-    if (own.rows[0] && own.rows[0].hash !== anchor.hash) {
+    const own = await hashAt(client, anchor.seq);
+    if (own !== undefined && own !== anchor.hash) {
       chainFailure = { seq: anchor.seq, kind: "modified", detail: `the stored hash at seq ${anchor.seq} differs from ${anchor.what}` };
     }
   }
@@ -271,7 +245,7 @@ export async function verifyChain(client: pg.Client, opts: VerifyOptions): Promi
   }
   // An entry slipped in with a valid link was walked over before it was found out.
   if (chainFailure?.seq != null && chainFailure.seq <= verifiedTo) {
-    lastTime = chainFailure.seq === verifiedTo ? previousTime : ((await client.query<{ at: Date }>(`SELECT "sealedAt" AS at FROM audit_chain WHERE seq = $1`, [chainFailure.seq - 1])).rows[0]?.at ?? null);
+    lastTime = chainFailure.seq === verifiedTo ? previousTime : ((await sealedAtOf(client, chainFailure.seq - 1)) ?? null);
     verifiedTo = chainFailure.seq - 1;
     if (verifiedTo <= anchor.seq) firstTime = lastTime = null;
   }
@@ -312,26 +286,18 @@ export async function verifyChain(client: pg.Client, opts: VerifyOptions): Promi
   // 5. Rows that never entered the queue (written with the trigger bypassed).
   if (!opts.since && !opts.until) {
     for (const source of await sourcesInUse(client)) {
-      const type = await idType(client, source).catch(() => undefined);
-      if (!type) continue;
-      const res = await client.query<{ id: string }>(
-        `SELECT t."id"::text AS id FROM ${quoteIdent(source)} t
-         WHERE NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.source = $1 AND c."sourceId" = t."id"::text)
-           AND NOT EXISTS (SELECT 1 FROM audit_unsealed q WHERE q.source = $1 AND q."sourceId" = t."id"::text)
-         ORDER BY t."id" LIMIT 6`,
-        [source],
-      );
-      if (res.rows.length > 0) {
-        const ids = res.rows.slice(0, 5).map((r) => `#${r.id}`).join(", ");
-        problems.push({ seq: null, kind: "inserted", detail: `${source} ${ids}${res.rows.length > 5 ? ", ..." : ""}: in neither the chain nor the seal queue (written around the recording path)` });
+      const outside = await rowsOutsideChain(client, source, 6);
+      if (outside.length > 0) {
+        const ids = outside.slice(0, 5).map((id) => `#${id}`).join(", ");
+        problems.push({ seq: null, kind: "inserted", detail: `${source} ${ids}${outside.length > 5 ? ", ..." : ""}: in neither the chain nor the seal queue (written around the recording path)` });
       }
     }
   }
 
   // 6. The unsealed tail and the freshness of checkpoints: reported, not failures.
-  const queue = await client.query<{ n: string; oldest: Date | null }>(`SELECT count(*)::text AS n, min("queuedAt") AS oldest FROM audit_unsealed`);
-  const unsealed = { count: Number(queue.rows[0]?.n ?? 0), oldestQueuedAt: queue.rows[0]?.oldest?.toISOString() ?? null };
-  if (unsealed.count > 0 && queue.rows[0]!.oldest && now.getTime() - queue.rows[0]!.oldest.getTime() > 60_000) {
+  const queue = await unsealedQueue(client);
+  const unsealed = { count: queue.count, oldestQueuedAt: queue.oldest?.toISOString() ?? null };
+  if (unsealed.count > 0 && queue.oldest && now.getTime() - queue.oldest.getTime() > 60_000) {
     warnings.push(`${unsealed.count} record(s) committed but unsealed since ${unsealed.oldestQueuedAt}: is a gateway (the sealer) running?`);
   }
   const latest = stored.at(-1);
@@ -342,11 +308,11 @@ export async function verifyChain(client: pg.Client, opts: VerifyOptions): Promi
   }
 
   problems.sort((a, b) => (a.seq ?? Number.MAX_SAFE_INTEGER) - (b.seq ?? Number.MAX_SAFE_INTEGER));
-  const headRow = maxSeq !== null ? await client.query<{ hash: string }>(`SELECT hash FROM audit_chain WHERE seq = $1`, [maxSeq]) : undefined;
+  const headHash = maxSeq !== null ? await hashAt(client, maxSeq) : undefined;
   return {
     ok: problems.length === 0,
     range: verifiedTo > anchor.seq ? { from: anchor.seq + 1, to: verifiedTo, fromTime: firstTime?.toISOString() ?? null, toTime: lastTime?.toISOString() ?? null, records: verifiedTo - anchor.seq } : null,
-    head: maxSeq !== null && headRow?.rows[0] ? { seq: maxSeq, hash: headRow.rows[0].hash } : null,
+    head: maxSeq !== null && headHash !== undefined ? { seq: maxSeq, hash: headHash } : null,
     firstBad: problems[0] ?? null,
     problems,
     checkpoints: {
@@ -361,7 +327,7 @@ export async function verifyChain(client: pg.Client, opts: VerifyOptions): Promi
 }
 
 /** Entry `e` does not hash from `prev`: work out what happened to it. */
-async function classify(client: pg.Client, e: Entry, row: Record<string, unknown> | null, prev: string, prevPrev: string | null): Promise<Problem> {
+async function classify(client: ChainClient, e: Entry, row: Record<string, unknown> | null, prev: string, prevPrev: string | null): Promise<Problem> {
   const rec = { source: e.source, sourceId: e.sourceId, row };
   // The entry before this one was slipped in (with a valid hash): this one chains from the one before it.
   if (prevPrev !== null && recordHash(prevPrev, rec) === e.hash) {
@@ -395,15 +361,6 @@ async function classify(client: pg.Client, e: Entry, row: Record<string, unknown
       ? `${e.source}#${e.sourceId} at seq ${e.seq} differs from what was sealed (the entries after it are intact; or an entry before it was removed and the chain renumbered)`
       : `${e.source}#${e.sourceId} at seq ${e.seq} and the hashes after it were changed`,
   };
-}
-
-async function sourcesInUse(client: pg.Client): Promise<string[]> {
-  // Every table with the enqueue trigger is a source.
-  const res = await client.query<{ table: string }>(
-    `SELECT DISTINCT c.relname AS table FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid
-     WHERE p.proname = 'audit_enqueue' AND NOT t.tgisinternal ORDER BY 1`,
-  );
-  return res.rows.map((r) => r.table);
 }
 
 function maxOf(xs: number[]): number | undefined {

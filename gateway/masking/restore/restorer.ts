@@ -14,8 +14,9 @@
  * restored while its key is verify-only, and no longer once that key is retired.
  */
 import { randomBytes } from "node:crypto";
-import pg from "pg";
 import { KeyRing } from "../../keys/ring.js";
+import { PseudonymStore } from "../../store/pseudonyms.js";
+import type { Pool } from "../../store/pools.js";
 import type { IssuedPseudonym } from "../engine.js";
 import { MaskingRefusedError } from "../refusal.js";
 import { deriveMapKeys, keyedDigest, open, seal, type MapKeys } from "./cipher.js";
@@ -39,7 +40,7 @@ export interface Restorer {
 
 export interface PgRestorerOptions {
   /** A pool of the gateway's database (the restorer never ends it), or a connection string (it owns that pool). */
-  pool: pg.Pool | string;
+  pool: Pool | string;
   /**
    * keys.maskingHmac, revealed: the map's keys are derived from it. Without it a random key is
    * used, so only this process can restore what it remembered (rows of other processes or
@@ -58,12 +59,9 @@ export interface PgRestorerOptions {
 const MAX_DEPTH = 256;
 const MAX_STRINGS = 100_000;
 const MAX_CANDIDATES = 1_000;
-/** Rows per INSERT (7 parameters each; PostgreSQL takes at most 65,535). */
-const INSERT_CHUNK = 1_000;
 
 export class PgRestorer implements Restorer {
-  readonly #pool: pg.Pool;
-  readonly #ownsPool: boolean;
+  readonly #store: PseudonymStore;
   readonly #ring: KeyRing;
   /** The map keys of each ring key, derived once (bounded by the ring: what the ring drops is collected). */
   readonly #derived = new WeakMap<Buffer, MapKeys>();
@@ -71,8 +69,7 @@ export class PgRestorer implements Restorer {
   readonly #ttlMs: number;
 
   constructor(options: PgRestorerOptions) {
-    this.#ownsPool = typeof options.pool === "string";
-    this.#pool = typeof options.pool === "string" ? new pg.Pool({ connectionString: options.pool, max: 2 }) : options.pool;
+    this.#store = new PseudonymStore(options.pool);
     this.#ring = options.keys ?? new KeyRing("masking", [{ id: "masking", key: Buffer.from(options.keyMaterial ?? randomBytes(32)), state: "active" }], "given");
     for (const { key } of this.#ring.verifiers()) this.#mapKeys(key);
     this.#maxPerScope = options.maxPerScope ?? 10_000;
@@ -91,32 +88,18 @@ export class PgRestorer implements Restorer {
     const scopeHash = keyedDigest(keys, "scope", scope);
     const rows = issued.slice(0, this.#maxPerScope);
     const expiresAt = new Date(Date.now() + this.#ttlMs);
-    // In chunks: one INSERT takes at most 65,535 parameters.
-    for (let from = 0; from < rows.length; from += INSERT_CHUNK) {
-      const values: unknown[] = [];
-      const tuples = rows.slice(from, from + INSERT_CHUNK).map((r, i) => {
-        values.push(scopeHash, r.pseudonym, r.type, seal(keys, r.original, `${scopeHash}\0${r.pseudonym}`), keyedDigest(keys, "value", r.type, r.original), keys.keyId, expiresAt);
-        const b = i * 7;
-        return `($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5}, $${b + 6}, $${b + 7})`;
-      });
-      // Re-issuing refreshes the TTL; a second original for the same pseudonym makes it ambiguous for good.
-      await this.#pool.query(
-        `INSERT INTO masking_pseudonyms ("scopeHash", pseudonym, type, sealed, "valueHash", "keyId", "expiresAt")
-         VALUES ${tuples.join(", ")}
-         ON CONFLICT ("scopeHash", pseudonym) DO UPDATE SET
-           "expiresAt" = EXCLUDED."expiresAt",
-           ambiguous = masking_pseudonyms.ambiguous OR masking_pseudonyms."valueHash" <> EXCLUDED."valueHash",
-           sealed = CASE WHEN masking_pseudonyms."keyId" = EXCLUDED."keyId" THEN masking_pseudonyms.sealed ELSE EXCLUDED.sealed END,
-           "keyId" = EXCLUDED."keyId"`,
-        values,
-      );
-    }
-    // The bound: expired rows of this scope, then everything beyond maxPerScope, oldest first.
-    await this.#pool.query(
-      `DELETE FROM masking_pseudonyms WHERE "scopeHash" = $1 AND ("expiresAt" < now() OR pseudonym IN (
-         SELECT pseudonym FROM masking_pseudonyms WHERE "scopeHash" = $1 ORDER BY "createdAt" DESC, pseudonym OFFSET $2))`,
-      [scopeHash, this.#maxPerScope],
+    await this.#store.upsert(
+      rows.map((r) => ({
+        scopeHash,
+        pseudonym: r.pseudonym,
+        type: r.type,
+        sealed: seal(keys, r.original, `${scopeHash}\0${r.pseudonym}`),
+        valueHash: keyedDigest(keys, "value", r.type, r.original),
+        keyId: keys.keyId,
+        expiresAt,
+      })),
     );
+    await this.#store.trimScope(scopeHash, this.#maxPerScope);
   }
 
   async restore<T>(scope: string, params: T): Promise<RestoreResult<T>> {
@@ -139,10 +122,7 @@ export class PgRestorer implements Restorer {
       if (pending.length === 0) break;
       const keys = this.#mapKeys(key);
       const scopeHash = keyedDigest(keys, "scope", scope);
-      const { rows } = await this.#pool.query<{ pseudonym: string; sealed: Buffer; keyId: string; ambiguous: boolean }>(
-        `SELECT pseudonym, sealed, "keyId", ambiguous FROM masking_pseudonyms WHERE "scopeHash" = $1 AND pseudonym = ANY($2) AND "expiresAt" > now()`,
-        [scopeHash, pending],
-      );
+      const rows = await this.#store.lookup(scopeHash, pending);
       for (const r of rows) {
         if (r.ambiguous || r.keyId !== keys.keyId) continue;
         const original = open(keys, r.sealed, `${scopeHash}\0${r.pseudonym}`);
@@ -176,12 +156,11 @@ export class PgRestorer implements Restorer {
 
   /** Deletes expired rows (all scopes); for a periodic timer in the composition root. Returns how many. */
   async sweep(): Promise<number> {
-    const r = await this.#pool.query(`DELETE FROM masking_pseudonyms WHERE "expiresAt" < now()`);
-    return r.rowCount ?? 0;
+    return this.#store.sweep();
   }
 
   async close(): Promise<void> {
-    if (this.#ownsPool) await this.#pool.end();
+    await this.#store.close();
   }
 }
 

@@ -67,3 +67,9 @@ export async function idType(client: pg.Client, table: string): Promise<string> 
   byTable.set(table, t);
   return t;
 }
+
+/** Takes the sealer's leader lock on this session, if no other session holds it. */
+export async function tryLeaderLock(client: pg.Client): Promise<boolean> {
+  const res = await client.query<{ ok: boolean }>("SELECT pg_try_advisory_lock($1) AS ok", [LEADER_LOCK_KEY.toString()]);
+  return res.rows[0]?.ok === true;
+}

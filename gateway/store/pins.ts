@@ -6,7 +6,7 @@
 // the same transaction; the events join the tamper-evident chain (the events table's trigger).
 // Every change is announced with NOTIFY so other replicas refresh their cache.
 import pg from "pg";
-import { diffDefinitions, summarizeChanges, type DefinitionChange } from "./diff.js";
+import { diffDefinitions, summarizeChanges, type DefinitionChange } from "../pinning/diff.js";
 
 export const PIN_NOTIFY_CHANNEL = "countersign_tool_pins";
 

@@ -4,7 +4,7 @@
 // approved call is claimed for forwarding exactly once. Decisions are announced with NOTIFY in
 // the deciding transaction, so waiters on every replica learn of them at commit.
 import pg from "pg";
-import type { ApprovalClient, ApprovalRequest, ApprovalStatus, ApprovalVote, NewApprovalRequest, SlackRefs, VoteInput } from "./types.js";
+import type { ApprovalClient, ApprovalRequest, ApprovalStatus, ApprovalVote, NewApprovalRequest, SlackRefs, VoteInput } from "../approvals/types.js";
 
 export const NOTIFY_CHANNEL = "countersign_approvals";
 

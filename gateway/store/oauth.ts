@@ -2,8 +2,8 @@
 // refresh tokens. Codes and refresh tokens are stored as SHA-256 hashes (a database reader gets
 // nothing usable). Each table is bounded (a limit checked before insertion) and swept by TTL.
 import { createHash, randomBytes } from "node:crypto";
-import type { Db } from "../db/client.js";
-import { grantIdentityOf, type Grant } from "./grant.js";
+import type { Db } from "./client.js";
+import { grantIdentityOf, type Grant } from "../oauth/grant.js";
 
 export const hashOf = (secret: string) => createHash("sha256").update(secret).digest("hex");
 export const newSecret = () => randomBytes(32).toString("base64url");

@@ -4,7 +4,7 @@
 // `audit_retention` event, which joins the chain), written in the same transaction as the delete.
 import type pg from "pg";
 import { APPEND_LOCK_KEY, idType, inTransaction } from "./pg.js";
-import { KEPT_BY_RETENTION, quoteIdent } from "./sources.js";
+import { KEPT_BY_RETENTION, quoteIdent } from "../../audit/chain/sources.js";
 
 export interface RetentionResult {
   /** Everything up to this sequence number was deleted; null when nothing was due. */

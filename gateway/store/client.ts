@@ -1,5 +1,6 @@
 // The Prisma client over the pg driver adapter (no native engine; see README, "Database").
 import { PrismaPg } from "@prisma/adapter-pg";
+import pg from "pg";
 import { PrismaClient } from "../generated/prisma/client.js";
 
 export type Db = PrismaClient;
@@ -10,9 +11,10 @@ export interface DbOptions {
   poolSize?: number;
 }
 
-export function createDb(url: string, opts: DbOptions = {}): Db {
-  const adapter = releaseOnFailedEnd(new PrismaPg({
-    connectionString: url,
+/** Over a pool of the store's (pools.ts; the pool outlives the client), or a pool of its own. */
+export function createDb(urlOrPool: string | pg.Pool, opts: DbOptions = {}): Db {
+  const adapter = releaseOnFailedEnd(new PrismaPg(urlOrPool instanceof pg.Pool ? urlOrPool : {
+    connectionString: urlOrPool,
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 3000,
     max: opts.poolSize ?? 10,
     // Sockets to a dead server must not linger: idle connections are dropped and re-made.
@@ -27,6 +29,10 @@ export function createDb(url: string, opts: DbOptions = {}): Db {
  * connection, so when that statement fails (the database went away mid-transaction) the
  * connection is never released: the pool shrinks with each outage until no commit can run, and
  * `$disconnect` waits forever. Here a failed COMMIT/ROLLBACK releases it (the pool drops a dead one).
+ * Still needed with @prisma/client 6.19.3, the last 6.x. The 7.x client does this itself (its
+ * transaction manager rolls back after a failed COMMIT and releases in a `finally`), but the 7.x CLI
+ * downloads a native schema engine even for `prisma generate`, which an offline build cannot do
+ * (README, "Database"). Moving to 7.x (client, CLI and adapter 7.x together) removes this function.
  */
 function releaseOnFailedEnd(factory: PrismaPg): PrismaPg {
   const connect = factory.connect.bind(factory);

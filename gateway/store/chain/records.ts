@@ -2,7 +2,7 @@
 // cut to the columns the chain seals for sources whose rows change later (sources.ts).
 import type pg from "pg";
 import { idType } from "./pg.js";
-import { quoteIdent, sealedPart } from "./sources.js";
+import { quoteIdent, sealedPart } from "../../audit/chain/sources.js";
 
 export interface SourceRef {
   source: string;

@@ -3,6 +3,8 @@
 // Parameters: $1 = the week's start, $2 = its end (exclusive), both instants (timestamptz); the
 // per-day series also take $3 = the digest's time zone (days are local days).
 
+import type pg from "pg";
+
 export interface DigestQuery {
   name: string;
   sql: string;
@@ -230,3 +232,8 @@ export const QUERIES = {
     GROUP BY 1 ORDER BY 2
   `),
 } satisfies Record<string, DigestQuery>;
+
+/** Runs one of the digest's statements on the digest's connection. */
+export async function runDigestQuery<Row extends Record<string, unknown>>(client: pg.ClientBase, query: DigestQuery, params: unknown[]): Promise<Row[]> {
+  return (await client.query<Row>(query.sql, params)).rows;
+}

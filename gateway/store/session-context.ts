@@ -2,7 +2,7 @@
 // announced), the source address and the session id. Read from the sessions table, which the
 // data path fills when a session opens; every value is caller-supplied: shown escaped, clipped.
 import type pg from "pg";
-import type { ApprovalRequest } from "./types.js";
+import type { ApprovalRequest } from "../approvals/types.js";
 
 export interface SessionContext {
   sessionId: string;
