@@ -49,10 +49,15 @@ export async function hold(ctx: ExchangeContext, msg: JsonRpcMessage, id: JsonRp
   try {
     await holdFor(ctx, msg, id, method, chain, 0, claims);
   } finally {
-    if (!claims.settled && claims.claimed.length > 0) {
-      await Promise.all(claims.claimed.map((a) => service.releaseForward(a))).catch((err) => ctx.deps.log.warn({ err }, "could not release an approval claim"));
-    }
+    await releaseUnused(ctx, service, claims);
   }
+}
+
+/** Gives back the claims of a call that will not be forwarded, so the identical retry can use them. */
+async function releaseUnused(ctx: ExchangeContext, service: ApprovalService, claims: ForwardClaims): Promise<void> {
+  if (claims.settled || claims.claimed.length === 0) return;
+  const released = claims.claimed.splice(0);
+  await Promise.all(released.map((a) => service.releaseForward(a))).catch((err) => ctx.deps.log.warn({ err }, "could not release an approval claim"));
 }
 
 async function holdFor(ctx: ExchangeContext, msg: JsonRpcMessage, id: JsonRpcId, method: string, chain: readonly PolicyDecision[], step: number, claims: ForwardClaims): Promise<void> {
@@ -60,7 +65,11 @@ async function holdFor(ctx: ExchangeContext, msg: JsonRpcMessage, id: JsonRpcId,
   const decision = chain[step]!;
   const last = step === chain.length - 1;
   const need = decision.approval!;
-  const refuseWith = (r: HoldRefusal) => refuse(ctx, id, method, new CountersignError(r.code, r.detail, { rule: need.ruleId ?? "(default)", connection: ctx.connection.name }), decision);
+  // A refusal gives back the chain's earlier claims first: when the caller reads it, they are unspent.
+  const refuseWith = async (r: HoldRefusal) => {
+    await releaseUnused(ctx, approvals.service, claims);
+    return refuse(ctx, id, method, new CountersignError(r.code, r.detail, { rule: need.ruleId ?? "(default)", connection: ctx.connection.name }), decision);
+  };
   if (need.justificationMissing) {
     return refuseWith({ code: "CS_ERR_JUSTIFICATION_REQUIRED", detail: `rule ${need.ruleId ?? "(default)"} needs a justification for approval: send it in _meta["countersign/justification"] or the X-Countersign-Justification header` });
   }
