@@ -62,7 +62,7 @@ function baseConfig(): Record<string, unknown> {
     version: 1,
     publicUrl: "http://127.0.0.1:9",
     server: { host: "127.0.0.1", port: 0, trustProxy: false, allowedHosts: ["mcp.internal.example"], allowedOrigins: ["https://tools.example.com"] },
-    database: { url: { env: "EK_DATABASE_URL" }, migrateOnStart: false, embeddedDataDir: join(scratch, "pg"), commitTimeoutMs: 5000 },
+    database: { url: { env: "EK_DATABASE_URL" }, migrateOnStart: false, embeddedDataDir: join(scratch, "pg"), commitTimeoutMs: 5000, hotPoolSize: 4, backgroundPoolSize: 10 },
     limits: { requestBodyBytes: 4194304, upstreamMessageBytes: 16777216, upstreamTimeoutMs: 600000, notificationsPerSecond: 1000, requestHeadersTimeoutMs: 10000, requestTimeoutMs: 30000, unauthenticatedRequests: 256, clientBufferBytes: 33554432 },
     sessions: { idleTimeoutSeconds: 1800, evictIdleAfterSeconds: 60 },
     admin: { groups: ["ops"] },
