@@ -1,5 +1,7 @@
 // An upstream MCP server spoken to in MCP 2026-07-28 (stateless): every request is one POST with
-// the envelope in params._meta and the standard headers; there is no upstream session.
+// the envelope in params._meta and the standard headers; there is no upstream session. Over stdio
+// (`wire`: upstream/stateless-stdio.ts) each request is one exchange on the session's child, the
+// same in every other respect.
 //
 // Two kinds of session sit on it:
 //   - a 2026-07-28 caller's (the stateless front's): its requests carry their own envelope and go
@@ -33,7 +35,7 @@ import {
 import { createAgent, injectedHeaders } from "./http-common.js";
 import { discoverRequest } from "./protocol.js";
 import { MODERN_VERSION, postModern } from "./stateless-wire.js";
-import type { UpstreamEvents, UpstreamTransport } from "./types.js";
+import type { ModernWire, UpstreamEvents, UpstreamTransport } from "./types.js";
 
 /** Rounds of input_required one call may take (the SDK clients' own cap). */
 export const MAX_ROUNDS = 10;
@@ -77,6 +79,8 @@ export interface StatelessHttpOptions {
   discovered?: Record<string, unknown> | undefined;
   /** A 2026-07-28 caller's session: its requests carry their own envelope and go as they are. */
   passthrough: boolean;
+  /** Carries the requests instead of HTTP POSTs to `url` (a stdio child: upstream/stateless-stdio.ts). */
+  wire?: ModernWire | undefined;
 }
 
 interface Envelope {
@@ -85,7 +89,7 @@ interface Envelope {
 }
 
 export class StatelessHttpUpstream implements UpstreamTransport {
-  readonly kind = "streamable_http" as const;
+  readonly kind: "streamable_http" | "stdio";
   /** This upstream takes the 2026-07-28 envelope: the session must not take it off. */
   readonly stateless = true;
   readonly upstreamSessionId = undefined;
@@ -108,12 +112,14 @@ export class StatelessHttpUpstream implements UpstreamTransport {
   #closed = false;
 
   constructor(private readonly opts: StatelessHttpOptions, private readonly events: UpstreamEvents) {
+    this.kind = opts.wire ? "stdio" : "streamable_http";
     this.#agent = createAgent(opts.tls);
     this.#headers = injectedHeaders(opts.headers);
   }
 
   async start(): Promise<void> {
-    // Nothing to open: each request is its own exchange.
+    // Over HTTP nothing to open: each request is its own exchange. Over stdio: the child.
+    await this.opts.wire?.start();
   }
 
   async send(msg: JsonRpcMessage, _protocolVersion: string | undefined): Promise<void> {
@@ -159,13 +165,19 @@ export class StatelessHttpUpstream implements UpstreamTransport {
   }
 
   #post(msg: JsonRpcMessage, relatedTo: JsonRpcId, signal: AbortSignal): Promise<JsonRpcMessage> {
+    return this.#exchange(msg, signal, (m, size) => this.events.message(m, size, relatedTo));
+  }
+
+  /** One request to the upstream, over its wire or by POST; `related` gets what comes before the answer. */
+  #exchange(msg: JsonRpcMessage, signal: AbortSignal, related: (msg: unknown, size: number) => void): Promise<JsonRpcMessage> {
+    if (this.opts.wire) return this.opts.wire.exchange(msg, { signal, related });
     return postModern(msg, {
       url: this.opts.url,
       agent: this.#agent,
       headers: { ...this.#headers, ...this.opts.identityHeaders?.() },
       maxMessageBytes: this.opts.maxMessageBytes,
       signal,
-      related: (m, size) => this.events.message(m, size, relatedTo),
+      related,
       redact: this.opts.redact,
     });
   }
@@ -272,13 +284,7 @@ export class StatelessHttpUpstream implements UpstreamTransport {
     const ack = new Promise<void>((resolve, reject) => ((acknowledged = resolve), (failed = reject)));
     const timer = setTimeout(() => failed(new CountersignError("CS_ERR_UPSTREAM_TIMEOUT", `subscriptions/listen was not acknowledged within ${LISTEN_ACK_MS} ms`)), LISTEN_ACK_MS);
     timer.unref();
-    void postModern({ jsonrpc: "2.0", id, method: "subscriptions/listen", params: { notifications: filter, _meta: meta } }, {
-      url: this.opts.url,
-      agent: this.#agent,
-      headers: { ...this.#headers, ...this.opts.identityHeaders?.() },
-      maxMessageBytes: this.opts.maxMessageBytes,
-      signal: abort.signal,
-      related: (m, size) => {
+    void this.#exchange({ jsonrpc: "2.0", id, method: "subscriptions/listen", params: { notifications: filter, _meta: meta } }, abort.signal, (m, size) => {
         const n = m as { method?: unknown; params?: { _meta?: Record<string, unknown> } };
         if (n.method === "notifications/subscriptions/acknowledged") return acknowledged();
         // The subscription id is this stream's, not the client's session's: it goes; the rest is as sent.
@@ -289,9 +295,7 @@ export class StatelessHttpUpstream implements UpstreamTransport {
           m = { ...(m as object), params: Object.keys(rest).length > 0 ? { ...params, _meta: rest } : params };
         }
         this.events.message(m, size);
-      },
-      redact: this.opts.redact,
-    })
+      })
       .then((answer) => {
         if (answer.error !== undefined) failed(new CountersignError("CS_ERR_NOT_BRIDGEABLE", `subscriptions/listen was refused: ${JSON.stringify(answer.error).slice(0, 200)}`));
       })
@@ -347,6 +351,7 @@ export class StatelessHttpUpstream implements UpstreamTransport {
     for (const w of this.#waiting.values()) w.reject(new CountersignError("CS_ERR_UPSTREAM_EXITED", "the session ended"));
     this.#waiting.clear();
     await this.#agent.close().catch(() => {});
+    await this.opts.wire?.close();
   }
 }
 
