@@ -3,8 +3,9 @@
 // is the session's (one per 2025-era client session, one per caller identity for 2026-07-28
 // callers), as a 2025-era stdio child is; several requests share it at once:
 //
-//   - ids are rewritten to ones unique on the child and restored on the answer; progress tokens
-//     likewise (two of a caller's requests may choose the same token);
+//   - ids are rewritten to ones unique on the child and restored on the answer; a progress token
+//     goes as the caller chose it unless a request in flight on the child already has it (then it
+//     is rewritten, and restored on the progress notifications);
 //   - a request the caller gives up on is cancelled at the child with notifications/cancelled
 //     naming the child's id (for subscriptions/listen too: that ends the subscription);
 //   - what the child writes besides answers goes to the request it belongs to: progress by its
@@ -27,7 +28,7 @@ const LOG_LEVEL_KEY = "io.modelcontextprotocol/logLevel";
 interface Pending {
   /** The id the request was sent with (restored on its answer and in its subscription's notifications). */
   clientId: JsonRpcId;
-  progress?: { client: JsonRpcId; upstream: string } | undefined;
+  progress?: { client: JsonRpcId; upstream: JsonRpcId } | undefined;
   /** The request asked for log lines. */
   logs: boolean;
   resolve: (msg: JsonRpcMessage) => void;
@@ -89,9 +90,12 @@ export class StdioModernWire implements ModernWire {
     let out: JsonRpcMessage = { ...msg, id: upstreamId };
     let progress: Pending["progress"];
     if (typeof token === "string" || typeof token === "number") {
-      progress = { client: token, upstream: `p${upstreamId}` };
-      out = { ...out, params: { ...params, _meta: { ...meta, progressToken: progress.upstream } } };
-      this.#progress.set(progress.upstream, upstreamId);
+      // The caller's token goes as it is unless a request in flight on the child already has it.
+      let upstream: JsonRpcId = token;
+      for (let n = 0; this.#progress.has(JSON.stringify(upstream)); n++) upstream = `countersign-progress-${upstreamId}-${n}`;
+      progress = { client: token, upstream };
+      if (upstream !== token) out = { ...out, params: { ...params, _meta: { ...meta, progressToken: upstream } } };
+      this.#progress.set(JSON.stringify(upstream), upstreamId);
     }
     return new Promise<JsonRpcMessage>((resolve, reject) => {
       const onAbort = () => {
@@ -118,7 +122,7 @@ export class StdioModernWire implements ModernWire {
   #forget(upstreamId: number): boolean {
     const p = this.#pending.get(upstreamId);
     if (!p) return false;
-    if (p.progress) this.#progress.delete(p.progress.upstream);
+    if (p.progress) this.#progress.delete(JSON.stringify(p.progress.upstream));
     this.#pending.delete(upstreamId);
     return true;
   }
@@ -143,7 +147,7 @@ export class StdioModernWire implements ModernWire {
     if (c?.kind !== "notification") return;
     const params = (msg.params ?? {}) as Record<string, unknown>;
     if (c.method === "notifications/progress") {
-      const upstreamId = this.#progress.get(String(params.progressToken));
+      const upstreamId = this.#progress.get(JSON.stringify(params.progressToken ?? null));
       const p = upstreamId === undefined ? undefined : this.#pending.get(upstreamId);
       if (p?.progress) p.related?.({ ...msg, params: { ...params, progressToken: p.progress.client } }, size);
       return;
