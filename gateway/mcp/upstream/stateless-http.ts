@@ -32,9 +32,10 @@ import {
   type JsonRpcId,
   type JsonRpcMessage,
 } from "../jsonrpc.js";
+import { declaredHeaderParams, MAX_TOOLS_REMEMBERED, type HeaderParam } from "../front/stateless/param-headers.js";
 import { createAgent, injectedHeaders } from "./http-common.js";
 import { discoverRequest } from "./protocol.js";
-import { MODERN_VERSION, postModern } from "./stateless-wire.js";
+import { headerValue, MODERN_VERSION, postModern } from "./stateless-wire.js";
 import type { ModernWire, UpstreamEvents, UpstreamTransport } from "./types.js";
 
 /** Rounds of input_required one call may take (the SDK clients' own cap). */
@@ -108,6 +109,8 @@ export class StatelessHttpUpstream implements UpstreamTransport {
   readonly #inFlight = new Map<string, AbortController>();
   /** Requests made of the client for an input_required answer, waiting for its response. */
   readonly #waiting = new Map<string, { resolve: (msg: JsonRpcMessage) => void; reject: (err: CountersignError) => void }>();
+  /** Per tool, the Mcp-Param-* headers its inputSchema declares (from the tools/list answers carried; bounded). */
+  readonly #headerParams = new Map<string, HeaderParam[]>();
   #seq = 0;
   #closed = false;
 
@@ -154,6 +157,7 @@ export class StatelessHttpUpstream implements UpstreamTransport {
     try {
       // A 2025-era client's own envelope keys, if it sent any, are replaced by its session's.
       const answer = this.opts.passthrough ? await this.#post(msg, id, abort.signal) : await this.#adapted(msg, id, method, abort.signal);
+      if (method === "tools/list") this.#learnTools((answer?.result as { tools?: unknown } | undefined)?.tools);
       if (answer) this.events.message(answer, Buffer.byteLength(JSON.stringify(answer)), id);
     } catch (err) {
       const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_UPSTREAM_HTTP", (err as Error).message);
@@ -174,12 +178,42 @@ export class StatelessHttpUpstream implements UpstreamTransport {
     return postModern(msg, {
       url: this.opts.url,
       agent: this.#agent,
-      headers: { ...this.#headers, ...this.opts.identityHeaders?.() },
+      headers: { ...this.#headers, ...this.opts.identityHeaders?.(), ...this.#paramHeaders(msg) },
       maxMessageBytes: this.opts.maxMessageBytes,
       signal,
       related,
       redact: this.opts.redact,
     });
+  }
+
+  /** Learns the header parameters of the tools a tools/list answer lists. */
+  #learnTools(tools: unknown): void {
+    if (!Array.isArray(tools)) return;
+    for (const t of tools as Array<{ name?: unknown; inputSchema?: unknown } | null>) {
+      if (typeof t?.name !== "string") continue;
+      const params = declaredHeaderParams(t.inputSchema);
+      if (params.length === 0) this.#headerParams.delete(t.name);
+      else if (this.#headerParams.has(t.name) || this.#headerParams.size < MAX_TOOLS_REMEMBERED) this.#headerParams.set(t.name, params);
+    }
+  }
+
+  /**
+   * The Mcp-Param-* headers of a tools/call (SEP-2243): each argument the tool declares with
+   * x-mcp-header, mirrored from the body (the stateless front checked the caller's own against it).
+   */
+  #paramHeaders(msg: JsonRpcMessage): Record<string, string> {
+    const params = (msg.params ?? {}) as { name?: unknown; arguments?: unknown };
+    if (msg.method !== "tools/call" || typeof params.name !== "string") return {};
+    const out: Record<string, string> = {};
+    for (const p of this.#headerParams.get(params.name) ?? []) {
+      let v: unknown = params.arguments;
+      for (const k of p.path) v = v !== null && typeof v === "object" ? (v as Record<string, unknown>)[k] : undefined;
+      const text = typeof v === "string" ? v : typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v)) ? String(v) : undefined;
+      if (text === undefined) continue;
+      // A value that reads as the =?base64?…?= form itself goes encoded, so the server does not decode it.
+      out[`mcp-param-${p.header.toLowerCase()}`] = /^=\?base64\?.*\?=$/.test(text) ? `=?base64?${Buffer.from(text, "utf8").toString("base64")}?=` : headerValue(text);
+    }
+    return out;
   }
 
   // ── a 2025-era client's session ───────────────────────────────────────────────────────────
