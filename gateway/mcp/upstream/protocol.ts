@@ -59,7 +59,9 @@ export class UpstreamProtocols {
     if (connection.protocol === "legacy") return "legacy";
     // 2026-07-28 is taken as configured (streamable_http and stdio; the config refuses it for sse).
     if (connection.protocol === MODERN_VERSION) return MODERN_VERSION;
-    // auto probes HTTP upstreams only: a stdio child is not asked (it would be started to be asked).
+    // auto probes HTTP upstreams only. A stdio server is not probed: server/discover on the
+    // session's own child would reach a 2025-era server before initialize (not every one survives
+    // it), and a child of its own for the probe is an extra process of the server.
     if (u.type !== "streamable_http") return "legacy";
     const key = JSON.stringify([connection.name, u.url]);
     let probed = this.#cache.get(key);
