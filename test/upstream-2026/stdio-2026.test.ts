@@ -18,7 +18,7 @@ import { createLogger } from "../../gateway/log.js";
 import { STDIO_MODERN_IN_FLIGHT, StdioModernWire } from "../../gateway/mcp/upstream/stateless-stdio.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { rawPost } from "../helpers/upstreams.js";
-import { startTestGateway, type TestGateway } from "../helpers/gateway.js";
+import { everythingStdio, startTestGateway, type TestGateway } from "../helpers/gateway.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const MAIN = fileURLToPath(new URL("../conformance/reference-server/main.ts", import.meta.url));
@@ -36,6 +36,8 @@ beforeAll(async () => {
     connections: [
       { name: "stdio-2026", upstream: referenceStdio, protocol: "2026-07-28" },
       { name: "stdio-legacy", upstream: referenceStdio, protocol: "legacy" },
+      { name: "everything-2026", upstream: everythingStdio(), protocol: "2026-07-28" },
+      { name: "everything-auto", upstream: everythingStdio() },
     ],
   });
 }, 60_000);
@@ -112,6 +114,21 @@ it("with protocol: legacy, bridges a 2026 client to a 2025-era session on the ch
   const bridge = await gw.db.session.findFirstOrThrow({ where: { connection: "stdio-legacy", frontTransport: "stateless" } });
   const records = await gw.db.message.findMany({ where: { sessionId: bridge.id }, orderBy: { id: "asc" } });
   expect(records.map((r) => r.method)).toContain("initialize");
+});
+
+it("with protocol 2026-07-28 in front of a 2025-era stdio server, fails closed at once; auto keeps a 2025-era session with it", async () => {
+  const legacy = new LegacyClient({ name: "legacy-client", version: "1.0.0" });
+  await expect(legacy.connect(new LegacyTransport(gw.mcpUrl("everything-2026")))).rejects.toThrow(/server\/discover|CS_ERR_UPSTREAM/);
+  const modern = new Client({ name: "modern-client", version: "2.4.0" }, { versionNegotiation: { mode: { pin: "2026-07-28" } } });
+  await expect(modern.connect(new StreamableHTTPClientTransport(gw.mcpUrl("everything-2026")))).rejects.toThrow();
+  // auto (the default) never sends the stdio server anything but its 2025-era session.
+  const client = new LegacyClient({ name: "legacy-client", version: "1.0.0" });
+  await client.connect(new LegacyTransport(gw.mcpUrl("everything-auto")));
+  expect(text(await client.callTool({ name: "echo", arguments: { message: "hi" } }))).toBe("Echo: hi");
+  await client.close();
+  const session = await gw.db.session.findFirstOrThrow({ where: { connection: "everything-auto" } });
+  const first = await gw.db.message.findFirst({ where: { sessionId: session.id, direction: "in" }, orderBy: { id: "asc" } });
+  expect(first?.method).toBe("initialize");
 });
 
 it("refuses protocol 2026-07-28 at load for an sse upstream and for a shared stdio child, naming the key", () => {
