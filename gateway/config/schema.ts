@@ -393,7 +393,7 @@ const connection = z.strictObject({
     .enum(["auto", "2026-07-28", "legacy"])
     .default("auto")
     .describe(
-      "Which MCP protocol the gateway speaks to this upstream: auto (asks it server/discover, cached per connection for 5 minutes; a 2026-07-28 caller is passed through when it answers, a 2025-era caller keeps a 2025-era session unless the upstream refuses initialize), 2026-07-28 (only the stateless revision, never initialize: 2025-era callers are adapted), or legacy (only 2025-era sessions, never probed). stdio and sse upstreams are legacy only",
+      "Which MCP protocol the gateway speaks to this upstream: auto (asks it server/discover, cached per connection for 5 minutes; a 2026-07-28 caller is passed through when it answers, a 2025-era caller keeps a 2025-era session unless the upstream refuses initialize), 2026-07-28 (only the stateless revision, never initialize: 2025-era callers are adapted; streamable_http and stdio upstreams, a stdio child per session), or legacy (only 2025-era sessions, never probed). For stdio upstreams auto means legacy (a child is not started to be probed); sse upstreams are legacy only",
     ),
   maxSessions: z.int().min(1).max(10_000).default(32).describe("Concurrent client sessions (for stdio: child processes)"),
   idleTimeoutSeconds: z.int().min(1).optional().describe("Close a session after this long without traffic (default: sessions.idleTimeoutSeconds)"),
@@ -651,11 +651,18 @@ export const configSchema = z
           message: "a shared stdio child serves several callers, so it cannot be told one caller's identity: remove upstreamIdentity or set shared: false",
         });
       }
-      if (c.protocol === "2026-07-28" && c.upstream.type !== "streamable_http") {
+      if (c.protocol === "2026-07-28" && c.upstream.type === "sse") {
         ctx.addIssue({
           code: "custom",
           path: ["connections", i, "protocol"],
-          message: `the gateway speaks MCP 2026-07-28 to streamable_http upstreams only (this one is ${c.upstream.type}): set protocol: legacy or auto`,
+          message: "the 2024-11-05 SSE transport carries 2025-era sessions only, not MCP 2026-07-28: set protocol: legacy or auto",
+        });
+      }
+      if (c.protocol === "2026-07-28" && c.upstream.type === "stdio" && c.upstream.shared) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["connections", i, "upstream", "shared"],
+          message: "protocol: 2026-07-28 over stdio runs a child per session (per caller for 2026-07-28 callers), not one shared child: set shared: false, or protocol: legacy",
         });
       }
       if (c.upstreamIdentity?.jwt && !cfg.keys.upstreamJwt && !cfg.keys.ring.upstreamJwt) {

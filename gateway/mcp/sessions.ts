@@ -24,6 +24,7 @@ import { StdioUpstream } from "./upstream/stdio.js";
 import { StreamableHttpUpstream } from "./upstream/streamable-http.js";
 import { UpstreamProtocols, type UpstreamProtocol } from "./upstream/protocol.js";
 import { StatelessHttpUpstream } from "./upstream/stateless-http.js";
+import { StdioModernWire } from "./upstream/stateless-stdio.js";
 import type { UpstreamTransport } from "./upstream/types.js";
 import { systemClock, type Clock, type ClockTimer } from "../clock.js";
 
@@ -343,7 +344,13 @@ export class SessionRegistry {
         if (identity.email) env.COUNTERSIGN_EMAIL = identity.email;
       }
       if (who?.jwt && signer) env.COUNTERSIGN_IDENTITY = signer.token(identity, who.jwt.audience ?? connection.name, who.jwt.ttlSeconds);
-      return new StdioUpstream({ command: u.command, args: u.args, cwd: u.cwd, env, maxMessageBytes, log, redact }, events);
+      const stdio = { command: u.command, args: u.args, cwd: u.cwd, env, maxMessageBytes, log, redact };
+      if (protocol !== "legacy") {
+        // MCP 2026-07-28 over stdio: the session's child, spoken to without initialize.
+        const wire = new StdioModernWire(stdio, log, { unrelated: (m, size) => events.message(m, size), closed: (reason, detail) => events.closed(reason, detail) });
+        return new StatelessHttpUpstream({ url: "", headers: {}, maxMessageBytes, log, redact, passthrough: modernCaller, wire }, events);
+      }
+      return new StdioUpstream(stdio, events);
     }
     const jwt = who?.jwt;
     const headerNames = who?.headers;

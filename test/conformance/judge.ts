@@ -4,17 +4,19 @@
 /** The revisions the suite covers, oldest first (checked against the suite's own list). */
 export const REVISIONS = ["2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"] as const;
 export type Revision = (typeof REVISIONS)[number];
-export type Via = "direct" | "http" | "http-legacy" | "http-2026" | "stdio" | "sse";
-export const GATEWAY_VIAS = ["http", "http-legacy", "http-2026", "stdio", "sse"] as const satisfies readonly Via[];
+export type Via = "direct" | "http" | "http-legacy" | "http-2026" | "stdio" | "stdio-legacy" | "sse";
+export const GATEWAY_VIAS = ["http", "http-legacy", "http-2026", "stdio", "stdio-legacy", "sse"] as const satisfies readonly Via[];
 export type GatewayVia = (typeof GATEWAY_VIAS)[number];
 /**
  * The 2024-11-05 SSE transport carries sessions only: no stateless (2026-07-28) requests. The HTTP
  * upstream with `protocol: 2026-07-28` adapts 2025-era sessions (at 2026-07-28 it is the http run). The
  * HTTP upstream with `protocol: legacy` differs from `auto` only for a 2026-07-28 caller (bridged
  * to a 2025-era session instead of passed through): before 2026-07-28 both keep a 2025-era session.
+ * Likewise over stdio: `stdio` is the connection with `protocol: 2026-07-28` at 2026-07-28 (passed
+ * through) and the legacy one before; `stdio-legacy` bridges a 2026-07-28 caller to a 2025-era child.
  */
 export const viaApplies = (via: Via, revision: Revision) =>
-  via === "sse" || via === "http-2026" ? revision !== "2026-07-28" : via === "http-legacy" ? revision === "2026-07-28" : true;
+  via === "sse" || via === "http-2026" ? revision !== "2026-07-28" : via === "http-legacy" || via === "stdio-legacy" ? revision === "2026-07-28" : true;
 
 export type Outcome = { passed: boolean; success: number; failure: number; warning: number; failedChecks: string[] };
 export type Results = Map<string, Outcome>;

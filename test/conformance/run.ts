@@ -11,7 +11,11 @@
 //                    to a 2025-era upstream session (2026-07-28 only; before, it is the http run)
 //   gateway → http-2026  the same upstream with protocol: 2026-07-28: a 2025-era caller's session is
 //                    adapted to the upstream's stateless endpoint (revisions before 2026-07-28)
-//   gateway → stdio  Countersign in front of the reference server over stdio (a child per session)
+//   gateway → stdio  Countersign in front of the reference server over stdio (a child per session);
+//                    at 2026-07-28 with protocol: 2026-07-28 (the caller's requests passed through
+//                    to its child, no initialize), before with the default (a 2025-era session)
+//   gateway → stdio-legacy  the stdio upstream with protocol: legacy: a 2026-07-28 caller is bridged
+//                    to a 2025-era child (2026-07-28 only)
 //   gateway → sse    Countersign in front of the reference server's 2024-11-05 SSE endpoint
 //                    (revisions before 2026-07-28: a stateless request has no SSE upstream form)
 //
@@ -74,7 +78,7 @@ const MID_CALL_REASON =
 const KNOWN_GAPS: Tables["knownGaps"] = [
   {
     revision: "2026-07-28",
-    via: ["http-legacy", "stdio"],
+    via: ["http-legacy", "stdio-legacy"],
     scenarios: ["input-required-result-basic-elicitation"],
     reason:
       "the scenario wants the input request under the key the server chose (user_name); through the bridge the 2025-era upstream asks with a plain elicitation/create that carries no key, so the gateway names it (elicitation-1); the round trip itself completes",
@@ -93,7 +97,7 @@ const KNOWN_GAPS: Tables["knownGaps"] = [
   },
   {
     revision: "2026-07-28",
-    via: ["http-legacy", "stdio"],
+    via: ["http-legacy", "stdio-legacy"],
     scenarios: ["input-required-result-capability-check"],
     reason:
       "the reference tool chooses its input requests from the request's 2026 envelope (clientCapabilities), which a 2025-era upstream session does not carry; it sees none and answers at once, so no input request is exercised",
@@ -305,11 +309,11 @@ function renderVerdicts(verdicts: Verdict[], wallSeconds: number): string {
     }
     return `${c} ${run.seconds.toFixed(0)}s`;
   };
-  const rows = verdicts.map((v) => [v.revision, String(v.scenarios.length), cell(v, "direct"), cell(v, "http"), cell(v, "http-legacy"), cell(v, "http-2026"), cell(v, "stdio"), cell(v, "sse")]);
+  const rows = verdicts.map((v) => [v.revision, String(v.scenarios.length), cell(v, "direct"), cell(v, "http"), cell(v, "http-legacy"), cell(v, "http-2026"), cell(v, "stdio"), cell(v, "stdio-legacy"), cell(v, "sse")]);
   const lines = [
     `MCP conformance ${SUITE_VERSION}, server scenarios, reference server (SDK v2) direct and through Countersign`,
     "(passed/scenarios; \"=\" same pass set as direct, \"≠n\" n scenarios differ; seconds per suite run)",
-    renderTable(["revision", "scenarios", "direct", "gateway → http (auto)", "gateway → http (legacy)", "gateway → http (2026-07-28)", "gateway → stdio", "gateway → sse"], rows),
+    renderTable(["revision", "scenarios", "direct", "gateway → http (auto)", "gateway → http (legacy)", "gateway → http (2026-07-28)", "gateway → stdio", "gateway → stdio (legacy)", "gateway → sse"], rows),
   ];
   const fails = DIRECT_FAILS.filter((f) => verdicts.some((v) => v.revision === f.revision));
   lines.push(fails.length === 0 ? "direct failures: none (the reference server passes every scenario)" : "direct failures (DIRECT_FAILS):");
@@ -369,6 +373,8 @@ async function main(): Promise<number> {
         { name: "ref-http-legacy", upstream: { type: "streamable_http", url: `${upstream.base}/mcp` }, protocol: "legacy", maxSessions: 128 },
         { name: "ref-http-2026", upstream: { type: "streamable_http", url: `${upstream.base}/mcp` }, protocol: "2026-07-28", maxSessions: 128 },
         { name: "ref-stdio", upstream: { type: "stdio", command: process.execPath, args: [main, "stdio"] }, maxSessions: 128 },
+        { name: "ref-stdio-legacy", upstream: { type: "stdio", command: process.execPath, args: [main, "stdio"] }, protocol: "legacy", maxSessions: 128 },
+        { name: "ref-stdio-2026", upstream: { type: "stdio", command: process.execPath, args: [main, "stdio"] }, protocol: "2026-07-28", maxSessions: 128 },
         { name: "ref-sse", upstream: { type: "sse", url: `${upstream.base}/sse` }, maxSessions: 128 },
       ],
       // The suite sends no token: the connections admit anonymous callers.
@@ -383,11 +389,14 @@ async function main(): Promise<number> {
       "http-legacy": gw.mcpUrl("ref-http-legacy"),
       "http-2026": gw.mcpUrl("ref-http-2026"),
       stdio: gw.mcpUrl("ref-stdio"),
+      "stdio-legacy": gw.mcpUrl("ref-stdio-legacy"),
       sse: gw.mcpUrl("ref-sse"),
     };
+    // At 2026-07-28 the stdio run is the connection that speaks it to its child.
+    const urlFor = (via: Via, revision: Revision) => (via === "stdio" && revision === "2026-07-28" ? gw.mcpUrl("ref-stdio-2026") : urls[via]);
     // Longest runs first, so that the pool ends with the short ones: a stdio upstream starts a
     // server process per scenario, which makes those runs the long pole.
-    const cost = (revision: Revision, via: Via) => scenarios.get(revision)!.length * (via === "stdio" ? 4 : 1);
+    const cost = (revision: Revision, via: Via) => scenarios.get(revision)!.length * (via === "stdio" || via === "stdio-legacy" ? 4 : 1);
     const plan = revisions
       .flatMap((revision) => (["direct", ...GATEWAY_VIAS] as const).filter((via) => viaApplies(via, revision)).map((via) => ({ revision, via })))
       .sort((a, b) => cost(b.revision, b.via) - cost(a.revision, a.via));
@@ -395,7 +404,7 @@ async function main(): Promise<number> {
       plan.map(({ revision, via }) => async () => ({
         revision,
         via,
-        run: await runSuite(node, `${revision} ${via === "direct" ? "direct" : `gateway → ${via}`}`, urls[via], revision, join(outRoot, revision, via)),
+        run: await runSuite(node, `${revision} ${via === "direct" ? "direct" : `gateway → ${via}`}`, urlFor(via, revision), revision, join(outRoot, revision, via)),
       })),
       concurrency,
     );

@@ -211,6 +211,19 @@ it("passes a 2026 client's requests through to a 2026 server with protocol auto:
   expect(inits).toBe(0);
 });
 
+it("mirrors a tool's declared arguments into Mcp-Param-* headers on the passed-through call, as the server requires", async () => {
+  const client = new Client({ name: "modern-client", version: "2.4.0" }, { versionNegotiation: { mode: { pin: "2026-07-28" } } });
+  await client.connect(new StreamableHTTPClientTransport(gw.mcpUrl("modern")));
+  await client.listTools();
+  for (const region of ["Hello", "=?base64?SGVsbG8=?=", "Grüße"]) {
+    const result = await client.callTool({ name: "test_x_mcp_header", arguments: { region } });
+    expect(result.content).toEqual([{ type: "text", text: `region=${region}` }]);
+  }
+  await client.close();
+  const sent = modern.seen.filter((s) => s.method === "tools/call" && (s.body.params as { name?: string }).name === "test_x_mcp_header").map((s) => s.headers["mcp-param-region"]);
+  expect(sent).toEqual(["Hello", `=?base64?${Buffer.from("=?base64?SGVsbG8=?=").toString("base64")}?=`, `=?base64?${Buffer.from("Grüße").toString("base64")}?=`]);
+});
+
 it("with protocol 2026-07-28, fails closed in front of a server that does not speak it", async () => {
   await expect(legacyClient("legacy-only")).rejects.toThrow(/server\/discover|CS_ERR_UPSTREAM/);
   // The pinned connection to a 2026 server works for a 2025-era client.

@@ -1,8 +1,9 @@
 // Which protocol the gateway speaks to a connection's upstream (connections[].protocol):
-//   legacy       2025-era sessions (initialize), never probed; stdio and sse upstreams always.
+//   legacy       2025-era sessions (initialize), never probed; sse upstreams always.
 //   2026-07-28   the stateless revision only, never initialize: a 2026 caller is passed through,
-//                a 2025-era caller's session is adapted (upstream/stateless-http.ts).
-//   auto         asks the upstream `server/discover`: when it answers for 2026-07-28, a 2026
+//                a 2025-era caller's session is adapted (upstream/stateless-http.ts; over stdio
+//                with upstream/stateless-stdio.ts carrying the requests).
+//   auto         stdio: legacy (a child is not started to be asked). HTTP: asks the upstream `server/discover`: when it answers for 2026-07-28, a 2026
 //                caller is passed through; a 2025-era caller keeps a 2025-era session unless the
 //                upstream refuses initialize too (asked once, then cached). Without an answer:
 //                legacy, as before.
@@ -55,8 +56,13 @@ export class UpstreamProtocols {
    */
   async choose(connection: ConnectionConfig, modernCaller: boolean): Promise<UpstreamProtocol> {
     const u = connection.upstream;
-    if (u.type !== "streamable_http" || connection.protocol === "legacy") return "legacy";
+    if (connection.protocol === "legacy") return "legacy";
+    // 2026-07-28 is taken as configured (streamable_http and stdio; the config refuses it for sse).
     if (connection.protocol === MODERN_VERSION) return MODERN_VERSION;
+    // auto probes HTTP upstreams only. A stdio server is not probed: server/discover on the
+    // session's own child would reach a 2025-era server before initialize (not every one survives
+    // it), and a child of its own for the probe is an extra process of the server.
+    if (u.type !== "streamable_http") return "legacy";
     const key = JSON.stringify([connection.name, u.url]);
     let probed = this.#cache.get(key);
     if (!probed || Date.now() - probed.at > PROBE_TTL_MS) {

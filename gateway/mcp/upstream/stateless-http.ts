@@ -1,5 +1,7 @@
 // An upstream MCP server spoken to in MCP 2026-07-28 (stateless): every request is one POST with
-// the envelope in params._meta and the standard headers; there is no upstream session.
+// the envelope in params._meta and the standard headers; there is no upstream session. Over stdio
+// (`wire`: upstream/stateless-stdio.ts) each request is one exchange on the session's child, the
+// same in every other respect.
 //
 // Two kinds of session sit on it:
 //   - a 2026-07-28 caller's (the stateless front's): its requests carry their own envelope and go
@@ -30,10 +32,11 @@ import {
   type JsonRpcId,
   type JsonRpcMessage,
 } from "../jsonrpc.js";
+import { declaredHeaderParams, MAX_TOOLS_REMEMBERED, type HeaderParam } from "../front/stateless/param-headers.js";
 import { createAgent, injectedHeaders } from "./http-common.js";
 import { discoverRequest } from "./protocol.js";
-import { MODERN_VERSION, postModern } from "./stateless-wire.js";
-import type { UpstreamEvents, UpstreamTransport } from "./types.js";
+import { headerValue, MODERN_VERSION, postModern } from "./stateless-wire.js";
+import type { ModernWire, UpstreamEvents, UpstreamTransport } from "./types.js";
 
 /** Rounds of input_required one call may take (the SDK clients' own cap). */
 export const MAX_ROUNDS = 10;
@@ -77,6 +80,8 @@ export interface StatelessHttpOptions {
   discovered?: Record<string, unknown> | undefined;
   /** A 2026-07-28 caller's session: its requests carry their own envelope and go as they are. */
   passthrough: boolean;
+  /** Carries the requests instead of HTTP POSTs to `url` (a stdio child: upstream/stateless-stdio.ts). */
+  wire?: ModernWire | undefined;
 }
 
 interface Envelope {
@@ -85,7 +90,7 @@ interface Envelope {
 }
 
 export class StatelessHttpUpstream implements UpstreamTransport {
-  readonly kind = "streamable_http" as const;
+  readonly kind: "streamable_http" | "stdio";
   /** This upstream takes the 2026-07-28 envelope: the session must not take it off. */
   readonly stateless = true;
   readonly upstreamSessionId = undefined;
@@ -104,16 +109,20 @@ export class StatelessHttpUpstream implements UpstreamTransport {
   readonly #inFlight = new Map<string, AbortController>();
   /** Requests made of the client for an input_required answer, waiting for its response. */
   readonly #waiting = new Map<string, { resolve: (msg: JsonRpcMessage) => void; reject: (err: CountersignError) => void }>();
+  /** Per tool, the Mcp-Param-* headers its inputSchema declares (from the tools/list answers carried; bounded). */
+  readonly #headerParams = new Map<string, HeaderParam[]>();
   #seq = 0;
   #closed = false;
 
   constructor(private readonly opts: StatelessHttpOptions, private readonly events: UpstreamEvents) {
+    this.kind = opts.wire ? "stdio" : "streamable_http";
     this.#agent = createAgent(opts.tls);
     this.#headers = injectedHeaders(opts.headers);
   }
 
   async start(): Promise<void> {
-    // Nothing to open: each request is its own exchange.
+    // Over HTTP nothing to open: each request is its own exchange. Over stdio: the child.
+    await this.opts.wire?.start();
   }
 
   async send(msg: JsonRpcMessage, _protocolVersion: string | undefined): Promise<void> {
@@ -148,6 +157,7 @@ export class StatelessHttpUpstream implements UpstreamTransport {
     try {
       // A 2025-era client's own envelope keys, if it sent any, are replaced by its session's.
       const answer = this.opts.passthrough ? await this.#post(msg, id, abort.signal) : await this.#adapted(msg, id, method, abort.signal);
+      if (method === "tools/list") this.#learnTools((answer?.result as { tools?: unknown } | undefined)?.tools);
       if (answer) this.events.message(answer, Buffer.byteLength(JSON.stringify(answer)), id);
     } catch (err) {
       const e = err instanceof CountersignError ? err : new CountersignError("CS_ERR_UPSTREAM_HTTP", (err as Error).message);
@@ -159,15 +169,51 @@ export class StatelessHttpUpstream implements UpstreamTransport {
   }
 
   #post(msg: JsonRpcMessage, relatedTo: JsonRpcId, signal: AbortSignal): Promise<JsonRpcMessage> {
+    return this.#exchange(msg, signal, (m, size) => this.events.message(m, size, relatedTo));
+  }
+
+  /** One request to the upstream, over its wire or by POST; `related` gets what comes before the answer. */
+  #exchange(msg: JsonRpcMessage, signal: AbortSignal, related: (msg: unknown, size: number) => void): Promise<JsonRpcMessage> {
+    if (this.opts.wire) return this.opts.wire.exchange(msg, { signal, related });
     return postModern(msg, {
       url: this.opts.url,
       agent: this.#agent,
-      headers: { ...this.#headers, ...this.opts.identityHeaders?.() },
+      headers: { ...this.#headers, ...this.opts.identityHeaders?.(), ...this.#paramHeaders(msg) },
       maxMessageBytes: this.opts.maxMessageBytes,
       signal,
-      related: (m, size) => this.events.message(m, size, relatedTo),
+      related,
       redact: this.opts.redact,
     });
+  }
+
+  /** Learns the header parameters of the tools a tools/list answer lists. */
+  #learnTools(tools: unknown): void {
+    if (!Array.isArray(tools)) return;
+    for (const t of tools as Array<{ name?: unknown; inputSchema?: unknown } | null>) {
+      if (typeof t?.name !== "string") continue;
+      const params = declaredHeaderParams(t.inputSchema);
+      if (params.length === 0) this.#headerParams.delete(t.name);
+      else if (this.#headerParams.has(t.name) || this.#headerParams.size < MAX_TOOLS_REMEMBERED) this.#headerParams.set(t.name, params);
+    }
+  }
+
+  /**
+   * The Mcp-Param-* headers of a tools/call (SEP-2243): each argument the tool declares with
+   * x-mcp-header, mirrored from the body (the stateless front checked the caller's own against it).
+   */
+  #paramHeaders(msg: JsonRpcMessage): Record<string, string> {
+    const params = (msg.params ?? {}) as { name?: unknown; arguments?: unknown };
+    if (msg.method !== "tools/call" || typeof params.name !== "string") return {};
+    const out: Record<string, string> = {};
+    for (const p of this.#headerParams.get(params.name) ?? []) {
+      let v: unknown = params.arguments;
+      for (const k of p.path) v = v !== null && typeof v === "object" ? (v as Record<string, unknown>)[k] : undefined;
+      const text = typeof v === "string" ? v : typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v)) ? String(v) : undefined;
+      if (text === undefined) continue;
+      // A value that reads as the =?base64?…?= form itself goes encoded, so the server does not decode it.
+      out[`mcp-param-${p.header.toLowerCase()}`] = /^=\?base64\?.*\?=$/.test(text) ? `=?base64?${Buffer.from(text, "utf8").toString("base64")}?=` : headerValue(text);
+    }
+    return out;
   }
 
   // ── a 2025-era client's session ───────────────────────────────────────────────────────────
@@ -272,13 +318,7 @@ export class StatelessHttpUpstream implements UpstreamTransport {
     const ack = new Promise<void>((resolve, reject) => ((acknowledged = resolve), (failed = reject)));
     const timer = setTimeout(() => failed(new CountersignError("CS_ERR_UPSTREAM_TIMEOUT", `subscriptions/listen was not acknowledged within ${LISTEN_ACK_MS} ms`)), LISTEN_ACK_MS);
     timer.unref();
-    void postModern({ jsonrpc: "2.0", id, method: "subscriptions/listen", params: { notifications: filter, _meta: meta } }, {
-      url: this.opts.url,
-      agent: this.#agent,
-      headers: { ...this.#headers, ...this.opts.identityHeaders?.() },
-      maxMessageBytes: this.opts.maxMessageBytes,
-      signal: abort.signal,
-      related: (m, size) => {
+    void this.#exchange({ jsonrpc: "2.0", id, method: "subscriptions/listen", params: { notifications: filter, _meta: meta } }, abort.signal, (m, size) => {
         const n = m as { method?: unknown; params?: { _meta?: Record<string, unknown> } };
         if (n.method === "notifications/subscriptions/acknowledged") return acknowledged();
         // The subscription id is this stream's, not the client's session's: it goes; the rest is as sent.
@@ -289,9 +329,7 @@ export class StatelessHttpUpstream implements UpstreamTransport {
           m = { ...(m as object), params: Object.keys(rest).length > 0 ? { ...params, _meta: rest } : params };
         }
         this.events.message(m, size);
-      },
-      redact: this.opts.redact,
-    })
+      })
       .then((answer) => {
         if (answer.error !== undefined) failed(new CountersignError("CS_ERR_NOT_BRIDGEABLE", `subscriptions/listen was refused: ${JSON.stringify(answer.error).slice(0, 200)}`));
       })
@@ -347,6 +385,7 @@ export class StatelessHttpUpstream implements UpstreamTransport {
     for (const w of this.#waiting.values()) w.reject(new CountersignError("CS_ERR_UPSTREAM_EXITED", "the session ended"));
     this.#waiting.clear();
     await this.#agent.close().catch(() => {});
+    await this.opts.wire?.close();
   }
 }
 

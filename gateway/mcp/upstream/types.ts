@@ -15,10 +15,26 @@ export interface UpstreamTransport {
   readonly kind: "stdio" | "streamable_http" | "sse";
   /** The upstream's own session id, where it has one. */
   readonly upstreamSessionId?: string | undefined;
-  /** The upstream is spoken to in MCP 2026-07-28 (upstream/stateless-http.ts): requests keep their envelope. */
+  /** The upstream is spoken to in MCP 2026-07-28 (upstream/stateless-http.ts, over HTTP or stdio): requests keep their envelope. */
   readonly stateless?: boolean | undefined;
   start(): Promise<void>;
   send(msg: JsonRpcMessage, protocolVersion: string | undefined): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** One 2026-07-28 exchange's options: cancellation, and where the messages it carries before its answer go. */
+export interface ModernExchange {
+  signal?: AbortSignal | undefined;
+  related?: ((msg: unknown, size: number) => void) | undefined;
+}
+
+/**
+ * What carries 2026-07-28 requests to an upstream other than by HTTP POST (upstream/stateless-stdio.ts):
+ * one request in, its answer (a result or an error) out; throws a CountersignError when there is none.
+ */
+export interface ModernWire {
+  start(): Promise<void>;
+  exchange(msg: JsonRpcMessage, x: ModernExchange): Promise<JsonRpcMessage>;
   close(): Promise<void>;
 }
 

@@ -50,7 +50,7 @@ const askConfirm = () =>
 const MAX_SUBSCRIPTIONS = 64;
 
 export interface FeatureOptions {
-  /** Where a change event goes so that open subscriptions/listen streams see it (2026-07-28 HTTP). */
+  /** Where a change event goes so that open subscriptions/listen streams see it (2026-07-28, HTTP and stdio). */
   notifier?: () => ServerNotifier | undefined;
 }
 

@@ -17,7 +17,7 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { localhostHostValidation, NodeStreamableHTTPServerTransport, toNodeHandler } from "@modelcontextprotocol/node";
-import { classifyInboundRequest, createMcpHandler, isInitializeRequest, type EventStore, type JSONRPCMessage, type McpHttpHandler } from "@modelcontextprotocol/server";
+import { classifyInboundRequest, createMcpHandler, isInitializeRequest, type EventStore, type JSONRPCMessage, type McpHttpHandler, type McpServer } from "@modelcontextprotocol/server";
 import { serveStdio } from "@modelcontextprotocol/server/stdio";
 import { buildServer } from "./features.js";
 import { LegacySseTransport } from "./sse-transport.js";
@@ -30,7 +30,22 @@ const MAX_BODY_BYTES = 4 * 1024 * 1024;
 const mode = process.argv[2] ?? "http";
 const modernOnly = process.argv.includes("--modern-only");
 if (mode === "stdio") {
-  serveStdio(() => buildServer(), { onerror: (err) => process.stderr.write(`reference server: ${err.message}\n`) });
+  // One instance per connection: its change events are its own list-changed notifications, which
+  // the SDK's stdio entry puts on the connection's open subscriptions/listen streams (2026-07-28).
+  serveStdio(
+    () => {
+      const server: McpServer = buildServer({
+        notifier: () => ({
+          toolsChanged: () => server.sendToolListChanged(),
+          promptsChanged: () => server.sendPromptListChanged(),
+          resourcesChanged: () => server.sendResourceListChanged(),
+          resourceUpdated: (uri: string) => void server.server.sendResourceUpdated({ uri }).catch(() => {}),
+        }),
+      });
+      return server;
+    },
+    { onerror: (err) => process.stderr.write(`reference server: ${err.message}\n`) },
+  );
 } else if (mode === "http") {
   await serveHttp(Number(process.env["PORT"] ?? 0));
 } else {
