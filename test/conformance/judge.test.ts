@@ -75,17 +75,23 @@ describe("the conformance verdict", () => {
   });
 
   it("does not judge the SSE upstream at 2026-07-28 (a stateless request has no SSE form)", () => {
-    const v = judge("2026-07-28", scenarios, { direct: allPass(), http: allPass(), "http-legacy": allPass(), stdio: allPass() }, none);
+    const v = judge("2026-07-28", scenarios, { direct: allPass(), http: allPass(), "http-legacy": allPass(), stdio: allPass(), "stdio-legacy": allPass() }, none);
     expect(v.problems).toEqual([]);
     expect(v.diffs.sse).toBeUndefined();
   });
 
-  it("judges the HTTP upstream with protocol: legacy at 2026-07-28 only (before it, auto keeps a 2025-era session too)", () => {
-    expect(judge("2026-07-28", scenarios, { direct: allPass(), http: allPass(), stdio: allPass() }, none).problems).toEqual([
+  it("judges the HTTP and stdio upstreams with protocol: legacy at 2026-07-28 only (before it, auto keeps a 2025-era session too)", () => {
+    expect(judge("2026-07-28", scenarios, { direct: allPass(), http: allPass(), stdio: allPass(), "stdio-legacy": allPass() }, none).problems).toEqual([
       "gateway → http-legacy: ping did not run through the gateway",
       "gateway → http-legacy: tools-list did not run through the gateway",
       "gateway → http-legacy: dns-rebinding-protection did not run through the gateway",
     ]);
+    expect(judge("2026-07-28", scenarios, { direct: allPass(), http: allPass(), "http-legacy": allPass(), stdio: allPass() }, none).problems).toEqual([
+      "gateway → stdio-legacy: ping did not run through the gateway",
+      "gateway → stdio-legacy: tools-list did not run through the gateway",
+      "gateway → stdio-legacy: dns-rebinding-protection did not run through the gateway",
+    ]);
     expect(judge("2025-11-25", scenarios, everyVia(), none).diffs["http-legacy"]).toBeUndefined();
+    expect(judge("2025-11-25", scenarios, everyVia(), none).diffs["stdio-legacy"]).toBeUndefined();
   });
 });
