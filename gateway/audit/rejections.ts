@@ -1,19 +1,25 @@
 // Records refused input (malformed bodies, unknown sessions, bad tokens…) without letting a flood
-// of bad requests become a flood of database writes: up to `perSecond` are recorded one by one,
-// the rest are counted and recorded as one aggregated event per reason per second.
+// of bad requests become a flood of database writes: up to `perSecond` of each reason are recorded
+// one by one, the rest are counted and recorded as one aggregated event per reason per second.
+// The budget is per reason, so a flood of one kind of refusal cannot hide another kind (a refresh
+// token replay among a burst of junk registrations is still recorded with its detail); reasons
+// are a closed set, so the budgets are bounded by it.
 import type { ErrorCode } from "../errors.js";
 import type { Recorder } from "./recorder.js";
 import type { EventReason } from "./events.js";
 
+/** Distinct (reason, connection) counters kept per second; beyond it a refusal is counted under its reason alone. */
+const MAX_SUPPRESSED_KEYS = 1_000;
+
 type ThrottledType = "message_rejected" | "auth_failed" | "access_denied" | "oauth";
 
 export class ThrottledEvents<T extends ThrottledType> {
-  #budget: number;
+  /** Records made one by one this second, per reason. */
+  #spent = new Map<string, number>();
   #suppressed = new Map<string, number>();
   #timer: NodeJS.Timeout;
 
   constructor(private readonly recorder: Recorder, private readonly type: T, private readonly perSecond = 20) {
-    this.#budget = perSecond;
     this.#timer = setInterval(() => this.#tick(), 1000);
     this.#timer.unref();
   }
@@ -23,8 +29,9 @@ export class ThrottledEvents<T extends ThrottledType> {
     where: { connection?: string | null; sessionId?: string | null; subject?: string | null; requestId?: string | null },
     detail: Record<string, unknown>,
   ): void {
-    if (this.#budget > 0) {
-      this.#budget--;
+    const spent = this.#spent.get(reason) ?? 0;
+    if (spent < this.perSecond) {
+      this.#spent.set(reason, spent + 1);
       this.recorder.eventBestEffort({
         type: this.type,
         reason,
@@ -36,12 +43,14 @@ export class ThrottledEvents<T extends ThrottledType> {
       });
       return;
     }
-    const key = `${reason}\u0000${where.connection ?? ""}`;
+    // The connection name may be the caller's own text (an unknown connection): past the bound, counted without it.
+    let key = `${reason}\u0000${where.connection ?? ""}`;
+    if (!this.#suppressed.has(key) && this.#suppressed.size >= MAX_SUPPRESSED_KEYS) key = `${reason}\u0000`;
     this.#suppressed.set(key, (this.#suppressed.get(key) ?? 0) + 1);
   }
 
   #tick(): void {
-    this.#budget = this.perSecond;
+    this.#spent.clear();
     for (const [key, count] of this.#suppressed) {
       const [reason, connection] = key.split("\u0000") as [EventReason<T>, string];
       this.recorder.eventBestEffort({ type: this.type, reason, connection: connection || null, detail: { aggregated: true, count, windowSeconds: 1 } });
