@@ -18,10 +18,7 @@
 // Every message still passes the pipeline: the requests to the client and its answers are
 // recorded as any server request is.
 import type { Agent } from "undici";
-import type { ConfigValue } from "../../config/secret.js";
-import type { TlsConfig } from "../../config/load.js";
 import { CountersignError } from "../../errors.js";
-import type { Logger } from "../../log.js";
 import {
   classify,
   CLIENT_CAPABILITIES_KEY,
@@ -37,6 +34,7 @@ import { createAgent, injectedHeaders } from "./http-common.js";
 import { discoverRequest } from "./protocol.js";
 import { headerValue, MODERN_VERSION, postModern } from "./stateless-wire.js";
 import type { ModernWire, UpstreamEvents, UpstreamTransport } from "./types.js";
+import type { HttpUpstreamOptions } from "./streamable-http.js";
 
 /** Rounds of input_required one call may take (the SDK clients' own cap). */
 export const MAX_ROUNDS = 10;
@@ -68,14 +66,8 @@ const LOG_LEVEL_KEY = "io.modelcontextprotocol/logLevel";
 /** The client capability each kind of input request needs. */
 const INPUT_CAPABILITY: Readonly<Record<string, string>> = { "elicitation/create": "elicitation", "sampling/createMessage": "sampling", "roots/list": "roots" };
 
-export interface StatelessHttpOptions {
-  url: string;
-  headers: Record<string, ConfigValue>;
-  tls?: TlsConfig | undefined;
-  maxMessageBytes: number;
-  log: Logger;
-  identityHeaders?: (() => Record<string, string>) | undefined;
-  redact?: ((text: string) => string) | undefined;
+/** The HTTP upstream's options (url, headers, TLS, limits, identity, redaction), and what 2026-07-28 adds. */
+export interface StatelessHttpOptions extends HttpUpstreamOptions {
   /** server/discover's result from the connection's probe, if fresh: initialize is answered from it. */
   discovered?: Record<string, unknown> | undefined;
   /** A 2026-07-28 caller's session: its requests carry their own envelope and go as they are. */
