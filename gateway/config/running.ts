@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parse } from "yaml";
+import { processAlive } from "../process-alive.js";
 
 interface RunningGateway {
   pid: number;
@@ -41,14 +42,6 @@ export function writeRunningFile(configFile: string, dataDir: string, info: Omit
   return () => rmSync(file, { force: true });
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 export function reloadTarget(configFile: string, explicitUrl: string | undefined, env: NodeJS.ProcessEnv = process.env): { url: string; from: string } {
   if (explicitUrl) return { url: explicitUrl, from: "--url" };
@@ -56,7 +49,7 @@ export function reloadTarget(configFile: string, explicitUrl: string | undefined
   if (existsSync(file)) {
     try {
       const r = JSON.parse(readFileSync(file, "utf8")) as RunningGateway;
-      if (Number.isInteger(r.pid) && alive(r.pid) && typeof r.address === "string") return { url: r.address, from: `the gateway running as pid ${r.pid}` };
+      if (Number.isInteger(r.pid) && processAlive(r.pid) && typeof r.address === "string") return { url: r.address, from: `the gateway running as pid ${r.pid}` };
     } catch {
       // unreadable: fall through to the configuration
     }

@@ -8,6 +8,7 @@ import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { processAlive } from "../process-alive.js";
 
 export interface EmbeddedConnection {
   url: string;
@@ -36,21 +37,13 @@ export function readEmbeddedConnection(dataDir: string): EmbeddedConnection | un
   }
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /** The postmaster's pid from postmaster.pid, if a server is running on this data directory. */
 function runningPostmaster(pgdata: string): number | undefined {
   const file = join(pgdata, "postmaster.pid");
   if (!existsSync(file)) return undefined;
   const pid = Number(readFileSync(file, "utf8").split("\n")[0]);
-  return Number.isInteger(pid) && pid > 0 && pidAlive(pid) ? pid : undefined;
+  return Number.isInteger(pid) && pid > 0 && processAlive(pid) ? pid : undefined;
 }
 
 async function freePort(): Promise<number> {
